@@ -1,0 +1,511 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#define STORE_MARKER "hocus-blk-cache"
+#define STORE_MARKER_TEXT "hocus-blk chunk store v1\n"
+/* Refresh an entry's recency at most this often (seconds). */
+#define TOUCH_INTERVAL 60
+/* Temp files older than this are debris from a crashed writer. */
+#define STALE_TMP_SECONDS 3600
+
+struct chunkstore {
+        char *dir;
+        int dirfd;              /* DIR/chunks */
+        int tmpfd;              /* DIR/tmp */
+        uint64_t max_bytes;
+        _Atomic uint64_t usage; /* estimate, only kept with max_bytes */
+        pthread_mutex_t gc_lock;
+};
+
+/* "ab/abcdef..." for an id. buf: at least 68 bytes. */
+static void entry_path(const struct digest *id, char *buf) {
+        char hex[DIGEST_HEX_LEN + 1];
+
+        digest_to_hex(id, hex);
+        buf[0] = hex[0];
+        buf[1] = hex[1];
+        buf[2] = '/';
+        memcpy(buf + 3, hex, DIGEST_HEX_LEN + 1);
+}
+
+int chunkstore_open(const char *dir, uint64_t max_bytes, struct chunkstore **ret) {
+        struct chunkstore *cs;
+        _cleanup_close_ int top = -EBADF;
+        _cleanup_free_ char *marker = NULL;
+        int r;
+
+        r = mkdir_p(dir, 0755);
+        if (r < 0)
+                return r;
+        top = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (top < 0)
+                return -errno;
+        r = read_file_all(top, STORE_MARKER, 4096, &marker, NULL);
+        if (r == -ENOENT) {
+                r = write_file_atomic(top, STORE_MARKER, STORE_MARKER_TEXT, strlen(STORE_MARKER_TEXT), 0644);
+                if (r < 0)
+                        return r;
+        } else if (r < 0) {
+                return r;
+        } else if (strcmp(marker, STORE_MARKER_TEXT) != 0) {
+                return -EPROTONOSUPPORT;
+        }
+        if ((mkdirat(top, "chunks", 0755) < 0 && errno != EEXIST) ||
+            (mkdirat(top, "tmp", 0755) < 0 && errno != EEXIST))
+                return -errno;
+
+        cs = calloc(1, sizeof *cs);
+        if (!cs)
+                return -ENOMEM;
+        cs->dirfd = cs->tmpfd = -EBADF;
+        pthread_mutex_init(&cs->gc_lock, NULL);
+        cs->dir = strdup(dir);
+        cs->dirfd = openat(top, "chunks", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        cs->tmpfd = openat(top, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (!cs->dir || cs->dirfd < 0 || cs->tmpfd < 0) {
+                r = cs->dir ? -errno : -ENOMEM;
+                chunkstore_free(cs);
+                return r;
+        }
+        cs->max_bytes = max_bytes;
+        if (max_bytes) {
+                struct chunkstore_stats st;
+
+                r = chunkstore_stats(cs, &st);
+                if (r < 0) {
+                        chunkstore_free(cs);
+                        return r;
+                }
+                cs->usage = st.bytes;
+        }
+        *ret = cs;
+        return 0;
+}
+
+void chunkstore_free(struct chunkstore *cs) {
+        if (!cs)
+                return;
+        if (cs->dirfd >= 0)
+                close(cs->dirfd);
+        if (cs->tmpfd >= 0)
+                close(cs->tmpfd);
+        pthread_mutex_destroy(&cs->gc_lock);
+        free(cs->dir);
+        free(cs);
+}
+
+const char *chunkstore_dir(const struct chunkstore *cs) {
+        return cs->dir;
+}
+
+int chunkstore_has(struct chunkstore *cs, const struct digest *id) {
+        char path[80];
+
+        entry_path(id, path);
+        if (faccessat(cs->dirfd, path, F_OK, AT_EACCESS) == 0)
+                return 1;
+        return errno == ENOENT ? 0 : -errno;
+}
+
+/* Refresh recency for LRU, cheaply: only when the mtime is stale. */
+static void touch_fd(int fd, const struct stat *st) {
+        struct timespec now;
+
+        clock_gettime(CLOCK_REALTIME, &now);
+        if (now.tv_sec - st->st_mtim.tv_sec >= TOUCH_INTERVAL)
+                (void) futimens(fd, NULL);
+}
+
+int chunkstore_open_entry(struct chunkstore *cs, const struct digest *id, uint64_t *ret_size) {
+        char path[80];
+        struct stat st;
+        int fd;
+
+        entry_path(id, path);
+        fd = openat(cs->dirfd, path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        touch_fd(fd, &st);
+        if (ret_size)
+                *ret_size = (uint64_t) st.st_size;
+        return fd;
+}
+
+int chunkstore_verify_fd(int fd, const struct digest *id, size_t len) {
+        struct digest d;
+        uint64_t size;
+        int r;
+
+        r = digest_fd(fd, &d, &size);
+        if (r < 0)
+                return r;
+        if (size != len || !digest_equal(&d, id))
+                return -EBADMSG;
+        return 0;
+}
+
+int chunkstore_drop(struct chunkstore *cs, const struct digest *id) {
+        char path[80];
+
+        entry_path(id, path);
+        if (unlinkat(cs->dirfd, path, 0) < 0 && errno != ENOENT)
+                return -errno;
+        return 0;
+}
+
+int chunkstore_get(struct chunkstore *cs, const struct digest *id, void *buf, size_t len) {
+        _cleanup_close_ int fd = -EBADF;
+        struct digest d;
+        uint64_t size;
+        ssize_t n;
+        char hex[DIGEST_HEX_LEN + 1];
+
+        fd = chunkstore_open_entry(cs, id, &size);
+        if (fd < 0)
+                return fd;
+        if (size == len) {
+                n = pread_full(fd, buf, len, 0);
+                if (n < 0)
+                        return (int) n;
+                if ((size_t) n == len) {
+                        digest_compute(buf, len, &d);
+                        if (digest_equal(&d, id))
+                                return 0;
+                }
+        }
+        log_debug("chunk store: entry %s is damaged (size %llu, want %zu), dropping it",
+                  digest_to_hex(id, hex), (unsigned long long) size, len);
+        (void) chunkstore_drop(cs, id);
+        return -ENOENT;
+}
+
+/* Write bytes into an unnamed file in dir and return its fd, or fall back
+ * to a named temp file in tmp/ (ret_tmpname set) where O_TMPFILE is not
+ * supported. */
+static int write_temp(struct chunkstore *cs, int shardfd, const void *buf, size_t len, char *ret_tmpname,
+                      size_t namelen) {
+        _cleanup_close_ int fd = -EBADF;
+        int r;
+
+        ret_tmpname[0] = 0;
+        fd = openat(shardfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0444);
+        if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+                char sfx[48];
+
+                tmp_suffix(sfx, sizeof sfx);
+                snprintf(ret_tmpname, namelen, "chunk%s", sfx);
+                fd = openat(cs->tmpfd, ret_tmpname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+                if (fd < 0)
+                        ret_tmpname[0] = 0;
+        }
+        if (fd < 0)
+                return -errno;
+        r = write_all(fd, buf, len);
+        if (r < 0) {
+                if (ret_tmpname[0])
+                        (void) unlinkat(cs->tmpfd, ret_tmpname, 0);
+                return r;
+        }
+        return TAKE_FD(fd);
+}
+
+static int open_shard(struct chunkstore *cs, const char *path) {
+        char shard[3] = { path[0], path[1], 0 };
+        int fd;
+
+        fd = openat(cs->dirfd, shard, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT) {
+                if (mkdirat(cs->dirfd, shard, 0755) < 0 && errno != EEXIST)
+                        return -errno;
+                fd = openat(cs->dirfd, shard, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        }
+        return fd < 0 ? -errno : fd;
+}
+
+static void account_put(struct chunkstore *cs, size_t len) {
+        uint64_t usage;
+
+        if (!cs->max_bytes)
+                return;
+        usage = atomic_fetch_add(&cs->usage, len) + len;
+        if (usage <= cs->max_bytes)
+                return;
+        /* Over the bound: evict down to 90% so eviction is not run on
+         * every put. One thread evicts; the others carry on. */
+        if (pthread_mutex_trylock(&cs->gc_lock) != 0)
+                return;
+        (void) chunkstore_gc(cs, cs->max_bytes - cs->max_bytes / 10, NULL);
+        pthread_mutex_unlock(&cs->gc_lock);
+}
+
+int chunkstore_put_verified(struct chunkstore *cs, const struct digest *id, const void *buf, size_t len) {
+        char path[80], tmpname[96], procpath[64];
+        _cleanup_close_ int shard = -EBADF, fd = -EBADF;
+        int r;
+
+        entry_path(id, path);
+        if (faccessat(cs->dirfd, path, F_OK, AT_EACCESS) == 0)
+                return 0;
+        shard = open_shard(cs, path);
+        if (shard < 0)
+                return shard;
+        fd = write_temp(cs, shard, buf, len, tmpname, sizeof tmpname);
+        if (fd < 0)
+                return fd;
+        if (tmpname[0]) {
+                /* Named fallback: link (not rename) so an existing entry
+                 * is never replaced, then drop the temp name. */
+                r = linkat(cs->tmpfd, tmpname, cs->dirfd, path, 0) < 0 ? -errno : 0;
+                (void) unlinkat(cs->tmpfd, tmpname, 0);
+        } else {
+                snprintf(procpath, sizeof procpath, "/proc/self/fd/%d", fd);
+                r = linkat(AT_FDCWD, procpath, cs->dirfd, path, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
+        }
+        if (r == -EEXIST)
+                return 0;
+        if (r < 0)
+                return r;
+        account_put(cs, len);
+        return 0;
+}
+
+int chunkstore_put(struct chunkstore *cs, const struct digest *id, const void *buf, size_t len) {
+        struct digest d;
+
+        digest_compute(buf, len, &d);
+        if (!digest_equal(&d, id))
+                return -EBADMSG;
+        return chunkstore_put_verified(cs, id, buf, len);
+}
+
+/* Call fn for every entry: shard fd, entry name, stat. Stops on fn < 0. */
+static int for_each_entry(struct chunkstore *cs,
+                          int (*fn)(int shardfd, const char *name, const struct stat *st, void *u), void *u) {
+        _cleanup_close_ int top = -EBADF;
+        DIR *d;
+        struct dirent *de;
+        int r = 0;
+
+        top = openat(cs->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (top < 0)
+                return -errno;
+        d = fdopendir(TAKE_FD(top));
+        if (!d)
+                return -errno;
+        while (r >= 0 && (de = readdir(d))) {
+                int sfd;
+                DIR *sd;
+                struct dirent *e;
+
+                if (strlen(de->d_name) != 2 || de->d_name[0] == '.')
+                        continue;
+                sfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (sfd < 0)
+                        continue;
+                sd = fdopendir(sfd);
+                if (!sd) {
+                        close(sfd);
+                        continue;
+                }
+                while (r >= 0 && (e = readdir(sd))) {
+                        struct stat st;
+
+                        if (e->d_name[0] == '.')
+                                continue;
+                        if (fstatat(dirfd(sd), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+                                continue;
+                        r = fn(dirfd(sd), e->d_name, &st, u);
+                }
+                closedir(sd);
+        }
+        closedir(d);
+        return r;
+}
+
+static int stats_one(int shardfd _unused_, const char *name _unused_, const struct stat *st, void *u) {
+        struct chunkstore_stats *s = u;
+
+        s->entries++;
+        s->bytes += (uint64_t) st->st_size;
+        s->disk_bytes += (uint64_t) st->st_blocks * 512;
+        return 0;
+}
+
+int chunkstore_stats(struct chunkstore *cs, struct chunkstore_stats *ret) {
+        struct chunkstore_stats s = { 0 };
+        int r;
+
+        r = for_each_entry(cs, stats_one, &s);
+        if (r < 0)
+                return r;
+        *ret = s;
+        return 0;
+}
+
+struct verify_ctx {
+        void (*bad)(const char *, const char *, void *);
+        void *u;
+        int n_bad;
+        struct chunkstore_stats checked;
+};
+
+static int verify_one(int shardfd, const char *name, const struct stat *st, void *u) {
+        struct verify_ctx *v = u;
+        _cleanup_close_ int fd = -EBADF;
+        struct digest want, got;
+        const char *reason = NULL;
+        int r;
+
+        v->checked.entries++;
+        v->checked.bytes += (uint64_t) st->st_size;
+        if (digest_parse_hex(name, &want) < 0) {
+                reason = "name is not a digest";
+        } else {
+                fd = openat(shardfd, name, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        return 0; /* evicted meanwhile */
+                r = digest_fd(fd, &got, NULL);
+                if (r < 0)
+                        reason = "unreadable";
+                else if (!digest_equal(&want, &got))
+                        reason = "content does not match its digest";
+        }
+        if (!reason)
+                return 0;
+        v->n_bad++;
+        (void) unlinkat(shardfd, name, 0);
+        if (v->bad)
+                v->bad(name, reason, v->u);
+        return 0;
+}
+
+int chunkstore_verify_all(struct chunkstore *cs, void (*bad)(const char *name, const char *reason, void *u),
+                          void *userdata, struct chunkstore_stats *ret_checked) {
+        struct verify_ctx v = { .bad = bad, .u = userdata };
+        int r;
+
+        r = for_each_entry(cs, verify_one, &v);
+        if (r < 0)
+                return r;
+        if (ret_checked)
+                *ret_checked = v.checked;
+        return v.n_bad;
+}
+
+struct gc_entry {
+        struct timespec mtime;
+        uint64_t size;
+        char path[68];
+};
+
+struct gc_list {
+        struct gc_entry *e;
+        size_t n, cap;
+        uint64_t total;
+};
+
+static int gc_collect(int shardfd _unused_, const char *name, const struct stat *st, void *u) {
+        struct gc_list *l = u;
+
+        if (strlen(name) != DIGEST_HEX_LEN)
+                return 0;
+        if (l->n == l->cap) {
+                size_t cap = l->cap ? l->cap * 2 : 4096;
+                struct gc_entry *e = realloc(l->e, cap * sizeof *e);
+                if (!e)
+                        return -ENOMEM;
+                l->e = e;
+                l->cap = cap;
+        }
+        l->e[l->n].mtime = st->st_mtim;
+        l->e[l->n].size = (uint64_t) st->st_size;
+        snprintf(l->e[l->n].path, sizeof l->e[l->n].path, "%.2s/%s", name, name);
+        l->n++;
+        l->total += (uint64_t) st->st_size;
+        return 0;
+}
+
+static int gc_cmp(const void *a, const void *b) {
+        const struct gc_entry *x = a, *y = b;
+
+        if (x->mtime.tv_sec != y->mtime.tv_sec)
+                return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
+        if (x->mtime.tv_nsec != y->mtime.tv_nsec)
+                return x->mtime.tv_nsec < y->mtime.tv_nsec ? -1 : 1;
+        return strcmp(x->path, y->path);
+}
+
+/* Remove temp files a crashed writer left in tmp/. */
+static void gc_tmp(struct chunkstore *cs) {
+        _cleanup_close_ int fd = -EBADF;
+        DIR *d;
+        struct dirent *de;
+        time_t now = time(NULL);
+
+        fd = openat(cs->tmpfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return;
+        d = fdopendir(TAKE_FD(fd));
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                struct stat st;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                    now - st.st_mtime > STALE_TMP_SECONDS)
+                        (void) unlinkat(dirfd(d), de->d_name, 0);
+        }
+        closedir(d);
+}
+
+int chunkstore_gc(struct chunkstore *cs, uint64_t max_bytes, struct chunkstore_stats *ret_removed) {
+        struct gc_list l = { 0 };
+        struct chunkstore_stats removed = { 0 };
+        int r;
+
+        gc_tmp(cs);
+        r = for_each_entry(cs, gc_collect, &l);
+        if (r < 0) {
+                free(l.e);
+                return r;
+        }
+        if (l.total > max_bytes) {
+                qsort(l.e, l.n, sizeof *l.e, gc_cmp);
+                for (size_t i = 0; i < l.n && l.total > max_bytes; i++) {
+                        if (unlinkat(cs->dirfd, l.e[i].path, 0) < 0)
+                                continue;
+                        l.total -= l.e[i].size;
+                        removed.entries++;
+                        removed.bytes += l.e[i].size;
+                }
+        }
+        if (cs->max_bytes)
+                cs->usage = l.total;
+        free(l.e);
+        if (ret_removed)
+                *ret_removed = removed;
+        return 0;
+}

@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+
+static int log_level = LOG_LVL_INFO;
+static const char *log_ident = "hocus-blk";
+static bool log_timestamps;
+
+void log_set_level(int level) {
+        log_level = level;
+}
+
+int log_get_level(void) {
+        return log_level;
+}
+
+void log_set_ident(const char *ident) {
+        log_ident = ident;
+}
+
+void log_set_timestamps(bool on) {
+        log_timestamps = on;
+}
+
+static const char *level_name(int level) {
+        switch (level) {
+        case LOG_LVL_ERR:
+                return "error";
+        case LOG_LVL_WARNING:
+                return "warning";
+        case LOG_LVL_NOTICE:
+                return "notice";
+        case LOG_LVL_INFO:
+                return "info";
+        default:
+                return "debug";
+        }
+}
+
+/* Format one line and write it with a single write(2), so lines from
+ * several threads never interleave. */
+int log_internalv(int level, int error, const char *func, const char *fmt, va_list ap) {
+        char msg[2048], line[2300];
+        int saved = errno;
+        int n;
+
+        if (error < 0)
+                error = -error;
+        if (level > log_level)
+                goto out;
+
+        errno = error;
+        (void) vsnprintf(msg, sizeof msg, fmt, ap);
+        if (log_timestamps) {
+                struct timespec ts;
+                struct tm tm;
+
+                clock_gettime(CLOCK_REALTIME, &ts);
+                gmtime_r(&ts.tv_sec, &tm);
+                n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%d] %s: %s%s%s\n",
+                             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                             tm.tm_sec, ts.tv_nsec / 1000000, log_ident, (int) getpid(),
+                             level_name(level), msg, level == LOG_LVL_DEBUG && func ? " @" : "",
+                             level == LOG_LVL_DEBUG && func ? func : "");
+        } else if (level <= LOG_LVL_WARNING) {
+                n = snprintf(line, sizeof line, "%s: %s: %s\n", log_ident, level_name(level), msg);
+        } else if (level == LOG_LVL_DEBUG) {
+                n = snprintf(line, sizeof line, "%s: debug: %s\n", log_ident, msg);
+        } else {
+                n = snprintf(line, sizeof line, "%s: %s\n", log_ident, msg);
+        }
+        if (n > 0) {
+                if ((size_t) n >= sizeof line) {
+                        n = sizeof line - 1;
+                        line[n - 1] = '\n';
+                }
+                (void) !write(STDERR_FILENO, line, (size_t) n);
+        }
+out:
+        errno = saved;
+        return -error;
+}
+
+int log_internal(int level, int error, const char *func, const char *fmt, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = log_internalv(level, error, func, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+/* Debug flags: a small fixed table, written at start-up by option parsing
+ * and read afterwards (reads are lock-free; writes happen before threads). */
+#define DEBUG_FLAGS_MAX 64
+static struct {
+        char name[48];
+        int value;
+} debug_flags[DEBUG_FLAGS_MAX];
+static int debug_flags_n;
+static int debug_flags_default;
+
+int debug_flag_parse(const char *assignment) {
+        const char *eq = strchr(assignment, '=');
+        size_t len = eq ? (size_t) (eq - assignment) : strlen(assignment);
+        int value = 1;
+
+        if (len == 0 || len >= sizeof debug_flags[0].name)
+                return -EINVAL;
+        if (eq) {
+                char *end;
+                long v;
+
+                errno = 0;
+                v = strtol(eq + 1, &end, 10);
+                if (errno || end == eq + 1 || *end || v < 0 || v > 1000)
+                        return -EINVAL;
+                value = (int) v;
+        }
+        for (int i = 0; i < debug_flags_n; i++)
+                if (strlen(debug_flags[i].name) == len && !memcmp(debug_flags[i].name, assignment, len)) {
+                        debug_flags[i].value = value;
+                        return 0;
+                }
+        if (debug_flags_n >= DEBUG_FLAGS_MAX)
+                return -E2BIG;
+        memcpy(debug_flags[debug_flags_n].name, assignment, len);
+        debug_flags[debug_flags_n].name[len] = 0;
+        debug_flags[debug_flags_n].value = value;
+        debug_flags_n++;
+        return 0;
+}
+
+void debug_flags_set_default(int value) {
+        debug_flags_default = value;
+}
+
+int debug_flag(const char *name) {
+        for (int i = 0; i < debug_flags_n; i++)
+                if (!strcmp(debug_flags[i].name, name))
+                        return debug_flags[i].value;
+        return debug_flags_default;
+}
