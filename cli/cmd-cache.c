@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* hocus-blk cache stats|verify|gc [--max-size SIZE]: the local chunk store. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "common/log.h"
+#include "common/util.h"
+
+static void help(void) {
+        printf("Usage: hocus-blk cache stats|verify|gc [OPTIONS]\n\n"
+               "  stats                entries and bytes in the chunk store\n"
+               "  verify               hash every entry; remove and report the ones that do not\n"
+               "                       match their digest (exit status 1 if any)\n"
+               "  gc --max-size SIZE   evict least recently used entries down to SIZE, and remove\n"
+               "                       temp files left by crashed writers\n\n"
+               "Options:\n"
+               "  --max-size SIZE      bound for gc (e.g. 20G)\n"
+               "  --json               machine-readable output (stats)\n\n" COMMON_HELP);
+}
+
+static void report_bad(const char *name, const char *reason, void *u) {
+        log_error("Corrupt entry %s: %s (removed)", name, reason);
+        (*(unsigned *) u)++;
+}
+
+int cmd_cache(int argc, char **argv) {
+        static const struct option options[] = {
+                { "max-size", required_argument, NULL, 'm' },
+                { "json", no_argument, NULL, 'j' },
+                COMMON_LONG_OPTIONS,
+        };
+        struct chunkstore *cs = NULL;
+        struct chunkstore_stats st;
+        uint64_t max = 0;
+        bool have_max = false, json = false;
+        const char *verb;
+        char a[32], b[32];
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, options, NULL)) >= 0) {
+                switch (c) {
+                case 'm':
+                        if (parse_size(optarg, &max) < 0)
+                                return cli_usage_error("cache", "--max-size wants a size such as 20G, not '%s'", optarg);
+                        have_max = true;
+                        break;
+                case 'j':
+                        json = true;
+                        break;
+                case '?':
+                        return cli_usage_error("cache", "unknown option");
+                default:
+                        r = cli_common_option(c, optarg);
+                        if (r == 2) {
+                                help();
+                                return 0;
+                        }
+                        if (r < 0)
+                                return r;
+                }
+        }
+        if (argc - optind != 1)
+                return cli_usage_error("cache", "cache takes one of stats, verify, gc");
+        verb = argv[optind];
+        if (strcmp(verb, "stats") && strcmp(verb, "verify") && strcmp(verb, "gc"))
+                return cli_usage_error("cache", "unknown cache command '%s' (stats, verify, gc)", verb);
+        if (!strcmp(verb, "gc") && !have_max)
+                return cli_usage_error("cache", "gc needs --max-size SIZE");
+
+        r = cli_open_cache(0, &cs);
+        if (r < 0)
+                return r;
+        if (!strcmp(verb, "stats")) {
+                r = chunkstore_stats(cs, &st);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot read the chunk store: %m");
+                } else if (json) {
+                        printf("{\"dir\":\"%s\",\"entries\":%llu,\"bytes\":%llu,\"diskBytes\":%llu}\n", cli_cache_dir(),
+                               (unsigned long long) st.entries, (unsigned long long) st.bytes,
+                               (unsigned long long) st.disk_bytes);
+                } else {
+                        printf("Chunk store  %s\n", cli_cache_dir());
+                        printf("Entries      %llu\n", (unsigned long long) st.entries);
+                        printf("Bytes        %s (%s on disk)\n", format_size(st.bytes, a, sizeof a),
+                               format_size(st.disk_bytes, b, sizeof b));
+                }
+        } else if (!strcmp(verb, "verify")) {
+                unsigned bad = 0;
+
+                r = chunkstore_verify_all(cs, report_bad, &bad, &st);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot verify the chunk store: %m");
+                } else {
+                        printf("Verified %llu entries (%s): %u corrupt%s\n", (unsigned long long) st.entries,
+                               format_size(st.bytes, a, sizeof a), bad, bad ? ", removed" : "");
+                        r = bad ? -EBADMSG : 0;
+                }
+        } else {
+                r = chunkstore_gc(cs, max, &st);
+                if (r < 0) {
+                        log_error_errno(r, "Garbage collection failed: %m");
+                } else {
+                        struct chunkstore_stats now;
+                        printf("Evicted %llu entries (%s)", (unsigned long long) st.entries,
+                               format_size(st.bytes, a, sizeof a));
+                        if (chunkstore_stats(cs, &now) == 0)
+                                printf("; %llu entries, %s remain", (unsigned long long) now.entries,
+                                       format_size(now.bytes, b, sizeof b));
+                        printf("\n");
+                }
+        }
+        chunkstore_free(cs);
+        return r;
+}

@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* hocus-blk inspect REF [--json] [--verify]: what an image holds. */
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chunkstore/codec.h"
+#include "cli.h"
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/progress.h"
+#include "common/util.h"
+
+static void help(void) {
+        printf("Usage: hocus-blk inspect REF [OPTIONS]\n\n"
+               "Show an image's manifest digest, size, chunking, packs and compression.\n\n"
+               "Options:\n"
+               "  --json               machine-readable output\n"
+               "  --verify             read every stored chunk and check it against its digest\n\n" COMMON_HELP);
+}
+
+struct summary {
+        uint64_t zero_chunks, data_chunks, refs_dup;
+        uint64_t stored, raw;
+        uint64_t by_codec[_CODEC_MAX];
+};
+
+static void summarise(const struct blkindex *x, struct summary *s) {
+        _cleanup_free_ uint8_t *used = calloc(x->n_chunks ? x->n_chunks : 1, 1);
+
+        memset(s, 0, sizeof *s);
+        for (uint64_t i = 0; i < x->n_map; i++) {
+                if (x->map[i] == BLKINDEX_ZERO) {
+                        s->zero_chunks++;
+                        continue;
+                }
+                s->data_chunks++;
+                if (used && used[x->map[i]]++)
+                        s->refs_dup++;
+        }
+        for (uint32_t i = 0; i < x->n_chunks; i++) {
+                s->stored += x->chunks[i].stored_len;
+                s->raw += x->chunks[i].raw_len;
+                s->by_codec[x->chunks[i].codec]++;
+        }
+}
+
+/* Read and verify every unique chunk. Returns the number of bad chunks. */
+static int verify_chunks(struct image *img, uint64_t *ret_bad) {
+        const struct blkindex *x = img->index;
+        _cleanup_free_ void *buf = malloc(x->chunk_size), *scratch = malloc(codec_bound(x->chunk_size));
+        struct progress p;
+        uint64_t bad = 0, done = 0;
+        char ds[DIGEST_STRING_MAX];
+
+        if (!buf || !scratch)
+                return -ENOMEM;
+        progress_start(&p, "verify", blkindex_stored_bytes(x));
+        for (uint32_t k = 0; k < x->n_chunks; k++) {
+                int r = image_read_chunk(img, k, buf, scratch);
+                if (r < 0) {
+                        bad++;
+                        log_error_errno(r, "chunk %u (%s) in pack %u: %s", k, digest_to_string(&x->chunks[k].digest, ds),
+                                        x->chunks[k].pack, r == -EBADMSG ? "bytes do not match the digest" : strerror(-r));
+                }
+                done += x->chunks[k].stored_len;
+                progress_update(&p, done);
+        }
+        progress_end(&p);
+        *ret_bad = bad;
+        return 0;
+}
+
+static void print_text(const char *ref, struct image *img, const struct summary *s) {
+        const struct blkindex *x = img->index;
+        char ds[DIGEST_STRING_MAX], a[32], b[32];
+
+        printf("Reference     %s\n", ref);
+        printf("Manifest      %s (%llu bytes)\n", digest_to_string(&img->manifest_digest, ds),
+               (unsigned long long) img->manifest_size);
+        printf("Image size    %s (%llu bytes)\n", format_size(x->image_size, a, sizeof a),
+               (unsigned long long) x->image_size);
+        printf("Chunk size    %s\n", format_size(x->chunk_size, a, sizeof a));
+        printf("Chunks        %llu logical: %llu with data, %llu zero; %u unique (%llu duplicate references)\n",
+               (unsigned long long) x->n_map, (unsigned long long) s->data_chunks, (unsigned long long) s->zero_chunks,
+               x->n_chunks, (unsigned long long) s->refs_dup);
+        printf("Stored        %s for %s raw (ratio %.2f)\n", format_size(s->stored, a, sizeof a),
+               format_size(s->raw, b, sizeof b), s->stored ? (double) s->raw / (double) s->stored : 0.0);
+        printf("Codecs        zstd %llu, lz4 %llu, raw %llu\n", (unsigned long long) s->by_codec[CODEC_ZSTD],
+               (unsigned long long) s->by_codec[CODEC_LZ4], (unsigned long long) s->by_codec[CODEC_RAW]);
+        printf("Index         %s (%s)\n", digest_to_string(&img->manifest->index.digest, ds),
+               format_size(img->manifest->index.size, a, sizeof a));
+        printf("Packs         %u\n", x->n_packs);
+        for (uint32_t i = 0; i < x->n_packs; i++)
+                printf("  %s  %s\n", digest_to_string(&x->packs[i].digest, ds), format_size(x->packs[i].size, a, sizeof a));
+        if (img->manifest->has_profile)
+                printf("Profile       %s (%s)\n", digest_to_string(&img->manifest->profile.digest, ds),
+                       format_size(img->manifest->profile.size, a, sizeof a));
+        else
+                printf("Profile       none in the manifest\n");
+}
+
+static void print_json(const char *ref, struct image *img, const struct summary *s, int verified, uint64_t bad) {
+        const struct blkindex *x = img->index;
+        struct json_object *o = json_object_new_object(), *packs = json_object_new_array(), *codecs;
+        char ds[DIGEST_STRING_MAX];
+
+        json_object_object_add(o, "reference", json_object_new_string(ref));
+        json_object_object_add(o, "manifestDigest", json_object_new_string(digest_to_string(&img->manifest_digest, ds)));
+        json_object_object_add(o, "imageSize", json_object_new_int64((int64_t) x->image_size));
+        json_object_object_add(o, "chunkSize", json_object_new_int64(x->chunk_size));
+        json_object_object_add(o, "chunks", json_object_new_int64((int64_t) x->n_map));
+        json_object_object_add(o, "dataChunks", json_object_new_int64((int64_t) s->data_chunks));
+        json_object_object_add(o, "zeroChunks", json_object_new_int64((int64_t) s->zero_chunks));
+        json_object_object_add(o, "uniqueChunks", json_object_new_int64(x->n_chunks));
+        json_object_object_add(o, "duplicateReferences", json_object_new_int64((int64_t) s->refs_dup));
+        json_object_object_add(o, "storedBytes", json_object_new_int64((int64_t) s->stored));
+        json_object_object_add(o, "rawBytes", json_object_new_int64((int64_t) s->raw));
+        codecs = json_object_new_object();
+        for (int c = 0; c < _CODEC_MAX; c++)
+                json_object_object_add(codecs, codec_name(c), json_object_new_int64((int64_t) s->by_codec[c]));
+        json_object_object_add(o, "codecs", codecs);
+        json_object_object_add(o, "indexDigest",
+                               json_object_new_string(digest_to_string(&img->manifest->index.digest, ds)));
+        json_object_object_add(o, "indexSize", json_object_new_int64((int64_t) img->manifest->index.size));
+        for (uint32_t i = 0; i < x->n_packs; i++) {
+                struct json_object *p = json_object_new_object();
+                json_object_object_add(p, "digest", json_object_new_string(digest_to_string(&x->packs[i].digest, ds)));
+                json_object_object_add(p, "size", json_object_new_int64((int64_t) x->packs[i].size));
+                json_object_array_add(packs, p);
+        }
+        json_object_object_add(o, "packs", packs);
+        if (img->manifest->has_profile)
+                json_object_object_add(o, "profileDigest",
+                                       json_object_new_string(digest_to_string(&img->manifest->profile.digest, ds)));
+        if (verified) {
+                json_object_object_add(o, "verified", json_object_new_boolean(bad == 0));
+                json_object_object_add(o, "badChunks", json_object_new_int64((int64_t) bad));
+        }
+        printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(o);
+}
+
+int cmd_inspect(int argc, char **argv) {
+        static const struct option options[] = {
+                { "json", no_argument, NULL, 'j' },
+                { "verify", no_argument, NULL, 'V' },
+                COMMON_LONG_OPTIONS,
+        };
+        struct blob_source *src = NULL;
+        struct image *img = NULL;
+        struct summary s;
+        bool json = false, verify = false;
+        uint64_t bad = 0;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, options, NULL)) >= 0) {
+                switch (c) {
+                case 'j':
+                        json = true;
+                        break;
+                case 'V':
+                        verify = true;
+                        break;
+                case '?':
+                        return cli_usage_error("inspect", "unknown option");
+                default:
+                        r = cli_common_option(c, optarg);
+                        if (r == 2) {
+                                help();
+                                return 0;
+                        }
+                        if (r < 0)
+                                return r;
+                }
+        }
+        if (argc - optind != 1)
+                return cli_usage_error("inspect", "inspect takes one REF");
+        r = cli_open_image(argv[optind], &src, &img);
+        if (r < 0)
+                return r;
+        summarise(img->index, &s);
+        if (verify) {
+                r = verify_chunks(img, &bad);
+                if (r < 0)
+                        goto out;
+        }
+        if (json)
+                print_json(argv[optind], img, &s, verify, bad);
+        else {
+                print_text(argv[optind], img, &s);
+                if (verify)
+                        printf("Verified      %s\n", bad ? "FAILED" : "every chunk matches its digest");
+        }
+        if (bad)
+                r = log_error_errno(EBADMSG, "%llu of %u chunks failed verification", (unsigned long long) bad,
+                                    img->index->n_chunks);
+out:
+        image_free(img);
+        source_free(src);
+        return r;
+}

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* hocus-blk: the command line. One cmd-*.c per subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "common/log.h"
+
+static const struct {
+        const char *name;
+        int (*fn)(int argc, char **argv);
+        const char *summary;
+} commands[] = {
+        { "push", cmd_push, "chunk a raw disk image and store it under a reference" },
+        { "inspect", cmd_inspect, "show an image's manifest and index" },
+        { "export", cmd_export, "write an image back out as a sparse raw file" },
+        { "cache", cmd_cache, "chunk store: stats, verify, gc" },
+};
+
+static void usage(FILE *f) {
+        fprintf(f, "Usage: hocus-blk COMMAND [OPTIONS] ...\n\n"
+                   "Lazy-pulling block storage: disk images as content-addressed chunks in OCI registries.\n\n"
+                   "Commands:\n");
+        for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+                fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "\nReferences: oci:DIR[:TAG] (an OCI image layout) or docker://HOST[:PORT]/REPO[:TAG|@sha256:HEX].\n"
+                   "Run 'hocus-blk COMMAND --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+        log_set_ident("hocus-blk");
+        if (argc < 2) {
+                usage(stderr);
+                return 2;
+        }
+        if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+                usage(stdout);
+                return 0;
+        }
+        if (!strcmp(argv[1], "--version")) {
+                printf("hocus-blk %s\n", HOCUS_VERSION);
+                return 0;
+        }
+        for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+                if (!strcmp(argv[1], commands[i].name))
+                        return cli_exit_status(commands[i].fn(argc - 1, argv + 1));
+        log_error("Unknown command '%s' (see 'hocus-blk --help')", argv[1]);
+        return 2;
+}

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * An opened hocus-blk image: its manifest, its decoded index, and the
+ * source its packs live in. Chunk reads are verified here: nobody above
+ * sees bytes that do not hash to the chunk's digest.
+ */
+#pragma once
+
+#include <stdint.h>
+
+#include "chunkstore/blkindex.h"
+#include "chunkstore/store.h"
+#include "manifest.h"
+#include "source.h"
+
+#define INDEX_BLOB_MAX (1ULL << 30)
+
+struct image {
+        struct blob_source *src;        /* borrowed */
+        struct digest manifest_digest;
+        uint64_t manifest_size;
+        struct image_manifest *manifest;
+        struct blkindex *index;
+};
+
+/*
+ * Resolve the source's reference to a manifest, fetch and verify the index
+ * blob and decode it, and check the index's packs against the manifest's
+ * layers. err gets a reason: -ENOENT (unknown tag), -EMEDIUMTYPE (not a
+ * hocus-blk image), -EBADMSG (malformed or mismatching content).
+ */
+int image_open(struct blob_source *src, struct image **ret, char *err, size_t errlen);
+void image_free(struct image *img);
+
+/*
+ * Read unique chunk k from its pack, decode it into buf (raw_len bytes)
+ * and verify its digest (-EBADMSG on mismatch). scratch, if not NULL, must
+ * hold stored_len bytes (saves an allocation per call).
+ */
+int image_read_chunk(struct image *img, uint32_t k, void *buf, void *scratch);
+
+/*
+ * Decode and verify unique chunk k from its stored bytes (e.g. part of a
+ * larger range read). Returns 0 or -EBADMSG.
+ */
+int image_decode_chunk(const struct image *img, uint32_t k, const void *stored, void *buf);
+
+/*
+ * Get chunk k through the local store: a hit is read from the store, a
+ * miss is read from the source and inserted. store may be NULL. Sets
+ * *ret_fetched to the stored bytes fetched from the source (0 on a hit).
+ */
+int image_get_chunk(struct image *img, struct chunkstore *store, uint32_t k, void *buf, void *scratch,
+                    uint64_t *ret_fetched);
