@@ -1,0 +1,166 @@
+# Shared helpers for end-to-end tests. Source it first thing:
+#   . "$TESTS_DIR/functions.sh"
+# It makes a temp dir $T, installs one trap that runs every registered
+# cleanup (LIFO) on any exit, and provides helpers to start real servers
+# on free loopback ports.
+set -euo pipefail
+
+: "${HOCUS_BLK:?run through meson test (HOCUS_BLK unset)}"
+: "${TESTS_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}"
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/hocus-test.XXXXXX")
+export HOCUS_BLK_CACHE=$T/cache
+export HOCUS_BLK_NO_PROGRESS=1
+_cleanups=()
+
+# Register a command to run at exit (last registered runs first).
+cleanup_fn() {
+        _cleanups+=("$*")
+}
+
+_run_cleanups() {
+        local rc=$? i
+        trap - EXIT INT TERM ERR
+        set +e
+        for ((i = ${#_cleanups[@]} - 1; i >= 0; i--)); do
+                eval "${_cleanups[$i]}" >/dev/null 2>&1
+        done
+        if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "${KEEP_LOGS:-}" ]; then
+                echo "test state kept in $T" >&2
+        else
+                rm -rf "$T"
+        fi
+        exit "$rc"
+}
+trap _run_cleanups EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+fail() {
+        echo "FAIL: $*" >&2
+        exit 1
+}
+
+skip() {
+        echo "SKIP: $*" >&2
+        exit 77
+}
+
+# requires CMD...: skip the test (77) when a program is missing.
+requires() {
+        local c
+        for c in "$@"; do
+                command -v "$c" >/dev/null 2>&1 || skip "$c is not installed"
+        done
+}
+
+requires_root() {
+        [ "$(id -u)" -eq 0 ] || skip "needs root"
+}
+
+# hb ARGS...: run hocus-blk.
+hb() {
+        "$HOCUS_BLK" "$@"
+}
+
+# expect_fail "message regex" CMD...: CMD must exit non-zero (not by a
+# signal) and print a message matching the regex on stderr.
+expect_fail() {
+        local pattern=$1 rc=0
+        shift
+        "$@" >"$T/.out" 2>"$T/.err" || rc=$?
+        [ "$rc" -ne 0 ] || fail "expected failure, got success: $*"
+        [ "$rc" -lt 128 ] || fail "crashed with signal $((rc - 128)): $* ($(cat "$T/.err"))"
+        grep -Eq -- "$pattern" "$T/.err" || fail "expected /$pattern/ in stderr of: $*; got: $(cat "$T/.err")"
+}
+
+# assert_same A B: files have identical bytes.
+assert_same() {
+        cmp -s "$1" "$2" || fail "$1 and $2 differ: $(cmp "$1" "$2" 2>&1 | head -1)"
+}
+
+assert_eq() {
+        [ "$1" = "$2" ] || fail "${3:-values differ}: '$1' != '$2'"
+}
+
+# free_port: a TCP port on 127.0.0.1 that nothing listens on right now.
+free_port() {
+        python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_for SECONDS CMD...: poll CMD until it succeeds (readiness probe).
+wait_for() {
+        local deadline=$((SECONDS + $1))
+        shift
+        until "$@" >/dev/null 2>&1; do
+                [ "$SECONDS" -lt "$deadline" ] || return 1
+                sleep 0.05
+        done
+}
+
+# stop_pid PID [NAME]: SIGTERM and wait; fail the test on an unclean exit.
+stop_pid() {
+        local pid=$1 name=${2:-process} rc=0 i
+        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || rc=$?; [ "$rc" -eq 0 ] || fail "$name exited with $rc before stop"; return 0; }
+        kill -TERM "$pid"
+        for i in $(seq 1 200); do
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.05
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+                kill -KILL "$pid" 2>/dev/null
+                fail "$name did not stop within 10 s of SIGTERM"
+        fi
+        wait "$pid" 2>/dev/null || rc=$?
+        [ "$rc" -eq 0 ] || [ "$rc" -eq 143 ] || fail "$name exited with status $rc after SIGTERM"
+}
+
+# start_registry NAME [extra yaml]: start docker-registry on a free port with
+# storage in $T/NAME. Sets REGISTRY (host:port) and REGISTRY_PID.
+start_registry() {
+        requires docker-registry curl
+        local name=${1:-registry} port
+        port=$(free_port)
+        mkdir -p "$T/$name"
+        cat >"$T/$name.yml" <<YAML
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: $T/$name/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+${2:-}
+YAML
+        docker-registry serve "$T/$name.yml" >"$T/$name.log" 2>&1 &
+        REGISTRY_PID=$!
+        cleanup_fn "kill $REGISTRY_PID; wait $REGISTRY_PID"
+        REGISTRY=127.0.0.1:$port
+        wait_for 20 curl -fsS "http://$REGISTRY/v2/" || fail "registry did not start: $(tail -5 "$T/$name.log")"
+}
+
+# make_image PATH KIND SIZE: generate a test disk image.
+#   zero, random, text, repeated, mixed, sparse (data at a few offsets)
+make_image() {
+        local path=$1 kind=$2 size=$3
+        rm -f "$path"
+        truncate -s "$size" "$path"
+        case $kind in
+        zero) ;;
+        random) head -c "$size" /dev/urandom | dd of="$path" conv=notrunc status=none ;;
+        text) yes "the quick brown fox jumps over the lazy dog $RANDOM" | head -c "$size" |
+                dd of="$path" conv=notrunc status=none ;;
+        repeated)
+                head -c 1M /dev/urandom >"$T/.block"
+                local i n=$(($(numfmt --from=iec "$size") / 1048576))
+                for ((i = 0; i < n; i++)); do
+                        dd if="$T/.block" of="$path" bs=1M seek="$i" conv=notrunc status=none
+                done ;;
+        *) fail "make_image: unknown kind $kind" ;;
+        esac
+}
