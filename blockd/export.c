@@ -145,6 +145,10 @@ void export_unref(struct export *e) {
                 export_free(e);
 }
 
+unsigned export_refcount(const struct export *e) {
+        return __atomic_load_n(&e->refs, __ATOMIC_ACQUIRE);
+}
+
 const char *export_name(const struct export *e) {
         return e->name;
 }
@@ -183,6 +187,12 @@ void export_client_remove(struct export *e) {
 
 unsigned export_clients(const struct export *e) {
         return __atomic_load_n(&e->clients, __ATOMIC_RELAXED);
+}
+
+static int count_result(struct export *e, int r) {
+        if (r < 0)
+                STAT_ADD(e, errors, 1);
+        return r;
 }
 
 /* --- Reading --- */
@@ -409,6 +419,22 @@ int export_pread(struct export *e, void *buf, size_t len, uint64_t off) {
         return r;
 }
 
+int export_cache(struct export *e, uint64_t off, uint64_t len) {
+        struct export_read rd = { .e = e, .off = off, .end = off + len, .err_off = off };
+        struct export_seg segs[16];
+        int n;
+
+        if (!range_ok(e, off, len))
+                return count_result(e, -EINVAL);
+        while (rd.off < rd.end) {
+                n = resolve(&rd, segs, 16, true);
+                if (n < 0)
+                        return count_result(e, n);
+                export_read_done(&rd, segs, (unsigned) n);
+        }
+        return 0;
+}
+
 /* --- Writing --- */
 
 /* The layer below the overlay, for completing partial blocks. */
@@ -422,12 +448,6 @@ static int write_check(struct export *e, uint64_t off, uint64_t len) {
         if (!range_ok(e, off, len))
                 return -ENOSPC;
         return 0;
-}
-
-static int count_result(struct export *e, int r) {
-        if (r < 0)
-                STAT_ADD(e, errors, 1);
-        return r;
 }
 
 int export_pwrite(struct export *e, const void *buf, size_t len, uint64_t off, unsigned flags) {

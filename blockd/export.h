@@ -58,6 +58,8 @@ int export_open(const struct export_config *cfg, const struct export_env *env, s
                 size_t errlen);
 struct export *export_ref(struct export *e);
 void export_unref(struct export *e);
+/* References held now (for detach, which waits to hold the last one). */
+unsigned export_refcount(const struct export *e);
 
 const char *export_name(const struct export *e);
 const char *export_ref_text(const struct export *e);
@@ -110,6 +112,10 @@ int export_seg_copy(const struct export_seg *s, void *buf, uint64_t skip, uint64
 
 /* Read into buf: the simple interface. 0 or -errno. */
 int export_pread(struct export *e, void *buf, size_t len, uint64_t off);
+
+/* Make sure [off, off+len) is in the local store (fetching misses now),
+ * without reading it out (NBD_CMD_CACHE). 0 or -errno. */
+int export_cache(struct export *e, uint64_t off, uint64_t len);
 
 /* --- Writing --- */
 
