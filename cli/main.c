@@ -15,6 +15,10 @@ static const struct {
         { "inspect", cmd_inspect, "show an image's manifest and index" },
         { "export", cmd_export, "write an image back out as a sparse raw file" },
         { "cache", cmd_cache, "chunk store: stats, verify, gc" },
+        { "attach", cmd_attach, "serve an image from a running blockd" },
+        { "detach", cmd_detach, "stop serving an export" },
+        { "ls", cmd_ls, "list a running blockd's exports" },
+        { "stats", cmd_stats, "per-export counters of a running blockd" },
 };
 
 static void usage(FILE *f) {
