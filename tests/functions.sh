@@ -209,3 +209,16 @@ blockd_stat() {
         hb stats --control "${3:-$T/control.sock}" --json "$1" |
                 python3 -c 'import json,sys; print(json.load(sys.stdin)["exports"][0][sys.argv[1]])' "$2"
 }
+
+# requires_nbd_python: set NBD_PYTHON to a python3 that has libnbd's
+# bindings (Debian: python3-libnbd, which also provides nbdsh); skip if none.
+requires_nbd_python() {
+        local p
+        for p in python3 /usr/bin/python3; do
+                if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import nbd' 2>/dev/null; then
+                        NBD_PYTHON=$p
+                        return 0
+                fi
+        done
+        skip "libnbd's python bindings (python3-libnbd) are not installed"
+}
