@@ -11,6 +11,8 @@ set -euo pipefail
 T=$(mktemp -d "${TMPDIR:-/tmp}/hocus-test.XXXXXX")
 export HOCUS_BLK_CACHE=$T/cache
 export HOCUS_BLK_NO_PROGRESS=1
+# In sanitizer builds, undefined behaviour fails the program (and the test).
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 _cleanups=()
 
 # Register a command to run at exit (last registered runs first).
