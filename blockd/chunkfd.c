@@ -2,6 +2,7 @@
 #include "chunkfd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +17,9 @@ struct chunkfd {
         struct digest id;
         int fd;
         unsigned refs;                  /* under the shard lock; pinned entries are never evicted */
+        bool referenced;                /* used since the eviction scan last passed (CLOCK) */
         struct chunkfd *hnext;          /* hash chain */
-        struct chunkfd *prev, *next;    /* LRU, most recent first */
+        struct chunkfd *prev, *next;    /* insertion order, newest first; eviction scans from the tail */
 };
 
 struct shard {
@@ -131,24 +133,31 @@ static void hash_remove(struct shard *s, struct chunkfd *e) {
         e->hnext = NULL;
 }
 
-/* Evict unpinned entries from the LRU tail until the shard is within its
- * bound. Returns a list (through hnext) of entries to close outside the
- * lock. Caller holds s->lock. */
+/* Evict unpinned entries until the shard is within its bound, CLOCK
+ * style: from the tail, an entry used since the last pass gets a second
+ * chance (moved to the head, bit cleared), others go. Returns a list
+ * (through hnext) of entries to close outside the lock. Caller holds
+ * s->lock. */
 static struct chunkfd *evict(struct chunkfd_cache *c, struct shard *s) {
         struct chunkfd *out = NULL, *e = s->tail;
+        size_t budget = 2 * s->count + 2;       /* every entry at most twice */
 
-        while (s->count > s->cap && e) {
+        while (s->count > s->cap && e && budget--) {
                 struct chunkfd *prev = e->prev;
 
-                if (e->refs == 0) {
+                if (e->refs == 0 && !e->referenced) {
                         hash_remove(s, e);
                         lru_unlink(s, e);
                         s->count--;
                         e->hnext = out;
                         out = e;
                         __atomic_fetch_add(&c->evictions, 1, __ATOMIC_RELAXED);
+                } else if (e->refs == 0) {
+                        e->referenced = false;
+                        lru_unlink(s, e);
+                        lru_push_front(s, e);
                 }
-                e = prev;
+                e = prev ? prev : s->tail;
         }
         return out;
 }
@@ -163,32 +172,49 @@ static void close_list(struct chunkfd_cache *c, struct chunkfd *e) {
         }
 }
 
+int chunkfd_lookup(struct chunkfd_cache *c, const struct digest *id, struct chunkfd **ret) {
+        struct shard *s = shard_of(c, id);
+        struct chunkfd *e;
+
+        pthread_mutex_lock(&s->lock);
+        e = lookup(s, id);
+        if (e) {
+                /* CLOCK instead of LRU: a hit only sets a bit, so lookups
+                 * touch no other entry (they are random accesses). */
+                e->refs++;
+                e->referenced = true;
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (!e)
+                return -ENOENT;
+        __atomic_fetch_add(&c->hits, 1, __ATOMIC_RELAXED);
+        *ret = e;
+        return 0;
+}
+
 int chunkfd_get(struct chunkfd_cache *c, const struct digest *id, size_t len, bool *verified, struct chunkfd **ret) {
         struct shard *s = shard_of(c, id);
         struct chunkfd *e, *gone;
         uint64_t size;
         int fd, r;
 
-        pthread_mutex_lock(&s->lock);
-        e = lookup(s, id);
-        if (e) {
-                e->refs++;
-                if (s->head != e) {
-                        lru_unlink(s, e);
-                        lru_push_front(s, e);
-                }
-                pthread_mutex_unlock(&s->lock);
-                __atomic_fetch_add(&c->hits, 1, __ATOMIC_RELAXED);
+        if (chunkfd_lookup(c, id, ret) == 0) {
                 *verified = true;
-                *ret = e;
                 return 0;
         }
-        pthread_mutex_unlock(&s->lock);
 
         fd = chunkstore_open_entry(c->store, id, &size);
         if (fd < 0)
                 return fd;
         __atomic_fetch_add(&c->opens, 1, __ATOMIC_RELAXED);
+        {
+                /* Reads would update atime otherwise; recency for the
+                 * store's LRU is the mtime, refreshed on open. Only the
+                 * owner may set this; others just pay for atime. */
+                int fl = fcntl(fd, F_GETFL);
+                if (fl >= 0)
+                        (void) fcntl(fd, F_SETFL, fl | O_NOATIME);
+        }
         if (size != len) {
                 r = -EBADMSG;
         } else if (!*verified) {

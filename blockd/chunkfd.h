@@ -48,6 +48,9 @@ void chunkfd_cache_free(struct chunkfd_cache *c);
  * store, or damaged and dropped) or -errno.
  */
 int chunkfd_get(struct chunkfd_cache *c, const struct digest *id, size_t len, bool *verified, struct chunkfd **ret);
+/* Only look: a pinned handle if the entry is open already, else -ENOENT.
+ * Never blocks on I/O. */
+int chunkfd_lookup(struct chunkfd_cache *c, const struct digest *id, struct chunkfd **ret);
 int chunkfd_fd(const struct chunkfd *h);
 /* Unpin. NULL is fine. */
 void chunkfd_put(struct chunkfd_cache *c, struct chunkfd *h);

@@ -203,9 +203,27 @@ static inline bool range_ok(const struct export *e, uint64_t off, uint64_t len) 
 
 /* One piece [off, off+n) of unique chunk k (n within the chunk): an fd
  * segment on the store entry, or, after a miss, a memory segment. */
-static int chunk_seg(struct export *e, uint32_t k, uint64_t in_chunk, uint64_t n, struct export_seg *seg) {
+static int chunk_seg(struct export *e, uint32_t k, uint64_t in_chunk, uint64_t n, struct export_seg *seg,
+                     unsigned *nowait_hits) {
         const struct blkindex_chunk *c = &e->x->chunks[k];
         uint64_t *vw = &e->verified[k / 64], vbit = UINT64_C(1) << (k % 64);
+
+        if (nowait_hits) {
+                /* Hits are counted by the caller once the whole call succeeded. */
+                struct chunkfd *h;
+
+                if (chunkfd_lookup(e->env.fds, &c->digest, &h) < 0)
+                        return -EWOULDBLOCK;
+                *seg = (struct export_seg) {
+                        .kind = EXPORT_SEG_FD,
+                        .len = n,
+                        .fd = chunkfd_fd(h),
+                        .fd_off = in_chunk,
+                        .pin = h,
+                };
+                (*nowait_hits)++;
+                return 0;
+        }
 
         for (int attempt = 0; attempt < 4; attempt++) {
                 bool verified = __atomic_load_n(vw, __ATOMIC_RELAXED) & vbit;
@@ -271,7 +289,7 @@ static unsigned add_zero(struct export_seg *segs, unsigned n, uint64_t len) {
 
 /* Image segments for [off, end), at most max - n more. Advances *off. */
 static int image_segs(struct export *e, uint64_t *off, uint64_t end, struct export_seg *segs, unsigned n,
-                      unsigned max) {
+                      unsigned max, unsigned *nowait_hits) {
         const uint32_t cs = e->x->chunk_size;
 
         while (*off < end && n < max) {
@@ -283,7 +301,9 @@ static int image_segs(struct export *e, uint64_t *off, uint64_t end, struct expo
                 if (k == BLKINDEX_ZERO) {
                         n = add_zero(segs, n, len);
                 } else {
-                        r = chunk_seg(e, k, in, len, &segs[n]);
+                        r = chunk_seg(e, k, in, len, &segs[n], nowait_hits);
+                        if (r == -EWOULDBLOCK)
+                                return r;
                         if (r < 0) {
                                 char hex[DIGEST_HEX_LEN + 1];
                                 log_debug("Export %s: chunk %llu (%s) at offset %llu: %s", e->name,
@@ -299,7 +319,8 @@ static int image_segs(struct export *e, uint64_t *off, uint64_t end, struct expo
 }
 
 /* Segments for [rd->off, rd->end), overlay over image (or image only). */
-static int resolve(struct export_read *rd, struct export_seg *segs, unsigned max, bool with_overlay) {
+static int resolve(struct export_read *rd, struct export_seg *segs, unsigned max, bool with_overlay,
+                   unsigned *nowait_hits) {
         struct export *e = rd->e;
         unsigned n = 0;
         int r;
@@ -312,7 +333,7 @@ static int resolve(struct export_read *rd, struct export_seg *segs, unsigned max
                         st = overlay_state_run(e->ov, rd->off, rd->end - rd->off, &run);
                 switch (st) {
                 case OVERLAY_ABSENT:
-                        r = image_segs(e, &rd->off, start + run, segs, n, max);
+                        r = image_segs(e, &rd->off, start + run, segs, n, max, nowait_hits);
                         if (r < 0) {
                                 rd->err_off = rd->off;
                                 export_read_done(rd, segs, n);
@@ -348,13 +369,23 @@ int export_read_start(struct export *e, uint64_t off, uint64_t len, struct expor
 }
 
 int export_read_next(struct export_read *rd, struct export_seg *segs, unsigned max) {
+        const bool nowait = rd->flags & EXPORT_READ_NOWAIT;
+        uint64_t start = rd->off;
+        unsigned hits = 0;
         int r;
 
         if (max == 0)
                 return -EINVAL;
-        r = resolve(rd, segs, max, true);
-        if (r < 0)
+        r = resolve(rd, segs, max, true, nowait ? &hits : NULL);
+        if (r == -EWOULDBLOCK) {
+                /* Not an error: rewind; the caller retries without NOWAIT. */
+                rd->off = start;
+                rd->err_off = start;
+        } else if (r < 0) {
                 STAT_ADD(rd->e, errors, 1);
+        } else if (hits) {
+                STAT_ADD(rd->e, cache_hits, hits);
+        }
         return r;
 }
 
@@ -392,7 +423,7 @@ static int read_into(struct export *e, void *buf, size_t len, uint64_t off, bool
         int n, r = 0;
 
         while (rd.off < rd.end) {
-                n = resolve(&rd, segs, 16, with_overlay);
+                n = resolve(&rd, segs, 16, with_overlay, NULL);
                 if (n < 0)
                         return n;
                 for (int i = 0; i < n && r >= 0; i++) {
@@ -427,7 +458,7 @@ int export_cache(struct export *e, uint64_t off, uint64_t len) {
         if (!range_ok(e, off, len))
                 return count_result(e, -EINVAL);
         while (rd.off < rd.end) {
-                n = resolve(&rd, segs, 16, true);
+                n = resolve(&rd, segs, 16, true, NULL);
                 if (n < 0)
                         return count_result(e, n);
                 export_read_done(&rd, segs, (unsigned) n);

@@ -97,7 +97,13 @@ struct export_read {
         struct export *e;
         uint64_t off, end;
         uint64_t err_off;       /* after an error: the offset that failed */
+        unsigned flags;         /* EXPORT_READ_* */
 };
+
+/* export_read_next may not block: a chunk whose entry is not open already
+ * gives -EWOULDBLOCK, and the iterator stays where it was, so the caller
+ * can clear the flag (typically in another thread) and call again. */
+#define EXPORT_READ_NOWAIT (1u << 0)
 
 /* Begin reading [off, off+len): -EINVAL if it is not inside the export. */
 int export_read_start(struct export *e, uint64_t off, uint64_t len, struct export_read *rd);

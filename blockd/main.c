@@ -45,7 +45,7 @@ static const char *arg_metrics;
 static enum nbdsrv_tls_mode arg_tls = NBDSRV_TLS_OFF;
 static const char *arg_tls_cert, *arg_tls_key, *arg_tls_ca;
 static unsigned arg_threads = 16;
-static unsigned arg_fd_cache = 1024;
+static unsigned arg_fd_cache;         /* 0: automatic */
 static bool arg_sendfile = true;
 static struct export_config *arg_exports;
 static size_t arg_n_exports;
@@ -74,7 +74,8 @@ static void help(void) {
                "Tuning:\n"
                "  --cache-max SIZE     bound the chunk store (LRU eviction)\n"
                "  --threads N          threads per NBD connection (default 16)\n"
-               "  --fd-cache N         chunk store entries kept open (default 1024)\n"
+               "  --fd-cache N         chunk store entries kept open (default 8192, at most\n"
+               "                       half the open-file limit)\n"
                "  --no-sendfile        copy cached data through user space\n\n"
                "Common options:\n"
                "  --cache DIR          chunk store (default $HOCUS_BLK_CACHE or /var/cache/hocus-blk)\n"
@@ -337,13 +338,18 @@ static void kick_export(void *u, struct export *e, bool hard) {
         nbdsrv_kick_export(u, e, hard);
 }
 
-static void raise_nofile(void) {
+/* Raise the soft open-file limit to the hard one; returns the limit. */
+static uint64_t raise_nofile(void) {
         struct rlimit rl;
 
-        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return 1024;
+        if (rl.rlim_cur < rl.rlim_max) {
                 rl.rlim_cur = rl.rlim_max;
                 (void) setrlimit(RLIMIT_NOFILE, &rl);
+                (void) getrlimit(RLIMIT_NOFILE, &rl);
         }
+        return rl.rlim_cur;
 }
 
 static const char *cache_dir(void) {
@@ -427,7 +433,16 @@ int main(int argc, char **argv) {
         sigaddset(&sigs, SIGCHLD);
         pthread_sigmask(SIG_BLOCK, &sigs, NULL);
         signal(SIGPIPE, SIG_IGN);
-        raise_nofile();
+        {
+                /* Keep open chunk entries within half the fd limit: the rest
+                 * is for clients, overlays and the registry. */
+                uint64_t nofile = raise_nofile(), room = nofile > 256 ? nofile / 2 : 64;
+                if (!arg_fd_cache)
+                        arg_fd_cache = (unsigned) MIN(room, (uint64_t) 8192);
+                else if (arg_fd_cache > room)
+                        log_warning("--fd-cache %u is more than half the open-file limit (%llu)", arg_fd_cache,
+                                    (unsigned long long) nofile);
+        }
 
         d.start_ns = now_ns();
         d.source = arg_source;

@@ -83,15 +83,38 @@ void conn_set_dead(struct conn *c, bool hard);
 
 /* Per-thread state of the transmission phase. */
 #define WORKER_SEGS 128u
+#define BATCH_CAP (256u << 10)          /* room for replies gathered before one send */
+#define BATCH_FLUSH (16u << 10)         /* send once this much is gathered (small: the client works meanwhile) */
 struct worker {
         struct conn *c;
         uint8_t *buf;                   /* write payloads, read data */
         size_t cap;
+        uint8_t *batch;                 /* replies of fast reads, not sent yet */
+        size_t batch_len;
+        struct export_read pending;     /* a read the fast path started */
+        bool has_pending;
         struct export_seg segs[WORKER_SEGS];
 };
 
+/* Bytes of input buffered and not yet parsed. */
+static inline size_t conn_buffered(const struct conn *c) {
+        return c->rlen - c->rpos;
+}
+
 /* Make w->buf hold at least len bytes. */
 int worker_buf(struct worker *w, size_t len);
+void worker_free_buffers(struct worker *w);
+/*
+ * The fast path, run by the reader without handing the read role on: a
+ * READ whose every chunk is open already (nothing can block) is answered
+ * at once; small replies are gathered in w->batch and sent together.
+ * backlog: more requests are waiting, so a large read should go to another
+ * thread instead. Returns 1 if answered, 0 to take the slow path (the
+ * read, if started, is left in w->pending), <0 if the connection is dead.
+ */
+int nbdsrv_try_fast(struct worker *w, const struct nbdsrv_request *rq, bool backlog);
+/* Send the gathered replies. 0 or <0 (connection dead). */
+int nbdsrv_flush_batch(struct worker *w);
 /* Execute one request (payload in w->buf for WRITE) and send its reply.
  * Returns 0, or <0 when the connection must end. */
 int nbdsrv_execute(struct worker *w, const struct nbdsrv_request *rq);

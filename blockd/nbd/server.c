@@ -210,8 +210,23 @@ static void spawn(struct conn *c) {
         }
 }
 
-/* The transmission loop: take the read role, parse one request, pass the
- * role on, execute, reply; until the connection dies. */
+/* Is a whole request (header, and a WRITE's payload) already buffered? */
+static bool request_buffered(const struct conn *c) {
+        const uint8_t *h = c->rbuf + c->rpos;
+
+        if (conn_buffered(c) < NBD_REQUEST_SIZE)
+                return false;
+        if (nbd_get16(h + 6) != NBD_CMD_WRITE)
+                return true;
+        return conn_buffered(c) - NBD_REQUEST_SIZE >= nbd_get32(h + 24);
+}
+
+/* The transmission loop. The thread holding the read role parses the next
+ * request; a read it can answer without blocking (nbdsrv_try_fast) it
+ * answers itself, keeping the role, and replies to a run of such reads go
+ * out in one write. Anything else: it hands the role on (starting another
+ * thread if none is waiting), executes the request, replies, and queues
+ * for the role again; until the connection dies. */
 static void worker_loop(struct worker *w) {
         struct conn *c = w->c;
 
@@ -230,19 +245,45 @@ static void worker_loop(struct worker *w) {
                 pthread_mutex_unlock(&c->lock);
                 if (dead) {
                         pthread_mutex_unlock(&c->read_lock);
+                        return;
+                }
+                for (;;) {
+                        /* Never wait for input with replies still unsent. */
+                        if (w->batch_len && !request_buffered(c) && nbdsrv_flush_batch(w) < 0) {
+                                pthread_mutex_unlock(&c->read_lock);
+                                return;
+                        }
+                        r = read_request(w, &rq);
+                        if (r < 0 || rq.type == NBD_CMD_DISC) {
+                                if (r < 0 && r != -ECONNRESET && r != -EPROTO)
+                                        log_debug("nbd: client %llu: read failed: %s", (unsigned long long) c->id,
+                                                  strerror(-r));
+                                if (r == 0)
+                                        log_debug("nbd: client %llu: NBD_CMD_DISC", (unsigned long long) c->id);
+                                (void) nbdsrv_flush_batch(w);
+                                /* DISC: in-flight requests still get their replies. */
+                                conn_set_dead(c, r == -EPROTO);
+                                pthread_mutex_unlock(&c->read_lock);
+                                return;
+                        }
+                        r = nbdsrv_try_fast(w, &rq, request_buffered(c));
+                        if (r < 0) {
+                                pthread_mutex_unlock(&c->read_lock);
+                                return;
+                        }
+                        if (r > 0) {
+                                if (w->batch_len >= BATCH_FLUSH && nbdsrv_flush_batch(w) < 0) {
+                                        pthread_mutex_unlock(&c->read_lock);
+                                        return;
+                                }
+                                continue;
+                        }
                         break;
                 }
-                r = read_request(w, &rq);
-                if (r < 0 || rq.type == NBD_CMD_DISC) {
-                        if (r < 0 && r != -ECONNRESET && r != -EPROTO)
-                                log_debug("nbd: client %llu: read failed: %s", (unsigned long long) c->id,
-                                          strerror(-r));
-                        if (r == 0)
-                                log_debug("nbd: client %llu: NBD_CMD_DISC", (unsigned long long) c->id);
-                        /* DISC: in-flight requests still get their replies. */
-                        conn_set_dead(c, r == -EPROTO);
+                /* The slow path. */
+                if (nbdsrv_flush_batch(w) < 0) {
                         pthread_mutex_unlock(&c->read_lock);
-                        break;
+                        return;
                 }
                 pthread_mutex_lock(&c->lock);
                 more = c->waiting == 0 && c->threads < c->srv->cfg.max_threads && !c->dead;
@@ -255,7 +296,7 @@ static void worker_loop(struct worker *w) {
 
                 r = nbdsrv_execute(w, &rq);
                 if (r < 0)
-                        break;
+                        return;
                 if (w->cap > (2u << 20)) {
                         free(w->buf);
                         w->buf = NULL;
@@ -271,7 +312,7 @@ static void *worker_thread(void *arg) {
         if (w) {
                 w->c = c;
                 worker_loop(w);
-                free(w->buf);
+                worker_free_buffers(w);
                 free(w);
         }
         conn_thread_exit(c);
@@ -305,7 +346,7 @@ static void *conn_main(void *arg) {
                 goto out;
         w->c = c;
         worker_loop(w);
-        free(w->buf);
+        worker_free_buffers(w);
         free(w);
 out:
         conn_thread_exit(c);

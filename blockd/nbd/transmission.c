@@ -25,9 +25,17 @@
 #include "nbd-protocol.h"
 
 #define MAX_EXTENTS 1024u
-#define KEEP_BUF (2u << 20)
+#define FAST_SMALL (64u << 10)          /* fast reads up to this size are batched */
+#define SENDFILE_MIN (64u << 10)        /* smaller pieces are copied: cheaper than sendfile */
 
 static const uint8_t zeroes[65536];
+
+void worker_free_buffers(struct worker *w) {
+        free(w->buf);
+        free(w->batch);
+        w->buf = w->batch = NULL;
+        w->cap = w->batch_len = 0;
+}
 
 int worker_buf(struct worker *w, size_t len) {
         uint8_t *p;
@@ -231,8 +239,10 @@ static int pad(struct conn *c, uint64_t len) {
 /* Send a batch with sendfile for fd segments. Caller holds the write
  * lock. Returns 0, 1 if a source error was reported (reply done), or <0
  * for a dead socket. */
-static int send_batch_sendfile(struct conn *c, const struct nbdsrv_request *rq, const struct export_seg *segs,
+static int send_batch_sendfile(struct worker *w, const struct nbdsrv_request *rq, const struct export_seg *segs,
                                struct plan *plan, unsigned np) {
+        struct conn *c = w->c;
+
         for (unsigned k = 0; k < np; k++) {
                 struct plan *p = &plan[k];
                 struct iovec iov = { p->hdr, p->hdr_len };
@@ -250,6 +260,17 @@ static int send_batch_sendfile(struct conn *c, const struct nbdsrv_request *rq, 
                         if (s->kind == EXPORT_SEG_MEM) {
                                 struct iovec m = { (void *) s->mem, s->len };
                                 r = nbdsrv_io_writev(&c->io, &m, 1, 1);
+                        } else if (s->len < SENDFILE_MIN) {
+                                /* Small pieces: a copy costs less than sendfile's setup. */
+                                r = worker_buf(w, s->len);
+                                if (r >= 0)
+                                        r = export_seg_copy(s, w->buf, 0, s->len);
+                                if (r >= 0) {
+                                        struct iovec m = { w->buf, s->len };
+                                        r = nbdsrv_io_writev(&c->io, &m, 1, 1);
+                                } else if (r == -ENOMEM) {
+                                        r = -EIO;
+                                }
                         } else {
                                 r = nbdsrv_io_sendfile(&c->io, s->fd, s->fd_off, s->len);
                         }
@@ -386,7 +407,7 @@ static int read_chunks(struct worker *w, const struct nbdsrv_request *rq, struct
                 np = make_plan(rq, w->segs, (unsigned) n, at, done, plan);
                 if (sendfile_ok) {
                         pthread_mutex_lock(&c->write_lock);
-                        r = send_batch_sendfile(c, rq, w->segs, plan, np);
+                        r = send_batch_sendfile(w, rq, w->segs, plan, np);
                         pthread_mutex_unlock(&c->write_lock);
                         if (r < 0)
                                 conn_set_dead(c, true);
@@ -399,14 +420,20 @@ static int read_chunks(struct worker *w, const struct nbdsrv_request *rq, struct
         }
 }
 
-static int do_read(struct worker *w, const struct nbdsrv_request *rq) {
+static int do_read(struct worker *w, const struct nbdsrv_request *rq, const struct export_read *pending) {
         struct conn *c = w->c;
         struct export_read rd;
         int r;
 
-        r = export_read_start(c->exp, rq->offset, rq->length, &rd);
-        if (r < 0)
-                return reply_error(c, rq, r, false, 0, "read beyond the end of the export");
+        if (pending) {
+                /* Started by the fast path, which found something to wait for. */
+                rd = *pending;
+                rd.flags &= ~EXPORT_READ_NOWAIT;
+        } else {
+                r = export_read_start(c->exp, rq->offset, rq->length, &rd);
+                if (r < 0)
+                        return reply_error(c, rq, r, false, 0, "read beyond the end of the export");
+        }
         if (!c->structured || (rq->flags & NBD_CMD_FLAG_DF))
                 return read_whole(w, rq, &rd);
         return read_chunks(w, rq, &rd);
@@ -446,6 +473,120 @@ static int do_block_status(struct worker *w, const struct nbdsrv_request *rq) {
 
 _Static_assert(EXPORT_STATE_HOLE == NBD_STATE_HOLE && EXPORT_STATE_ZERO == NBD_STATE_ZERO,
                "export states are sent as base:allocation flags");
+
+/* --- The fast path --- */
+
+int nbdsrv_flush_batch(struct worker *w) {
+        struct iovec iov = { w->batch, w->batch_len };
+        int r;
+
+        if (!w->batch_len)
+                return 0;
+        r = send_msg(w->c, &iov, 1);
+        w->batch_len = 0;
+        return r;
+}
+
+/* Leave a started read for the slow path, from its beginning. */
+static int defer(struct worker *w, struct export_read *rd, uint64_t start, unsigned n) {
+        export_read_done(rd, w->segs, n);
+        rd->off = start;
+        rd->flags &= ~EXPORT_READ_NOWAIT;
+        w->pending = *rd;
+        w->has_pending = true;
+        return 0;
+}
+
+static int check(const struct conn *c, const struct nbdsrv_request *rq, const char **why);
+
+int nbdsrv_try_fast(struct worker *w, const struct nbdsrv_request *rq, bool backlog) {
+        struct conn *c = w->c;
+        struct export_read rd;
+        const char *why;
+        unsigned n;
+        int r;
+
+        if (rq->type != NBD_CMD_READ || rq->length == 0 || (rq->length > FAST_SMALL && backlog) ||
+            __atomic_load_n(&c->kicked, __ATOMIC_RELAXED) || check(c, rq, &why) < 0)
+                return 0;
+        if (export_read_start(c->exp, rq->offset, rq->length, &rd) < 0)
+                return 0;
+        rd.flags = EXPORT_READ_NOWAIT;
+        r = export_read_next(&rd, w->segs, WORKER_SEGS);
+        if (r < 0) {
+                rd.flags &= ~EXPORT_READ_NOWAIT;
+                rd.off = rq->offset;
+                w->pending = rd;
+                w->has_pending = true;
+                return 0;
+        }
+        n = (unsigned) r;
+        if (rd.off != rd.end)
+                return defer(w, &rd, rq->offset, n);
+
+        if (rq->length <= FAST_SMALL) {
+                size_t hl = c->structured ? NBD_CHUNK_HEADER_SIZE + 8 : NBD_SIMPLE_REPLY_SIZE;
+                size_t before = w->batch_len;
+                uint8_t *p;
+
+                if (w->batch_len + hl + rq->length > BATCH_CAP) {
+                        r = nbdsrv_flush_batch(w);
+                        if (r < 0) {
+                                export_read_done(&rd, w->segs, n);
+                                return r;
+                        }
+                        before = 0;
+                }
+                if (!w->batch && !(w->batch = malloc(BATCH_CAP))) {
+                        return defer(w, &rd, rq->offset, n);
+                }
+                p = w->batch + w->batch_len;
+                if (c->structured) {
+                        nbdsrv_encode_chunk_header(p, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, rq->handle,
+                                                   rq->length + 8);
+                        nbd_put64(p + NBD_CHUNK_HEADER_SIZE, rq->offset);
+                } else {
+                        nbdsrv_encode_simple_reply(p, 0, rq->handle);
+                }
+                p += hl;
+                for (unsigned i = 0; i < n; i++) {
+                        r = export_seg_copy(&w->segs[i], p, 0, w->segs[i].len);
+                        if (r < 0) {
+                                w->batch_len = before;
+                                return defer(w, &rd, rq->offset, n);
+                        }
+                        p += w->segs[i].len;
+                }
+                w->batch_len = (size_t) (p - w->batch);
+                export_read_done(&rd, w->segs, n);
+                __atomic_fetch_add(&c->srv->requests, 1, __ATOMIC_RELAXED);
+                return 1;
+        }
+
+        /* A large read with nothing else waiting: send it now, from here. */
+        r = nbdsrv_flush_batch(w);
+        if (r < 0) {
+                export_read_done(&rd, w->segs, n);
+                return r;
+        }
+        if (c->structured && c->srv->cfg.use_sendfile && !nbdsrv_io_is_tls(&c->io) &&
+            !(rq->flags & NBD_CMD_FLAG_DF)) {
+                struct plan plan[WORKER_SEGS];
+                unsigned np = make_plan(rq, w->segs, n, rq->offset, true, plan);
+
+                pthread_mutex_lock(&c->write_lock);
+                r = send_batch_sendfile(w, rq, w->segs, plan, np);
+                pthread_mutex_unlock(&c->write_lock);
+                export_read_done(&rd, w->segs, n);
+                __atomic_fetch_add(&c->srv->requests, 1, __ATOMIC_RELAXED);
+                if (r < 0) {
+                        conn_set_dead(c, true);
+                        return r;
+                }
+                return 1;
+        }
+        return defer(w, &rd, rq->offset, n);
+}
 
 /* --- Checking --- */
 
@@ -533,7 +674,10 @@ int nbdsrv_execute(struct worker *w, const struct nbdsrv_request *rq) {
         struct conn *c = w->c;
         const char *why = NULL;
         unsigned flags = rq->flags & NBD_CMD_FLAG_FUA ? EXPORT_FUA : 0;
+        bool pending = w->has_pending;
         int r;
+
+        w->has_pending = false;
 
         __atomic_fetch_add(&c->srv->requests, 1, __ATOMIC_RELAXED);
         if (debug_flag("nbd.requests"))
@@ -547,7 +691,7 @@ int nbdsrv_execute(struct worker *w, const struct nbdsrv_request *rq) {
 
         switch (rq->type) {
         case NBD_CMD_READ:
-                return do_read(w, rq);
+                return do_read(w, rq, pending ? &w->pending : NULL);
         case NBD_CMD_WRITE:
                 return reply_result(c, rq, export_pwrite(c->exp, w->buf, rq->length, rq->offset, flags));
         case NBD_CMD_FLUSH:
