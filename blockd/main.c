@@ -47,6 +47,7 @@ static const char *arg_tls_cert, *arg_tls_key, *arg_tls_ca;
 static unsigned arg_threads = 16;
 static unsigned arg_fd_cache;         /* 0: automatic */
 static bool arg_sendfile = true;
+static unsigned arg_poll_us = 50;
 static struct export_config *arg_exports;
 static size_t arg_n_exports;
 
@@ -76,7 +77,9 @@ static void help(void) {
                "  --threads N          threads per NBD connection (default 16)\n"
                "  --fd-cache N         chunk store entries kept open (default 8192, at most\n"
                "                       half the open-file limit)\n"
-               "  --no-sendfile        copy cached data through user space\n\n"
+               "  --no-sendfile        copy cached data through user space\n"
+               "  --poll-us N          an idle NBD reader polls N microseconds before sleeping\n"
+               "                       (default 50; 0 turns polling off)\n\n"
                "Common options:\n"
                "  --cache DIR          chunk store (default $HOCUS_BLK_CACHE or /var/cache/hocus-blk)\n"
                "  --plain-http         talk HTTP, not HTTPS, to docker:// registries\n"
@@ -132,6 +135,7 @@ enum {
         OPT_THREADS,
         OPT_FD_CACHE,
         OPT_NO_SENDFILE,
+        OPT_POLL_US,
         OPT_PLAIN_HTTP,
         OPT_CA_FILE,
         OPT_CREDS,
@@ -157,6 +161,7 @@ static int parse_args(int argc, char **argv) {
                 { "threads", required_argument, NULL, OPT_THREADS },
                 { "fd-cache", required_argument, NULL, OPT_FD_CACHE },
                 { "no-sendfile", no_argument, NULL, OPT_NO_SENDFILE },
+                { "poll-us", required_argument, NULL, OPT_POLL_US },
                 { "plain-http", no_argument, NULL, OPT_PLAIN_HTTP },
                 { "ca-file", required_argument, NULL, OPT_CA_FILE },
                 { "creds", required_argument, NULL, OPT_CREDS },
@@ -260,6 +265,14 @@ static int parse_args(int argc, char **argv) {
                 case OPT_NO_SENDFILE:
                         arg_sendfile = false;
                         break;
+                case OPT_POLL_US: {
+                        char *end;
+                        unsigned long v = strtoul(optarg, &end, 10);
+                        if (*end || v > 100000)
+                                return log_error_errno(EINVAL, "--poll-us wants 0-100000, not '%s'", optarg);
+                        arg_poll_us = (unsigned) v;
+                        break;
+                }
                 case OPT_PLAIN_HTTP:
                         arg_source.plain_http = true;
                         break;
@@ -482,6 +495,7 @@ int main(int argc, char **argv) {
         ncfg.tls = tls;
         ncfg.max_threads = arg_threads;
         ncfg.use_sendfile = arg_sendfile;
+        ncfg.poll_us = arg_poll_us;
         nexp = (struct nbdsrv_exports) { .get = get_export, .for_each = for_each_export, .userdata = d.exports };
         r = nbdsrv_new(&ncfg, &nexp, &d.nbd);
         if (r < 0)

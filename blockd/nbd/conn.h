@@ -36,6 +36,7 @@ struct nbdsrv {
         uint64_t next_id;
 
         uint64_t connections_total, handshake_failures, protocol_errors, requests;      /* atomic */
+        unsigned spinners, max_spinners;        /* readers polling now (atomic), and the bound */
 };
 
 struct conn {

@@ -44,6 +44,8 @@ struct nbdsrv_config {
         unsigned max_connections;       /* 0 = 1024 */
         unsigned handshake_timeout_s;   /* 0 = 30 */
         bool use_sendfile;              /* plain sockets: send cached data with sendfile(2) */
+        unsigned poll_us;               /* a reader that ran out of input polls this long
+                                         * before sleeping (0: never); at most ncpu-1 at once */
 };
 
 struct nbdsrv_stats {
