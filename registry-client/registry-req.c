@@ -193,7 +193,7 @@ static bool prepare_locked(struct reg_req *q) {
         case AUTH_BEARER:
                 for (unsigned i = 0; i < REG_TOKENS_MAX; i++) {
                         struct reg_token *t = &reg->tokens[i];
-                        if (t->value && !strcmp(t->scopes, q->scopes) && t->expires_ns > now + TOKEN_MARGIN_NS) {
+                        if (t->value && !strcmp(t->scopes, q->scopes) && t->expires_ns > now) {
                                 http_req_set_auth(q->h, t->value, NULL, NULL);
                                 q->used_token = strdup(t->value);
                                 return true;
@@ -344,7 +344,10 @@ static void token_store_locked(struct registry *reg, const char *scopes, char *v
                 t->scopes = strdup(scopes);
         }
         t->value = value;
-        t->expires_ns = now_ns() + (uint64_t) expires_in * 1000000000ULL;
+        /* Renew a little before the end: 1/5 of the lifetime, at most the
+         * margin (clocks and queues are not exact). */
+        t->expires_ns = now_ns() + (uint64_t) expires_in * 1000000000ULL -
+                        MIN((uint64_t) expires_in * 1000000000ULL / 5, TOKEN_MARGIN_NS);
         if (!t->scopes) {
                 explicit_bzero(t->value, strlen(t->value));
                 free(t->value);
