@@ -284,8 +284,10 @@ static int handle_401(struct reg_req *q) {
                                 reg->tokens[i].expires_ns = 0;
         pthread_mutex_unlock(&reg->lock);
         if (q->used_token && c.error && !strcmp(c.error, "insufficient_scope")) {
-                r = reg_fail(reg, -EACCES, "%s: the token service did not grant %s (insufficient_scope)", host_of(reg),
-                             q->scopes);
+                bool anon = reg->creds_r != 0;
+                r = reg_fail(reg, -EACCES, "%s: the token service did not grant %s to %s (insufficient_scope)%s",
+                             host_of(reg), q->scopes, anon ? "anonymous access" : reg->creds.from,
+                             anon ? "; pass --creds USER:PASS or log in" : "");
                 auth_challenge_done(&c);
                 return r;
         }

@@ -24,13 +24,13 @@ rm -f "$T/out.img"
 # Nothing secret in verbose logs: neither the password nor its base64.
 b64=$(printf 'alice:%s' "$PASS" | base64)
 for f in "$T/push.log" "$T/export.log" "$T/push.out"; do
-        grep -qF "$PASS" "$f" && fail "password in $f"
-        grep -qF "$b64" "$f" && fail "base64 credentials in $f"
+        if grep -qF "$PASS" "$f"; then fail "password in $f"; fi
+        if grep -qF "$b64" "$f"; then fail "base64 credentials in $f"; fi
 done
 grep -q "http: GET" "$T/export.log" || fail "the verbose log has no HTTP lines (test is vacuous)"
 
 expect_fail "wrong username or password" timeout 60 "$HOCUS_BLK" inspect "$R/tls/img:v1" --ca-file "$CA_FILE" --creds alice:nope
-grep -qF nope "$T/.err" && fail "wrong password echoed"
+if grep -qF nope "$T/.err"; then fail "wrong password echoed"; fi
 expect_fail "requires authentication: pass --creds" timeout 60 "$HOCUS_BLK" inspect "$R/tls/img:v1" --ca-file "$CA_FILE"
 expect_fail "certificate of 127.0.0.1:[0-9]+ is not trusted.*--ca-file" \
         timeout 60 "$HOCUS_BLK" inspect "$R/tls/img:v1" --creds "alice:$PASS"
@@ -70,7 +70,7 @@ printf '{"auths":{"%s":{"auth":"%s"}},"credHelpers":{"%s":"hocustest"}}\n' "$REG
 PATH=$T/bin:$PATH DOCKER_CONFIG=$T/docker timeout 60 "$HOCUS_BLK" inspect -v "$R/tls/img:v1" --ca-file "$CA_FILE" \
         >/dev/null 2>"$T/helper.log" || fail "credential helper: $(tail -3 "$T/helper.log")"
 grep -qx "$REGISTRY" "$T/helper.calls" || fail "the credential helper was not asked"
-grep -qF "$PASS" "$T/helper.log" && fail "password from the helper in the log"
+if grep -qF "$PASS" "$T/helper.log"; then fail "password from the helper in the log"; fi
 # credsStore as the default helper:
 printf '{"credsStore":"hocustest"}\n' >"$T/docker/config.json"
 PATH=$T/bin:$PATH DOCKER_CONFIG=$T/docker timeout 60 "$HOCUS_BLK" inspect "$R/tls/img:v1" --ca-file "$CA_FILE" \

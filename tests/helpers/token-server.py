@@ -12,8 +12,9 @@ Grants: --user NAME:PASS:ACTIONS (ACTIONS "pull" or "pull,push"); anonymous
 requests get --anonymous ACTIONS (default none). A requested action is
 granted only if allowed. Wrong credentials: 401.
 
---jwt-lifetime is the JWT's own exp; --expires-in what the answer claims
-(lie about it to make the registry refuse a token the client still trusts).
+--jwt-lifetime is the JWT's own exp (now + lifetime; may be negative, as the
+registry allows 60 s of skew); --expires-in what the answer claims (lie about
+it to make the registry refuse a token the client still trusts).
 Every issued token is appended to --log as "token SCOPES TOKEN" lines.
 """
 import argparse
@@ -112,7 +113,7 @@ def main():
                         "jti": b64url(os.urandom(12)), "access": access})
             with open(a.log, "a") as f:
                 f.write("token %s %s %s\n" % (who, " ".join(scopes) or "-", tok))
-            expires = a.expires_in if a.expires_in is not None else a.jwt_lifetime
+            expires = a.expires_in if a.expires_in is not None else max(a.jwt_lifetime, 1)
             issued = datetime.datetime.utcfromtimestamp(now).strftime("%Y-%m-%dT%H:%M:%SZ")
             self.reply(200, {"token": tok, "access_token": tok, "expires_in": expires,
                              "issued_at": issued})
