@@ -72,6 +72,7 @@ def main():
         return None
 
     storage_port = [0]
+    presigned = {}  # nonce -> the Authorization of the redirected request
 
     class Proxy(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -143,7 +144,12 @@ def main():
                 return
             if (not storage and a.redirect_blobs and self.command == "GET"
                     and re.search(r"/blobs/sha256:", path)):
-                loc = "http://127.0.0.1:%d/storage?u=%s" % (storage_port[0], urllib.parse.quote(path))
+                # Like a pre-signed URL: the storage side may use the
+                # registry's credentials, the client must not send them.
+                nonce = os.urandom(8).hex()
+                with lock:
+                    presigned[nonce] = self.headers.get("Authorization")
+                loc = "http://127.0.0.1:%d/storage?u=%s&sig=%s" % (storage_port[0], urllib.parse.quote(path), nonce)
                 log("%s 307 auth=%s redirect" % (what, auth))
                 self.send_response(307)
                 self.send_header("Location", loc)
@@ -154,6 +160,11 @@ def main():
             if storage:
                 headers.pop("Authorization", None)
                 headers["Host"] = a.upstream
+                sig = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query).get("sig", [""])[0]
+                with lock:
+                    cred = presigned.get(sig)
+                if cred:
+                    headers["Authorization"] = cred
             if ignore_range and ignore_range.search(what):
                 headers.pop("Range", None)
             up = http.client.HTTPConnection(a.upstream, timeout=60)
