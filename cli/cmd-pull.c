@@ -50,6 +50,7 @@ struct range {
         uint32_t first, n;              /* into the wanted[] array */
         void *buf;
         int r;
+        struct pull *pull;
         struct range *next;             /* completed queue */
 };
 
@@ -106,7 +107,7 @@ static int plan_ranges(const struct blkindex *x, const uint32_t *wanted, uint32_
 
 static void on_fetched(void *userdata, int r) {
         struct range *rg = userdata;
-        struct pull *p = *(struct pull **) ((char *) rg->buf + rg->len);
+        struct pull *p = rg->pull;
 
         rg->r = r;
         pthread_mutex_lock(&p->lock);
@@ -310,13 +311,12 @@ int cmd_pull(int argc, char **argv) {
                         struct range *rg = &ranges[next];
                         int64_t id;
 
-                        /* The range buffer carries a back pointer after the data. */
-                        rg->buf = malloc(rg->len + sizeof(struct pull *));
+                        rg->buf = malloc(rg->len);
                         if (!rg->buf) {
                                 p.err = -ENOMEM;
                                 break;
                         }
-                        *(struct pull **) ((char *) rg->buf + rg->len) = &p;
+                        rg->pull = &p;
                         p.outstanding++;
                         next++;
                         pthread_mutex_unlock(&p.lock);

@@ -298,3 +298,8 @@ start_fault_proxy() {
 sparse_cmp() {
         python3 "$HELPERS_DIR/sparse-cmp.py" "$1" "$2" || fail "$1 and $2 differ"
 }
+
+# Under -Db_sanitize, make every sanitizer report an abort (exit >= 128),
+# so that expect_fail cannot mistake a report for the expected failure.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_stacktrace=1}
