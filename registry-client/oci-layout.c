@@ -130,7 +130,7 @@ static int oci_blob_read(struct blob_source *s, const struct digest *d, uint64_t
         n = pread_full(fd, buf, len, off);
         if (n < 0)
                 return (int) n;
-        return (size_t) n == len ? 0 : -EIO;
+        return (size_t) n == len ? 0 : -ERANGE; /* the blob is shorter than the range */
 }
 
 static int oci_blob_put_fd(struct blob_source *s, const struct digest *d, int fd, uint64_t size) {

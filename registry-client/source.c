@@ -109,7 +109,9 @@ int source_blob_read(struct blob_source *s, const struct digest *d, uint64_t off
         if (debug_flag("registry.blob"))
                 log_debug("%s: read %s [%llu, +%zu): %d", s->ops->name, digest_to_string(d, ds),
                           (unsigned long long) off, len, r);
-        return r;
+        /* A range past the blob's end means the blob is not what its
+         * descriptor or the index says it is. */
+        return r == -ERANGE ? -EBADMSG : r;
 }
 
 int source_blob_get(struct blob_source *s, const struct digest *d, uint64_t size, uint64_t max, void **ret_buf) {

@@ -34,7 +34,8 @@ struct blob_source_ops {
                             const char *artifact_type, const void *body, size_t len);
         /* Size of a blob, -ENOENT if absent. */
         int (*blob_stat)(struct blob_source *s, const struct digest *d, uint64_t *ret_size);
-        /* Exactly len bytes at off (a range read; not verified here). */
+        /* Exactly len bytes at off (a range read; not verified here).
+         * -ERANGE when the blob ends before off + len. */
         int (*blob_read)(struct blob_source *s, const struct digest *d, uint64_t off, void *buf, size_t len);
         /* Upload size bytes of fd (from offset 0) as blob d. The source
          * must never expose a partial or mismatching blob under d. */
