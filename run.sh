@@ -3,7 +3,8 @@
 #   ./run.sh demo   install what is needed, build, run the main job
 #   ./run.sh test   install what is needed, build, run the whole test suite
 #                   (a normal build with warnings as errors, then an
-#                   ASan+UBSan build, each through every test)
+#                   ASan+UBSan build, each through every test, then the
+#                   parsers' libFuzzer targets for 20 s each)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -31,6 +32,7 @@ test)
         build build-asan -Db_sanitize=address,undefined -Db_lundef=false
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
                 meson test -C build-asan --print-errorlogs --num-processes 1
+        bash tests/fuzz/run.sh 20
         ;;
 *)
         echo "usage: $0 demo|test" >&2
