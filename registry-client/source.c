@@ -116,7 +116,9 @@ int source_blob_read(struct blob_source *s, const struct digest *d, uint64_t off
         if (debug_flag("registry.blob"))
                 log_debug("%s: read %s [%llu, +%zu): %d", s->ops->name, digest_to_string(d, ds),
                           (unsigned long long) off, len, r);
-        return r;
+        /* A range past the blob's end means the blob is not what its
+         * descriptor or the index says it is. */
+        return r == -ERANGE ? -EBADMSG : r;
 }
 
 int source_blob_get(struct blob_source *s, const struct digest *d, uint64_t size, uint64_t max, void **ret_buf) {
@@ -163,6 +165,30 @@ int source_blob_put_buf(struct blob_source *s, const struct digest *d, const voi
         if (r < 0)
                 return r;
         return source_blob_put_fd(s, d, fd, len);
+}
+
+int source_blob_put_fd_unnamed(struct blob_source *s, int fd, uint64_t size, struct digest *ret_digest) {
+        char ds[DIGEST_STRING_MAX];
+        struct digest d;
+        uint64_t have, n;
+        int r;
+
+        if (s->ops->blob_put_fd_unnamed) {
+                r = s->ops->blob_put_fd_unnamed(s, fd, size, ret_digest);
+                log_debug("%s: put blob (%llu bytes): %d %s", s->ops->name, (unsigned long long) size, r,
+                          r >= 0 ? digest_to_string(ret_digest, ds) : "");
+                return r;
+        }
+        r = digest_fd(fd, &d, &n);
+        if (r < 0)
+                return r;
+        if (n != size)
+                return -EIO;
+        *ret_digest = d;
+        if (source_blob_stat(s, &d, &have) == 0 && have == size)
+                return 0;
+        r = source_blob_put_fd(s, &d, fd, size);
+        return r < 0 ? r : 1;
 }
 
 int source_blob_mount(struct blob_source *s, const struct digest *d, const struct image_ref *from) {

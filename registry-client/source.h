@@ -61,11 +61,17 @@ struct blob_source_ops {
                             const char *artifact_type, const void *body, size_t len);
         /* Size of a blob, -ENOENT if absent. */
         int (*blob_stat)(struct blob_source *s, const struct digest *d, uint64_t *ret_size);
-        /* Exactly len bytes at off (a range read; not verified here). */
+        /* Exactly len bytes at off (a range read; not verified here).
+         * -ERANGE when the blob ends before off + len. */
         int (*blob_read)(struct blob_source *s, const struct digest *d, uint64_t off, void *buf, size_t len);
         /* Upload size bytes of fd (from offset 0) as blob d. The source
          * must never expose a partial or mismatching blob under d. */
         int (*blob_put_fd)(struct blob_source *s, const struct digest *d, int fd, uint64_t size);
+        /* Optional: store size bytes of fd under whatever digest they
+         * have, computing it in the same pass (saves hashing twice).
+         * Returns 1 if stored, 0 if the blob was already there. The
+         * wrapper falls back to hashing, blob_stat and blob_put_fd. */
+        int (*blob_put_fd_unnamed)(struct blob_source *s, int fd, uint64_t size, struct digest *ret_digest);
         /* Optional (NULL = -EOPNOTSUPP): make blob d, present in the
          * repository of `from`, available here without uploading it. */
         int (*blob_mount)(struct blob_source *s, const struct digest *d, const struct image_ref *from);
@@ -125,6 +131,8 @@ int source_blob_read(struct blob_source *s, const struct digest *d, uint64_t off
 int source_blob_get(struct blob_source *s, const struct digest *d, uint64_t size, uint64_t max, void **ret_buf);
 int source_blob_put_fd(struct blob_source *s, const struct digest *d, int fd, uint64_t size);
 int source_blob_put_buf(struct blob_source *s, const struct digest *d, const void *buf, size_t len);
+/* Store a blob of unknown digest; returns 1 if uploaded, 0 if present. */
+int source_blob_put_fd_unnamed(struct blob_source *s, int fd, uint64_t size, struct digest *ret_digest);
 int source_blob_mount(struct blob_source *s, const struct digest *d, const struct image_ref *from);
 int source_referrers_get(struct blob_source *s, const struct digest *d, char **ret_body, size_t *ret_len);
 /* -EOPNOTSUPP when the source has no asynchronous reads (fetch.h then
