@@ -23,8 +23,8 @@
 #include "common/util.h"
 #include "registry-client/fetch.h"
 
-#define DEFAULT_JOBS 16
-#define DEFAULT_RANGE (8u << 20)
+#define DEFAULT_JOBS 8
+#define DEFAULT_RANGE (4u << 20)
 /* Fetch through a gap between two wanted chunks rather than split the
  * range, when the gap is at most this (a request costs a round trip). */
 #define GAP_MAX (256u << 10)
@@ -39,7 +39,7 @@ static void help(void) {
                "HTTP requests made and the time taken.\n\n"
                "Options:\n"
                "  --jobs N             range requests in flight (default %d)\n"
-               "  --range-size SIZE    largest coalesced range request (default 8M)\n"
+               "  --range-size SIZE    largest coalesced range request (default 4M)\n"
                "  --quiet              print nothing on success\n\n" COMMON_HELP,
                DEFAULT_JOBS);
 }
@@ -68,6 +68,10 @@ struct pull {
         uint64_t bytes_stored;          /* raw bytes inserted */
         uint64_t bytes_fetched;         /* range bytes */
         uint64_t chunks_done;
+        /* Range buffers are reused: a fresh 4 MiB malloc is a fresh mmap,
+         * and faulting in zeroed pages cost a fifth of the CPU. */
+        void **free_bufs;
+        unsigned n_free;
 };
 
 static int cmp_chunk(const void *a, const void *b, void *u) {
@@ -172,10 +176,9 @@ static void *decoder(void *arg) {
                         r = -ENOMEM;
                 if (r >= 0)
                         r = store_range(p, rg, raw, &bad, &stored);
-                free(rg->buf);
-                rg->buf = NULL;
-
                 pthread_mutex_lock(&p->lock);
+                p->free_bufs[p->n_free++] = rg->buf;
+                rg->buf = NULL;
                 if (r < 0 && !p->err) {
                         p->err = r;
                         p->bad_chunk = r == -EBADMSG ? bad : p->wanted[rg->first];
@@ -210,7 +213,7 @@ int cmd_pull(int argc, char **argv) {
         struct progress prog;
         pthread_t tids[8];
         unsigned jobs = DEFAULT_JOBS, n_dec = 0, started = 0;
-        uint64_t range_max = DEFAULT_RANGE, v, t0, total_stored = 0, raw_cached = 0;
+        uint64_t range_max = DEFAULT_RANGE, v, t0, total_stored = 0, raw_cached = 0, buf_size = 0;
         uint32_t n_wanted = 0, n_ranges = 0, cached = 0, next = 0;
         bool quiet = false;
         int c, r;
@@ -279,10 +282,18 @@ int cmd_pull(int argc, char **argv) {
         r = plan_ranges(x, wanted, n_wanted, range_max, &ranges, &n_ranges);
         if (r < 0)
                 goto out;
+        /* A chunk larger than --range-size is a range of its own. */
+        for (uint32_t i = 0; i < n_ranges; i++)
+                buf_size = MAX(buf_size, ranges[i].len);
 
         p.img = img;
         p.store = store;
         p.wanted = wanted;
+        p.free_bufs = calloc(2 * jobs + 1, sizeof *p.free_bufs);
+        if (!p.free_bufs) {
+                r = log_error_errno(ENOMEM, "Out of memory");
+                goto out;
+        }
         pthread_mutex_init(&p.lock, NULL);
         pthread_cond_init(&p.cond, NULL);
         r = fetcher_new(src, &(struct fetch_options) { .max_inflight = jobs }, &fetcher);
@@ -311,7 +322,7 @@ int cmd_pull(int argc, char **argv) {
                         struct range *rg = &ranges[next];
                         int64_t id;
 
-                        rg->buf = malloc(rg->len);
+                        rg->buf = p.n_free ? p.free_bufs[--p.n_free] : malloc(buf_size);
                         if (!rg->buf) {
                                 p.err = -ENOMEM;
                                 break;
@@ -324,7 +335,7 @@ int cmd_pull(int argc, char **argv) {
                                             on_fetched, rg);
                         pthread_mutex_lock(&p.lock);
                         if (id < 0) {
-                                free(rg->buf);
+                                p.free_bufs[p.n_free++] = rg->buf;
                                 rg->buf = NULL;
                                 p.outstanding--;
                                 if (!p.err)
@@ -351,6 +362,8 @@ int cmd_pull(int argc, char **argv) {
         progress_end(&prog);
         for (uint32_t i = 0; i < n_ranges; i++)
                 free(ranges[i].buf);
+        while (p.n_free)
+                free(p.free_bufs[--p.n_free]);
 
         r = p.err;
         if (r < 0) {
@@ -389,6 +402,7 @@ out_sync:
         pthread_mutex_destroy(&p.lock);
         pthread_cond_destroy(&p.cond);
 out:
+        free(p.free_bufs);
         chunkstore_free(store);
         image_free(img);
         source_free(src);
