@@ -6,7 +6,9 @@
 #   curl-files  to files, then sha256sum of each (what a container image
 #               pull does: download and verify; no decompression)
 # pull does more than either: it decompresses every chunk, hashes it and
-# writes it into the store (the raw bytes, ~3x the stored ones here).
+# writes it into the store (the raw bytes, ~3x the stored ones here);
+# `pull --no-store` fetches the same ranges and drops them: the registry
+# path alone, comparable with curl-null.
 # Prints the times, the ratios curl_time / pull_time (aim >= 0.9) and the
 # HTTP requests each made. Each runs RUNS times; the median counts.
 #
@@ -81,7 +83,7 @@ echo "image: $mib MiB raw, ${#packs[@]} packs, $((stored / 1048576)) MiB stored"
 now() { date +%s.%N; }
 calc() { awk "BEGIN { printf \"%.4f\", $1 }"; }
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-curl_times=() files_times=() pull_times=()
+curl_times=() files_times=() pull_times=() fetch_times=()
 fargs=()
 for ((k = 0; k < ${#packs[@]}; k++)); do
         fargs+=(-o "$W/blobs/$k" "http://127.0.0.1:$port/v2/bench/pull/blobs/${packs[$k]}")
@@ -108,10 +110,17 @@ for ((i = 0; i < runs; i++)); do
         "$hb" pull "$R" --plain-http --cache "$W/cache" >"$W/pull.out"
         t1=$(now)
         pull_times+=("$(calc "$t1 - $t0")")
+
+        rm -rf "$W/cache"
+        t0=$(now)
+        "$hb" pull "$R" --plain-http --cache "$W/cache" --no-store >/dev/null
+        t1=$(now)
+        fetch_times+=("$(calc "$t1 - $t0")")
 done
 ct=$(printf '%s\n' "${curl_times[@]}" | median)
 ft=$(printf '%s\n' "${files_times[@]}" | median)
 pt=$(printf '%s\n' "${pull_times[@]}" | median)
+nt=$(printf '%s\n' "${fetch_times[@]}" | median)
 cat "$W/pull.out"
 requests=$(sed -n 's/.*http *\([0-9]*\) requests.*/\1/p' "$W/pull.out")
 printf '\ncurl  (%d blobs, parallel 16, to /dev/null):  %6.2f s  %7.1f MiB/s  %d requests\n' \
@@ -120,5 +129,9 @@ printf 'curl  (to files, then sha256sum):            %6.2f s  %7.1f MiB/s  %d re
         "$ft" "$(calc "$stored / 1048576 / $ft")" "${#packs[@]}"
 printf 'pull  (decompress + verify + store):         %6.2f s  %7.1f MiB/s  %s requests\n' \
         "$pt" "$(calc "$stored / 1048576 / $pt")" "$requests"
-printf 'ratio curl-null / pull: %.2f   curl-files / pull: %.2f\n' "$(calc "$ct / $pt")" "$(calc "$ft / $pt")"
-printf 'runs (s): curl-null %s; curl-files %s; pull %s\n' "${curl_times[*]}" "${files_times[*]}" "${pull_times[*]}"
+printf 'pull --no-store (the registry path alone): %6.2f s  %7.1f MiB/s  %s requests\n' \
+        "$nt" "$(calc "$stored / 1048576 / $nt")" "$requests"
+printf 'ratio curl-null / pull --no-store: %.2f   curl-null / pull: %.2f   curl-files / pull: %.2f\n' \
+        "$(calc "$ct / $nt")" "$(calc "$ct / $pt")" "$(calc "$ft / $pt")"
+printf 'runs (s): curl-null %s; curl-files %s; pull %s; pull --no-store %s\n' "${curl_times[*]}" \
+        "${files_times[*]}" "${pull_times[*]}" "${fetch_times[*]}"

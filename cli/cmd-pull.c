@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "chunkstore/codec.h"
@@ -40,6 +41,8 @@ static void help(void) {
                "Options:\n"
                "  --jobs N             range requests in flight (default %d)\n"
                "  --range-size SIZE    largest coalesced range request (default 4M)\n"
+               "  --no-store           fetch the missing ranges but decode and store nothing\n"
+               "                       (measures the registry path alone; see bench/pull.sh)\n"
                "  --quiet              print nothing on success\n\n" COMMON_HELP,
                DEFAULT_JOBS);
 }
@@ -63,6 +66,7 @@ struct pull {
         struct range *done_head, *done_tail;   /* fetched, waiting for a decoder */
         unsigned outstanding;           /* submitted, not yet decoded */
         bool stop;                      /* decoders exit when the queue is empty */
+        bool no_store;                  /* --no-store */
         int err;
         uint32_t bad_chunk;
         uint64_t bytes_stored;          /* raw bytes inserted */
@@ -107,6 +111,17 @@ static int plan_ranges(const struct blkindex *x, const uint32_t *wanted, uint32_
         *ret = v;
         *ret_n = m;
         return 0;
+}
+
+/* A range buffer: 2 MiB aligned and, where the kernel allows, backed by
+ * huge pages (one fault per 2 MiB instead of 512). */
+static void *range_buf_new(size_t size) {
+        size_t align = 2u << 20, rounded = (size + align - 1) / align * align;
+        void *p = aligned_alloc(align, rounded);
+
+        if (p)
+                (void) madvise(p, rounded, MADV_HUGEPAGE);
+        return p;
 }
 
 static void on_fetched(void *userdata, int r) {
@@ -174,7 +189,7 @@ static void *decoder(void *arg) {
                 r = rg->r;
                 if (r >= 0 && !raw)
                         r = -ENOMEM;
-                if (r >= 0)
+                if (r >= 0 && !p->no_store)
                         r = store_range(p, rg, raw, &bad, &stored);
                 pthread_mutex_lock(&p->lock);
                 p->free_bufs[p->n_free++] = rg->buf;
@@ -201,6 +216,7 @@ int cmd_pull(int argc, char **argv) {
                 { "jobs", required_argument, NULL, 'j' },
                 { "range-size", required_argument, NULL, 'R' },
                 { "quiet", no_argument, NULL, 'q' },
+                { "no-store", no_argument, NULL, 'N' },
                 COMMON_LONG_OPTIONS,
         };
         struct blob_source *src = NULL;
@@ -215,7 +231,7 @@ int cmd_pull(int argc, char **argv) {
         unsigned jobs = DEFAULT_JOBS, n_dec = 0, started = 0;
         uint64_t range_max = DEFAULT_RANGE, v, t0, total_stored = 0, raw_cached = 0, buf_size = 0;
         uint32_t n_wanted = 0, n_ranges = 0, cached = 0, next = 0;
-        bool quiet = false;
+        bool quiet = false, no_store = false;
         int c, r;
 
         while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS "q", options, NULL)) >= 0) {
@@ -232,6 +248,9 @@ int cmd_pull(int argc, char **argv) {
                         break;
                 case 'q':
                         quiet = true;
+                        break;
+                case 'N':
+                        no_store = true;
                         break;
                 case '?':
                         return cli_usage_error("pull", "unknown option");
@@ -289,6 +308,7 @@ int cmd_pull(int argc, char **argv) {
         p.img = img;
         p.store = store;
         p.wanted = wanted;
+        p.no_store = no_store;
         p.free_bufs = calloc(2 * jobs + 1, sizeof *p.free_bufs);
         if (!p.free_bufs) {
                 r = log_error_errno(ENOMEM, "Out of memory");
@@ -322,7 +342,7 @@ int cmd_pull(int argc, char **argv) {
                         struct range *rg = &ranges[next];
                         int64_t id;
 
-                        rg->buf = p.n_free ? p.free_bufs[--p.n_free] : malloc(buf_size);
+                        rg->buf = p.n_free ? p.free_bufs[--p.n_free] : range_buf_new(buf_size);
                         if (!rg->buf) {
                                 p.err = -ENOMEM;
                                 break;
@@ -385,8 +405,12 @@ int cmd_pull(int argc, char **argv) {
                 char a[32], b[32], cc[32], d[32];
 
                 source_get_stats(src, &st);
-                printf("Pulled %s: %u chunks (%s) stored, %u already cached (%s)\n", ref, n_wanted,
-                       format_size(p.bytes_stored, a, sizeof a), cached, format_size(raw_cached, b, sizeof b));
+                if (no_store)
+                        printf("Fetched %s: %u chunks not stored (--no-store), %u already cached (%s)\n", ref,
+                               n_wanted, cached, format_size(raw_cached, b, sizeof b));
+                else
+                        printf("Pulled %s: %u chunks (%s) stored, %u already cached (%s)\n", ref, n_wanted,
+                               format_size(p.bytes_stored, a, sizeof a), cached, format_size(raw_cached, b, sizeof b));
                 printf("  fetched      %s in %u range requests (%s/s)\n", format_size(p.bytes_fetched, a, sizeof a),
                        n_ranges, format_size(secs > 0 ? (uint64_t) ((double) p.bytes_fetched / secs) : 0, cc, sizeof cc));
                 if (st.requests)

@@ -364,6 +364,9 @@ static int configure(struct http_engine *e, struct http_req *r) {
         curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+        /* Bigger reads: fewer syscalls and callbacks per MiB (the curl
+         * tool uses 100 KiB; the default is 16 KiB). */
+        curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 512L << 10);
         curl_easy_setopt(c, CURLOPT_USERAGENT, "hocus-blk/" HOCUS_VERSION);
         if (r->bearer) {
                 curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BEARER);
