@@ -87,11 +87,17 @@ static void pump(struct fetcher *f);
 
 /* Report an item's result and free it. Called without f->lock; the item
  * is already off every list and counted in f->completing. */
-static void finish(struct fetcher *f, struct fetch_item *it, int r) {
+static int report(struct fetch_item *it, int r) {
         if (it->cancel_requested && r == 0)
                 r = -ECANCELED;
         it->done(it->userdata, r);
         free(it);
+        return r;
+}
+
+/* The end of a completion: count it, and let drain and free go on. After
+ * this the fetcher may be gone: touch nothing. */
+static void release(struct fetcher *f, int r) {
         pthread_mutex_lock(&f->lock);
         if (r == 0)
                 f->stats.completed++;
@@ -104,7 +110,12 @@ static void finish(struct fetcher *f, struct fetch_item *it, int r) {
         pthread_mutex_unlock(&f->lock);
 }
 
-/* The source finished an in-flight read (any thread). */
+static void finish(struct fetcher *f, struct fetch_item *it, int r) {
+        release(f, report(it, r));
+}
+
+/* The source finished an in-flight read (any thread). The completion
+ * stays counted until pump() returned, so that fetcher_free waits. */
 static void aio_done(struct source_aio *a, int r) {
         struct fetch_item *it = a->userdata;
         struct fetcher *f = it->f;
@@ -115,8 +126,9 @@ static void aio_done(struct source_aio *a, int r) {
         if (r == 0 && !it->cancel_requested)
                 f->stats.bytes += a->len;
         pthread_mutex_unlock(&f->lock);
-        finish(f, it, r);
+        r = report(it, r);
         pump(f);
+        release(f, r);
 }
 
 static void *pool_main(void *arg) {
