@@ -36,6 +36,15 @@ roundtrip zero "$T/zero.img"
 make_image "$T/random.img" random 48M
 roundtrip random "$T/random.img"
 
+# A 48 MiB pack (default --pack-size) goes up in PATCHes of 16 MiB.
+timeout 300 "$HOCUS_BLK" push "$T/random.img" "$R/rt/bigpack:v1" --plain-http >/dev/null || fail "push of a big pack"
+patches=$(grep -c '"PATCH /v2/rt/bigpack/blobs/uploads/' "$T/reg.log" || true)
+[ "$patches" -ge 3 ] || fail "expected chunked uploads (PATCH), saw $patches"
+rm -rf "$T/cache"
+timeout 300 "$HOCUS_BLK" export "$R/rt/bigpack:v1" "$T/out.img" --plain-http >/dev/null || fail "export bigpack"
+assert_same "$T/random.img" "$T/out.img"
+rm -f "$T/out.img"
+
 make_image "$T/text.img" text 48M
 roundtrip text "$T/text.img"
 
