@@ -20,6 +20,8 @@ static const struct {
         { "detach", cmd_detach, "stop serving an export" },
         { "ls", cmd_ls, "list a running blockd's exports" },
         { "stats", cmd_stats, "per-export counters of a running blockd" },
+        { "mount", cmd_mount, "mount the filesystem in an image (lazily, read-only by default)" },
+        { "umount", cmd_umount, "undo hocus-blk mount" },
 };
 
 static void usage(FILE *f) {
