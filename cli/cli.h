@@ -83,3 +83,6 @@ int cmd_stats(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
 int cmd_umount(int argc, char **argv);
+int cmd_record(int argc, char **argv);
+int cmd_profile(int argc, char **argv);
+int cmd_repack(int argc, char **argv);

@@ -695,6 +695,9 @@ static void remove_run_dir(struct msession *s) {
         strf(rec, sizeof rec, "%s/recording.prf", s->run);
         (void) unlink(rec);
         (void) rmdir(s->fuse_dir);
+        /* A mount point of our own (record --mount) lives in the run dir. */
+        if (s->dir[0] && !strncmp(s->dir, s->run, strlen(s->run)) && s->dir[strlen(s->run)] == '/')
+                (void) rmdir(s->dir);
         if (rmdir(s->run) < 0 && errno != ENOENT)
                 log_warning("Cannot remove %s: %m", s->run);
         else {
