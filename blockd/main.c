@@ -459,6 +459,21 @@ static int records_save(struct blockd *d) {
         return ret;
 }
 
+/* Registry tuning from the environment, as the CLI reads it (tests use it
+ * to fail fast); ignored when unset or malformed. */
+static void env_unsigned(const char *name, unsigned *ret) {
+        const char *e = getenv(name);
+        char *end;
+        unsigned long v;
+
+        if (!e || !*e)
+                return;
+        v = strtoul(e, &end, 10);
+        if (*end || v == 0 || v > 3600)
+                return;
+        *ret = (unsigned) v;
+}
+
 /* Raise the soft open-file limit to the hard one; returns the limit. */
 static uint64_t raise_nofile(void) {
         struct rlimit rl;
@@ -570,6 +585,9 @@ int main(int argc, char **argv) {
                                     (unsigned long long) nofile);
         }
 
+        env_unsigned("HOCUS_BLK_HTTP_STALL_TIMEOUT", &arg_source.stall_timeout_s);
+        env_unsigned("HOCUS_BLK_HTTP_ATTEMPTS", &arg_source.max_attempts);
+        env_unsigned("HOCUS_BLK_HTTP_CONNECTIONS", &arg_source.max_connections);
         d.start_ns = now_ns();
         d.source = arg_source;
         d.cache_dir = cache_dir();
