@@ -692,7 +692,7 @@ int fusefe_start(const struct fusefe_config *cfg, const struct fusefe_exports *x
         struct fusefe *f;
         struct stat st;
         unsigned threads = cfg->threads ? cfg->threads : DEFAULT_THREADS;
-        int r;
+        int r = -EAGAIN;
 
         if (stat(cfg->dir, &st) < 0)
                 return fail(err, errlen, -errno, "%s: %s", cfg->dir, strerror(errno));

@@ -285,6 +285,20 @@ static void log_reason(const struct msession *s, char *buf, size_t len) {
         }
 }
 
+/* A /proc file (whose size stat reports as 0), up to len - 1 bytes. */
+static ssize_t read_proc(const char *path, char *buf, size_t len) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n;
+
+        if (fd < 0)
+                return -errno;
+        n = read_full(fd, buf, len - 1);
+        if (n < 0)
+                return n;
+        buf[n] = 0;
+        return n;
+}
+
 static bool pid_alive(pid_t pid) {
         char path[64], st[512];
         _cleanup_fclose_ FILE *f = NULL;
@@ -303,14 +317,14 @@ static bool pid_alive(pid_t pid) {
 
 /* Is pid the blockd of this session (and not a recycled pid)? */
 static bool pid_is_ours(const struct msession *s) {
-        _cleanup_free_ char *cmd = NULL;
-        char path[64];
-        size_t n;
+        char path[64], cmd[16384];
+        ssize_t n;
 
         snprintf(path, sizeof path, "/proc/%d/cmdline", (int) s->pid);
-        if (read_file_all(AT_FDCWD, path, 1 << 16, &cmd, &n) < 0)
+        n = read_proc(path, cmd, sizeof cmd);
+        if (n <= 0)
                 return false;
-        for (size_t i = 0; i + 1 < n; i++)
+        for (ssize_t i = 0; i + 1 < n; i++)
                 if (!cmd[i])
                         cmd[i] = ' ';
         return strstr(cmd, s->control) != NULL;
