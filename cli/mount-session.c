@@ -213,7 +213,11 @@ static void find_blockd(char *buf, size_t len) {
         ssize_t n;
 
         if (e && *e) {
-                strf(buf, len, "%s", e);
+                /* The daemon starts in /: a relative path would not resolve. */
+                if (!strchr(e, '/') || !realpath(e, self))
+                        strf(buf, len, "%s", e);
+                else
+                        strf(buf, len, "%s", self);
                 return;
         }
         n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -274,10 +278,10 @@ static void log_reason(const struct msession *s, char *buf, size_t len) {
         if (read_file_all(AT_FDCWD, s->log, 1 << 20, &text, NULL) < 0)
                 return;
         for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-                if (strstr(line, " error: "))
+                if (strstr(line, " error: ") || !strncmp(line, "blockd: ", 8))
                         last = line;
         if (last) {
-                char *msg = strstr(last, " error: ") + strlen(" error: ");
+                char *msg = strstr(last, " error: ") ? strstr(last, " error: ") + strlen(" error: ") : last;
                 char *at = strstr(msg, " @");          /* debug builds add the function */
                 if (at)
                         *at = 0;
