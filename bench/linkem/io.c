@@ -43,7 +43,7 @@ static int half_io_setup(struct half *h) {
 /* Read up to max bytes from h->src into the buffer. The count, 0 at EOF,
  * -EAGAIN when the socket is drained, -ENOBUFS when it is not but the
  * pipe has no slot left (socket pages may fill a pipe's slots before its
- * byte capacity), or another -errno. */
+ * byte capacity; a write will make room), or another -errno. */
 ssize_t half_io_in(struct half *h, size_t max) {
         uint64_t off, first;
         struct iovec iov[2];
@@ -57,7 +57,11 @@ ssize_t half_io_in(struct half *h, size_t max) {
         }
         if (h->pipe[0] >= 0) {
                 n = splice(h->src, NULL, h->pipe[1], NULL, max, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-                if (n < 0 && errno == EAGAIN) {
+                /* EAGAIN with bytes queued on the socket means a full pipe,
+                 * but only if the pipe holds something: with an empty pipe
+                 * it is a packet that landed in the socket's backlog during
+                 * the call, and an EPOLLIN for it is on its way. */
+                if (n < 0 && errno == EAGAIN && h->in > h->out) {
                         int queued = 0;
 
                         if (ioctl(h->src, FIONREAD, &queued) == 0 && queued > 0)
