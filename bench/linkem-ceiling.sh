@@ -36,7 +36,7 @@ while [ $# -gt 0 ]; do
 done
 LK=$build/bench/linkem
 [ -x "$LK" ] || { echo "linkem not built: $LK (ninja -C $build)" >&2; exit 1; }
-for c in curl python3 openssl; do
+for c in curl python3 openssl awk; do
         command -v $c >/dev/null || { echo "$c is required" >&2; exit 1; }
 done
 
@@ -118,7 +118,7 @@ parallel_time() {
                 get_time "$url" "$bytes" >/dev/null &
         done
         wait_jobs
-        echo "$(date +%s.%N) - $start" | bc -l
+        calc "$(date +%s.%N) - $start"
 }
 
 # Wait for every background job but the servers.
@@ -141,8 +141,10 @@ rtt_ms() {
                 awk '{ v[NR] = $1 } END { printf "%.3f\n", v[int((NR + 1) / 2)] * 1000 }'
 }
 
-gbit() { echo "scale=2; $1 * 8 / $2 / 1000000000" | bc -l; }
-ratio() { echo "scale=3; $1 / $2" | bc -l | sed 's/^\./0./'; }
+# calc EXPR: floating-point arithmetic, 4 significant digits.
+calc() { awk "BEGIN { printf \"%.4g\n\", $* }"; }
+gbit() { calc "$1 * 8 / $2 / 1e9"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", a / b }'; }
 
 # report NAME MEASURED EXPECTED UNIT: one line, and one CSV row.
 report() {
@@ -187,22 +189,22 @@ report "through linkem (ms)" "$rtt_lk" "$rtt_direct" "ms"
 echo "accuracy: --rate 1gbit --delay 1ms"
 start_linkem --connect "127.0.0.1:$H" --rate 1gbit --delay 1ms
 t=$(best_of "$reps" get_time "http://127.0.0.1:$LK_PORT/b512" "$small")
-report "one 512 MiB GET (s)" "$t" "$(echo "scale=3; 0.004 + $small * 8 / 1000000000" | bc -l)" "s"
+report "one 512 MiB GET (s)" "$t" "$(calc "0.004 + $small * 8 / 1000000000")" "s"
 t=$(best_of "$reps" rtt_ms "http://127.0.0.1:$LK_PORT/small" 20)
-report "small GET round trip (ms)" "$t" "$(echo "2 + $rtt_direct" | bc -l)" "ms"
+report "small GET round trip (ms)" "$t" "$(calc "2 + $rtt_direct")" "ms"
 t=$(best_of "$reps" parallel_time 8 "http://127.0.0.1:$LK_PORT/b64" $((64 << 20)))
-report "8 parallel 64 MiB GETs share it (s)" "$t" "$(echo "scale=3; 0.004 + 8 * 64 * 1048576 * 8 / 1000000000" | bc -l)" "s"
+report "8 parallel 64 MiB GETs share it (s)" "$t" "$(calc "0.004 + 8 * 64 * 1048576 * 8 / 1000000000")" "s"
 stop_linkem
 
 echo "accuracy: --rate 10gbit --delay 0.25ms"
 start_linkem --connect "127.0.0.1:$H" --rate 10gbit --delay 0.25ms
 t=$(best_of "$reps" get_time "http://127.0.0.1:$LK_PORT/big" "$bytes")
-report "one $size MiB GET (s)" "$t" "$(echo "scale=3; 0.001 + $bytes * 8 / 10000000000" | bc -l)" "s"
+report "one $size MiB GET (s)" "$t" "$(calc "0.001 + $bytes * 8 / 10000000000")" "s"
 report "  as a rate (Gbit/s)" "$(gbit "$bytes" "$t")" "10" "Gbit/s"
 t=$(best_of "$reps" rtt_ms "http://127.0.0.1:$LK_PORT/small" 20)
-report "small GET round trip (ms)" "$t" "$(echo "0.5 + $rtt_direct" | bc -l)" "ms"
+report "small GET round trip (ms)" "$t" "$(calc "0.5 + $rtt_direct")" "ms"
 stop_linkem
-if [ "$(echo "$ceiling < 10.5" | bc -l)" = 1 ]; then
+if awk -v c="$ceiling" 'BEGIN { exit !(c < 10.5) }'; then
         echo "  note: the uncapped ceiling ($ceiling Gbit/s) is near or below 10 Gbit/s on this"
         echo "        machine; a 10gbit profile measures the emulator as much as the product."
 fi
