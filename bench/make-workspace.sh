@@ -12,8 +12,9 @@
 # The debootstrap tree, its .deb tarball, the project files and the
 # datasets are cached (--cache, default $HOCUS_BENCH_CACHE or
 # /var/cache/hocus-bench), so a rerun only runs mkfs. Everything but the
-# Debian packages is generated from --seed, and mkfs gets a fixed UUID,
-# hash seed and clock: the same cache gives a byte-identical image.
+# Debian packages is generated from --seed; mkfs gets a fixed UUID, hash
+# seed and clock, and inode times are pinned: the same cache gives a
+# byte-identical image.
 #
 # usage: bench/make-workspace.sh OUT.img [--size 100G] [--data-gib N]
 #            [--project-mib N] [--quick] [--seed N] [--cache DIR]
@@ -62,7 +63,7 @@ else
 fi
 data_mib=$(awk -v g="$data_gib" 'BEGIN { printf "%d", g * 1024 }')
 [ "$(id -u)" = 0 ] || { echo "make-workspace: needs root (debootstrap)" >&2; exit 1; }
-for c in debootstrap mkfs.ext4 openssl python3; do
+for c in debootstrap mkfs.ext4 debugfs dumpe2fs openssl python3; do
         command -v "$c" >/dev/null || { echo "make-workspace: $c is required (tests/install-deps.sh --bench)" >&2; exit 1; }
 done
 
@@ -137,7 +138,11 @@ cp -al "$project" "$tree/home/dev/ws"
 rm -f "$tree/home/dev/ws/.complete"
 cp -al "$data" "$tree/srv/datasets"
 rm -f "$tree/srv/datasets/.complete"
+rm -f "$tree/etc/hostname"       # a link into the cache: don't write through it
 echo hocus-bench >"$tree/etc/hostname"
+touch -h -d @1700000000 "$tree" "$tree/home" "$tree/home/dev" "$tree/home/dev/ws" "$tree/srv" \
+        "$tree/srv/datasets" "$tree/etc" \
+        "$tree/etc/hostname"
 
 step "mkfs.ext4 -d into a $size sparse image"
 rm -f "$out"
@@ -145,6 +150,31 @@ rm -f "$out"
 uuid=$(printf '%08x-0000-4000-8000-%012x' "$seed" "$seed")
 E2FSPROGS_FAKE_TIME=1700000000 mkfs.ext4 -q -F -L hocus-ws -U "$uuid" \
         -E "hash_seed=$uuid,root_owner=0:0" -d "$tree" "$out" "$size"
+
+# mkfs copies each file's ctime and atime, which the hard links above (and
+# reads) just changed: pin both, in every inode in use, to the fake clock.
+step "pinning inode times"
+dumpe2fs "$out" 2>/dev/null | python3 -c '
+import re, sys
+ipg = None
+for line in sys.stdin:
+    m = re.match(r"Inodes per group:\s+(\d+)", line)
+    if m:
+        ipg = int(m.group(1))
+    m = re.match(r"Group (\d+):", line)
+    if m:
+        g = int(m.group(1))
+    m = re.match(r"\s+Free inodes: ?(.*)", line)
+    if m and ipg:
+        free = set()
+        for r in filter(None, (x.strip() for x in m.group(1).split(","))):
+            a, _, b = r.partition("-")
+            free.update(range(int(a), int(b or a) + 1))
+        for ino in range(g * ipg + 1, (g + 1) * ipg + 1):
+            if ino not in free:
+                print("sif <%d> ctime 20231114221320\nsif <%d> atime 20231114221320" % (ino, ino))
+' >"$work/times.cmds"
+E2FSPROGS_FAKE_TIME=1700000000 debugfs -w -f "$work/times.cmds" "$out" >/dev/null 2>&1
 
 du_bytes() { du -sb "$1" | cut -f1; }
 rootfs_b=$(du_bytes "$rootfs")
