@@ -76,3 +76,4 @@ int cmd_push(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_cache(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
