@@ -78,10 +78,11 @@ start_httpd() {
         HTTP_PORT=$(cat "$pf")
 }
 
-# start_linkem ARGS...: sets LK_PORT, LK_PID.
+# start_linkem ARGS...: sets LK_PORT, LK_PID; counters go to $W/stats.json.
 start_linkem() {
         local pf=$W/linkem.$RANDOM.port
-        "$LK" --port-file "$pf" "$@" >/dev/null 2>>"$W/linkem.log" &
+        rm -f "$W/stats.json"
+        "$LK" --port-file "$pf" --stats "$W/stats.json" "$@" >/dev/null 2>>"$W/linkem.log" &
         LK_PID=$!
         pids+=($LK_PID)
         wait_file "$pf"
@@ -91,6 +92,13 @@ start_linkem() {
 stop_linkem() {
         kill "$LK_PID"
         wait "$LK_PID" || { echo "linkem exited uncleanly" >&2; exit 1; }
+}
+
+# report_lateness: how late linkem's timers delivered, over its whole run
+# (its own error, added to every delayed byte).
+report_lateness() {
+        python3 -c 'import json, sys; s = json.load(open(sys.argv[1]))
+print("  %-44s %10.1f us mean, %.1f us worst" % ("linkem timer lateness", s["late_us_mean"], s["late_us_max"]))' "$W/stats.json"
 }
 
 # get_time URL BYTES: seconds for one GET (fails on a short body).
@@ -195,6 +203,7 @@ report "small GET round trip (ms)" "$t" "$(calc "2 + $rtt_direct")" "ms"
 t=$(best_of "$reps" parallel_time 8 "http://127.0.0.1:$LK_PORT/b64" $((64 << 20)))
 report "8 parallel 64 MiB GETs share it (s)" "$t" "$(calc "0.004 + 8 * 64 * 1048576 * 8 / 1000000000")" "s"
 stop_linkem
+report_lateness
 
 echo "accuracy: --rate 10gbit --delay 0.25ms"
 start_linkem --connect "127.0.0.1:$H" --rate 10gbit --delay 0.25ms
@@ -204,6 +213,7 @@ report "  as a rate (Gbit/s)" "$(gbit "$bytes" "$t")" "10" "Gbit/s"
 t=$(best_of "$reps" rtt_ms "http://127.0.0.1:$LK_PORT/small" 20)
 report "small GET round trip (ms)" "$t" "$(calc "0.5 + $rtt_direct")" "ms"
 stop_linkem
+report_lateness
 if awk -v c="$ceiling" 'BEGIN { exit !(c < 10.5) }'; then
         echo "  note: the uncapped ceiling ($ceiling Gbit/s) is near or below 10 Gbit/s on this"
         echo "        machine; a 10gbit profile measures the emulator as much as the product."

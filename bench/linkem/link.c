@@ -146,9 +146,14 @@ void link_deliver(struct loop *lp, struct link *l, uint64_t now) {
         while (l->len && l->fifo[l->head].due <= now) {
                 struct rec r = l->fifo[l->head];
                 struct conn *c = r.h->c;
+                uint64_t late = now - r.due;
 
                 l->head = (l->head + 1) % l->cap;
                 l->len--;
+                /* How late the loop was: the emulator's own error. */
+                l->late_sum += late;
+                l->late_max = MAX(l->late_max, late);
+                l->late_n++;
                 /* Coalesce the half's next records when they are due too. */
                 while (l->len && l->fifo[l->head].h == r.h && l->fifo[l->head].due <= now) {
                         r.end = l->fifo[l->head].end;

@@ -125,7 +125,7 @@ struct link {
         struct rec *fifo;       /* ring of records, delivery order */
         size_t head, len, cap;
         struct list_head active; /* halves with bytes (or EOF) to admit */
-        uint64_t bytes;         /* delivered, for stats */
+        uint64_t late_sum, late_max, late_n; /* ns a delivery came after its due time */
 };
 
 /* One direction of one connection: reads src, writes dst. Offsets count

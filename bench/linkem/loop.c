@@ -113,27 +113,48 @@ static uint64_t loop_bytes(const struct loop *lp, int d) {
         return n;
 }
 
+/* Mean and worst lateness of deliveries in microseconds, both directions. */
+static void loop_lateness(const struct loop *lp, double *ret_mean, double *ret_max) {
+        uint64_t sum = 0, n = 0, max = 0;
+        int d;
+
+        for (d = UP; d <= DOWN; d++) {
+                sum += lp->link[d].late_sum;
+                n += lp->link[d].late_n;
+                max = MAX(max, lp->link[d].late_max);
+        }
+        *ret_mean = n ? (double) sum / (double) n / 1e3 : 0;
+        *ret_max = (double) max / 1e3;
+}
+
 /* Counters as one JSON object, written atomically. */
 int loop_write_stats(const struct loop *lp, const char *path) {
         char buf[512];
+        double mean, max;
         int n;
 
+        loop_lateness(lp, &mean, &max);
         n = snprintf(buf, sizeof(buf),
                      "{\"connections\": %" PRIu64 ", \"open\": %" PRIu64
                      ", \"max_concurrent\": %" PRIu64 ", \"bytes_up\": %" PRIu64
-                     ", \"bytes_down\": %" PRIu64 ", \"faults_fired\": %" PRIu64 "}\n",
+                     ", \"bytes_down\": %" PRIu64 ", \"faults_fired\": %" PRIu64
+                     ", \"late_us_mean\": %.1f, \"late_us_max\": %.1f}\n",
                      lp->next_id, lp->n_open, lp->max_open, loop_bytes(lp, UP),
-                     loop_bytes(lp, DOWN), lp->faults_fired);
+                     loop_bytes(lp, DOWN), lp->faults_fired, mean, max);
         if (n < 0 || (size_t) n >= sizeof(buf))
                 return -EOVERFLOW;
         return write_file_atomic(AT_FDCWD, path, buf, (size_t) n, 0644);
 }
 
 void loop_log_stats(const struct loop *lp) {
+        double mean, max;
+
+        loop_lateness(lp, &mean, &max);
         log_info("%" PRIu64 " connections (at most %" PRIu64 " at once), %" PRIu64
-                 " bytes up, %" PRIu64 " bytes down, %" PRIu64 " faults injected",
+                 " bytes up, %" PRIu64 " bytes down, %" PRIu64 " faults injected;"
+                 " deliveries late by %.1f us on average, %.1f us at worst",
                  lp->next_id, lp->max_open, loop_bytes(lp, UP), loop_bytes(lp, DOWN),
-                 lp->faults_fired);
+                 lp->faults_fired, mean, max);
 }
 
 /* Drain the signalfd: SIGTERM/SIGINT end the loop, SIGUSR1 dumps stats. */
