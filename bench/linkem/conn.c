@@ -29,6 +29,7 @@
 #define BUFFER_MIN (1ULL << 20)
 #define BUFFER_MAX (64ULL << 20)
 
+/* The smallest power of two >= v (ring offsets are masked). */
 static uint64_t roundup_pow2(uint64_t v) {
         uint64_t p = 1;
 
@@ -63,12 +64,14 @@ static void close_reset(int fd) {
         (void) close(fd);
 }
 
+/* linkem decides when bytes leave; Nagle must not hold them back. */
 static void set_nodelay(int fd) {
         int one = 1;
 
         (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+/* Wire a half to its connection's sockets; its buffer comes on first read. */
 static void half_init(struct half *h, struct conn *c, int dir, size_t cap) {
         h->c = c;
         h->dir = dir;

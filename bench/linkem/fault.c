@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/util.h"
 
+/* Whether f targets connection id (conn=0: all of them). */
 static bool fault_applies(const struct fault *f, uint64_t id) {
         return f->conn == 0 || f->conn == id;
 }

@@ -40,6 +40,7 @@ void link_init(struct link *l, int dir, uint64_t rate, uint64_t delay) {
         l->burst_ns = BURST_NS;
 }
 
+/* Release the record ring (records must hold no references by now). */
 void link_free(struct link *l) {
         free(l->fifo);
         l->fifo = NULL;
@@ -66,6 +67,7 @@ static int link_push(struct link *l, const struct rec *r) {
         return 0;
 }
 
+/* Bytes or an EOF of h still wait to be admitted to the line. */
 static bool half_has_pending(const struct half *h) {
         return h->in > h->sched || (h->eof_in && !h->eof_sched);
 }

@@ -146,6 +146,7 @@ int loop_write_stats(const struct loop *lp, const char *path) {
         return write_file_atomic(AT_FDCWD, path, buf, (size_t) n, 0644);
 }
 
+/* The same counters as one log line (at exit and on SIGUSR1). */
 void loop_log_stats(const struct loop *lp) {
         double mean, max;
 

@@ -34,6 +34,7 @@ static void raise_fd_limit(void) {
         }
 }
 
+/* path := "v\n", atomically, so a reader never sees half a number. */
 static int write_number_file(const char *path, uint64_t v) {
         char buf[32];
         int n = snprintf(buf, sizeof(buf), "%" PRIu64 "\n", v);
@@ -41,6 +42,7 @@ static int write_number_file(const char *path, uint64_t v) {
         return write_file_atomic(AT_FDCWD, path, buf, (size_t) n, 0644);
 }
 
+/* One log line with the link as configured. */
 static void describe(const struct options *o, uint64_t port) {
         char rate[2][32];
         int d;
@@ -57,6 +59,8 @@ static void describe(const struct options *o, uint64_t port) {
                  rate[UP], rate[DOWN], conn_buffer_size(o) >> 10, o->n_faults);
 }
 
+/* Parse, listen, announce readiness (port file, pidfile, stdout), run
+ * until SIGTERM, then report. Exit 0, 1 on a runtime error, 2 on usage. */
 int main(int argc, char **argv) {
         struct options o;
         struct loop lp;

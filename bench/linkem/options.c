@@ -216,6 +216,7 @@ int parse_fault(const char *s, struct fault *ret) {
         return 0;
 }
 
+/* The --help text. */
 static void usage(FILE *f) {
         fprintf(f,
 "usage: linkem --connect HOST:PORT [--listen HOST:PORT] [options]\n"
