@@ -3,12 +3,12 @@
 # delay (round trips), rate caps each way, a link shared by parallel
 # transfers, every fault mode, the stats file, usage errors and a clean
 # exit on SIGTERM. Timing checks are lower bounds that physics guarantees,
-# with generous upper bounds for a busy machine. About 15 s.
+# with generous upper bounds for a busy machine. About 10 s.
 . "${TESTS_DIR:-$(dirname "$0")/..}/functions.sh"
 
 LINKEM=${LINKEM:-$BUILD_DIR/bench/linkem}
 [ -x "$LINKEM" ] || fail "linkem is not built: $LINKEM"
-requires curl jq bc sha256sum
+requires curl jq sha256sum
 start_registry
 
 # start_linkem NAME ARGS...: linkem in front of the registry. Sets LK
@@ -57,9 +57,15 @@ median_ms() {
                 awk '{ v[NR] = $1 } END { printf "%.3f\n", v[int((NR + 1) / 2)] * 1000 }'
 }
 
+# calc EXPR: floating-point arithmetic.
+calc() {
+        awk "BEGIN { printf \"%.6g\n\", $* }"
+}
+
 # within VALUE LOW HIGH WHAT: LOW <= VALUE <= HIGH (decimals).
 within() {
-        [ "$(echo "$1 >= $2 && $1 <= $3" | bc -l)" = 1 ] || fail "$4: $1 not within [$2, $3]"
+        awk -v v="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(v >= lo && v <= hi) }' ||
+                fail "$4: $1 not within [$2, $3]"
         echo "ok: $4: $1 in [$2, $3]"
 }
 
@@ -89,11 +95,11 @@ direct=$(median_ms "http://$HTTPD/small" 20)
 start_linkem delay --connect "$HTTPD" --delay 5ms --stats "$T/delay.json"
 rtt=$(median_ms "http://$LK/small" 20)
 echo "median small GET: $direct ms direct, $rtt ms through linkem"
-within "$(echo "$rtt - $direct" | bc -l)" 9.5 15 "added round trip (ms)"
+within "$(calc "$rtt - $direct")" 9.5 15 "added round trip (ms)"
 first=$(for i in 1 2 3 4 5; do
         curl -fsS -o /dev/null -w '%{time_starttransfer}\n' "http://$LK/small"
 done | sort -g | head -1)
-within "$(echo "$first * 1000" | bc -l)" 19.5 60 "first byte on a new connection, best of 5 (ms)"
+within "$(calc "$first * 1000")" 19.5 60 "first byte on a new connection, best of 5 (ms)"
 stop_linkem
 jq -e '.connections == 6 and .bytes_down > 100 and .faults_fired == 0' \
         "$T/delay.json" >/dev/null || fail "unexpected stats: $(cat "$T/delay.json")"
@@ -109,7 +115,7 @@ within "$t" 0.64 1.6 "16 MiB download at 200 Mbit/s (s)"
 head -c $((8 << 20)) /dev/urandom >"$T/up"
 start=$(date +%s.%N)
 push_blob "$T/up" "$LK" >/dev/null
-within "$(echo "$(date +%s.%N) - $start" | bc -l)" 0.64 2.5 "8 MiB upload at 100 Mbit/s (s)"
+within "$(calc "$(date +%s.%N) - $start")" 0.64 2.5 "8 MiB upload at 100 Mbit/s (s)"
 echo "== rate: four parallel downloads share the link"
 start=$(date +%s.%N)
 pids=()
@@ -120,7 +126,7 @@ done
 for p in "${pids[@]}"; do
         wait "$p" || fail "a parallel download failed"
 done
-within "$(echo "$(date +%s.%N) - $start" | bc -l)" 2.6 6 "4 x 16 MiB in parallel at 200 Mbit/s (s)"
+within "$(calc "$(date +%s.%N) - $start")" 2.6 6 "4 x 16 MiB in parallel at 200 Mbit/s (s)"
 for i in 1 2 3 4; do
         cmp "$T/par$i" "$T/big" || fail "parallel download $i differs"
 done
