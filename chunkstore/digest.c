@@ -116,6 +116,8 @@ const char *digest_to_string(const struct digest *d, char *buf) {
 int digest_parse_hex(const char *s, struct digest *ret) {
         struct digest d;
 
+        if (strnlen(s, DIGEST_HEX_LEN + 1) != DIGEST_HEX_LEN)
+                return -EINVAL;
         /* Canonical form is lowercase (OCI image-spec); reject uppercase so
          * one blob has exactly one name. */
         for (size_t i = 0; i < DIGEST_HEX_LEN; i++)

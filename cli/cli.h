@@ -80,3 +80,4 @@ int cmd_attach(int argc, char **argv);
 int cmd_detach(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_pull(int argc, char **argv);

@@ -218,9 +218,11 @@ int cmd_export(int argc, char **argv) {
                 if (r == -EBADMSG)
                         log_error("Chunk %llu of '%s' does not match its digest: refusing to write unverified data",
                                   (unsigned long long) j.bad_chunk, argv[optind]);
-                else
-                        log_error_errno(r, "Export of '%s' failed at chunk %llu: %m", argv[optind],
-                                        (unsigned long long) j.bad_chunk);
+                else {
+                        char why[512];
+                        log_error_errno(r, "Export of '%s' failed at chunk %llu: %s", argv[optind],
+                                        (unsigned long long) j.bad_chunk, source_strerror(src, r, why, sizeof why));
+                }
                 goto out;
         }
         if (fsync(j.fd) < 0) {

@@ -189,8 +189,10 @@ int cmd_push(int argc, char **argv) {
         if (r < 0) {
                 if (r == -EBADMSG)
                         log_error("Push to '%s' failed: a blob's bytes did not match its digest", dst_ref);
-                else
-                        log_error_errno(r, "Push to '%s' failed: %m", dst_ref);
+                else {
+                        char why[512];
+                        log_error_errno(r, "Push to '%s' failed: %s", dst_ref, source_strerror(dst, r, why, sizeof why));
+                }
                 goto out;
         }
         print_result(dst_ref, &res, quiet);

@@ -14,6 +14,7 @@ static const struct {
         { "push", cmd_push, "chunk a raw disk image and store it under a reference" },
         { "inspect", cmd_inspect, "show an image's manifest and index" },
         { "export", cmd_export, "write an image back out as a sparse raw file" },
+        { "pull", cmd_pull, "fetch every chunk of an image into the local chunk store" },
         { "cache", cmd_cache, "chunk store: stats, verify, gc" },
         { "attach", cmd_attach, "serve an image from a running blockd" },
         { "detach", cmd_detach, "stop serving an export" },

@@ -31,7 +31,8 @@ void log_set_timestamps(bool on);
 
 int log_internal(int level, int error, const char *func, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
-int log_internalv(int level, int error, const char *func, const char *fmt, va_list ap);
+int log_internalv(int level, int error, const char *func, const char *fmt, va_list ap)
+        __attribute__((format(printf, 4, 0)));
 
 #define log_full_errno(level, error, ...) \
         log_internal((level), (error), __func__, __VA_ARGS__)

@@ -66,8 +66,11 @@ int image_open(struct blob_source *src, struct image **ret, char *err, size_t er
                             src->ref->text);
         if (r == -EBADMSG)
                 return fail(err, errlen, r, "%s: manifest does not match its digest", src->ref->text);
-        if (r < 0)
-                return fail(err, errlen, r, "%s: cannot fetch manifest: %s", src->ref->text, strerror(-r));
+        if (r < 0) {
+                char why_net[512];
+                return fail(err, errlen, r, "%s: cannot fetch manifest: %s", src->ref->text,
+                            source_strerror(src, r, why_net, sizeof why_net));
+        }
 
         img = calloc(1, sizeof *img);
         if (!img)
@@ -89,7 +92,7 @@ int image_open(struct blob_source *src, struct image **ret, char *err, size_t er
         r = source_blob_get(src, &img->manifest->index.digest, img->manifest->index.size, INDEX_BLOB_MAX, &idx);
         if (r < 0) {
                 fail(err, errlen, r, "%s: cannot fetch the index blob: %s", src->ref->text,
-                     r == -EBADMSG ? "its bytes do not match its digest" : strerror(-r));
+                     r == -EBADMSG ? "its bytes do not match its digest" : source_strerror(src, r, why, sizeof why));
                 goto fail;
         }
         r = blkindex_decode(idx, img->manifest->index.size, &img->index, why, sizeof why);

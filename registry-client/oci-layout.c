@@ -2,9 +2,10 @@
 /*
  * The OCI image-layout backend (oci:DIR[:TAG]): blobs under
  * DIR/blobs/sha256/<hex>, tags as "org.opencontainers.image.ref.name"
- * annotations in DIR/index.json. Blobs are written to a temp name, fsynced
- * and verified, then renamed: a blob is never visible half-written or with
- * bytes that do not match its name. index.json is replaced atomically
+ * annotations in DIR/index.json. Blobs are written to a temp name and
+ * verified, then renamed: a blob is never visible half-written or with
+ * bytes that do not match its name. Durability comes from one syncfs()
+ * before index.json names a new manifest. index.json is replaced atomically
  * under an flock on the layout directory, so concurrent pushes to one
  * layout do not lose each other's tags.
  */
@@ -130,11 +131,17 @@ static int oci_blob_read(struct blob_source *s, const struct digest *d, uint64_t
         n = pread_full(fd, buf, len, off);
         if (n < 0)
                 return (int) n;
-        return (size_t) n == len ? 0 : -EIO;
+        return (size_t) n == len ? 0 : -ERANGE; /* the blob is shorter than the range */
 }
 
-static int oci_blob_put_fd(struct blob_source *s, const struct digest *d, int fd, uint64_t size) {
-        struct oci_layout *l = s->priv;
+/*
+ * Copy size bytes of fd into the layout, hashing them on the way: to a temp
+ * name first, renamed to the digest when complete. With want set the bytes
+ * must hash to it (-EBADMSG otherwise). Returns 1 if the blob was stored,
+ * 0 if the layout already had it; *ret_digest gets the digest.
+ */
+static int copy_in(struct oci_layout *l, int fd, uint64_t size, const struct digest *want,
+                   struct digest *ret_digest) {
         char hex[DIGEST_HEX_LEN + 1], tmp[128], sfx[48];
         _cleanup_close_ int out = -EBADF;
         _cleanup_free_ char *buf = NULL;
@@ -150,12 +157,13 @@ static int oci_blob_put_fd(struct blob_source *s, const struct digest *d, int fd
         bfd = blobfd_get(l);
         if (bfd < 0)
                 return bfd;
-        digest_to_hex(d, hex);
-        if (fstatat(bfd, hex, &st, 0) == 0 && (uint64_t) st.st_size == size)
+        if (want && fstatat(bfd, digest_to_hex(want, hex), &st, 0) == 0 && (uint64_t) st.st_size == size) {
+                *ret_digest = *want;
                 return 0; /* already there (verified when it was written) */
+        }
 
         tmp_suffix(sfx, sizeof sfx);
-        snprintf(tmp, sizeof tmp, ".%s%s", hex, sfx);
+        snprintf(tmp, sizeof tmp, ".blob%s", sfx);
         out = openat(bfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (out < 0)
                 return -errno;
@@ -179,20 +187,42 @@ static int oci_blob_put_fd(struct blob_source *s, const struct digest *d, int fd
         r = digest_ctx_final(ctx, &got);
         if (r < 0)
                 goto out_unlink;
-        if (!digest_equal(&got, d)) {
+        if (want && !digest_equal(&got, want)) {
                 r = -EBADMSG;
                 goto out_unlink;
         }
-        if (fsync(out) < 0 || renameat(bfd, tmp, bfd, hex) < 0) {
+        digest_to_hex(&got, hex);
+        if (!want && fstatat(bfd, hex, &st, 0) == 0 && (uint64_t) st.st_size == size) {
+                r = 0; /* identical blob already present */
+                goto out_unlink;
+        }
+        /* No fsync per blob: blobs are made durable together, by one
+         * syncfs() before a manifest that names them is published
+         * (oci_manifest_put). Readers verify digests regardless. */
+        if (renameat(bfd, tmp, bfd, hex) < 0) {
                 r = -errno;
                 goto out_unlink;
         }
         digest_ctx_free(ctx);
-        return 0;
+        *ret_digest = got;
+        return 1;
 out_unlink:
         digest_ctx_free(ctx);
         (void) unlinkat(bfd, tmp, 0);
+        if (r == 0)
+                *ret_digest = got;
         return r;
+}
+
+static int oci_blob_put_fd(struct blob_source *s, const struct digest *d, int fd, uint64_t size) {
+        struct digest got;
+        int r = copy_in(s->priv, fd, size, d, &got);
+
+        return r < 0 ? r : 0;
+}
+
+static int oci_blob_put_fd_unnamed(struct blob_source *s, int fd, uint64_t size, struct digest *ret_digest) {
+        return copy_in(s->priv, fd, size, NULL, ret_digest);
 }
 
 static int read_index(struct oci_layout *l, struct json_object **ret) {
@@ -310,6 +340,10 @@ static int oci_manifest_put(struct blob_source *s, const char *tag, const char *
         r = source_blob_put_buf(s, &d, body, len);
         if (r < 0)
                 return r;
+        /* Every blob this manifest names must be on disk before the tag
+         * that makes it reachable. */
+        if (syncfs(l->dirfd) < 0)
+                return -errno;
         if (flock(l->dirfd, LOCK_EX) < 0)
                 return -errno;
         r = read_index(l, &root);
@@ -426,6 +460,7 @@ static const struct blob_source_ops oci_layout_ops = {
         .blob_stat = oci_blob_stat,
         .blob_read = oci_blob_read,
         .blob_put_fd = oci_blob_put_fd,
+        .blob_put_fd_unnamed = oci_blob_put_fd_unnamed,
         .referrers_get = oci_referrers_get,
         .free = oci_free,
 };

@@ -111,6 +111,9 @@ static void *worker(void *arg) {
         return NULL;
 }
 
+/* Finished packs waiting for upload (bounds memory to this many packs). */
+#define UPLOAD_QUEUE 2
+
 struct builder {
         struct blob_source *dst;
         const struct push_options *o;
@@ -128,23 +131,44 @@ struct builder {
         int pack_fd;
         uint32_t pack_idx;
         uint64_t pack_len;
-        struct digest_ctx *pack_ctx;
+        /* finished packs, uploaded by a background thread so the
+         * pipeline keeps going; up_lock also guards packs[] */
+        pthread_mutex_t up_lock;
+        pthread_cond_t up_cond;
+        pthread_t uploader;
+        bool uploader_started, up_done;
+        int up_err;
+        struct {
+                int fd;
+                uint32_t idx;
+                uint64_t len;
+        } up_queue[UPLOAD_QUEUE];
+        unsigned up_head, up_n;
 };
 
 static int builder_add_pack(struct builder *b, uint32_t *ret) {
+        int r = 0;
+
+        pthread_mutex_lock(&b->up_lock);
         if (b->n_packs == b->cap_packs) {
                 uint32_t cap = b->cap_packs ? b->cap_packs * 2 : 16;
                 struct blkindex_pack *v = realloc(b->packs, cap * sizeof *v);
-                if (!v)
-                        return -ENOMEM;
+                if (!v) {
+                        r = -ENOMEM;
+                        goto out;
+                }
                 b->packs = v;
                 b->cap_packs = cap;
         }
-        if (b->n_packs >= BLKINDEX_MAX_PACKS)
-                return -E2BIG;
+        if (b->n_packs >= BLKINDEX_MAX_PACKS) {
+                r = -E2BIG;
+                goto out;
+        }
         memset(&b->packs[b->n_packs], 0, sizeof b->packs[0]);
         *ret = b->n_packs++;
-        return 0;
+out:
+        pthread_mutex_unlock(&b->up_lock);
+        return r;
 }
 
 static int builder_add_chunk(struct builder *b, const struct blkindex_chunk *c, uint32_t *ret) {
@@ -194,27 +218,89 @@ static int upload_buf(struct builder *b, const struct digest *d, const void *buf
         return 0;
 }
 
-/* Finish the current pack: digest it and upload it. */
+/* The upload thread: store each finished pack under the digest it hashes
+ * to (one pass over its bytes), and record the digest in the pack table. */
+static void *uploader(void *arg) {
+        struct builder *b = arg;
+
+        pthread_mutex_lock(&b->up_lock);
+        for (;;) {
+                struct digest d;
+                int fd, r;
+                uint32_t idx;
+                uint64_t len;
+
+                while (b->up_n == 0 && !b->up_done)
+                        pthread_cond_wait(&b->up_cond, &b->up_lock);
+                if (b->up_n == 0)
+                        break;
+                fd = b->up_queue[b->up_head].fd;
+                idx = b->up_queue[b->up_head].idx;
+                len = b->up_queue[b->up_head].len;
+                pthread_mutex_unlock(&b->up_lock);
+
+                r = b->up_err ? b->up_err : source_blob_put_fd_unnamed(b->dst, fd, len, &d);
+                close(fd);
+
+                pthread_mutex_lock(&b->up_lock);
+                if (r < 0 && !b->up_err)
+                        b->up_err = r;
+                if (r >= 0) {
+                        b->packs[idx].digest = d;
+                        b->packs[idx].size = len;
+                        b->res->packs_new++;
+                        if (r > 0) {
+                                b->res->blobs_uploaded++;
+                                b->res->bytes_uploaded += len;
+                        }
+                }
+                b->up_head = (b->up_head + 1) % UPLOAD_QUEUE;
+                b->up_n--;
+                pthread_cond_broadcast(&b->up_cond);
+        }
+        pthread_mutex_unlock(&b->up_lock);
+        return NULL;
+}
+
+/* Hand the current pack to the upload thread (waits while the queue is
+ * full). Returns an earlier upload's error, if any. */
 static int pack_flush(struct builder *b) {
-        struct blkindex_pack *pk;
         int r;
 
         if (b->pack_fd < 0)
                 return 0;
-        pk = &b->packs[b->pack_idx];
-        r = digest_ctx_final(b->pack_ctx, &pk->digest);
-        if (r < 0)
-                return r;
-        pk->size = b->pack_len;
-        r = upload_fd(b, &pk->digest, b->pack_fd, b->pack_len);
-        if (r < 0)
-                return r;
-        b->res->packs_new++;
-        close(b->pack_fd);
-        b->pack_fd = -EBADF;
-        digest_ctx_free(b->pack_ctx);
-        b->pack_ctx = NULL;
-        return 0;
+        if (!b->uploader_started) {
+                if (pthread_create(&b->uploader, NULL, uploader, b) != 0)
+                        return -EAGAIN;
+                b->uploader_started = true;
+        }
+        pthread_mutex_lock(&b->up_lock);
+        while (b->up_n == UPLOAD_QUEUE)
+                pthread_cond_wait(&b->up_cond, &b->up_lock);
+        r = b->up_err;
+        if (r >= 0) {
+                unsigned tail = (b->up_head + b->up_n) % UPLOAD_QUEUE;
+                b->up_queue[tail].fd = TAKE_FD(b->pack_fd);
+                b->up_queue[tail].idx = b->pack_idx;
+                b->up_queue[tail].len = b->pack_len;
+                b->up_n++;
+                pthread_cond_broadcast(&b->up_cond);
+        }
+        pthread_mutex_unlock(&b->up_lock);
+        return r;
+}
+
+/* Wait for every queued upload; returns the first upload error. */
+static int uploads_finish(struct builder *b) {
+        if (!b->uploader_started)
+                return b->up_err;
+        pthread_mutex_lock(&b->up_lock);
+        b->up_done = true;
+        pthread_cond_broadcast(&b->up_cond);
+        pthread_mutex_unlock(&b->up_lock);
+        pthread_join(b->uploader, NULL);
+        b->uploader_started = false;
+        return b->up_err;
 }
 
 static int pack_append(struct builder *b, const struct slot *s, struct blkindex_chunk *c) {
@@ -231,18 +317,12 @@ static int pack_append(struct builder *b, const struct slot *s, struct blkindex_
                 b->pack_fd = memfd_create("hocus-pack", MFD_CLOEXEC);
                 if (b->pack_fd < 0)
                         return -errno;
-                r = digest_ctx_new(&b->pack_ctx);
-                if (r < 0)
-                        return r;
                 r = builder_add_pack(b, &b->pack_idx);
                 if (r < 0)
                         return r;
                 b->pack_len = 0;
         }
         r = write_all(b->pack_fd, bytes, s->stored_len);
-        if (r < 0)
-                return r;
-        r = digest_ctx_update(b->pack_ctx, bytes, s->stored_len);
         if (r < 0)
                 return r;
         c->pack = b->pack_idx;
@@ -507,13 +587,20 @@ static int finish(struct builder *b, uint64_t image_size, uint32_t chunk_size, u
 int image_push(int src_fd, struct blob_source *dst, const char *tag, const struct push_options *o,
                struct push_result *ret) {
         struct push_result res = { 0 };
-        struct builder b = { .dst = dst, .o = o, .res = &res, .pack_fd = -EBADF };
+        struct builder b = {
+                .dst = dst,
+                .o = o,
+                .res = &res,
+                .pack_fd = -EBADF,
+                .up_lock = PTHREAD_MUTEX_INITIALIZER,
+                .up_cond = PTHREAD_COND_INITIALIZER,
+        };
         struct pipeline p = { .fd = src_fd };
         _cleanup_free_ uint64_t *data = NULL, *order = NULL;
         uint32_t chunk_size = o->chunk_size ? o->chunk_size : PUSH_DEFAULT_CHUNK_SIZE;
         uint64_t image_size, n_data, n_map, t0 = now_ns();
         unsigned threads = o->threads;
-        int r;
+        int r, q;
 
         if (chunk_size < BLKINDEX_MIN_CHUNK || chunk_size > BLKINDEX_MAX_CHUNK || (chunk_size & (chunk_size - 1)))
                 return -EDOM;
@@ -571,6 +658,9 @@ int image_push(int src_fd, struct blob_source *dst, const char *tag, const struc
         r = run_pipeline(&b, &p, threads);
         if (r >= 0)
                 r = pack_flush(&b);
+        q = uploads_finish(&b);
+        if (r >= 0)
+                r = q;
         if (r >= 0)
                 r = finish(&b, image_size, chunk_size, n_map, tag);
         if (r >= 0) {
@@ -594,9 +684,14 @@ out_pipeline:
         pthread_mutex_destroy(&p.lock);
         pthread_cond_destroy(&p.cond);
 out:
+        (void) uploads_finish(&b);
+        while (b.up_n) { /* never started: close what was queued */
+                close(b.up_queue[b.up_head].fd);
+                b.up_head = (b.up_head + 1) % UPLOAD_QUEUE;
+                b.up_n--;
+        }
         if (b.pack_fd >= 0)
                 close(b.pack_fd);
-        digest_ctx_free(b.pack_ctx);
         digest_map_free(b.seen);
         digest_map_free(b.base_seen);
         free(b.base_pack_map);

@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -11,7 +13,8 @@
 #include "common/log.h"
 #include "common/util.h"
 
-int source_open_ref(struct image_ref *ref, const struct source_options *o, struct blob_source **ret) {
+static int open_ref(struct image_ref *ref, const struct source_options *o, struct blob_source **ret, char *err,
+                    size_t errlen) {
         static const struct source_options defaults = { 0 };
         int r;
 
@@ -22,7 +25,7 @@ int source_open_ref(struct image_ref *ref, const struct source_options *o, struc
                 r = oci_layout_open(ref, o, ret);
                 break;
         case REF_DOCKER:
-                r = registry_open(ref, o, ret);
+                r = registry_open(ref, o, ret, err, errlen);
                 break;
         default:
                 r = -EINVAL;
@@ -30,6 +33,10 @@ int source_open_ref(struct image_ref *ref, const struct source_options *o, struc
         if (r < 0)
                 image_ref_free(ref);
         return r;
+}
+
+int source_open_ref(struct image_ref *ref, const struct source_options *o, struct blob_source **ret) {
+        return open_ref(ref, o, ret, NULL, 0);
 }
 
 int source_open(const char *text, const struct source_options *o, struct blob_source **ret, char *err,
@@ -40,7 +47,7 @@ int source_open(const char *text, const struct source_options *o, struct blob_so
         r = image_ref_parse(text, &ref, err, errlen);
         if (r < 0)
                 return r;
-        return source_open_ref(ref, o, ret);
+        return open_ref(ref, o, ret, err, errlen);
 }
 
 void source_free(struct blob_source *s) {
@@ -109,7 +116,9 @@ int source_blob_read(struct blob_source *s, const struct digest *d, uint64_t off
         if (debug_flag("registry.blob"))
                 log_debug("%s: read %s [%llu, +%zu): %d", s->ops->name, digest_to_string(d, ds),
                           (unsigned long long) off, len, r);
-        return r;
+        /* A range past the blob's end means the blob is not what its
+         * descriptor or the index says it is. */
+        return r == -ERANGE ? -EBADMSG : r;
 }
 
 int source_blob_get(struct blob_source *s, const struct digest *d, uint64_t size, uint64_t max, void **ret_buf) {
@@ -158,6 +167,30 @@ int source_blob_put_buf(struct blob_source *s, const struct digest *d, const voi
         return source_blob_put_fd(s, d, fd, len);
 }
 
+int source_blob_put_fd_unnamed(struct blob_source *s, int fd, uint64_t size, struct digest *ret_digest) {
+        char ds[DIGEST_STRING_MAX];
+        struct digest d;
+        uint64_t have, n;
+        int r;
+
+        if (s->ops->blob_put_fd_unnamed) {
+                r = s->ops->blob_put_fd_unnamed(s, fd, size, ret_digest);
+                log_debug("%s: put blob (%llu bytes): %d %s", s->ops->name, (unsigned long long) size, r,
+                          r >= 0 ? digest_to_string(ret_digest, ds) : "");
+                return r;
+        }
+        r = digest_fd(fd, &d, &n);
+        if (r < 0)
+                return r;
+        if (n != size)
+                return -EIO;
+        *ret_digest = d;
+        if (source_blob_stat(s, &d, &have) == 0 && have == size)
+                return 0;
+        r = source_blob_put_fd(s, &d, fd, size);
+        return r < 0 ? r : 1;
+}
+
 int source_blob_mount(struct blob_source *s, const struct digest *d, const struct image_ref *from) {
         if (!s->ops->blob_mount)
                 return -EOPNOTSUPP;
@@ -168,4 +201,28 @@ int source_referrers_get(struct blob_source *s, const struct digest *d, char **r
         if (!s->ops->referrers_get)
                 return -EOPNOTSUPP;
         return s->ops->referrers_get(s, d, ret_body, ret_len);
+}
+
+int source_blob_read_async(struct blob_source *s, struct source_aio *a) {
+        if (!s->ops->blob_read_async)
+                return -EOPNOTSUPP;
+        return s->ops->blob_read_async(s, a);
+}
+
+void source_blob_read_cancel(struct blob_source *s, struct source_aio *a) {
+        if (s->ops->blob_read_cancel)
+                s->ops->blob_read_cancel(s, a);
+}
+
+void source_get_stats(struct blob_source *s, struct source_stats *ret) {
+        memset(ret, 0, sizeof *ret);
+        if (s->ops->stats)
+                s->ops->stats(s, ret);
+}
+
+const char *source_strerror(struct blob_source *s, int r, char *buf, size_t len) {
+        if (s && s->ops->describe_error && s->ops->describe_error(s, r, buf, len))
+                return buf;
+        snprintf(buf, len, "%s", strerror(r < 0 ? -r : r));
+        return buf;
 }

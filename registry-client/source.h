@@ -21,6 +21,33 @@
 
 struct blob_source;
 
+/* Counters of a source's traffic (zero for sources without a network). */
+struct source_stats {
+        uint64_t requests;              /* HTTP requests sent, retries included */
+        uint64_t retries;
+        uint64_t connections;           /* new connections opened */
+        uint64_t bytes_down, bytes_up;  /* body bytes */
+        const char *protocol;           /* "HTTP/2", "HTTP/1.1", or NULL (static) */
+};
+
+/*
+ * One asynchronous range read (see fetch.h, which is its only user). The
+ * caller owns it and keeps it, and buf, alive until done has been called,
+ * exactly once, from a backend thread (never from inside the call that
+ * started it). The bytes are not verified here: they are a range of a
+ * pack, verified per chunk by whoever decodes them.
+ */
+struct source_aio {
+        struct digest digest;
+        uint64_t off;
+        void *buf;
+        size_t len;
+        uint64_t deadline_ns;           /* now_ns() clock; 0 = none; past it: -ETIMEDOUT */
+        void (*done)(struct source_aio *a, int r);
+        void *userdata;
+        void *backend;                  /* the backend's, while in flight */
+};
+
 struct blob_source_ops {
         const char *name;
         /* Fetch a manifest by tag or by digest ("sha256:..."). reference is
@@ -34,17 +61,35 @@ struct blob_source_ops {
                             const char *artifact_type, const void *body, size_t len);
         /* Size of a blob, -ENOENT if absent. */
         int (*blob_stat)(struct blob_source *s, const struct digest *d, uint64_t *ret_size);
-        /* Exactly len bytes at off (a range read; not verified here). */
+        /* Exactly len bytes at off (a range read; not verified here).
+         * -ERANGE when the blob ends before off + len. */
         int (*blob_read)(struct blob_source *s, const struct digest *d, uint64_t off, void *buf, size_t len);
         /* Upload size bytes of fd (from offset 0) as blob d. The source
          * must never expose a partial or mismatching blob under d. */
         int (*blob_put_fd)(struct blob_source *s, const struct digest *d, int fd, uint64_t size);
+        /* Optional: store size bytes of fd under whatever digest they
+         * have, computing it in the same pass (saves hashing twice).
+         * Returns 1 if stored, 0 if the blob was already there. The
+         * wrapper falls back to hashing, blob_stat and blob_put_fd. */
+        int (*blob_put_fd_unnamed)(struct blob_source *s, int fd, uint64_t size, struct digest *ret_digest);
         /* Optional (NULL = -EOPNOTSUPP): make blob d, present in the
          * repository of `from`, available here without uploading it. */
         int (*blob_mount)(struct blob_source *s, const struct digest *d, const struct image_ref *from);
         /* Optional: list manifests whose subject is d (OCI referrers).
          * Returns an image index JSON body. */
         int (*referrers_get)(struct blob_source *s, const struct digest *d, char **ret_body, size_t *ret_len);
+        /* Optional: start an asynchronous range read. 0 when started (done
+         * will be called), -errno when not (done will not be called). */
+        int (*blob_read_async)(struct blob_source *s, struct source_aio *a);
+        /* Optional: abort a started read; done still comes, with
+         * -ECANCELED if the abort won the race. Called at most while
+         * done has not returned (the caller serializes the two). */
+        void (*blob_read_cancel)(struct blob_source *s, struct source_aio *a);
+        /* Optional: traffic counters. */
+        void (*stats)(struct blob_source *s, struct source_stats *ret);
+        /* Optional: a sentence about the most recent failure with error r
+         * (e.g. "127.0.0.1:5000: certificate not trusted ..."), or NULL. */
+        const char *(*describe_error)(struct blob_source *s, int r, char *buf, size_t len);
         /* Must accept a half-built source. */
         void (*free)(struct blob_source *s);
 };
@@ -62,6 +107,9 @@ struct source_options {
         const char *auth_file;          /* explicit auth.json */
         bool create;                    /* oci:: create the layout if missing */
         unsigned connect_timeout_s;     /* 0 = default */
+        unsigned stall_timeout_s;       /* docker://: a transfer below 1 byte/s this long fails; 0 = 30 */
+        unsigned max_attempts;          /* docker://: tries per request (retries + 1); 0 = 5 */
+        unsigned max_connections;       /* docker://: per host; 0 = 16 */
 };
 
 /* Parse ref text and open its source. err gets a reason for -EINVAL. */
@@ -83,9 +131,22 @@ int source_blob_read(struct blob_source *s, const struct digest *d, uint64_t off
 int source_blob_get(struct blob_source *s, const struct digest *d, uint64_t size, uint64_t max, void **ret_buf);
 int source_blob_put_fd(struct blob_source *s, const struct digest *d, int fd, uint64_t size);
 int source_blob_put_buf(struct blob_source *s, const struct digest *d, const void *buf, size_t len);
+/* Store a blob of unknown digest; returns 1 if uploaded, 0 if present. */
+int source_blob_put_fd_unnamed(struct blob_source *s, int fd, uint64_t size, struct digest *ret_digest);
 int source_blob_mount(struct blob_source *s, const struct digest *d, const struct image_ref *from);
 int source_referrers_get(struct blob_source *s, const struct digest *d, char **ret_body, size_t *ret_len);
+/* -EOPNOTSUPP when the source has no asynchronous reads (fetch.h then
+ * uses threads). */
+int source_blob_read_async(struct blob_source *s, struct source_aio *a);
+void source_blob_read_cancel(struct blob_source *s, struct source_aio *a);
+void source_get_stats(struct blob_source *s, struct source_stats *ret);
+/* The most specific message for error r from this source: the backend's
+ * description of its last failure, else strerror(-r). Returns buf. */
+const char *source_strerror(struct blob_source *s, int r, char *buf, size_t len);
 
 /* Implementations. */
 int oci_layout_open(struct image_ref *ref, const struct source_options *o, struct blob_source **ret);
-int registry_open(struct image_ref *ref, const struct source_options *o, struct blob_source **ret);
+/* Connects (GET /v2/, and authenticates when challenged) before it
+ * returns; on failure err gets a sentence saying what went wrong. */
+int registry_open(struct image_ref *ref, const struct source_options *o, struct blob_source **ret, char *err,
+                  size_t errlen);

@@ -11,8 +11,6 @@ set -euo pipefail
 T=$(mktemp -d "${TMPDIR:-/tmp}/hocus-test.XXXXXX")
 export HOCUS_BLK_CACHE=$T/cache
 export HOCUS_BLK_NO_PROGRESS=1
-# In sanitizer builds, undefined behaviour fails the program (and the test).
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 _cleanups=()
 
 # Register a command to run at exit (last registered runs first).
@@ -76,9 +74,11 @@ expect_fail() {
         grep -Eq -- "$pattern" "$T/.err" || fail "expected /$pattern/ in stderr of: $*; got: $(cat "$T/.err")"
 }
 
-# assert_same A B: files have identical bytes.
+# assert_same A B: files have identical bytes (holes are only compared
+# as zeros, never read, so 100 GiB sparse files compare in a moment).
 assert_same() {
-        cmp -s "$1" "$2" || fail "$1 and $2 differ: $(cmp "$1" "$2" 2>&1 | head -1)"
+        local why
+        why=$(python3 "$TESTS_DIR/sparse-cmp.py" "$1" "$2") || fail "${why:-$1 and $2 differ}"
 }
 
 assert_eq() {
@@ -146,6 +146,16 @@ YAML
         wait_for 20 curl -fsS "http://$REGISTRY/v2/" || fail "registry did not start: $(tail -5 "$T/$name.log")"
 }
 
+# gen_text LINE SIZE: SIZE bytes of LINE repeated, on stdout.
+gen_text() {
+        (set +o pipefail; yes "$1" | head -c "$2")
+}
+
+# gen_lines SIZE: SIZE bytes of numbered lines: compressible, never repeating.
+gen_lines() {
+        (set +o pipefail; seq -f "line %.0f of a file in the workspace source tree" 1 100000000 | head -c "$1")
+}
+
 # make_image PATH KIND SIZE: generate a test disk image.
 #   zero, random, text, repeated, mixed, sparse (data at a few offsets)
 make_image() {
@@ -155,7 +165,7 @@ make_image() {
         case $kind in
         zero) ;;
         random) head -c "$size" /dev/urandom | dd of="$path" conv=notrunc status=none ;;
-        text) yes "the quick brown fox jumps over the lazy dog $RANDOM" | head -c "$size" |
+        text) gen_text "the quick brown fox jumps over the lazy dog $RANDOM" "$size" |
                 dd of="$path" conv=notrunc status=none ;;
         repeated)
                 head -c 1M /dev/urandom >"$T/.block"
@@ -166,6 +176,145 @@ make_image() {
         *) fail "make_image: unknown kind $kind" ;;
         esac
 }
+
+# ---- registries with TLS and auth, token service, fault proxy -------------
+HELPERS_DIR=$TESTS_DIR/helpers
+
+# wait_file SECONDS PATH: wait until PATH exists (a helper's port file).
+wait_file() {
+        local deadline=$((SECONDS + $1))
+        until [ -s "$2" ]; do
+                [ "$SECONDS" -lt "$deadline" ] || return 1
+                sleep 0.05
+        done
+}
+
+# make_test_ca: a throwaway CA and a server certificate for 127.0.0.1 and
+# localhost, in $T/tls: ca.pem, server.pem, server.key. Sets CA_FILE.
+make_test_ca() {
+        requires openssl
+        local d=$T/tls
+        mkdir -p "$d"
+        CA_FILE=$d/ca.pem
+        [ -s "$CA_FILE" ] && return 0
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+                -subj "/CN=hocus-blk test CA" -keyout "$d/ca.key" -out "$d/ca.pem" \
+                -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=127.0.0.1" \
+                -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$d/ext"
+        openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
+                -extfile "$d/ext" -out "$d/server.pem" 2>/dev/null
+}
+
+# _run_registry NAME PORT PROBE...: start docker-registry with $T/NAME.yml;
+# PROBE (a command) must succeed once it answers.
+_run_registry() {
+        local name=$1 port=$2
+        shift 2
+        docker-registry serve "$T/$name.yml" >"$T/$name.log" 2>&1 &
+        REGISTRY_PID=$!
+        cleanup_fn "kill $REGISTRY_PID; wait $REGISTRY_PID"
+        REGISTRY=127.0.0.1:$port
+        wait_for 20 "$@" || fail "registry $name did not start: $(tail -5 "$T/$name.log")"
+}
+
+# _registry_yaml NAME PORT EXTRA: the common config.
+_registry_yaml() {
+        cat >"$T/$1.yml" <<YAML
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: $T/$1/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$2
+$3
+YAML
+}
+
+# start_tls_registry NAME USER PASS: docker-registry over TLS (certificate
+# from make_test_ca) with htpasswd Basic auth for USER:PASS. Sets REGISTRY,
+# REGISTRY_PID and CA_FILE.
+start_tls_registry() {
+        requires docker-registry curl htpasswd
+        local name=$1 port
+        make_test_ca
+        port=$(free_port)
+        mkdir -p "$T/$name"
+        htpasswd -Bbn "$2" "$3" >"$T/$name.htpasswd" 2>/dev/null
+        _registry_yaml "$name" "$port" "  tls:
+    certificate: $T/tls/server.pem
+    key: $T/tls/server.key
+auth:
+  htpasswd:
+    realm: hocus-test
+    path: $T/$name.htpasswd"
+        _run_registry "$name" "$port" curl -sS -o /dev/null --cacert "$CA_FILE" "https://127.0.0.1:$port/v2/"
+}
+
+# start_token_registry NAME [token-server args...]: a Bearer token service
+# (helpers/token-server.py, RS256 JWTs signed with a test key) and a plain
+# HTTP docker-registry that trusts it. Sets REGISTRY, REGISTRY_PID, TOKEN_LOG
+# and TOKEN_URL.
+start_token_registry() {
+        requires docker-registry curl python3 openssl
+        local name=$1 port tport
+        shift
+        mkdir -p "$T/$name"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=hocus-blk token issuer" \
+                -keyout "$T/$name.token.key" -out "$T/$name.token.pem" 2>/dev/null
+        TOKEN_LOG=$T/$name.tokens
+        : >"$TOKEN_LOG"
+        python3 "$HELPERS_DIR/token-server.py" --key "$T/$name.token.key" --cert "$T/$name.token.pem" \
+                --port-file "$T/$name.token.port" --log "$TOKEN_LOG" "$@" >"$T/$name.token.out" 2>&1 &
+        local tpid=$!
+        cleanup_fn "kill $tpid; wait $tpid"
+        wait_file 10 "$T/$name.token.port" || fail "token service did not start: $(cat "$T/$name.token.out")"
+        tport=$(cat "$T/$name.token.port")
+        TOKEN_URL=http://127.0.0.1:$tport/token
+        port=$(free_port)
+        _registry_yaml "$name" "$port" "auth:
+  token:
+    realm: $TOKEN_URL
+    service: hocus-test-registry
+    issuer: hocus-test-issuer
+    rootcertbundle: $T/$name.token.pem"
+        _run_registry "$name" "$port" curl -sS -o /dev/null "http://127.0.0.1:$port/v2/"
+}
+
+# start_fault_proxy NAME UPSTREAM [fault-proxy args...]: helpers/fault-proxy.py
+# in front of UPSTREAM (host:port). Sets PROXY (host:port), PROXY_PID and
+# PROXY_LOG.
+start_fault_proxy() {
+        requires python3
+        local name=$1 upstream=$2
+        shift 2
+        PROXY_LOG=$T/$name.log
+        : >"$PROXY_LOG"
+        python3 "$HELPERS_DIR/fault-proxy.py" --upstream "$upstream" --port-file "$T/$name.port" \
+                --log "$PROXY_LOG" "$@" >"$T/$name.out" 2>&1 &
+        PROXY_PID=$!
+        cleanup_fn "kill $PROXY_PID; wait $PROXY_PID"
+        wait_file 10 "$T/$name.port" || fail "fault proxy did not start: $(cat "$T/$name.out")"
+        PROXY=127.0.0.1:$(cat "$T/$name.port")
+}
+
+# sparse_cmp A B: byte-identical, reading only the data extents of either
+# file (holes read as zeros): fast for 100 GiB sparse images.
+sparse_cmp() {
+        python3 "$HELPERS_DIR/sparse-cmp.py" "$1" "$2" || fail "$1 and $2 differ"
+}
+
+# Under -Db_sanitize, make every sanitizer report an abort (exit >= 128),
+# so that expect_fail cannot mistake a report for the expected failure.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_stacktrace=1}
 
 # start_blockd [ARGS...]: start $BLOCKD with a pidfile in $T and wait until it
 # is ready (the pidfile appears once every socket listens). Logs go to

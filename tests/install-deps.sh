@@ -5,7 +5,7 @@
 set -euo pipefail
 
 build_pkgs=(
-        gcc meson ninja-build pkg-config
+        gcc clang meson ninja-build pkg-config
         libssl-dev libzstd-dev liblz4-dev libcurl4-openssl-dev liburing-dev
         libfuse3-dev libnbd-dev libjson-c-dev libblkid-dev libfdisk-dev
 )

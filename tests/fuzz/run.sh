@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Build the libFuzzer targets with clang and run each for SECONDS (default
+# 20), starting from seeds made by the real encoder. Fails on any crash.
+# usage: tests/fuzz/run.sh [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+secs=${1:-20}
+command -v clang >/dev/null || { echo "fuzz: clang not installed, skipping"; exit 0; }
+if [ ! -f build-fuzz/build.ninja ]; then
+        CC=clang meson setup build-fuzz -Dfuzz=true -Db_lundef=false >/dev/null
+fi
+ninja -C build-fuzz tests/fuzz/fuzz-blkindex tests/fuzz/fuzz-profile tests/fuzz/fuzz-manifest >/dev/null
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# Seeds: a real image's index, profile and manifest.
+ninja -C build-fuzz cli/hocus-blk >/dev/null
+head -c 3000000 /dev/urandom >"$work/img"
+HOCUS_BLK_NO_PROGRESS=1 build-fuzz/cli/hocus-blk push "$work/img" "oci:$work/l:v1" --chunk-size 64K >/dev/null
+mkdir -p "$work/seed-blkindex" "$work/seed-profile" "$work/seed-manifest"
+for b in "$work"/l/blobs/sha256/*; do
+        case "$(head -c 8 "$b")" in
+        HOCUSIDX) cp "$b" "$work/seed-blkindex/" ;;
+        \{*) cp "$b" "$work/seed-manifest/" ;;
+        esac
+done
+printf 'HOCUSPRF\001\000\000\000\000\000\000\000\000\000\001\000\001\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\020\000\000\000\000\000\000' >"$work/seed-profile/p"
+for t in blkindex profile manifest; do
+        echo "fuzz-$t: ${secs}s"
+        build-fuzz/tests/fuzz/fuzz-$t -max_total_time="$secs" -max_len=65536 -print_final_stats=0 \
+                "$work/seed-$t" 2>"$work/fuzz-$t.log" || { tail -40 "$work/fuzz-$t.log"; exit 1; }
+        grep -E '^#[0-9]+ +DONE' "$work/fuzz-$t.log" || tail -1 "$work/fuzz-$t.log"
+done
