@@ -58,6 +58,7 @@ struct conn {
         pthread_mutex_t read_lock;
         uint8_t *rbuf;
         size_t rpos, rlen;
+        unsigned poll_misses, poll_skips;       /* adaptive polling (recv_polling) */
 
         /* Replies: whole messages (or structured chunks) under write_lock. */
         pthread_mutex_t write_lock;

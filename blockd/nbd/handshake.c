@@ -16,6 +16,7 @@
 
 #include "common/cleanup.h"
 #include "common/log.h"
+#include "common/util.h"
 #include "conn.h"
 #include "nbd-protocol.h"
 
@@ -424,6 +425,7 @@ static int handle_option(struct conn *c) {
 
 int nbdsrv_handshake(struct conn *c) {
         uint8_t g[NBD_GREETING_SIZE], cf[4];
+        uint64_t start = now_ns();
         uint32_t flags;
         int r;
 
@@ -448,6 +450,13 @@ int nbdsrv_handshake(struct conn *c) {
                 return -EPROTO;
         }
         for (;;) {
+                /* Each read waits at most the handshake timeout; the whole
+                 * haggling may not take longer either. */
+                if (now_ns() - start > (uint64_t) c->srv->cfg.handshake_timeout_s * 1000000000ull) {
+                        log_warning("nbd: client %llu (%s): handshake not finished after %u s; disconnecting",
+                                    (unsigned long long) c->id, c->peer, c->srv->cfg.handshake_timeout_s);
+                        return -ETIMEDOUT;
+                }
                 r = handle_option(c);
                 if (r != 2)
                         return r;

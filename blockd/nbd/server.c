@@ -102,26 +102,34 @@ void conn_set_dead(struct conn *c, bool hard) {
  * time and in the number of threads polling at once. */
 static ssize_t recv_polling(struct conn *c, void *buf, size_t len) {
         struct nbdsrv *s = c->srv;
+        unsigned n;
 
-        if (c->exp && !nbdsrv_io_is_tls(&c->io) && s->cfg.poll_us) {
-                unsigned n = __atomic_load_n(&s->spinners, __ATOMIC_RELAXED);
+        if (!c->exp || nbdsrv_io_is_tls(&c->io) || !s->cfg.poll_us)
+                return nbdsrv_io_recv(&c->io, buf, len);
+        /* Polls that keep finding nothing mean the client is slower than
+         * that (large transfers, an idle guest): stop polling, and look
+         * again every 32nd wait. */
+        if (c->poll_misses >= 3 && ++c->poll_skips < 32)
+                return nbdsrv_io_recv(&c->io, buf, len);
+        c->poll_skips = 0;
+        n = __atomic_load_n(&s->spinners, __ATOMIC_RELAXED);
+        while (n < s->max_spinners &&
+               !__atomic_compare_exchange_n(&s->spinners, &n, n + 1, true, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+                ;
+        if (n < s->max_spinners) {
+                uint64_t deadline = now_ns() + (uint64_t) s->cfg.poll_us * 1000;
+                ssize_t r;
 
-                while (n < s->max_spinners &&
-                       !__atomic_compare_exchange_n(&s->spinners, &n, n + 1, true, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
-                        ;
-                if (n < s->max_spinners) {
-                        uint64_t deadline = now_ns() + (uint64_t) s->cfg.poll_us * 1000;
-                        ssize_t r;
-
-                        do {
-                                r = recv(c->io.fd, buf, len, MSG_DONTWAIT);
-                                if (r >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-                                        __atomic_fetch_sub(&s->spinners, 1, __ATOMIC_RELEASE);
-                                        return r >= 0 ? r : -errno;
-                                }
-                        } while (now_ns() < deadline);
-                        __atomic_fetch_sub(&s->spinners, 1, __ATOMIC_RELEASE);
-                }
+                do {
+                        r = recv(c->io.fd, buf, len, MSG_DONTWAIT);
+                        if (r >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+                                __atomic_fetch_sub(&s->spinners, 1, __ATOMIC_RELEASE);
+                                c->poll_misses = 0;
+                                return r >= 0 ? r : -errno;
+                        }
+                } while (now_ns() < deadline);
+                __atomic_fetch_sub(&s->spinners, 1, __ATOMIC_RELEASE);
+                c->poll_misses++;
         }
         return nbdsrv_io_recv(&c->io, buf, len);
 }
