@@ -1,41 +1,60 @@
 #!/usr/bin/env bash
-# Cold mount plus a real workload, with and without a boot profile, from a
-# loopback docker-registry (optionally behind a proxy adding latency to
-# every request, to stand in for a network link), against a full pull.
+# Cold mount plus a real start-up workload, from a docker-registry on
+# loopback (directly, and through bench/linkem emulating a network link),
+# with and without a boot profile, against a full `hocus-blk pull` first.
 #
-# The image: a workspace of FILES_MIB MiB of generated files plus a dataset
-# of DATASET_MIB MiB (random) that nobody reads at start-up, in ext4 on a 20 GiB sparse disk, with a
-# static program /usr/bin/startup (bench/mount-startup.c). The workload is
-# that program, started from the mounted image with chroot: it reads the
-# configs, ten of forty modules' sources and eight tools.
+# The image (default): bench/make-workspace.sh's workspace, Debian bookworm
+# (python3, gcc, git) with 600 MiB of project files and 4 GiB of datasets
+# no start reads, ext4 on a 100 GiB sparse disk; the workload is
+# bench/workload.sh: bash, dpkg-query, python3 imports and a sqlite job, a
+# gcc compile, a git commit and project reads, all programs started from
+# the mounted image with chroot. --quick: the small workspace (2 GiB, no
+# gcc). --synthetic: no debootstrap (no network): generated files and a
+# static program (bench/mount-startup.c) run with chroot.
 #
-# For each link (LATENCIES, ms per request) and each way of starting, RUNS
-# times from an empty chunk store, the medians of:
-#   ready    `hocus-blk mount` returned (blockd started, image attached,
-#            filesystem found and mounted)
+# Each way of starting runs RUNS times from an empty chunk store; medians:
+#   ready    `hocus-blk mount` returned: blockd started, the image attached
+#            (manifest, index, and the profile looked up), the filesystem
+#            found and mounted; for full-pull, the pull is included
 #   done     the workload finished (ready + the workload)
 #   fetched  bytes fetched from the registry when the workload finished
 #   waits    chunk reads the workload had to wait for (demand fetches)
-#   GETs     requests the registry saw (through the proxy; 0 ms: not counted)
+#   GETs     blob GETs the registry served (its access log)
 # Ways of starting:
 #   no-profile  mount --no-profile: everything on demand
-#   profile     the published profile (a referrer) prefetched at attach
-#   repacked    `hocus-blk repack`: profile chunks first in the packs, the
-#               profile as a layer
-#   full-pull   `hocus-blk pull` of the whole image first, then mount
+#   profile     the published profile (a referrer of the image) prefetched
+#               from attach on
+#   repacked    `hocus-blk repack`: the profile's chunks first in the packs,
+#               the profile as the manifest's layer
+#   full-pull   `hocus-blk pull` of the whole image, then mount --no-profile
 #
-# usage: bench/mount.sh [BUILD_DIR] [FILES_MIB] [RUNS] [LATENCIES] [DATASET_MIB]
-#        (defaults: build, 400, 3, "0 5", 1024); needs root, /dev/fuse,
-#        docker-registry, mkfs.ext4, a C compiler with static libc.
+# usage: bench/mount.sh [--build DIR] [--quick|--synthetic] [--runs N]
+#                       [--links "direct 5ms:1gbit"]
+# LINKS: "direct" (loopback) or DELAY:RATE for linkem (RTT = 2 x DELAY).
+# Needs root, /dev/fuse, docker-registry; the workspace image needs what
+# bench/make-workspace.sh needs (its cache makes reruns quick).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-build=$(realpath "${1:-$here/build}")
-files_mib=${2:-400}
-runs=${3:-3}
-latencies=${4:-0 5}
-dataset_mib=${5:-1024}
+build=$here/build
+mode=full
+runs=3
+links="direct 5ms:1gbit"
+while [ $# -gt 0 ]; do
+        case $1 in
+        --build) build=$2; shift ;;
+        --quick) mode=quick ;;
+        --synthetic) mode=synthetic ;;
+        --runs) runs=$2; shift ;;
+        --links) links=$2; shift ;;
+        *) sed -n '/^# usage:/,/^# Needs/s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
+        esac
+        shift
+done
+build=$(realpath "$build")
 hb=$build/cli/hocus-blk
+linkem=$build/bench/linkem
 [ "$(id -u)" -eq 0 ] || { echo "bench/mount: needs root" >&2; exit 77; }
+[ -e /dev/fuse ] || { echo "bench/mount: needs /dev/fuse" >&2; exit 77; }
 [ -x "$hb" ] || { echo "bench/mount: $hb is not built" >&2; exit 1; }
 W=$(mktemp -d /var/tmp/bench-mount.XXXXXX)
 export HOCUS_BLK_RUN_DIR=$W/run HOCUS_BLK_NO_PROGRESS=1
@@ -54,13 +73,31 @@ now() { date +%s.%N; }
 calc() { awk "BEGIN { printf \"%.2f\", $1 }"; }
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
+# --- The image and its workload ---------------------------------------------
+case $mode in
+full | quick)
+        opt=()
+        [ "$mode" = quick ] && opt=(--quick)
+        bash "$here/bench/make-workspace.sh" "$W/disk.img" "${opt[@]}" | tail -1
+        workload() { bash "$here/bench/workload.sh" "$1" >/dev/null 2>"$W/workload.err"; }
+        ;;
+synthetic)
+        python3 "$here/tests/gen-workspace.py" "$W/files" --size 400 --dataset 1024 >/dev/null
+        mkdir -p "$W/files/usr/bin"
+        cc -static -O2 -o "$W/files/usr/bin/startup" "$here/bench/mount-startup.c"
+        mkfs.ext4 -q -F -L workspace -d "$W/files" "$W/disk.img" 20G
+        workload() { chroot "$1" /usr/bin/startup >/dev/null; }
+        ;;
+esac
+export here W          # for the workload run inside `hocus-blk record`
+
 port=$(free_port)
 cat >"$W/reg.yml" <<YAML
 version: 0.1
 log:
   level: error
   accesslog:
-    disabled: true
+    disabled: false
 storage:
   filesystem:
     rootdirectory: $W/reg
@@ -70,76 +107,74 @@ YAML
 docker-registry serve "$W/reg.yml" >"$W/reg.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
-
-echo "== the image: $files_mib MiB of files + a $dataset_mib MiB dataset in ext4 on a 20 GiB sparse disk"
-python3 "$here/tests/gen-workspace.py" "$W/files" --size "$files_mib" --dataset "$dataset_mib"
-mkdir -p "$W/files/usr/bin"
-cc -static -O2 -o "$W/files/usr/bin/startup" "$here/bench/mount-startup.c"
-mkfs.ext4 -q -F -L workspace -d "$W/files" "$W/disk.img" 20G
 R=127.0.0.1:$port/bench/ws
-"$hb" push "$W/disk.img" "docker://$R:v1" --plain-http | sed -n 's/^  \(image\|new data\)/  \1/p'
+echo "== push to a loopback docker-registry"
+"$hb" push "$W/disk.img" "docker://$R:v1" --plain-http | sed -n '/^  \(image\|new data\)/p'
 stored=$("$hb" inspect "docker://$R:v1" --plain-http --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["storedBytes"])')
 
-echo "== record the start-up's profile, publish it, repack"
+echo "== record the start-up's boot profile (cold), publish it, repack"
 "$hb" record "docker://$R:v1" --plain-http --out "$W/boot.prf" --mount -- \
-        sh -c 'chroot "$HOCUS_BLK_MOUNT" /usr/bin/startup'
+        bash -c "$(declare -f workload); workload \"\$HOCUS_BLK_MOUNT\""
 "$hb" profile push "docker://$R:v1" "$W/boot.prf" --plain-http | sed -n '/prefetch/p'
-"$hb" repack "docker://$R:v1" "docker://$R:repacked" --plain-http | sed -n '/chunks/p'
+"$hb" repack "docker://$R:v1" "docker://$R:repacked" --plain-http | sed -n '/^  chunks/p'
 
 # counter FIELD: from the blockd behind the mount.
 counter() {
         "$hb" stats --control "$(ls "$HOCUS_BLK_RUN_DIR"/mounts/*/control.sock)" --json |
                 python3 -c 'import json,sys; print(json.load(sys.stdin)["exports"][0][sys.argv[1]])' "$1"
 }
+blob_gets() { grep -c '"GET /v2/bench/ws/blobs/' "$W/reg.log" || true; }
 
-# one MODE URL: one cold start; prints "ready done fetched waits gets".
+# one START URL: one cold start; prints "ready done fetched waits gets".
 one() {
-        local mode=$1 url=$2 t0 t1 t2 tag=v1 args=() m0 m1 g0 fetched
+        local start=$1 url=$2 t0 t1 t2 tag=v1 args=() m0 m1 g0 fetched
         rm -rf "$W/cache"
-        case $mode in
-        no-profile) args=(--no-profile) ;;
+        case $start in
+        no-profile | full-pull) args=(--no-profile) ;;
         repacked) tag=repacked ;;
         esac
-        g0=$( [ -f "$W/proxy.log" ] && wc -l <"$W/proxy.log" || echo 0)
         sync
-        echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+        echo 3 >/proc/sys/vm/drop_caches
+        g0=$(blob_gets)
         t0=$(now)
-        if [ "$mode" = full-pull ]; then
-                HOCUS_BLK_CACHE=$W/cache "$hb" pull "docker://$url:$tag" --plain-http >/dev/null
-                args=(--no-profile)
-        fi
+        [ "$start" != full-pull ] || HOCUS_BLK_CACHE=$W/cache "$hb" pull "docker://$url:$tag" --plain-http >/dev/null
         HOCUS_BLK_CACHE=$W/cache "$hb" mount "docker://$url:$tag" "$W/mnt" --plain-http "${args[@]}" >/dev/null
         t1=$(now)
         m0=$(counter cache_misses)
-        chroot "$W/mnt" /usr/bin/startup >/dev/null
+        workload "$W/mnt"
         t2=$(now)
         m1=$(counter cache_misses)
         fetched=$(counter bytes_fetched)
-        if [ "$mode" = full-pull ]; then fetched=$stored; fi
+        [ "$start" != full-pull ] || fetched=$stored
         "$hb" umount "$W/mnt" >/dev/null
-        echo "$(calc "$t1 - $t0") $(calc "$t2 - $t0") $fetched $((m1 - m0)) $(( $( [ -f "$W/proxy.log" ] && wc -l <"$W/proxy.log" || echo 0) - g0 ))"
+        echo "$(calc "$t1 - $t0") $(calc "$t2 - $t0") $fetched $((m1 - m0)) $(($(blob_gets) - g0))"
 }
 
-printf '\n%-8s %-11s %8s %8s %11s %6s %6s\n' link start ready_s done_s fetched_MiB waits GETs
-for lat in $latencies; do
+printf '\n%-13s %-11s %8s %8s %12s %6s %6s\n' link start ready_s done_s fetched_MiB waits GETs
+for link in $links; do
         url=$R
-        rm -f "$W/proxy.log"
-        if [ "$lat" -gt 0 ]; then
-                python3 "$here/tests/helpers/fault-proxy.py" --upstream "127.0.0.1:$port" --latency "$lat" \
-                        --port-file "$W/proxy.port" --log "$W/proxy.log" >"$W/proxy.out" 2>&1 &
-                pids+=($!)
-                for _ in $(seq 100); do [ -s "$W/proxy.port" ] && break; sleep 0.1; done
-                url=127.0.0.1:$(cat "$W/proxy.port")/bench/ws
+        if [ "$link" != direct ]; then
+                [ -x "$linkem" ] || { echo "bench/mount: $linkem is not built" >&2; exit 1; }
+                rm -f "$W/linkem.port"
+                "$linkem" --connect "127.0.0.1:$port" --delay "${link%%:*}" --rate "${link#*:}" \
+                        --port-file "$W/linkem.port" >"$W/linkem.log" 2>&1 &
+                lpid=$!
+                pids+=($lpid)
+                for _ in $(seq 100); do [ -s "$W/linkem.port" ] && break; sleep 0.1; done
+                url=127.0.0.1:$(cat "$W/linkem.port")/bench/ws
         fi
-        for mode in no-profile profile repacked full-pull; do
+        for start in no-profile profile repacked full-pull; do
                 : >"$W/runs"
-                for ((i = 0; i < runs; i++)); do one "$mode" "$url" >>"$W/runs"; done
-                printf '%-8s %-11s %8s %8s %11s %6s %6s\n' "${lat}ms" "$mode" \
+                for ((i = 0; i < runs; i++)); do one "$start" "$url" >>"$W/runs"; done
+                printf '%-13s %-11s %8s %8s %12s %6s %6s\n' "$link" "$start" \
                         "$(cut -d' ' -f1 "$W/runs" | median)" "$(cut -d' ' -f2 "$W/runs" | median)" \
                         "$(calc "$(cut -d' ' -f3 "$W/runs" | median) / 1048576")" \
                         "$(cut -d' ' -f4 "$W/runs" | median)" "$(cut -d' ' -f5 "$W/runs" | median)"
         done
-        rm -f "$W/proxy.port"
+        if [ "$link" != direct ]; then
+                kill "$lpid"
+                wait "$lpid" 2>/dev/null || true
+        fi
 done
 printf '\nimage: %s MiB stored; profile: %s\n' "$(calc "$stored / 1048576")" \
         "$("$hb" profile show "$W/boot.prf" | sed -n 's/^  ranges *//p')"
