@@ -27,9 +27,11 @@
 #   repacked    `hocus-blk repack`: the profile's chunks first in the packs,
 #               the profile as the manifest's layer
 #   full-pull   `hocus-blk pull` of the whole image, then mount --no-profile
+#   warm        every chunk in the store already (pulled before the clock
+#               starts): the workload's own floor
 #
 # usage: bench/mount.sh [--build DIR] [--quick|--synthetic] [--runs N]
-#                       [--links "direct 5ms:1gbit"]
+#                       [--links "direct 5ms:1gbit"] [--starts "no-profile ..."]
 # LINKS: "direct" (loopback) or DELAY:RATE for linkem (RTT = 2 x DELAY).
 # Needs root, /dev/fuse, docker-registry; the workspace image needs what
 # bench/make-workspace.sh needs (its cache makes reruns quick).
@@ -39,6 +41,7 @@ build=$here/build
 mode=full
 runs=3
 links="direct 5ms:1gbit"
+starts="no-profile profile repacked full-pull warm"
 while [ $# -gt 0 ]; do
         case $1 in
         --build) build=$2; shift ;;
@@ -46,6 +49,7 @@ while [ $# -gt 0 ]; do
         --synthetic) mode=synthetic ;;
         --runs) runs=$2; shift ;;
         --links) links=$2; shift ;;
+        --starts) starts=$2; shift ;;
         *) sed -n '/^# usage:/,/^# Needs/s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
         esac
         shift
@@ -61,7 +65,8 @@ export HOCUS_BLK_RUN_DIR=$W/run HOCUS_BLK_NO_PROGRESS=1
 [ -x "$build/blockd/blockd" ] && export HOCUS_BLK_BLOCKD=$build/blockd/blockd
 pids=()
 cleanup() {
-        "$hb" umount --lazy "$W/mnt" >/dev/null 2>&1 || true
+        set +e
+        "$hb" umount --lazy "$W/mnt" >/dev/null 2>&1
         for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
         rm -rf "$W"
 }
@@ -130,9 +135,10 @@ one() {
         local start=$1 url=$2 t0 t1 t2 tag=v1 args=() m0 m1 g0 fetched
         rm -rf "$W/cache"
         case $start in
-        no-profile | full-pull) args=(--no-profile) ;;
+        no-profile | full-pull | warm) args=(--no-profile) ;;
         repacked) tag=repacked ;;
         esac
+        [ "$start" != warm ] || HOCUS_BLK_CACHE=$W/cache "$hb" pull "docker://$url:$tag" --plain-http >/dev/null
         sync
         echo 3 >/proc/sys/vm/drop_caches
         g0=$(blob_gets)
@@ -146,6 +152,7 @@ one() {
         m1=$(counter cache_misses)
         fetched=$(counter bytes_fetched)
         [ "$start" != full-pull ] || fetched=$stored
+        [ "$start" != warm ] || fetched=0
         "$hb" umount "$W/mnt" >/dev/null
         echo "$(calc "$t1 - $t0") $(calc "$t2 - $t0") $fetched $((m1 - m0)) $(($(blob_gets) - g0))"
 }
@@ -163,7 +170,7 @@ for link in $links; do
                 for _ in $(seq 100); do [ -s "$W/linkem.port" ] && break; sleep 0.1; done
                 url=127.0.0.1:$(cat "$W/linkem.port")/bench/ws
         fi
-        for start in no-profile profile repacked full-pull; do
+        for start in $starts; do
                 : >"$W/runs"
                 for ((i = 0; i < runs; i++)); do one "$start" "$url" >>"$W/runs"; done
                 printf '%-13s %-11s %8s %8s %12s %6s %6s\n' "$link" "$start" \
@@ -172,7 +179,7 @@ for link in $links; do
                         "$(cut -d' ' -f4 "$W/runs" | median)" "$(cut -d' ' -f5 "$W/runs" | median)"
         done
         if [ "$link" != direct ]; then
-                kill "$lpid"
+                kill "$lpid" 2>/dev/null || true
                 wait "$lpid" 2>/dev/null || true
         fi
 done

@@ -298,6 +298,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
                 fuse_reply_err(req, EROFS);
                 return;
         }
+        /* The size is the export's: O_TRUNC cannot be honoured. */
+        if (fi->flags & O_TRUNC) {
+                pthread_mutex_unlock(&f->lock);
+                fuse_reply_err(req, ro ? EROFS : EPERM);
+                return;
+        }
         n->opens++;
         n->clients++;
         export_client_add(n->e);

@@ -11,7 +11,7 @@
 #include "common/log.h"
 #include "common/util.h"
 
-#define PREFETCH_THREADS 4
+#define PREFETCH_THREADS 8
 #define PREFETCH_MAX_THREADS 16
 
 struct prefetcher {
