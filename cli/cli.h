@@ -76,4 +76,8 @@ int cmd_push(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_cache(int argc, char **argv);
+int cmd_attach(int argc, char **argv);
+int cmd_detach(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
 int cmd_pull(int argc, char **argv);

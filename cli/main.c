@@ -16,6 +16,10 @@ static const struct {
         { "export", cmd_export, "write an image back out as a sparse raw file" },
         { "pull", cmd_pull, "fetch every chunk of an image into the local chunk store" },
         { "cache", cmd_cache, "chunk store: stats, verify, gc" },
+        { "attach", cmd_attach, "serve an image from a running blockd" },
+        { "detach", cmd_detach, "stop serving an export" },
+        { "ls", cmd_ls, "list a running blockd's exports" },
+        { "stats", cmd_stats, "per-export counters of a running blockd" },
 };
 
 static void usage(FILE *f) {

@@ -12,7 +12,7 @@ build_pkgs=(
 test_pkgs=(
         openssl ca-certificates curl zstd python3 jq
         docker-registry skopeo apache2-utils
-        libnbd-bin nbdkit qemu-utils fio
+        libnbd-bin python3-libnbd nbdkit qemu-utils fio
         fuse3 e2fsprogs xfsprogs btrfs-progs fdisk gdisk util-linux
         iproute2 procps psmisc kmod
 )

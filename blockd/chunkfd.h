@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A bounded cache of open chunk-store entries, shared by every export of
+ * the process. A cached read is then one pread (or sendfile) on an fd that
+ * is already open: no open(), no decompression, no hashing per request.
+ *
+ * An entry is verified (hashed against its digest) before its fd is first
+ * handed out, unless the caller says it has verified this digest before in
+ * this process (exports remember that per chunk; see export.c). A damaged
+ * entry is dropped from the store and reported as missing (-ENOENT), so the
+ * caller fetches it again.
+ *
+ * Handles are pinned: an fd stays open while any handle to it is held,
+ * even if the cache evicts it or the store removes the file meanwhile.
+ * Thread-safe: the table is split in shards, each with its own lock; no
+ * lock is held during open() or hashing.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chunkstore/digest.h"
+#include "chunkstore/store.h"
+
+struct chunkfd_cache;
+struct chunkfd;
+
+struct chunkfd_stats {
+        uint64_t open;          /* fds held now */
+        uint64_t hits;          /* lookups served from the table */
+        uint64_t opens;         /* entries opened */
+        uint64_t verified;      /* entries hashed */
+        uint64_t damaged;       /* entries found damaged and dropped */
+        uint64_t evictions;
+};
+
+/* max_fds: bound on cached fds (pinned ones may exceed it briefly).
+ * store is borrowed and must outlive the cache. */
+int chunkfd_cache_new(struct chunkstore *store, unsigned max_fds, struct chunkfd_cache **ret);
+void chunkfd_cache_free(struct chunkfd_cache *c);
+
+/*
+ * A pinned handle for entry id, which must hold exactly len bytes.
+ * *verified in: true if this process already verified the digest (skip
+ * hashing); out: true once it is verified. Returns 0, -ENOENT (not in the
+ * store, or damaged and dropped) or -errno.
+ */
+int chunkfd_get(struct chunkfd_cache *c, const struct digest *id, size_t len, bool *verified, struct chunkfd **ret);
+/* Only look: a pinned handle if the entry is open already, else -ENOENT.
+ * Never blocks on I/O. */
+int chunkfd_lookup(struct chunkfd_cache *c, const struct digest *id, struct chunkfd **ret);
+int chunkfd_fd(const struct chunkfd *h);
+/* Unpin. NULL is fine. */
+void chunkfd_put(struct chunkfd_cache *c, struct chunkfd *h);
+
+void chunkfd_get_stats(struct chunkfd_cache *c, struct chunkfd_stats *ret);

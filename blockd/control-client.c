@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "control-client.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/util.h"
+
+#define MAX_RESPONSE (16u << 20)
+
+static int fail(char *err, size_t errlen, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
+        va_list ap;
+
+        if (err && errlen) {
+                va_start(ap, fmt);
+                vsnprintf(err, errlen, fmt, ap);
+                va_end(ap);
+        }
+        return r;
+}
+
+const char *control_default_path(char *buf, size_t len) {
+        const char *e = getenv("HOCUS_BLK_CONTROL");
+
+        if (e && *e) {
+                snprintf(buf, len, "%s", e);
+                return buf;
+        }
+        if (geteuid() == 0) {
+                snprintf(buf, len, "/run/hocus-blk/control.sock");
+                return buf;
+        }
+        e = getenv("XDG_RUNTIME_DIR");
+        if (e && *e) {
+                snprintf(buf, len, "%s/hocus-blk/control.sock", e);
+                return buf;
+        }
+        return NULL;
+}
+
+int control_call(const char *path, struct json_object *req, struct json_object **ret, char *err, size_t errlen) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *buf = NULL;
+        const char *text;
+        size_t len = 0, cap = 0;
+        struct json_object *resp;
+        int r;
+
+        if (strlen(path) >= sizeof sa.sun_path)
+                return fail(err, errlen, -ENAMETOOLONG, "control socket path is too long");
+        strcpy(sa.sun_path, path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return fail(err, errlen, -errno, "socket: %m");
+        if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
+                r = -errno;
+                return fail(err, errlen, r, "cannot reach blockd at %s: %s%s", path, strerror(-r),
+                            r == -ENOENT || r == -ECONNREFUSED ? " (is blockd running with --control?)" : "");
+        }
+        text = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
+        r = write_all(fd, text, strlen(text));
+        if (r >= 0)
+                r = write_all(fd, "\n", 1);
+        if (r < 0)
+                return fail(err, errlen, r, "cannot send to blockd: %s", strerror(-r));
+        for (;;) {
+                ssize_t n;
+
+                if (len + 4096 > cap) {
+                        char *p;
+                        cap = cap ? cap * 2 : 65536;
+                        if (cap > MAX_RESPONSE)
+                                return fail(err, errlen, -EMSGSIZE, "response from blockd is too large");
+                        p = realloc(buf, cap);
+                        if (!p)
+                                return -ENOMEM;
+                        buf = p;
+                }
+                n = read(fd, buf + len, cap - len - 1);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return fail(err, errlen, -errno, "cannot read from blockd: %m");
+                }
+                if (n == 0)
+                        break;
+                len += (size_t) n;
+                buf[len] = 0;
+                if (memchr(buf, '\n', len))
+                        break;
+        }
+        if (len == 0)
+                return fail(err, errlen, -EPROTO, "blockd closed the connection without answering");
+        buf[len] = 0;
+        resp = json_tokener_parse(buf);
+        if (!resp || !json_object_is_type(resp, json_type_object)) {
+                json_object_put(resp);
+                return fail(err, errlen, -EPROTO, "blockd sent a malformed response");
+        }
+        *ret = resp;
+        return 0;
+}

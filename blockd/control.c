@@ -1,0 +1,454 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "control.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "metrics.h"
+#include "sockets.h"
+
+#define MAX_LINE (64u << 10)
+#define MAX_CLIENTS 32u
+#define IDLE_TIMEOUT_S 300
+#define DETACH_TIMEOUT_S 30
+
+struct client {
+        struct control *ctl;
+        int fd;
+        struct client *next;
+};
+
+struct control {
+        struct blockd *d;
+        char *path;
+        int fd, wake;
+        pthread_t thread;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        struct client *clients;
+        unsigned n_clients;
+        bool stopping;
+};
+
+/* --- Responses --- */
+
+static struct json_object *error_response(int r, const char *msg) {
+        struct json_object *o = json_object_new_object();
+        const char *name = strerrorname_np(r < 0 ? -r : r);
+
+        json_object_object_add(o, "ok", json_object_new_boolean(false));
+        json_object_object_add(o, "error", json_object_new_string(msg && *msg ? msg : strerror(r < 0 ? -r : r)));
+        json_object_object_add(o, "errno", json_object_new_string(name ? name : "EIO"));
+        return o;
+}
+
+static struct json_object *ok_response(void) {
+        struct json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "ok", json_object_new_boolean(true));
+        return o;
+}
+
+static void add_u64(struct json_object *o, const char *key, uint64_t v) {
+        json_object_object_add(o, key, json_object_new_int64((int64_t) v));
+}
+
+static struct json_object *describe(struct blockd *d, struct export *e) {
+        struct json_object *o = json_object_new_object();
+        char ds[DIGEST_STRING_MAX];
+        _cleanup_free_ char *uri = blockd_export_uri(d, export_name(e));
+
+        json_object_object_add(o, "name", json_object_new_string(export_name(e)));
+        json_object_object_add(o, "ref", json_object_new_string(export_ref_text(e)));
+        json_object_object_add(o, "manifest", json_object_new_string(digest_to_string(export_manifest_digest(e), ds)));
+        add_u64(o, "size", export_size(e));
+        add_u64(o, "chunk_size", export_chunk_size(e));
+        json_object_object_add(o, "readonly", json_object_new_boolean(export_readonly(e)));
+        json_object_object_add(o, "overlay",
+                               export_overlay_path(e) ? json_object_new_string(export_overlay_path(e)) : NULL);
+        add_u64(o, "clients", export_clients(e));
+        json_object_object_add(o, "uri", uri ? json_object_new_string(uri) : NULL);
+        return o;
+}
+
+static struct json_object *export_stats_json(struct export *e) {
+        struct json_object *o = json_object_new_object();
+        struct export_stats st;
+
+        export_get_stats(e, &st);
+        json_object_object_add(o, "name", json_object_new_string(export_name(e)));
+        add_u64(o, "reads", st.reads);
+        add_u64(o, "writes", st.writes);
+        add_u64(o, "trims", st.trims);
+        add_u64(o, "zeroes", st.zeroes);
+        add_u64(o, "flushes", st.flushes);
+        add_u64(o, "block_status", st.block_status);
+        add_u64(o, "bytes_read", st.bytes_read);
+        add_u64(o, "bytes_written", st.bytes_written);
+        add_u64(o, "cache_hits", st.cache_hits);
+        add_u64(o, "cache_misses", st.cache_misses);
+        add_u64(o, "bytes_fetched", st.bytes_fetched);
+        add_u64(o, "errors", st.errors);
+        add_u64(o, "clients", st.clients);
+        add_u64(o, "overlay_data_bytes", st.overlay_data_bytes);
+        add_u64(o, "overlay_zero_bytes", st.overlay_zero_bytes);
+        return o;
+}
+
+struct list_ctx {
+        struct blockd *d;
+        struct json_object *arr;
+        const char *only;
+        bool stats;
+};
+
+static void list_one(struct export *e, void *u) {
+        struct list_ctx *l = u;
+
+        if (l->only && strcmp(l->only, export_name(e)) != 0)
+                return;
+        json_object_array_add(l->arr, l->stats ? export_stats_json(e) : describe(l->d, e));
+}
+
+static const char *get_string(struct json_object *req, const char *key) {
+        struct json_object *v;
+
+        if (!json_object_object_get_ex(req, key, &v) || !json_object_is_type(v, json_type_string))
+                return NULL;
+        return json_object_get_string(v);
+}
+
+/* --- Commands --- */
+
+static struct json_object *cmd_attach(struct blockd *d, struct json_object *req) {
+        struct export_config cfg = {
+                .name = get_string(req, "name"),
+                .ref = get_string(req, "ref"),
+                .overlay = get_string(req, "overlay"),
+        };
+        struct json_object *o;
+        struct export *e;
+        char err[512] = "";
+        int r;
+
+        if (!cfg.name || !cfg.ref)
+                return error_response(-EINVAL, "attach needs \"name\" and \"ref\"");
+        if (cfg.overlay && cfg.overlay[0] != '/')
+                return error_response(-EINVAL, "the overlay path must be absolute");
+        r = exports_attach(d->exports, &cfg, &e, err, sizeof err);
+        if (r < 0) {
+                log_warning("Control: attach %s %s failed: %s", cfg.name, cfg.ref, err[0] ? err : strerror(-r));
+                return error_response(r, err);
+        }
+        o = ok_response();
+        json_object_object_add(o, "export", describe(d, e));
+        export_unref(e);
+        return o;
+}
+
+static struct json_object *cmd_detach(struct blockd *d, struct json_object *req) {
+        const char *name = get_string(req, "name");
+        char err[512] = "";
+        int r;
+
+        if (!name)
+                return error_response(-EINVAL, "detach needs \"name\"");
+        r = exports_detach(d->exports, name, DETACH_TIMEOUT_S, err, sizeof err);
+        return r < 0 ? error_response(r, err) : ok_response();
+}
+
+static struct json_object *cmd_list(struct blockd *d, struct json_object *req, bool stats) {
+        struct list_ctx l = { .d = d, .arr = json_object_new_array(), .only = get_string(req, "name"), .stats = stats };
+        struct json_object *o;
+
+        exports_for_each(d->exports, list_one, &l);
+        if (l.only && json_object_array_length(l.arr) == 0) {
+                char msg[300];
+                json_object_put(l.arr);
+                snprintf(msg, sizeof msg, "no export named '%s'", l.only);
+                return error_response(-ENOENT, msg);
+        }
+        o = ok_response();
+        json_object_object_add(o, "exports", l.arr);
+        if (stats) {
+                struct json_object *s = json_object_new_object(), *f = json_object_new_object();
+                struct nbdsrv_stats ns = { 0 };
+                struct chunkfd_stats fs;
+
+                if (d->nbd)
+                        nbdsrv_get_stats(d->nbd, &ns);
+                add_u64(s, "connections", ns.connections);
+                add_u64(s, "connections_total", ns.connections_total);
+                add_u64(s, "requests", ns.requests);
+                add_u64(s, "handshake_failures", ns.handshake_failures);
+                add_u64(s, "protocol_errors", ns.protocol_errors);
+                json_object_object_add(o, "nbd", s);
+                chunkfd_get_stats(d->fds, &fs);
+                add_u64(f, "open", fs.open);
+                add_u64(f, "hits", fs.hits);
+                add_u64(f, "opens", fs.opens);
+                add_u64(f, "verified", fs.verified);
+                add_u64(f, "damaged", fs.damaged);
+                add_u64(f, "evictions", fs.evictions);
+                json_object_object_add(o, "chunkfd", f);
+                add_u64(o, "uptime_s", (now_ns() - d->start_ns) / 1000000000ull);
+        }
+        return o;
+}
+
+static struct json_object *cmd_metrics(struct blockd *d) {
+        _cleanup_free_ char *text = NULL;
+        struct json_object *o;
+        size_t len;
+        int r;
+
+        r = metrics_render(d, &text, &len);
+        if (r < 0)
+                return error_response(r, NULL);
+        o = ok_response();
+        json_object_object_add(o, "text", json_object_new_string_len(text, (int) len));
+        return o;
+}
+
+static struct json_object *dispatch(struct blockd *d, const char *line) {
+        struct json_object *req = json_tokener_parse(line), *resp;
+        const char *cmd;
+
+        if (!req || !json_object_is_type(req, json_type_object)) {
+                json_object_put(req);
+                return error_response(-EINVAL, "malformed request: want one JSON object per line");
+        }
+        cmd = get_string(req, "cmd");
+        log_debug("Control: %s", cmd ? cmd : "(no cmd)");
+        if (!cmd)
+                resp = error_response(-EINVAL, "request has no \"cmd\"");
+        else if (!strcmp(cmd, "attach"))
+                resp = cmd_attach(d, req);
+        else if (!strcmp(cmd, "detach"))
+                resp = cmd_detach(d, req);
+        else if (!strcmp(cmd, "list"))
+                resp = cmd_list(d, req, false);
+        else if (!strcmp(cmd, "stats"))
+                resp = cmd_list(d, req, true);
+        else if (!strcmp(cmd, "metrics"))
+                resp = cmd_metrics(d);
+        else if (!strcmp(cmd, "ping")) {
+                resp = ok_response();
+                json_object_object_add(resp, "version", json_object_new_string(HOCUS_VERSION));
+        } else {
+                char msg[128];
+                snprintf(msg, sizeof msg, "unknown command '%.64s' (attach, detach, list, stats, metrics, ping)", cmd);
+                resp = error_response(-EINVAL, msg);
+        }
+        json_object_put(req);
+        return resp;
+}
+
+/* --- Connections --- */
+
+static void *client_thread(void *arg) {
+        struct client *cl = arg;
+        struct control *ctl = cl->ctl;
+        _cleanup_free_ char *buf = malloc(MAX_LINE + 1);
+        size_t len = 0;
+        bool first = true;
+
+        while (buf) {
+                char *nl;
+                ssize_t n;
+
+                nl = memchr(buf, '\n', len);
+                if (!nl) {
+                        if (len == MAX_LINE) {
+                                struct json_object *e = error_response(-EMSGSIZE, "request line too long");
+                                const char *t = json_object_to_json_string_ext(e, JSON_C_TO_STRING_PLAIN);
+                                (void) write_all(cl->fd, t, strlen(t));
+                                (void) write_all(cl->fd, "\n", 1);
+                                json_object_put(e);
+                                break;
+                        }
+                        n = recv(cl->fd, buf + len, MAX_LINE - len, 0);
+                        if (n <= 0)
+                                break;
+                        len += (size_t) n;
+                        continue;
+                }
+                if (first && strncmp(buf, "GET ", 4) == 0) {
+                        /* HTTP: read the rest of the head, then answer. */
+                        while (!memmem(buf, len, "\r\n\r\n", 4) && !memmem(buf, len, "\n\n", 2) && len < MAX_LINE) {
+                                n = recv(cl->fd, buf + len, MAX_LINE - len, 0);
+                                if (n <= 0)
+                                        break;
+                                len += (size_t) n;
+                        }
+                        *nl = 0;
+                        metrics_http_answer(ctl->d, cl->fd, buf);
+                        break;
+                }
+                *nl = 0;
+                first = false;
+                if (nl > buf && nl[-1] == '\r')
+                        nl[-1] = 0;
+                if (buf[0]) {
+                        struct json_object *resp = dispatch(ctl->d, buf);
+                        const char *t = json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PLAIN);
+                        int r = write_all(cl->fd, t, strlen(t));
+                        if (r >= 0)
+                                r = write_all(cl->fd, "\n", 1);
+                        json_object_put(resp);
+                        if (r < 0)
+                                break;
+                }
+                len -= (size_t) (nl + 1 - buf);
+                memmove(buf, nl + 1, len);
+        }
+
+        pthread_mutex_lock(&ctl->lock);
+        for (struct client **pp = &ctl->clients; *pp; pp = &(*pp)->next)
+                if (*pp == cl) {
+                        *pp = cl->next;
+                        break;
+                }
+        ctl->n_clients--;
+        pthread_cond_broadcast(&ctl->cond);
+        pthread_mutex_unlock(&ctl->lock);
+        close(cl->fd);
+        free(cl);
+        return NULL;
+}
+
+static void accept_client(struct control *ctl) {
+        struct timeval tv = { .tv_sec = IDLE_TIMEOUT_S };
+        struct client *cl;
+        pthread_attr_t attr;
+        pthread_t t;
+        int fd, r;
+
+        fd = accept4(ctl->fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+                return;
+        (void) setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        pthread_mutex_lock(&ctl->lock);
+        if (ctl->n_clients >= MAX_CLIENTS || ctl->stopping) {
+                pthread_mutex_unlock(&ctl->lock);
+                close(fd);
+                return;
+        }
+        cl = calloc(1, sizeof *cl);
+        if (!cl) {
+                pthread_mutex_unlock(&ctl->lock);
+                close(fd);
+                return;
+        }
+        cl->ctl = ctl;
+        cl->fd = fd;
+        cl->next = ctl->clients;
+        ctl->clients = cl;
+        ctl->n_clients++;
+        pthread_mutex_unlock(&ctl->lock);
+
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        r = pthread_create(&t, &attr, client_thread, cl);
+        pthread_attr_destroy(&attr);
+        if (r != 0) {
+                pthread_mutex_lock(&ctl->lock);
+                ctl->clients = cl->next;
+                ctl->n_clients--;
+                pthread_mutex_unlock(&ctl->lock);
+                close(fd);
+                free(cl);
+        }
+}
+
+static void *accept_thread(void *arg) {
+        struct control *ctl = arg;
+        struct pollfd p[2] = { { .fd = ctl->fd, .events = POLLIN }, { .fd = ctl->wake, .events = POLLIN } };
+
+        for (;;) {
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                if (p[1].revents)
+                        break;
+                if (p[0].revents & POLLIN)
+                        accept_client(ctl);
+        }
+        return NULL;
+}
+
+int control_start(struct blockd *d, const char *path, struct control **ret) {
+        struct control *ctl = calloc(1, sizeof *ctl);
+        int r;
+
+        if (!ctl)
+                return -ENOMEM;
+        ctl->d = d;
+        ctl->fd = ctl->wake = -EBADF;
+        pthread_mutex_init(&ctl->lock, NULL);
+        pthread_cond_init(&ctl->cond, NULL);
+        ctl->path = strdup(path);
+        ctl->wake = eventfd(0, EFD_CLOEXEC);
+        if (!ctl->path || ctl->wake < 0) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        ctl->fd = unix_listen(path, 0600);
+        if (ctl->fd < 0) {
+                r = ctl->fd;
+                goto fail;
+        }
+        r = -pthread_create(&ctl->thread, NULL, accept_thread, ctl);
+        if (r < 0) {
+                (void) unlink(path);
+                goto fail;
+        }
+        *ret = ctl;
+        return 0;
+fail:
+        if (ctl->fd >= 0)
+                close(ctl->fd);
+        if (ctl->wake >= 0)
+                close(ctl->wake);
+        free(ctl->path);
+        free(ctl);
+        return r;
+}
+
+void control_stop(struct control *ctl) {
+        uint64_t one = 1;
+
+        if (!ctl)
+                return;
+        (void) write(ctl->wake, &one, sizeof one);
+        pthread_join(ctl->thread, NULL);
+        close(ctl->fd);
+        (void) unlink(ctl->path);
+        pthread_mutex_lock(&ctl->lock);
+        ctl->stopping = true;
+        /* Idle clients wake up and leave; a request in progress finishes. */
+        for (struct client *cl = ctl->clients; cl; cl = cl->next)
+                (void) shutdown(cl->fd, SHUT_RD);
+        while (ctl->n_clients > 0)
+                pthread_cond_wait(&ctl->cond, &ctl->lock);
+        pthread_mutex_unlock(&ctl->lock);
+        close(ctl->wake);
+        pthread_mutex_destroy(&ctl->lock);
+        pthread_cond_destroy(&ctl->cond);
+        free(ctl->path);
+        free(ctl);
+}

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The daemon's state, passed to the control socket and metrics servers.
+ * Everything here is set up by main.c before any server thread starts and
+ * torn down after they stopped; the objects it points to are thread-safe.
+ */
+#pragma once
+
+#include <stdint.h>
+
+#include "chunkfd.h"
+#include "exports.h"
+#include "nbd/server.h"
+#include "registry-client/source.h"
+
+struct blockd {
+        struct source_options source;
+        const char *cache_dir;
+        struct chunkstore *store;
+        struct chunkfd_cache *fds;
+        struct exports *exports;
+        struct nbdsrv *nbd;
+        uint64_t start_ns;
+
+        /* How clients reach the NBD server (for URIs in ls and --run). */
+        const char *nbd_socket;         /* NULL if none */
+        char nbd_tcp[300];              /* "HOST:PORT" with the bound port; "" if none */
+        bool tls_required;
+};
+
+/* The NBD URI of an export (nbd+unix:///NAME?socket=PATH or
+ * nbd://HOST:PORT/NAME; nbds... when TLS is required). malloc'd, or NULL
+ * when the daemon has no NBD listener. */
+char *blockd_export_uri(const struct blockd *d, const char *name);

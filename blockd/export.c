@@ -1,0 +1,601 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "export.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blockd/miss.h"
+#include "blockd/overlay.h"
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "registry-client/image.h"
+
+#define STAT_ADD(e, field, n) __atomic_fetch_add(&(e)->st.field, (n), __ATOMIC_RELAXED)
+
+struct export {
+        unsigned refs;                  /* atomic */
+        unsigned clients;               /* atomic */
+        char *name;
+        char *ref;
+        struct export_env env;
+        struct blob_source *src;
+        struct image *img;
+        const struct blkindex *x;       /* img->index */
+        struct overlay *ov;             /* NULL: read-only */
+        struct miss_table *misses;
+        uint64_t *verified;             /* bit per unique chunk: entry hashed in this process */
+        struct export_stats st;         /* atomic counters */
+};
+
+static int fail(char *err, size_t errlen, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
+        va_list ap;
+
+        if (err && errlen) {
+                va_start(ap, fmt);
+                vsnprintf(err, errlen, fmt, ap);
+                va_end(ap);
+        }
+        return r;
+}
+
+bool export_name_valid(const char *name) {
+        size_t n = strlen(name);
+
+        if (n == 0 || n > 128 || name[0] == '.' || name[0] == '-')
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = name[i];
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                      c == '_' || c == '+' || c == '-'))
+                        return false;
+        }
+        return true;
+}
+
+static void export_free(struct export *e) {
+        if (!e)
+                return;
+        if (e->ov) {
+                int r = overlay_flush(e->ov);
+                if (r < 0)
+                        log_error_errno(r, "Export %s: final flush of overlay %s failed: %m", e->name,
+                                        overlay_path(e->ov));
+                overlay_close(e->ov);
+        }
+        miss_table_free(e->misses);
+        image_free(e->img);
+        source_free(e->src);
+        free(e->verified);
+        free(e->name);
+        free(e->ref);
+        free(e);
+}
+
+int export_open(const struct export_config *cfg, const struct export_env *env, struct export **ret, char *err,
+                size_t errlen) {
+        struct export *e;
+        char why[512] = "";
+        int r;
+
+        if (!export_name_valid(cfg->name))
+                return fail(err, errlen, -EINVAL,
+                            "invalid export name '%s' (1-128 of A-Z a-z 0-9 . _ + -, not starting with . or -)",
+                            cfg->name);
+        e = calloc(1, sizeof *e);
+        if (!e)
+                return -ENOMEM;
+        e->refs = 1;
+        e->env = *env;
+        e->name = strdup(cfg->name);
+        e->ref = strdup(cfg->ref);
+        if (!e->name || !e->ref) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        r = source_open(cfg->ref, env->source, &e->src, why, sizeof why);
+        if (r < 0) {
+                if (r == -EINVAL && why[0])
+                        fail(err, errlen, r, "invalid reference: %s", why);
+                else if (r == -EPROTONOSUPPORT)
+                        fail(err, errlen, r, "%s: this build cannot open docker:// references yet", cfg->ref);
+                else
+                        fail(err, errlen, r, "cannot open '%s': %s", cfg->ref, strerror(-r));
+                goto fail;
+        }
+        r = image_open(e->src, &e->img, why, sizeof why);
+        if (r < 0) {
+                fail(err, errlen, r, "%s", why[0] ? why : strerror(-r));
+                goto fail;
+        }
+        e->x = e->img->index;
+        e->verified = calloc(DIV_ROUND_UP((uint64_t) e->x->n_chunks, 64) + 1, sizeof(uint64_t));
+        if (!e->verified) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        r = miss_table_new(&e->misses);
+        if (r < 0)
+                goto fail;
+        if (cfg->overlay) {
+                r = overlay_open(cfg->overlay, e->x->image_size, &e->img->manifest_digest, &e->ov, why, sizeof why);
+                if (r < 0) {
+                        fail(err, errlen, r, "%s", why[0] ? why : strerror(-r));
+                        goto fail;
+                }
+        }
+        *ret = e;
+        return 0;
+fail:
+        export_free(e);
+        return r;
+}
+
+struct export *export_ref(struct export *e) {
+        __atomic_fetch_add(&e->refs, 1, __ATOMIC_RELAXED);
+        return e;
+}
+
+void export_unref(struct export *e) {
+        if (e && __atomic_sub_fetch(&e->refs, 1, __ATOMIC_ACQ_REL) == 0)
+                export_free(e);
+}
+
+unsigned export_refcount(const struct export *e) {
+        return __atomic_load_n(&e->refs, __ATOMIC_ACQUIRE);
+}
+
+const char *export_name(const struct export *e) {
+        return e->name;
+}
+
+const char *export_ref_text(const struct export *e) {
+        return e->ref;
+}
+
+const char *export_overlay_path(const struct export *e) {
+        return e->ov ? overlay_path(e->ov) : NULL;
+}
+
+uint64_t export_size(const struct export *e) {
+        return e->x->image_size;
+}
+
+bool export_readonly(const struct export *e) {
+        return !e->ov;
+}
+
+uint32_t export_chunk_size(const struct export *e) {
+        return e->x->chunk_size;
+}
+
+const struct digest *export_manifest_digest(const struct export *e) {
+        return &e->img->manifest_digest;
+}
+
+void export_client_add(struct export *e) {
+        __atomic_fetch_add(&e->clients, 1, __ATOMIC_RELAXED);
+}
+
+void export_client_remove(struct export *e) {
+        __atomic_fetch_sub(&e->clients, 1, __ATOMIC_RELAXED);
+}
+
+unsigned export_clients(const struct export *e) {
+        return __atomic_load_n(&e->clients, __ATOMIC_RELAXED);
+}
+
+static int count_result(struct export *e, int r) {
+        if (r < 0)
+                STAT_ADD(e, errors, 1);
+        return r;
+}
+
+/* --- Reading --- */
+
+static inline bool range_ok(const struct export *e, uint64_t off, uint64_t len) {
+        return off <= e->x->image_size && len <= e->x->image_size - off;
+}
+
+/* One piece [off, off+n) of unique chunk k (n within the chunk): an fd
+ * segment on the store entry, or, after a miss, a memory segment. */
+static int chunk_seg(struct export *e, uint32_t k, uint64_t in_chunk, uint64_t n, struct export_seg *seg,
+                     unsigned *nowait_hits) {
+        const struct blkindex_chunk *c = &e->x->chunks[k];
+        uint64_t *vw = &e->verified[k / 64], vbit = UINT64_C(1) << (k % 64);
+
+        if (nowait_hits) {
+                /* Hits are counted by the caller once the whole call succeeded. */
+                struct chunkfd *h;
+
+                if (chunkfd_lookup(e->env.fds, &c->digest, &h) < 0)
+                        return -EWOULDBLOCK;
+                *seg = (struct export_seg) {
+                        .kind = EXPORT_SEG_FD,
+                        .len = n,
+                        .fd = chunkfd_fd(h),
+                        .fd_off = in_chunk,
+                        .pin = h,
+                };
+                (*nowait_hits)++;
+                return 0;
+        }
+
+        for (int attempt = 0; attempt < 4; attempt++) {
+                bool verified = __atomic_load_n(vw, __ATOMIC_RELAXED) & vbit;
+                struct chunkfd *h;
+                void *buf;
+                uint64_t fetched;
+                int r;
+
+                r = chunkfd_get(e->env.fds, &c->digest, c->raw_len, &verified, &h);
+                if (r == 0) {
+                        if (verified)
+                                __atomic_fetch_or(vw, vbit, __ATOMIC_RELAXED);
+                        *seg = (struct export_seg) {
+                                .kind = EXPORT_SEG_FD,
+                                .len = n,
+                                .fd = chunkfd_fd(h),
+                                .fd_off = in_chunk,
+                                .pin = h,
+                        };
+                        STAT_ADD(e, cache_hits, 1);
+                        return 0;
+                }
+                if (r != -ENOENT)
+                        return r;
+                r = miss_fetch(e->misses, e->img, e->env.store, k, &buf, &fetched);
+                if (r == -EAGAIN)
+                        continue;       /* fetched by another thread: look again */
+                if (r < 0)
+                        return r;
+                *seg = (struct export_seg) {
+                        .kind = EXPORT_SEG_MEM,
+                        .len = n,
+                        .mem = (const uint8_t *) buf + in_chunk,
+                        .owned = buf,
+                };
+                if (fetched) {
+                        STAT_ADD(e, cache_misses, 1);
+                        STAT_ADD(e, bytes_fetched, fetched);
+                } else {
+                        STAT_ADD(e, cache_hits, 1);
+                }
+                return 0;
+        }
+        return -EIO;
+}
+
+static void seg_release(struct export *e, struct export_seg *s) {
+        chunkfd_put(e->env.fds, s->pin);
+        free(s->owned);
+        s->pin = NULL;
+        s->owned = NULL;
+}
+
+/* Append a zero segment, merging with a preceding one. */
+static unsigned add_zero(struct export_seg *segs, unsigned n, uint64_t len) {
+        if (n && segs[n - 1].kind == EXPORT_SEG_ZERO) {
+                segs[n - 1].len += len;
+                return n;
+        }
+        segs[n] = (struct export_seg) { .kind = EXPORT_SEG_ZERO, .len = len };
+        return n + 1;
+}
+
+/* Image segments for [off, end), at most max - n more. Advances *off. */
+static int image_segs(struct export *e, uint64_t *off, uint64_t end, struct export_seg *segs, unsigned n,
+                      unsigned max, unsigned *nowait_hits) {
+        const uint32_t cs = e->x->chunk_size;
+
+        while (*off < end && n < max) {
+                uint64_t i = *off / cs, in = *off % cs;
+                uint64_t len = MIN(end - *off, (uint64_t) blkindex_chunk_len(e->x, i) - in);
+                uint32_t k = e->x->map[i];
+                int r;
+
+                if (k == BLKINDEX_ZERO) {
+                        n = add_zero(segs, n, len);
+                } else {
+                        r = chunk_seg(e, k, in, len, &segs[n], nowait_hits);
+                        if (r == -EWOULDBLOCK)
+                                return r;
+                        if (r < 0) {
+                                char hex[DIGEST_HEX_LEN + 1];
+                                log_debug("Export %s: chunk %llu (%s) at offset %llu: %s", e->name,
+                                          (unsigned long long) i, digest_to_hex(&e->x->chunks[k].digest, hex),
+                                          (unsigned long long) *off, strerror(-r));
+                                return r;
+                        }
+                        n++;
+                }
+                *off += len;
+        }
+        return (int) n;
+}
+
+/* Segments for [rd->off, rd->end), overlay over image (or image only). */
+static int resolve(struct export_read *rd, struct export_seg *segs, unsigned max, bool with_overlay,
+                   unsigned *nowait_hits) {
+        struct export *e = rd->e;
+        unsigned n = 0;
+        int r;
+
+        while (rd->off < rd->end && n < max) {
+                uint64_t run = rd->end - rd->off, start = rd->off;
+                enum overlay_state st = OVERLAY_ABSENT;
+
+                if (with_overlay && e->ov)
+                        st = overlay_state_run(e->ov, rd->off, rd->end - rd->off, &run);
+                switch (st) {
+                case OVERLAY_ABSENT:
+                        r = image_segs(e, &rd->off, start + run, segs, n, max, nowait_hits);
+                        if (r < 0) {
+                                rd->err_off = rd->off;
+                                export_read_done(rd, segs, n);
+                                return r;
+                        }
+                        n = (unsigned) r;
+                        break;
+                case OVERLAY_DATA: {
+                        uint64_t foff;
+                        int fd = overlay_data_fd(e->ov, rd->off, &foff);
+                        segs[n++] = (struct export_seg) { .kind = EXPORT_SEG_FD, .len = run, .fd = fd, .fd_off = foff };
+                        rd->off += run;
+                        break;
+                }
+                case OVERLAY_ZERO:
+                        n = add_zero(segs, n, run);
+                        rd->off += run;
+                        break;
+                }
+        }
+        return (int) n;
+}
+
+int export_read_start(struct export *e, uint64_t off, uint64_t len, struct export_read *rd) {
+        if (!range_ok(e, off, len)) {
+                STAT_ADD(e, errors, 1);
+                return -EINVAL;
+        }
+        *rd = (struct export_read) { .e = e, .off = off, .end = off + len, .err_off = off };
+        STAT_ADD(e, reads, 1);
+        STAT_ADD(e, bytes_read, len);
+        return 0;
+}
+
+int export_read_next(struct export_read *rd, struct export_seg *segs, unsigned max) {
+        const bool nowait = rd->flags & EXPORT_READ_NOWAIT;
+        uint64_t start = rd->off;
+        unsigned hits = 0;
+        int r;
+
+        if (max == 0)
+                return -EINVAL;
+        r = resolve(rd, segs, max, true, nowait ? &hits : NULL);
+        if (r == -EWOULDBLOCK) {
+                /* Not an error: rewind; the caller retries without NOWAIT. */
+                rd->off = start;
+                rd->err_off = start;
+        } else if (r < 0) {
+                STAT_ADD(rd->e, errors, 1);
+        } else if (hits) {
+                STAT_ADD(rd->e, cache_hits, hits);
+        }
+        return r;
+}
+
+void export_read_done(struct export_read *rd, struct export_seg *segs, unsigned n) {
+        for (unsigned i = 0; i < n; i++)
+                seg_release(rd->e, &segs[i]);
+}
+
+int export_seg_copy(const struct export_seg *s, void *buf, uint64_t skip, uint64_t len) {
+        ssize_t got;
+
+        switch (s->kind) {
+        case EXPORT_SEG_ZERO:
+                memset(buf, 0, len);
+                return 0;
+        case EXPORT_SEG_MEM:
+                memcpy(buf, (const uint8_t *) s->mem + skip, len);
+                return 0;
+        case EXPORT_SEG_FD:
+                got = pread_full(s->fd, buf, len, s->fd_off + skip);
+                if (got < 0)
+                        return (int) got;
+                if ((uint64_t) got != len)
+                        return -EIO;    /* entry or overlay shorter than it claims */
+                return 0;
+        }
+        return -EINVAL;
+}
+
+/* Copy [off, off+len) into buf, with or without the overlay. */
+static int read_into(struct export *e, void *buf, size_t len, uint64_t off, bool with_overlay) {
+        struct export_read rd = { .e = e, .off = off, .end = off + len, .err_off = off };
+        struct export_seg segs[16];
+        uint8_t *p = buf;
+        int n, r = 0;
+
+        while (rd.off < rd.end) {
+                n = resolve(&rd, segs, 16, with_overlay, NULL);
+                if (n < 0)
+                        return n;
+                for (int i = 0; i < n && r >= 0; i++) {
+                        r = export_seg_copy(&segs[i], p, 0, segs[i].len);
+                        p += segs[i].len;
+                }
+                export_read_done(&rd, segs, (unsigned) n);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int export_pread(struct export *e, void *buf, size_t len, uint64_t off) {
+        struct export_read rd;
+        int r;
+
+        r = export_read_start(e, off, len, &rd);
+        if (r < 0)
+                return r;
+        r = read_into(e, buf, len, off, true);
+        if (r < 0)
+                STAT_ADD(e, errors, 1);
+        return r;
+}
+
+int export_cache(struct export *e, uint64_t off, uint64_t len) {
+        struct export_read rd = { .e = e, .off = off, .end = off + len, .err_off = off };
+        struct export_seg segs[16];
+        int n;
+
+        if (!range_ok(e, off, len))
+                return count_result(e, -EINVAL);
+        while (rd.off < rd.end) {
+                n = resolve(&rd, segs, 16, true, NULL);
+                if (n < 0)
+                        return count_result(e, n);
+                export_read_done(&rd, segs, (unsigned) n);
+        }
+        return 0;
+}
+
+/* --- Writing --- */
+
+/* The layer below the overlay, for completing partial blocks. */
+static int below_read(void *userdata, void *buf, size_t len, uint64_t off) {
+        return read_into(userdata, buf, len, off, false);
+}
+
+static int write_check(struct export *e, uint64_t off, uint64_t len) {
+        if (!e->ov)
+                return -EROFS;
+        if (!range_ok(e, off, len))
+                return -ENOSPC;
+        return 0;
+}
+
+int export_pwrite(struct export *e, const void *buf, size_t len, uint64_t off, unsigned flags) {
+        int r;
+
+        STAT_ADD(e, writes, 1);
+        r = write_check(e, off, len);
+        if (r >= 0)
+                r = overlay_write(e->ov, buf, len, off, flags & EXPORT_FUA, below_read, e);
+        if (r >= 0)
+                STAT_ADD(e, bytes_written, len);
+        return count_result(e, r);
+}
+
+int export_zero(struct export *e, uint64_t off, uint64_t len, unsigned flags) {
+        int r;
+
+        STAT_ADD(e, zeroes, 1);
+        r = write_check(e, off, len);
+        if (r >= 0 && (flags & EXPORT_FAST) && !overlay_zero_is_fast(e->ov, off, len))
+                return -ENOTSUP;        /* not an error: the client asked */
+        if (r >= 0)
+                r = overlay_zero(e->ov, off, len, flags & EXPORT_NO_HOLE, flags & EXPORT_FUA, below_read, e);
+        return count_result(e, r);
+}
+
+int export_trim(struct export *e, uint64_t off, uint64_t len, unsigned flags) {
+        int r;
+
+        STAT_ADD(e, trims, 1);
+        if (!e->ov)
+                r = -EROFS;
+        else if (!range_ok(e, off, len))
+                r = -EINVAL;
+        else
+                r = overlay_trim(e->ov, off, len, flags & EXPORT_FUA);
+        return count_result(e, r);
+}
+
+int export_flush(struct export *e) {
+        STAT_ADD(e, flushes, 1);
+        if (!e->ov)
+                return 0;
+        return count_result(e, overlay_flush(e->ov));
+}
+
+/* --- Allocation status --- */
+
+static unsigned add_extent(struct export_extent *out, unsigned n, unsigned max, uint64_t len, uint32_t flags) {
+        if (n && out[n - 1].flags == flags) {
+                out[n - 1].len += len;
+                return n;
+        }
+        if (n == max)
+                return n;
+        out[n] = (struct export_extent) { .len = len, .flags = flags };
+        return n + 1;
+}
+
+/* Image extents for [off, end). Returns false when out is full. */
+static bool image_extents(const struct export *e, uint64_t off, uint64_t end, struct export_extent *out,
+                          unsigned *n, unsigned max) {
+        const uint32_t cs = e->x->chunk_size;
+
+        while (off < end) {
+                uint64_t i = off / cs;
+                uint64_t len = MIN(end, (i + 1) * cs) - off;
+                uint32_t flags = e->x->map[i] == BLKINDEX_ZERO ? EXPORT_STATE_HOLE | EXPORT_STATE_ZERO : 0;
+                unsigned before = *n;
+
+                *n = add_extent(out, *n, max, len, flags);
+                if (*n == before && (before == 0 || out[before - 1].flags != flags))
+                        return false;
+                off += len;
+        }
+        return true;
+}
+
+int export_extents(struct export *e, uint64_t off, uint64_t len, struct export_extent *out, unsigned max) {
+        uint64_t end = off + len;
+        unsigned n = 0;
+
+        STAT_ADD(e, block_status, 1);
+        if (!range_ok(e, off, len) || max == 0)
+                return count_result(e, -EINVAL);
+        while (off < end) {
+                uint64_t run = end - off;
+                enum overlay_state st = e->ov ? overlay_state_run(e->ov, off, run, &run) : OVERLAY_ABSENT;
+                unsigned before = n;
+
+                if (st == OVERLAY_ABSENT) {
+                        if (!image_extents(e, off, off + run, out, &n, max))
+                                break;
+                } else {
+                        uint32_t flags = st == OVERLAY_ZERO ? EXPORT_STATE_HOLE | EXPORT_STATE_ZERO : 0;
+                        n = add_extent(out, n, max, run, flags);
+                        if (n == before && (before == 0 || out[before - 1].flags != flags))
+                                break;
+                }
+                off += run;
+        }
+        return (int) n;
+}
+
+/* --- Statistics --- */
+
+void export_get_stats(struct export *e, struct export_stats *ret) {
+        const uint64_t *src = (const uint64_t *) &e->st;
+        uint64_t *dst = (uint64_t *) ret;
+
+        for (size_t i = 0; i < sizeof *ret / sizeof(uint64_t); i++)
+                dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+        ret->clients = export_clients(e);
+        if (e->ov) {
+                struct overlay_stats os;
+                overlay_get_stats(e->ov, &os);
+                ret->overlay_data_bytes = os.blocks_data * OVERLAY_BLOCK_SIZE;
+                ret->overlay_zero_bytes = os.blocks_zero * OVERLAY_BLOCK_SIZE;
+        }
+}

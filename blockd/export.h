@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * An export: an image (manifest + index, chunks through the local store)
+ * with an optional writable overlay, as a range of bytes. This is the API
+ * every frontend (NBD now; FUSE and ublk next) is written against; they
+ * include this header and nothing below it.
+ *
+ * Reading. Either export_pread() (copy into a buffer) or, for frontends
+ * that can send from a file descriptor or describe holes, the segment
+ * iterator: export_read_start() checks the range once, export_read_next()
+ * resolves the next piece of it into segments (zeroes, a range of an open
+ * file, or memory), export_read_done() releases them. A cached chunk is an
+ * fd segment on its chunk-store entry (opened and verified once per process,
+ * kept in the shared chunkfd cache): serving it is one pread or sendfile,
+ * no decompression, no hashing. A chunk the store lacks goes through the
+ * miss path (miss.h: the one place the fetch scheduler plugs in) and comes
+ * back as a memory segment.
+ *
+ * Writing (exports with an overlay; read-only ones return -EROFS):
+ * export_pwrite/zero/trim/flush, see overlay.h for durability.
+ *
+ * Threading: all functions may be called concurrently from any thread on
+ * the same export. An export is reference counted; the daemon's registry
+ * holds one reference, each client (connection) another. The last
+ * export_unref() flushes the overlay and frees everything.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "blockd/chunkfd.h"
+#include "chunkstore/digest.h"
+#include "chunkstore/store.h"
+#include "registry-client/source.h"
+
+struct export;
+
+/* What exports share: borrowed, must outlive every export. */
+struct export_env {
+        struct chunkstore *store;
+        struct chunkfd_cache *fds;
+        const struct source_options *source;
+};
+
+struct export_config {
+        const char *name;
+        const char *ref;                /* oci:DIR[:TAG] or docker://... */
+        const char *overlay;            /* NULL: read-only */
+};
+
+/* Names: 1-128 characters of [A-Za-z0-9._+-], not starting with '.' or '-'. */
+bool export_name_valid(const char *name);
+
+/* Open the image (and the overlay). err gets a reason on failure. */
+int export_open(const struct export_config *cfg, const struct export_env *env, struct export **ret, char *err,
+                size_t errlen);
+struct export *export_ref(struct export *e);
+void export_unref(struct export *e);
+/* References held now (for detach, which waits to hold the last one). */
+unsigned export_refcount(const struct export *e);
+
+const char *export_name(const struct export *e);
+const char *export_ref_text(const struct export *e);
+const char *export_overlay_path(const struct export *e);   /* NULL if none */
+uint64_t export_size(const struct export *e);
+bool export_readonly(const struct export *e);
+uint32_t export_chunk_size(const struct export *e);
+const struct digest *export_manifest_digest(const struct export *e);
+
+/* Clients (frontend connections) using the export, for ls and detach. */
+void export_client_add(struct export *e);
+void export_client_remove(struct export *e);
+unsigned export_clients(const struct export *e);
+
+/* --- Reading --- */
+
+enum export_seg_kind {
+        EXPORT_SEG_ZERO,        /* len bytes of zeroes */
+        EXPORT_SEG_FD,          /* len bytes of fd at fd_off */
+        EXPORT_SEG_MEM,         /* len bytes at mem */
+};
+
+struct export_seg {
+        enum export_seg_kind kind;
+        uint64_t len;
+        int fd;
+        uint64_t fd_off;
+        const void *mem;
+        /* private */
+        struct chunkfd *pin;
+        void *owned;
+};
+
+struct export_read {
+        struct export *e;
+        uint64_t off, end;
+        uint64_t err_off;       /* after an error: the offset that failed */
+        unsigned flags;         /* EXPORT_READ_* */
+};
+
+/* export_read_next may not block: a chunk whose entry is not open already
+ * gives -EWOULDBLOCK, and the iterator stays where it was, so the caller
+ * can clear the flag (typically in another thread) and call again. */
+#define EXPORT_READ_NOWAIT (1u << 0)
+
+/* Begin reading [off, off+len): -EINVAL if it is not inside the export. */
+int export_read_start(struct export *e, uint64_t off, uint64_t len, struct export_read *rd);
+/* Resolve up to max segments from where the last call stopped. Returns
+ * the number of segments (0 when the range is done) or -errno, with
+ * rd->err_off set; segments of a failed call are already released. */
+int export_read_next(struct export_read *rd, struct export_seg *segs, unsigned max);
+/* Release segments returned by export_read_next. */
+void export_read_done(struct export_read *rd, struct export_seg *segs, unsigned n);
+/* Copy one segment's bytes (or part of it, from skip) into buf. */
+int export_seg_copy(const struct export_seg *s, void *buf, uint64_t skip, uint64_t len);
+
+/* Read into buf: the simple interface. 0 or -errno. */
+int export_pread(struct export *e, void *buf, size_t len, uint64_t off);
+
+/* Make sure [off, off+len) is in the local store (fetching misses now),
+ * without reading it out (NBD_CMD_CACHE). 0 or -errno. */
+int export_cache(struct export *e, uint64_t off, uint64_t len);
+
+/* --- Writing --- */
+
+#define EXPORT_FUA (1u << 0)            /* durable before returning */
+#define EXPORT_NO_HOLE (1u << 1)        /* zero: keep space allocated */
+#define EXPORT_FAST (1u << 2)           /* zero: -ENOTSUP unless cheap */
+
+int export_pwrite(struct export *e, const void *buf, size_t len, uint64_t off, unsigned flags);
+int export_zero(struct export *e, uint64_t off, uint64_t len, unsigned flags);
+int export_trim(struct export *e, uint64_t off, uint64_t len, unsigned flags);
+/* Every write completed before the call is durable when it returns. */
+int export_flush(struct export *e);
+
+/* --- Allocation status (NBD base:allocation semantics) --- */
+
+#define EXPORT_STATE_HOLE (1u << 0)     /* not stored anywhere */
+#define EXPORT_STATE_ZERO (1u << 1)     /* reads as zeroes */
+
+struct export_extent {
+        uint64_t len;
+        uint32_t flags;
+};
+
+/* Describe [off, off+len) in at most max extents (merged, clamped to the
+ * range; fewer than the whole range when max runs out). Returns the
+ * number of extents, or -errno (-EINVAL outside the export). */
+int export_extents(struct export *e, uint64_t off, uint64_t len, struct export_extent *out, unsigned max);
+
+/* --- Statistics --- */
+
+struct export_stats {
+        uint64_t reads, writes, trims, zeroes, flushes, block_status;
+        uint64_t bytes_read;            /* served to clients */
+        uint64_t bytes_written;         /* written by clients */
+        uint64_t cache_hits;            /* chunk reads served from the store */
+        uint64_t cache_misses;          /* chunk reads that fetched */
+        uint64_t bytes_fetched;         /* stored bytes fetched from the source */
+        uint64_t errors;                /* requests that failed */
+        uint64_t clients;
+        uint64_t overlay_data_bytes;    /* bytes in DATA blocks */
+        uint64_t overlay_zero_bytes;    /* bytes in ZERO blocks */
+};
+
+void export_get_stats(struct export *e, struct export_stats *ret);

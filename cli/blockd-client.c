@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "blockd-client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "blockd/control-client.h"
+#include "cli.h"
+#include "common/log.h"
+
+/* The errno a control response names ("ENOENT"), for exit statuses. */
+static int errno_of(struct json_object *resp) {
+        static const struct {
+                const char *name;
+                int e;
+        } map[] = {
+                { "ENOENT", ENOENT }, { "EEXIST", EEXIST }, { "EINVAL", EINVAL }, { "EBUSY", EBUSY },
+                { "EACCES", EACCES }, { "EMEDIUMTYPE", EMEDIUMTYPE }, { "EBADMSG", EBADMSG },
+        };
+        struct json_object *v;
+
+        if (json_object_object_get_ex(resp, "errno", &v))
+                for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+                        if (!strcmp(json_object_get_string(v), map[i].name))
+                                return -map[i].e;
+        return -EIO;
+}
+
+int blockd_call(const char *cmd, const char *control, struct json_object *req, struct json_object **ret) {
+        struct json_object *resp = NULL, *ok, *msg;
+        char buf[4096], err[512];
+        int r;
+
+        if (!control)
+                control = control_default_path(buf, sizeof buf);
+        if (!control) {
+                json_object_put(req);
+                return log_error_errno(EINVAL, "No control socket: pass --control PATH or set $HOCUS_BLK_CONTROL");
+        }
+        json_object_object_add(req, "cmd", json_object_new_string(cmd));
+        r = control_call(control, req, &resp, err, sizeof err);
+        json_object_put(req);
+        if (r < 0)
+                return log_error_errno(r, "%s", err);
+        if (!json_object_object_get_ex(resp, "ok", &ok) || !json_object_get_boolean(ok)) {
+                r = errno_of(resp);
+                log_error("%s", json_object_object_get_ex(resp, "error", &msg) ? json_object_get_string(msg)
+                                                                              : "blockd refused the request");
+                json_object_put(resp);
+                return r;
+        }
+        *ret = resp;
+        return 0;
+}
+
+int blockd_option(int c, const char *arg, const char **control, bool *json) {
+        switch (c) {
+        case 'h':
+                return 2;
+        case 'v':
+                log_set_level(LOG_LVL_DEBUG);
+                return 1;
+        case OPT_BLOCKD_CONTROL:
+                *control = arg;
+                return 1;
+        case OPT_BLOCKD_JSON:
+                if (json) {
+                        *json = true;
+                        return 1;
+                }
+                return 0;
+        default:
+                return 0;
+        }
+}

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* hocus-blk attach NAME REF [--overlay PATH]: add an export to a running blockd. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blockd-client.h"
+#include "cli.h"
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/util.h"
+
+static void help(void) {
+        printf("Usage: hocus-blk attach NAME REF [OPTIONS]\n\n"
+               "Ask a running blockd to serve image REF as export NAME. Without --overlay the\n"
+               "export is read-only; with it, writes go to the overlay file PATH (created if\n"
+               "missing; reattaching the same file continues where it left off).\n\n"
+               "Options:\n"
+               "  --overlay PATH       writable overlay file\n"
+               "  --json               print the new export as JSON\n" BLOCKD_HELP);
+}
+
+/* blockd resolves paths from its own working directory: send absolute ones. */
+static char *absolute(const char *path) {
+        char cwd[4096];
+        char *r;
+
+        if (path[0] == '/')
+                return strdup(path);
+        if (!getcwd(cwd, sizeof cwd))
+                return NULL;
+        if (asprintf(&r, "%s/%s", cwd, path) < 0)
+                return NULL;
+        return r;
+}
+
+static char *absolute_ref(const char *ref) {
+        _cleanup_free_ char *dir = NULL;
+        char *r;
+
+        if (strncmp(ref, "oci:", 4) != 0 || ref[4] == '/')
+                return strdup(ref);
+        dir = absolute(ref + 4);
+        if (!dir || asprintf(&r, "oci:%s", dir) < 0)
+                return NULL;
+        return r;
+}
+
+int cmd_attach(int argc, char **argv) {
+        static const struct option options[] = {
+                { "overlay", required_argument, NULL, OPT_BLOCKD_OVERLAY },
+                BLOCKD_LONG_OPTIONS,
+        };
+        const char *control = NULL, *overlay = NULL;
+        _cleanup_free_ char *ref = NULL, *ov = NULL;
+        struct json_object *req, *resp, *e, *v;
+        bool json = false;
+        char sz[32];
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "hv", options, NULL)) >= 0) {
+                if (c == OPT_BLOCKD_OVERLAY) {
+                        overlay = optarg;
+                        continue;
+                }
+                r = blockd_option(c, optarg, &control, &json);
+                if (r == 2) {
+                        help();
+                        return 0;
+                }
+                if (r <= 0)
+                        return cli_usage_error("attach", "unknown option");
+        }
+        if (argc - optind != 2)
+                return cli_usage_error("attach", "attach takes NAME and REF");
+        ref = absolute_ref(argv[optind + 1]);
+        if (!ref || (overlay && !(ov = absolute(overlay))))
+                return log_error_errno(ENOMEM, "Out of memory");
+
+        req = json_object_new_object();
+        json_object_object_add(req, "name", json_object_new_string(argv[optind]));
+        json_object_object_add(req, "ref", json_object_new_string(ref));
+        if (ov)
+                json_object_object_add(req, "overlay", json_object_new_string(ov));
+        r = blockd_call("attach", control, req, &resp);
+        if (r < 0)
+                return r;
+        if (!json_object_object_get_ex(resp, "export", &e)) {
+                json_object_put(resp);
+                return log_error_errno(EPROTO, "blockd answered without the export");
+        }
+        if (json) {
+                printf("%s\n", json_object_to_json_string_ext(e, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
+        } else {
+                json_object_object_get_ex(e, "size", &v);
+                format_size((uint64_t) json_object_get_int64(v), sz, sizeof sz);
+                printf("Attached %s (%s, %s)", argv[optind], sz, ov ? "writable" : "read-only");
+                if (json_object_object_get_ex(e, "uri", &v) && v)
+                        printf(": %s", json_object_get_string(v));
+                printf("\n");
+        }
+        json_object_put(resp);
+        return 0;
+}

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* hocus-blk ls [--json]: the exports of a running blockd. */
+#include <stdio.h>
+
+#include "blockd-client.h"
+#include "cli.h"
+#include "common/util.h"
+
+static void help(void) {
+        printf("Usage: hocus-blk ls [OPTIONS]\n\n"
+               "List the exports of a running blockd: name, size, mode, clients, NBD URI and\n"
+               "image reference.\n\n"
+               "Options:\n"
+               "  --json               machine-readable output\n" BLOCKD_HELP);
+}
+
+static const char *str(struct json_object *o, const char *key) {
+        struct json_object *v;
+
+        return json_object_object_get_ex(o, key, &v) && v ? json_object_get_string(v) : "-";
+}
+
+static int64_t num(struct json_object *o, const char *key) {
+        struct json_object *v;
+
+        return json_object_object_get_ex(o, key, &v) && v ? json_object_get_int64(v) : 0;
+}
+
+int cmd_ls(int argc, char **argv) {
+        static const struct option options[] = { BLOCKD_LONG_OPTIONS };
+        const char *control = NULL;
+        struct json_object *resp, *arr;
+        bool json = false;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "hv", options, NULL)) >= 0) {
+                r = blockd_option(c, optarg, &control, &json);
+                if (r == 2) {
+                        help();
+                        return 0;
+                }
+                if (r <= 0)
+                        return cli_usage_error("ls", "unknown option");
+        }
+        if (argc - optind != 0)
+                return cli_usage_error("ls", "ls takes no arguments");
+        r = blockd_call("list", control, json_object_new_object(), &resp);
+        if (r < 0)
+                return r;
+        json_object_object_get_ex(resp, "exports", &arr);
+        if (json) {
+                printf("%s\n", json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
+        } else {
+                printf("%-20s %10s %-10s %7s  %s\n", "NAME", "SIZE", "MODE", "CLIENTS", "URI / REF");
+                for (size_t i = 0; i < json_object_array_length(arr); i++) {
+                        struct json_object *e = json_object_array_get_idx(arr, i), *ro;
+                        char sz[32];
+
+                        json_object_object_get_ex(e, "readonly", &ro);
+                        format_size((uint64_t) num(e, "size"), sz, sizeof sz);
+                        printf("%-20s %10s %-10s %7lld  %s\n%-51s %s\n", str(e, "name"), sz,
+                               json_object_get_boolean(ro) ? "read-only" : "writable", (long long) num(e, "clients"),
+                               str(e, "uri"), "", str(e, "ref"));
+                }
+        }
+        json_object_put(resp);
+        return 0;
+}

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* hocus-blk stats [NAME] [--json]: counters of a running blockd's exports. */
+#include <stdio.h>
+
+#include "blockd-client.h"
+#include "cli.h"
+#include "common/util.h"
+
+static void help(void) {
+        printf("Usage: hocus-blk stats [NAME] [OPTIONS]\n\n"
+               "Per export: requests, bytes served and written, chunk store hits and misses,\n"
+               "bytes fetched from the registry, errors, clients, overlay use.\n\n"
+               "Options:\n"
+               "  --json               machine-readable output (the daemon's full answer)\n" BLOCKD_HELP);
+}
+
+static uint64_t num(struct json_object *o, const char *key) {
+        struct json_object *v;
+
+        return json_object_object_get_ex(o, key, &v) && v ? (uint64_t) json_object_get_int64(v) : 0;
+}
+
+int cmd_stats(int argc, char **argv) {
+        static const struct option options[] = { BLOCKD_LONG_OPTIONS };
+        const char *control = NULL;
+        struct json_object *req, *resp, *arr;
+        bool json = false;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "hv", options, NULL)) >= 0) {
+                r = blockd_option(c, optarg, &control, &json);
+                if (r == 2) {
+                        help();
+                        return 0;
+                }
+                if (r <= 0)
+                        return cli_usage_error("stats", "unknown option");
+        }
+        if (argc - optind > 1)
+                return cli_usage_error("stats", "stats takes at most one export NAME");
+        req = json_object_new_object();
+        if (argc - optind == 1)
+                json_object_object_add(req, "name", json_object_new_string(argv[optind]));
+        r = blockd_call("stats", control, req, &resp);
+        if (r < 0)
+                return r;
+        if (json) {
+                printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
+                json_object_put(resp);
+                return 0;
+        }
+        json_object_object_get_ex(resp, "exports", &arr);
+        for (size_t i = 0; i < json_object_array_length(arr); i++) {
+                struct json_object *e = json_object_array_get_idx(arr, i), *n;
+                char a[32], b[32], f[32];
+                uint64_t hits = num(e, "cache_hits"), misses = num(e, "cache_misses");
+
+                json_object_object_get_ex(e, "name", &n);
+                printf("%s%s\n", i ? "\n" : "", json_object_get_string(n));
+                printf("  requests     %llu reads, %llu writes, %llu trims, %llu zeroes, %llu flushes, %llu block status\n",
+                       (unsigned long long) num(e, "reads"), (unsigned long long) num(e, "writes"),
+                       (unsigned long long) num(e, "trims"), (unsigned long long) num(e, "zeroes"),
+                       (unsigned long long) num(e, "flushes"), (unsigned long long) num(e, "block_status"));
+                printf("  served       %s read, %s written\n", format_size(num(e, "bytes_read"), a, sizeof a),
+                       format_size(num(e, "bytes_written"), b, sizeof b));
+                printf("  chunk store  %llu hits, %llu misses (%.1f%% hits), %s fetched\n", (unsigned long long) hits,
+                       (unsigned long long) misses, hits + misses ? 100.0 * (double) hits / (double) (hits + misses) : 0.0,
+                       format_size(num(e, "bytes_fetched"), f, sizeof f));
+                printf("  overlay      %s data, %s zeroed\n", format_size(num(e, "overlay_data_bytes"), a, sizeof a),
+                       format_size(num(e, "overlay_zero_bytes"), b, sizeof b));
+                printf("  clients      %llu, errors %llu\n", (unsigned long long) num(e, "clients"),
+                       (unsigned long long) num(e, "errors"));
+        }
+        json_object_put(resp);
+        return 0;
+}
