@@ -2,6 +2,7 @@
 #include "control.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -13,10 +14,12 @@
 
 #include <json-c/json.h>
 
+#include "chunkstore/profile.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "metrics.h"
+#include "profile-find.h"
 #include "sockets.h"
 
 #define MAX_LINE (64u << 10)
@@ -80,6 +83,11 @@ static struct json_object *describe(struct blockd *d, struct export *e) {
                                export_overlay_path(e) ? json_object_new_string(export_overlay_path(e)) : NULL);
         add_u64(o, "clients", export_clients(e));
         json_object_object_add(o, "uri", uri ? json_object_new_string(uri) : NULL);
+        if (d->fuse_dir) {
+                _cleanup_free_ char *file = NULL;
+                if (asprintf(&file, "%s/%s", d->fuse_dir, export_name(e)) >= 0)
+                        json_object_object_add(o, "file", json_object_new_string(file));
+        }
         return o;
 }
 
@@ -104,6 +112,13 @@ static struct json_object *export_stats_json(struct export *e) {
         add_u64(o, "clients", st.clients);
         add_u64(o, "overlay_data_bytes", st.overlay_data_bytes);
         add_u64(o, "overlay_zero_bytes", st.overlay_zero_bytes);
+        add_u64(o, "prefetch_queued", st.prefetch_queued);
+        add_u64(o, "prefetch_done", st.prefetch_done);
+        add_u64(o, "prefetch_fetched", st.prefetch_fetched);
+        add_u64(o, "prefetch_bytes", st.prefetch_bytes);
+        json_object_object_add(o, "prefetch_active", json_object_new_boolean(st.prefetch_active));
+        json_object_object_add(o, "recording", json_object_new_boolean(st.recording));
+        add_u64(o, "recorded_entries", st.recorded_entries);
         return o;
 }
 
@@ -137,6 +152,7 @@ static struct json_object *cmd_attach(struct blockd *d, struct json_object *req)
                 .name = get_string(req, "name"),
                 .ref = get_string(req, "ref"),
                 .overlay = get_string(req, "overlay"),
+                .profile = get_string(req, "profile"),
         };
         struct json_object *o;
         struct export *e;
@@ -208,6 +224,93 @@ static struct json_object *cmd_list(struct blockd *d, struct json_object *req, b
         return o;
 }
 
+/* record: {"name":N,"action":"start"} starts (or restarts) recording;
+ * "save" writes what was recorded so far to "path" (absolute), "stop"
+ * also ends the recording (path optional). */
+static struct json_object *cmd_record(struct blockd *d, struct json_object *req) {
+        const char *name = get_string(req, "name"), *action = get_string(req, "action"), *path = get_string(req, "path");
+        _cleanup_free_ void *buf = NULL;
+        struct profile *p = NULL;
+        struct json_object *o;
+        struct export *e;
+        size_t len;
+        char msg[300];
+        int r;
+
+        if (!name || !action)
+                return error_response(-EINVAL, "record needs \"name\" and \"action\" (start, save, stop)");
+        if (path && path[0] != '/')
+                return error_response(-EINVAL, "the profile path must be absolute");
+        if (strcmp(action, "start") && strcmp(action, "save") && strcmp(action, "stop"))
+                return error_response(-EINVAL, "record actions are start, save and stop");
+        if (!strcmp(action, "save") && !path)
+                return error_response(-EINVAL, "record save needs \"path\"");
+        e = exports_get(d->exports, name);
+        if (!e) {
+                snprintf(msg, sizeof msg, "no export named '%s'", name);
+                return error_response(-ENOENT, msg);
+        }
+        if (!strcmp(action, "start")) {
+                r = export_record_start(e);
+                export_unref(e);
+                if (r < 0)
+                        return error_response(r, NULL);
+                log_info("Export %s: recording its boot profile", name);
+                return ok_response();
+        }
+        r = export_record_get(e, !strcmp(action, "stop"), &p);
+        export_unref(e);
+        if (r == -ENODATA)
+                return error_response(r, "the export is not being recorded");
+        if (r >= 0 && path) {
+                r = profile_encode(p, &buf, &len);
+                if (r >= 0)
+                        r = write_file_atomic(AT_FDCWD, path, buf, len, 0644);
+                if (r < 0) {
+                        snprintf(msg, sizeof msg, "cannot write %s: %s", path, strerror(-r));
+                        profile_free(p);
+                        return error_response(r, msg);
+                }
+                log_info("Export %s: saved its boot profile (%u ranges) to %s", name, p->count, path);
+        }
+        if (r < 0)
+                return error_response(r, NULL);
+        o = ok_response();
+        add_u64(o, "entries", p->count);
+        profile_free(p);
+        return o;
+}
+
+/* prefetch: {"name":N[,"profile":"auto"|FILE]}: find the profile again
+ * (or use a file) and prefetch in its order. */
+static struct json_object *cmd_prefetch(struct blockd *d, struct json_object *req) {
+        const char *name = get_string(req, "name"), *how = get_string(req, "profile");
+        struct profile_prefetch_info info = { 0 };
+        struct json_object *o;
+        struct export *e;
+        char msg[300];
+        int r;
+
+        if (!name)
+                return error_response(-EINVAL, "prefetch needs \"name\"");
+        e = exports_get(d->exports, name);
+        if (!e) {
+                snprintf(msg, sizeof msg, "no export named '%s'", name);
+                return error_response(-ENOENT, msg);
+        }
+        r = profile_prefetch_attach(e, how, &info);
+        export_unref(e);
+        if (r < 0)
+                return error_response(r, "the profile cannot be used (see blockd's log)");
+        o = ok_response();
+        json_object_object_add(o, "started", json_object_new_boolean(r > 0));
+        if (r > 0) {
+                json_object_object_add(o, "source", json_object_new_string(info.source));
+                add_u64(o, "chunks", info.chunks);
+        }
+        return o;
+}
+
 static struct json_object *cmd_metrics(struct blockd *d) {
         _cleanup_free_ char *text = NULL;
         struct json_object *o;
@@ -244,12 +347,16 @@ static struct json_object *dispatch(struct blockd *d, const char *line) {
                 resp = cmd_list(d, req, true);
         else if (!strcmp(cmd, "metrics"))
                 resp = cmd_metrics(d);
+        else if (!strcmp(cmd, "record"))
+                resp = cmd_record(d, req);
+        else if (!strcmp(cmd, "prefetch"))
+                resp = cmd_prefetch(d, req);
         else if (!strcmp(cmd, "ping")) {
                 resp = ok_response();
                 json_object_object_add(resp, "version", json_object_new_string(HOCUS_VERSION));
         } else {
-                char msg[128];
-                snprintf(msg, sizeof msg, "unknown command '%.64s' (attach, detach, list, stats, metrics, ping)", cmd);
+                char msg[192];
+                snprintf(msg, sizeof msg, "unknown command '%.64s' (attach, detach, list, stats, metrics, record, prefetch, ping)", cmd);
                 resp = error_response(-EINVAL, msg);
         }
         json_object_put(req);

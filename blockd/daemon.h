@@ -11,6 +11,7 @@
 #include "chunkfd.h"
 #include "exports.h"
 #include "nbd/server.h"
+#include "fuse.h"
 #include "registry-client/source.h"
 
 struct blockd {
@@ -26,6 +27,9 @@ struct blockd {
         const char *nbd_socket;         /* NULL if none */
         char nbd_tcp[300];              /* "HOST:PORT" with the bound port; "" if none */
         bool tls_required;
+
+        struct fusefe *fuse;            /* NULL without --fuse */
+        const char *fuse_dir;           /* its mount point (files are DIR/NAME) */
 };
 
 /* The NBD URI of an export (nbd+unix:///NAME?socket=PATH or

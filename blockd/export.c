@@ -2,6 +2,7 @@
 #include "export.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,8 @@
 
 #include "blockd/miss.h"
 #include "blockd/overlay.h"
+#include "blockd/profile-prefetch.h"
+#include "blockd/profile-rec.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -30,6 +33,12 @@ struct export {
         struct miss_table *misses;
         uint64_t *verified;             /* bit per unique chunk: entry hashed in this process */
         struct export_stats st;         /* atomic counters */
+        /* Boot profiles: the recorder lives until the export is freed
+         * (readers use it without a lock while recording is on). */
+        pthread_mutex_t profile_lock;   /* rec creation, pf */
+        struct profile_rec *rec;
+        bool recording;                 /* atomic */
+        struct prefetcher *pf;
 };
 
 static int fail(char *err, size_t errlen, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -61,6 +70,9 @@ bool export_name_valid(const char *name) {
 static void export_free(struct export *e) {
         if (!e)
                 return;
+        prefetcher_stop(e->pf);
+        profile_rec_free(e->rec);
+        pthread_mutex_destroy(&e->profile_lock);
         if (e->ov) {
                 int r = overlay_flush(e->ov);
                 if (r < 0)
@@ -92,6 +104,7 @@ int export_open(const struct export_config *cfg, const struct export_env *env, s
                 return -ENOMEM;
         e->refs = 1;
         e->env = *env;
+        pthread_mutex_init(&e->profile_lock, NULL);
         e->name = strdup(cfg->name);
         e->ref = strdup(cfg->ref);
         if (!e->name || !e->ref) {
@@ -204,8 +217,8 @@ static inline bool range_ok(const struct export *e, uint64_t off, uint64_t len) 
 
 /* One piece [off, off+n) of unique chunk k (n within the chunk): an fd
  * segment on the store entry, or, after a miss, a memory segment. */
-static int chunk_seg(struct export *e, uint32_t k, uint64_t in_chunk, uint64_t n, struct export_seg *seg,
-                     unsigned *nowait_hits) {
+static int chunk_seg(struct export *e, uint64_t i, uint32_t k, uint64_t in_chunk, uint64_t n,
+                     struct export_seg *seg, unsigned *nowait_hits) {
         const struct blkindex_chunk *c = &e->x->chunks[k];
         uint64_t *vw = &e->verified[k / 64], vbit = UINT64_C(1) << (k % 64);
 
@@ -263,6 +276,9 @@ static int chunk_seg(struct export *e, uint32_t k, uint64_t in_chunk, uint64_t n
                 if (fetched) {
                         STAT_ADD(e, cache_misses, 1);
                         STAT_ADD(e, bytes_fetched, fetched);
+                        if (debug_flag("export.fetch"))
+                                log_debug("Export %s: fetch demand chunk %llu (%llu bytes)", e->name,
+                                          (unsigned long long) i, (unsigned long long) fetched);
                 } else {
                         STAT_ADD(e, cache_hits, 1);
                 }
@@ -302,7 +318,7 @@ static int image_segs(struct export *e, uint64_t *off, uint64_t end, struct expo
                 if (k == BLKINDEX_ZERO) {
                         n = add_zero(segs, n, len);
                 } else {
-                        r = chunk_seg(e, k, in, len, &segs[n], nowait_hits);
+                        r = chunk_seg(e, i, k, in, len, &segs[n], nowait_hits);
                         if (r == -EWOULDBLOCK)
                                 return r;
                         if (r < 0) {
@@ -364,6 +380,8 @@ int export_read_start(struct export *e, uint64_t off, uint64_t len, struct expor
                 return -EINVAL;
         }
         *rd = (struct export_read) { .e = e, .off = off, .end = off + len, .err_off = off };
+        if (__atomic_load_n(&e->recording, __ATOMIC_ACQUIRE))
+                profile_rec_note(e->rec, off, len);
         STAT_ADD(e, reads, 1);
         STAT_ADD(e, bytes_read, len);
         return 0;
@@ -615,4 +633,117 @@ void export_get_stats(struct export *e, struct export_stats *ret) {
                 ret->overlay_data_bytes = os.blocks_data * OVERLAY_BLOCK_SIZE;
                 ret->overlay_zero_bytes = os.blocks_zero * OVERLAY_BLOCK_SIZE;
         }
+        pthread_mutex_lock(&e->profile_lock);
+        if (e->pf) {
+                struct prefetch_progress pp;
+                prefetcher_progress(e->pf, &pp);
+                ret->prefetch_queued = pp.queued;
+                ret->prefetch_done = pp.done;
+                ret->prefetch_active = pp.active;
+        }
+        ret->recording = __atomic_load_n(&e->recording, __ATOMIC_ACQUIRE);
+        ret->recorded_entries = e->rec ? profile_rec_count(e->rec) : 0;
+        pthread_mutex_unlock(&e->profile_lock);
+}
+
+/* --- Boot profiles --- */
+
+int export_record_start(struct export *e) {
+        int r = 0;
+
+        pthread_mutex_lock(&e->profile_lock);
+        if (!e->rec)
+                r = profile_rec_new(e->x->image_size, e->x->chunk_size, &e->rec);
+        else
+                profile_rec_reset(e->rec);
+        if (r >= 0)
+                __atomic_store_n(&e->recording, true, __ATOMIC_RELEASE);
+        pthread_mutex_unlock(&e->profile_lock);
+        return r;
+}
+
+int export_record_get(struct export *e, bool stop, struct profile **ret) {
+        int r;
+
+        pthread_mutex_lock(&e->profile_lock);
+        if (!e->rec) {
+                pthread_mutex_unlock(&e->profile_lock);
+                return -ENODATA;
+        }
+        if (stop)
+                __atomic_store_n(&e->recording, false, __ATOMIC_RELEASE);
+        r = profile_rec_snapshot(e->rec, ret);
+        pthread_mutex_unlock(&e->profile_lock);
+        return r;
+}
+
+int export_prefetch(struct export *e, const uint64_t *chunks, size_t n) {
+        struct prefetcher *old, *p = NULL;
+        int r;
+
+        r = prefetcher_start(e, chunks, n, 0, &p);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&e->profile_lock);
+        old = e->pf;
+        e->pf = p;
+        pthread_mutex_unlock(&e->profile_lock);
+        prefetcher_stop(old);
+        return 0;
+}
+
+void export_prefetch_cancel(struct export *e) {
+        struct prefetcher *p;
+
+        pthread_mutex_lock(&e->profile_lock);
+        p = e->pf;
+        e->pf = NULL;
+        pthread_mutex_unlock(&e->profile_lock);
+        prefetcher_stop(p);
+}
+
+int export_fetch_chunk(struct export *e, uint64_t i, uint64_t *ret_bytes) {
+        const struct blkindex_chunk *c;
+        uint64_t fetched = 0;
+        void *buf = NULL;
+        uint32_t k;
+        int r;
+
+        if (i >= e->x->n_map)
+                return 0;
+        k = e->x->map[i];
+        if (k == BLKINDEX_ZERO)
+                return 0;
+        c = &e->x->chunks[k];
+        r = chunkstore_has(e->env.store, &c->digest);
+        if (r != 0)
+                return r > 0 ? 0 : r;
+        r = miss_fetch(e->misses, e->img, e->env.store, k, &buf, &fetched);
+        if (r == -EAGAIN)
+                return 0;       /* a reader fetched it meanwhile */
+        if (r < 0)
+                return r;
+        free(buf);
+        if (!fetched)
+                return 0;
+        STAT_ADD(e, bytes_fetched, fetched);
+        STAT_ADD(e, prefetch_fetched, 1);
+        STAT_ADD(e, prefetch_bytes, fetched);
+        if (debug_flag("export.fetch"))
+                log_debug("Export %s: fetch profile chunk %llu (%llu bytes)", e->name, (unsigned long long) i,
+                          (unsigned long long) fetched);
+        *ret_bytes = fetched;
+        return 1;
+}
+
+struct blob_source *export_source(struct export *e) {
+        return e->src;
+}
+
+const struct image_manifest *export_image_manifest(const struct export *e) {
+        return e->img->manifest;
+}
+
+uint64_t export_manifest_size(const struct export *e) {
+        return e->img->manifest_size;
 }

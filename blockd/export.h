@@ -48,6 +48,9 @@ struct export_config {
         const char *name;
         const char *ref;                /* oci:DIR[:TAG] or docker://... */
         const char *overlay;            /* NULL: read-only */
+        /* Boot profile to prefetch at attach (profile-find.h): NULL or
+         * "auto" = the published one, "none", or a file. */
+        const char *profile;
 };
 
 /* Names: 1-128 characters of [A-Za-z0-9._+-], not starting with '.' or '-'. */
@@ -166,6 +169,45 @@ struct export_stats {
         uint64_t clients;
         uint64_t overlay_data_bytes;    /* bytes in DATA blocks */
         uint64_t overlay_zero_bytes;    /* bytes in ZERO blocks */
+        /* Prefetch (export_prefetch): chunks queued, chunks processed so
+         * far, chunks it fetched (the rest were cached or zero) and their
+         * stored bytes (also counted in bytes_fetched); 1 while running. */
+        uint64_t prefetch_queued, prefetch_done, prefetch_fetched, prefetch_bytes, prefetch_active;
+        uint64_t recording;             /* 1 while recording a profile */
+        uint64_t recorded_entries;      /* entries recorded so far */
 };
 
 void export_get_stats(struct export *e, struct export_stats *ret);
+
+/* --- Boot profiles: recording first reads, prefetching in profile order --- */
+
+struct profile;
+
+/* Record from now on which chunks are read first, and when (a restart
+ * forgets what was recorded). 0 or -errno. */
+int export_record_start(struct export *e);
+/* What was recorded so far as a profile (caller frees with profile_free);
+ * stop: turn recording off. -ENODATA if recording never started. */
+int export_record_get(struct export *e, bool stop, struct profile **ret);
+
+/*
+ * Fetch logical chunks into the local store in the given order, in the
+ * background (the profile class of fetches); returns at once. Chunks that
+ * are zero or already stored cost nothing. A new call replaces a prefetch
+ * still running; detach and free cancel it. The only entry point for
+ * prefetching: the fetch scheduler takes it over. 0 or -errno.
+ */
+int export_prefetch(struct export *e, const uint64_t *chunks, size_t n);
+/* Stop a running prefetch and wait for it (no-op if none). */
+void export_prefetch_cancel(struct export *e);
+
+/* For the prefetcher: make logical chunk i local. Returns 1 when it was
+ * fetched now (*ret_bytes: stored bytes fetched), 0 when there was nothing
+ * to do, -errno. */
+int export_fetch_chunk(struct export *e, uint64_t i, uint64_t *ret_bytes);
+/* Where the image comes from (borrowed, valid while e is). For code that
+ * looks up what belongs to the image, such as its published profile; not
+ * for frontends. */
+struct blob_source *export_source(struct export *e);
+const struct image_manifest *export_image_manifest(const struct export *e);
+uint64_t export_manifest_size(const struct export *e);

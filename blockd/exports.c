@@ -12,6 +12,7 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "profile-find.h"
 
 struct entry {
         char *name;
@@ -135,6 +136,7 @@ int exports_attach(struct exports *x, const struct export_config *cfg, struct ex
         }
         log_info("Attached export %s: %s, %llu bytes%s%s", cfg->name, cfg->ref, (unsigned long long) export_size(e),
                  cfg->overlay ? ", overlay " : ", read-only", cfg->overlay ? cfg->overlay : "");
+        (void) profile_prefetch_attach(e, cfg->profile, NULL);
         if (ret)
                 *ret = export_ref(e);
         return 0;
@@ -164,6 +166,7 @@ int exports_detach(struct exports *x, const char *name, unsigned timeout_s, char
         pthread_mutex_unlock(&x->lock);
         e = en->e;
 
+        export_prefetch_cancel(e);
         /* New clients cannot find it now; send the current ones away. */
         while (export_clients(e) > 0) {
                 uint64_t now = now_ns();

@@ -22,9 +22,11 @@
 #include "blockd/control-client.h"
 #include "blockd/control.h"
 #include "blockd/daemon.h"
+#include "blockd/fuse.h"
 #include "blockd/metrics.h"
 #include "blockd/nbd/server.h"
 #include "blockd/nbd/tls.h"
+#include "chunkstore/profile.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -50,6 +52,9 @@ static bool arg_sendfile = true;
 static unsigned arg_poll_us = 50;
 static struct export_config *arg_exports;
 static size_t arg_n_exports;
+static const char *arg_fuse;
+static char **arg_records;              /* NAME=PATH */
+static size_t arg_n_records;
 
 static void help(void) {
         printf("Usage: blockd [OPTIONS]\n\n"
@@ -57,8 +62,10 @@ static void help(void) {
                "exports over one local chunk store; exports are given here or attached later\n"
                "through the control socket (hocus-blk attach|detach|ls|stats).\n\n"
                "Serving:\n"
-               "  --export NAME=REF[,overlay=PATH]  serve image REF as export NAME; with an\n"
-               "                       overlay the export is writable (repeatable)\n"
+               "  --export NAME=REF[,overlay=PATH][,profile=auto|none|FILE]\n"
+               "                       serve image REF as export NAME; with an overlay the\n"
+               "                       export is writable (repeatable). At attach the image's\n"
+               "                       boot profile is prefetched (auto: the published one)\n"
                "  --nbd-socket PATH    NBD on a Unix socket\n"
                "  --nbd-listen HOST:PORT  NBD on TCP (PORT 0 picks a free port, logged)\n"
                "  --tls=off|on|require TLS for NBD (on: clients may upgrade; require: they must)\n"
@@ -68,9 +75,14 @@ static void help(void) {
                "  --control PATH       control socket (default $HOCUS_BLK_CONTROL,\n"
                "                       /run/hocus-blk/control.sock as root, else\n"
                "                       $XDG_RUNTIME_DIR/hocus-blk/control.sock; none with --run)\n"
+               "  --fuse DIR           every export as a regular file DIR/NAME (FUSE), for loop\n"
+               "                       mounts and VMMs that take a path\n"
+               "  --record NAME=PATH   record export NAME's boot profile from the start; saved\n"
+               "                       to PATH at exit (repeatable; see hocus-blk record)\n"
                "  --metrics HOST:PORT  Prometheus metrics over HTTP\n"
                "  --run COMMAND        captive mode: serve, run COMMAND with $uri set to the\n"
-               "                       first export's NBD URI, exit with its status\n"
+               "                       first export's NBD URI (and $HOCUS_BLK_FILE to its\n"
+               "                       FUSE file with --fuse), exit with its status\n"
                "  --pidfile FILE       write the pid once ready (removed at exit)\n\n"
                "Tuning:\n"
                "  --cache-max SIZE     bound the chunk store (LRU eviction)\n"
@@ -92,10 +104,11 @@ static void help(void) {
                "  --version            show the version\n");
 }
 
-/* NAME=REF[,overlay=PATH] */
+/* NAME=REF[,overlay=PATH][,profile=HOW]: each value runs to the next
+ * option or the end. */
 static int parse_export(const char *arg, struct export_config *ret) {
         _cleanup_free_ char *copy = strdup(arg);
-        char *eq, *ov;
+        char *eq, *ov, *pr;
 
         if (!copy)
                 return -ENOMEM;
@@ -104,16 +117,26 @@ static int parse_export(const char *arg, struct export_config *ret) {
                 return -EINVAL;
         *eq = 0;
         ov = strstr(eq + 1, ",overlay=");
-        if (ov) {
+        pr = strstr(eq + 1, ",profile=");
+        if (ov)
                 *ov = 0;
+        if (pr)
+                *pr = 0;
+        if (ov) {
                 ov += strlen(",overlay=");
                 if (!*ov)
+                        return -EINVAL;
+        }
+        if (pr) {
+                pr += strlen(",profile=");
+                if (!*pr)
                         return -EINVAL;
         }
         ret->name = strdup(copy);
         ret->ref = strdup(eq + 1);
         ret->overlay = ov ? strdup(ov) : NULL;
-        if (!ret->name || !ret->ref || (ov && !ret->overlay))
+        ret->profile = pr ? strdup(pr) : NULL;
+        if (!ret->name || !ret->ref || (ov && !ret->overlay) || (pr && !ret->profile))
                 return -ENOMEM;
         return 0;
 }
@@ -141,6 +164,8 @@ enum {
         OPT_CREDS,
         OPT_AUTHFILE,
         OPT_VERSION,
+        OPT_FUSE,
+        OPT_RECORD,
 };
 
 static int parse_args(int argc, char **argv) {
@@ -166,6 +191,8 @@ static int parse_args(int argc, char **argv) {
                 { "ca-file", required_argument, NULL, OPT_CA_FILE },
                 { "creds", required_argument, NULL, OPT_CREDS },
                 { "authfile", required_argument, NULL, OPT_AUTHFILE },
+                { "fuse", required_argument, NULL, OPT_FUSE },
+                { "record", required_argument, NULL, OPT_RECORD },
                 { "verbose", no_argument, NULL, 'v' },
                 { "debug", required_argument, NULL, 'D' },
                 { "help", no_argument, NULL, 'h' },
@@ -287,6 +314,20 @@ static int parse_args(int argc, char **argv) {
                 case OPT_AUTHFILE:
                         arg_source.auth_file = optarg;
                         break;
+                case OPT_FUSE:
+                        arg_fuse = optarg;
+                        break;
+                case OPT_RECORD: {
+                        char **a = realloc(arg_records, (arg_n_records + 1) * sizeof *a);
+                        const char *eq = strchr(optarg, '=');
+                        if (!a)
+                                return log_error_errno(ENOMEM, "Out of memory");
+                        arg_records = a;
+                        if (!eq || eq == optarg || !eq[1])
+                                return log_error_errno(EINVAL, "--record wants NAME=PATH, not '%s'", optarg);
+                        arg_records[arg_n_records++] = optarg;
+                        break;
+                }
                 default:
                         return log_error_errno(EINVAL, "Unknown option (see 'blockd --help')");
                 }
@@ -348,7 +389,89 @@ static void for_each_export(void *u, void (*fn)(struct export *e, void *ctx), vo
 }
 
 static void kick_export(void *u, struct export *e, bool hard) {
-        nbdsrv_kick_export(u, e, hard);
+        struct blockd *d = u;
+
+        nbdsrv_kick_export(d->nbd, e, hard);
+        fusefe_kick_export(d->fuse, e, hard);
+}
+
+/* The FUSE connection ended from outside: with no other frontend the
+ * daemon has nothing left to do, so it shuts down cleanly. */
+static void fuse_failed(void *u) {
+        struct blockd *d = u;
+
+        if (d->nbd_socket || d->nbd_tcp[0])
+                log_warning("FUSE frontend stopped; still serving NBD");
+        else
+                (void) kill(getpid(), SIGTERM);
+}
+
+/* --record NAME=PATH: start recording right after attach. */
+static int records_start(struct blockd *d) {
+        for (size_t i = 0; i < arg_n_records; i++) {
+                const char *eq = strchr(arg_records[i], '=');
+                _cleanup_free_ char *name = strndup(arg_records[i], (size_t) (eq - arg_records[i]));
+                struct export *e = name ? exports_get(d->exports, name) : NULL;
+                int r;
+
+                if (!e)
+                        return log_error_errno(ENOENT, "--record %s: no export named '%s'", arg_records[i],
+                                               name ? name : "");
+                r = export_record_start(e);
+                export_unref(e);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot record export %s: %m", name);
+                log_info("Export %s: recording its boot profile to %s", name, eq + 1);
+        }
+        return 0;
+}
+
+/* Save every --record profile (at exit). Returns the first error. */
+static int records_save(struct blockd *d) {
+        int ret = 0;
+
+        for (size_t i = 0; i < arg_n_records && d->exports; i++) {
+                const char *eq = strchr(arg_records[i], '=');
+                _cleanup_free_ char *name = strndup(arg_records[i], (size_t) (eq - arg_records[i]));
+                _cleanup_free_ void *buf = NULL;
+                struct profile *p = NULL;
+                struct export *e = name ? exports_get(d->exports, name) : NULL;
+                size_t len;
+                int r;
+
+                if (!e)
+                        continue;
+                r = export_record_get(e, true, &p);
+                export_unref(e);
+                if (r >= 0)
+                        r = profile_encode(p, &buf, &len);
+                if (r >= 0)
+                        r = write_file_atomic(AT_FDCWD, eq + 1, buf, len, 0644);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot save the profile of %s to %s: %m", name, eq + 1);
+                        if (ret == 0)
+                                ret = r;
+                } else {
+                        log_info("Export %s: saved its boot profile (%u ranges) to %s", name, p->count, eq + 1);
+                }
+                profile_free(p);
+        }
+        return ret;
+}
+
+/* Registry tuning from the environment, as the CLI reads it (tests use it
+ * to fail fast); ignored when unset or malformed. */
+static void env_unsigned(const char *name, unsigned *ret) {
+        const char *e = getenv(name);
+        char *end;
+        unsigned long v;
+
+        if (!e || !*e)
+                return;
+        v = strtoul(e, &end, 10);
+        if (*end || v == 0 || v > 3600)
+                return;
+        *ret = (unsigned) v;
 }
 
 /* Raise the soft open-file limit to the hard one; returns the limit. */
@@ -379,14 +502,14 @@ static int spawn_run(const struct blockd *d, const char *uri, pid_t *ret) {
         posix_spawnattr_t attr;
         sigset_t none, dflt;
         _cleanup_free_ char **envp = NULL;
-        _cleanup_free_ char *e_uri = NULL, *e_extra = NULL;
+        _cleanup_free_ char *e_uri = NULL, *e_extra = NULL, *e_file = NULL;
         char *argv[] = { (char *) "sh", (char *) "-c", (char *) arg_run, NULL };
         size_t n = 0, k = 0;
         int r;
 
         while (environ[n])
                 n++;
-        envp = calloc(n + 3, sizeof *envp);
+        envp = calloc(n + 4, sizeof *envp);
         if (!envp || asprintf(&e_uri, "uri=%s", uri) < 0)
                 return -ENOMEM;
         if (d->nbd_socket) {
@@ -399,10 +522,15 @@ static int spawn_run(const struct blockd *d, const char *uri, pid_t *ret) {
         }
         for (size_t i = 0; i < n; i++)
                 if (strncmp(environ[i], "uri=", 4) && strncmp(environ[i], "unixsocket=", 11) &&
-                    strncmp(environ[i], "port=", 5))
+                    strncmp(environ[i], "port=", 5) && strncmp(environ[i], "HOCUS_BLK_FILE=", 15))
                         envp[k++] = environ[i];
         envp[k++] = e_uri;
         envp[k++] = e_extra;
+        if (d->fuse) {
+                if (asprintf(&e_file, "HOCUS_BLK_FILE=%s/%s", fusefe_dir(d->fuse), arg_exports[0].name) < 0)
+                        return -ENOMEM;
+                envp[k++] = e_file;
+        }
 
         sigemptyset(&none);
         sigemptyset(&dflt);
@@ -457,6 +585,9 @@ int main(int argc, char **argv) {
                                     (unsigned long long) nofile);
         }
 
+        env_unsigned("HOCUS_BLK_HTTP_STALL_TIMEOUT", &arg_source.stall_timeout_s);
+        env_unsigned("HOCUS_BLK_HTTP_ATTEMPTS", &arg_source.max_attempts);
+        env_unsigned("HOCUS_BLK_HTTP_CONNECTIONS", &arg_source.max_connections);
         d.start_ns = now_ns();
         d.source = arg_source;
         d.cache_dir = cache_dir();
@@ -500,7 +631,7 @@ int main(int argc, char **argv) {
         r = nbdsrv_new(&ncfg, &nexp, &d.nbd);
         if (r < 0)
                 goto fail;
-        exports_set_kick(d.exports, kick_export, d.nbd);
+        exports_set_kick(d.exports, kick_export, &d);
         d.tls_required = arg_tls == NBDSRV_TLS_REQUIRE;
 
         if (!arg_nbd_socket && !arg_nbd_listen && arg_run) {
@@ -535,7 +666,7 @@ int main(int argc, char **argv) {
                          arg_nbd_listen, port);
                 log_info("NBD on tcp:%s", d.nbd_tcp);
         }
-        if (!arg_nbd_socket && !arg_nbd_listen)
+        if (!arg_nbd_socket && !arg_nbd_listen && !arg_fuse)
                 log_notice("No NBD listener (--nbd-socket, --nbd-listen): exports are reachable through no frontend");
 
         control_path = arg_control ? arg_control : arg_run ? NULL : control_default_path(control_buf, sizeof control_buf);
@@ -564,6 +695,21 @@ int main(int argc, char **argv) {
                 }
                 log_info("Metrics on http://%s (port %u)/metrics", arg_metrics, port);
         }
+        if (arg_fuse) {
+                struct fusefe_config fcfg = { .dir = arg_fuse, .on_failure = fuse_failed, .userdata = &d };
+                struct fusefe_exports fx = { .get = get_export, .for_each = for_each_export, .userdata = d.exports };
+                char err[512] = "";
+
+                r = fusefe_start(&fcfg, &fx, &d.fuse, err, sizeof err);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot serve FUSE on %s: %s", arg_fuse, err[0] ? err : strerror(-r));
+                        goto fail;
+                }
+                d.fuse_dir = fusefe_dir(d.fuse);
+        }
+        r = records_start(&d);
+        if (r < 0)
+                goto fail;
         if (arg_nbd_socket || arg_nbd_listen) {
                 r = nbdsrv_start(d.nbd);
                 if (r < 0) {
@@ -644,6 +790,10 @@ shutdown:
         control_stop(ctl);
         if (d.nbd)
                 nbdsrv_shutdown(d.nbd, SHUTDOWN_GRACE_S);
+        fusefe_stop(d.fuse);
+        d.fuse = NULL;
+        if (records_save(&d) < 0 && exit_code == 0)
+                exit_code = 1;
         if (exports_free(d.exports) < 0 && exit_code == 0)
                 exit_code = 1;
         nbdsrv_free(d.nbd);
@@ -658,7 +808,9 @@ shutdown:
                 free((char *) arg_exports[i].name);
                 free((char *) arg_exports[i].ref);
                 free((char *) arg_exports[i].overlay);
+                free((char *) arg_exports[i].profile);
         }
+        free(arg_records);
         free(arg_exports);
         if (exit_code == 0)
                 log_info("Stopped");

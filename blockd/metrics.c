@@ -140,6 +140,14 @@ int metrics_render(struct blockd *d, char **ret, size_t *ret_len) {
         EXPORT_METRIC(f, rows, "hocus_blk_export_fetched_bytes_total", "counter",
                       "Stored (compressed) bytes fetched from the source.", row->st.bytes_fetched);
         EXPORT_METRIC(f, rows, "hocus_blk_export_errors_total", "counter", "Requests that failed.", row->st.errors);
+        EXPORT_METRIC(f, rows, "hocus_blk_export_prefetched_chunks_total", "counter",
+                      "Chunks fetched by the boot-profile prefetch (before a reader asked).", row->st.prefetch_fetched);
+        EXPORT_METRIC(f, rows, "hocus_blk_export_prefetched_bytes_total", "counter",
+                      "Stored bytes fetched by the boot-profile prefetch.", row->st.prefetch_bytes);
+        EXPORT_METRIC(f, rows, "hocus_blk_export_prefetch_queued_chunks", "gauge",
+                      "Chunks of the current prefetch list.", row->st.prefetch_queued);
+        EXPORT_METRIC(f, rows, "hocus_blk_export_prefetch_done_chunks", "gauge",
+                      "Chunks of the current prefetch list processed so far.", row->st.prefetch_done);
         metric_head(f, "hocus_blk_export_overlay_bytes", "gauge", "Overlay blocks by state.");
         for (size_t i = 0; i < rows.n; i++) {
                 fprintf(f, "hocus_blk_export_overlay_bytes{export=\"%s\",state=\"data\"} %llu\n", rows.r[i].name,

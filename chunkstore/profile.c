@@ -164,3 +164,55 @@ int profile_chunks(const struct profile *p, uint64_t image_size, uint32_t chunk_
         *ret_n = n;
         return 0;
 }
+
+struct seq_entry {
+        struct profile_entry e;
+        uint64_t seq;
+};
+
+static int by_time_seq(const void *a, const void *b) {
+        const struct seq_entry *x = a, *y = b;
+
+        if (x->e.t_ms != y->e.t_ms)
+                return x->e.t_ms < y->e.t_ms ? -1 : 1;
+        return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+int profile_merge(const struct profile *const *ps, size_t n, struct profile **ret) {
+        struct profile *p;
+        uint64_t total = 0;
+        struct seq_entry *tmp = NULL;
+        size_t k = 0;
+
+        for (size_t i = 0; i < n; i++)
+                total += ps[i]->count;
+        if (total > PROFILE_MAX_ENTRIES)
+                return -E2BIG;
+        p = calloc(1, sizeof *p);
+        tmp = calloc(total ? total : 1, sizeof *tmp);
+        if (!p || !tmp) {
+                free(p);
+                free(tmp);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++)
+                for (uint32_t j = 0; j < ps[i]->count; j++, k++) {
+                        tmp[k].e = ps[i]->entries[j];
+                        tmp[k].seq = k;
+                }
+        /* qsort is not stable: sort (t_ms, seq) pairs. */
+        qsort(tmp, k, sizeof *tmp, by_time_seq);
+        p->entries = calloc(total ? total : 1, sizeof *p->entries);
+        if (!p->entries) {
+                free(p);
+                free(tmp);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < k; i++)
+                p->entries[i] = tmp[i].e;
+        free(tmp);
+        p->count = (uint32_t) total;
+        p->chunk_size = n ? ps[0]->chunk_size : 0;
+        *ret = p;
+        return 0;
+}

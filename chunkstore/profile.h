@@ -45,3 +45,11 @@ void profile_free(struct profile *p);
  */
 int profile_chunks(const struct profile *p, uint64_t image_size, uint32_t chunk_size, uint64_t **ret,
                    uint64_t *ret_n);
+
+/*
+ * Merge the profiles of several boots into one: every entry, ordered by
+ * first-read time (stable, so ties keep profile order). Chunks needed
+ * early by any boot come first; duplicates are harmless (profile_chunks
+ * keeps the first). The chunk size is the first profile's.
+ */
+int profile_merge(const struct profile *const *ps, size_t n, struct profile **ret);

@@ -81,3 +81,8 @@ int cmd_detach(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
+int cmd_mount(int argc, char **argv);
+int cmd_umount(int argc, char **argv);
+int cmd_record(int argc, char **argv);
+int cmd_profile(int argc, char **argv);
+int cmd_repack(int argc, char **argv);

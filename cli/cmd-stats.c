@@ -70,6 +70,13 @@ int cmd_stats(int argc, char **argv) {
                        format_size(num(e, "overlay_zero_bytes"), b, sizeof b));
                 printf("  clients      %llu, errors %llu\n", (unsigned long long) num(e, "clients"),
                        (unsigned long long) num(e, "errors"));
+                if (num(e, "prefetch_queued"))
+                        printf("  prefetch     %llu of %llu profile chunks done%s, %llu fetched (%s)\n",
+                               (unsigned long long) num(e, "prefetch_done"), (unsigned long long) num(e, "prefetch_queued"),
+                               json_object_object_get_ex(e, "prefetch_active", &n) && json_object_get_boolean(n) ? " (running)" : "",
+                               (unsigned long long) num(e, "prefetch_fetched"), format_size(num(e, "prefetch_bytes"), f, sizeof f));
+                if (json_object_object_get_ex(e, "recording", &n) && json_object_get_boolean(n))
+                        printf("  recording    %llu profile entries so far\n", (unsigned long long) num(e, "recorded_entries"));
         }
         json_object_put(resp);
         return 0;

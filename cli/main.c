@@ -20,6 +20,11 @@ static const struct {
         { "detach", cmd_detach, "stop serving an export" },
         { "ls", cmd_ls, "list a running blockd's exports" },
         { "stats", cmd_stats, "per-export counters of a running blockd" },
+        { "mount", cmd_mount, "mount the filesystem in an image (lazily, read-only by default)" },
+        { "umount", cmd_umount, "undo hocus-blk mount" },
+        { "record", cmd_record, "record a boot profile: run a command against a cold image" },
+        { "profile", cmd_profile, "boot profiles: push, show, get, merge" },
+        { "repack", cmd_repack, "rewrite an image's packs in boot-profile order" },
 };
 
 static void usage(FILE *f) {

@@ -60,6 +60,11 @@ int image_manifest_encode(const struct image_manifest *m, char **ret, size_t *re
         if (m->has_subject)
                 json_object_object_add(root, "subject",
                                        descriptor_json(m->subject.media_type, &m->subject.digest, m->subject.size));
+        if (m->has_subject && m->created[0]) {
+                ann = json_object_new_object();
+                json_object_object_add(ann, ANNOTATION_CREATED, json_object_new_string(m->created));
+                json_object_object_add(root, "annotations", ann);
+        }
         if (!m->has_subject) {
                 ann = json_object_new_object();
                 snprintf(num, sizeof num, "%" PRIu64, m->image_size);
@@ -195,6 +200,12 @@ int image_manifest_parse(const char *media_type, const char *body, size_t len, s
         if (!m->has_subject && (n == 0 || strcmp(m->index.media_type, MT_INDEX) != 0)) {
                 r = fail(err, errlen, -EBADMSG, "manifest has no index layer");
                 goto out;
+        }
+        {
+                struct json_object *ann, *v;
+                if (json_object_object_get_ex(root, "annotations", &ann) &&
+                    json_object_object_get_ex(ann, ANNOTATION_CREATED, &v) && json_object_is_type(v, json_type_string))
+                        snprintf(m->created, sizeof m->created, "%s", json_object_get_string(v));
         }
         m->image_size = annotation_u64(root, ANNOTATION_IMAGE_SIZE);
         m->chunk_size = (uint32_t) annotation_u64(root, ANNOTATION_CHUNK_SIZE);

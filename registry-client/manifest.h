@@ -46,6 +46,8 @@ struct image_manifest {
         struct descriptor profile;
         bool has_subject;               /* artifacts that refer to an image */
         struct descriptor subject;
+        /* ANNOTATION_CREATED (RFC 3339, UTC) of an artifact; "" if none. */
+        char created[48];
         /* Informational copies of the index header (annotations). */
         uint64_t image_size;
         uint32_t chunk_size;

@@ -253,6 +253,16 @@ static const char *entry_tag(struct json_object *m) {
         return json_object_get_string(name);
 }
 
+/* An untagged entry whose artifactType is not a hocus-blk image: an
+ * artifact listed for the referrers of another manifest. */
+static bool is_referrer_entry(struct json_object *m) {
+        struct json_object *at;
+
+        if (entry_tag(m) || !json_object_object_get_ex(m, "artifactType", &at))
+                return false;
+        return strcmp(json_object_get_string(at), MT_IMAGE) != 0;
+}
+
 static int oci_manifest_get(struct blob_source *s, const char *reference, char **ret_media_type,
                             char **ret_body, size_t *ret_len) {
         struct oci_layout *l = s->priv;
@@ -268,20 +278,27 @@ static int oci_manifest_get(struct blob_source *s, const char *reference, char *
                 if (r < 0)
                         return r;
         } else {
-                size_t n;
+                size_t n, images;
 
                 r = read_index(l, &root);
                 if (r < 0)
                         return r;
                 json_object_object_get_ex(root, "manifests", &manifests);
                 n = json_object_array_length(manifests);
+                /* Untagged: the only image. Artifacts that refer to one
+                 * (boot profiles: untagged entries with another
+                 * artifactType) do not count. */
+                images = 0;
+                for (size_t i = 0; i < n; i++)
+                        images += !is_referrer_entry(json_object_array_get_idx(manifests, i));
                 for (size_t i = 0; i < n; i++) {
                         struct json_object *m = json_object_array_get_idx(manifests, i);
                         const char *tag = entry_tag(m);
 
-                        if (reference ? (tag && !strcmp(tag, reference)) : n == 1)
+                        if (reference ? (tag && !strcmp(tag, reference)) : (images == 1 && !is_referrer_entry(m)))
                                 found = m;
                 }
+                n = images;
                 if (!found) {
                         json_object_put(root);
                         return reference || n == 0 ? -ENOENT : -ENOTUNIQ;
@@ -425,6 +442,8 @@ static int oci_referrers_get(struct blob_source *s, const struct digest *d, char
                         json_object_object_add(desc, "size", json_object_new_int64((int64_t) len));
                         if (json_object_object_get_ex(mj, "artifactType", &at))
                                 json_object_object_add(desc, "artifactType", json_object_get(at));
+                        if (json_object_object_get_ex(mj, "annotations", &at))
+                                json_object_object_add(desc, "annotations", json_object_get(at));
                         json_object_array_add(list, desc);
                 }
                 json_object_put(mj);

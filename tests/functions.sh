@@ -373,3 +373,76 @@ requires_nbd_python() {
         done
         skip "libnbd's python bindings (python3-libnbd) are not installed"
 }
+
+# ---- hocus-blk mount / record: run dirs, images, leftovers -----------------
+
+# Mounts and record sessions keep their state under $T/run, and hocus-blk
+# starts the blockd of this build.
+export HOCUS_BLK_RUN_DIR=$T/run
+[ -z "${BLOCKD:-}" ] || export HOCUS_BLK_BLOCKD=$BLOCKD
+
+# mount_cleanup DIR: at exit, undo a hocus-blk mount on DIR if the test
+# has not (lazily, so a failed test cannot hang the cleanup).
+mount_cleanup() {
+        cleanup_fn "hb umount --lazy '$1' || umount -l '$1'"
+}
+
+# make_ext4 PATH SIZE FILES_DIR [LABEL]: an ext4 filesystem image with the
+# files of FILES_DIR (mkfs.ext4 -d), sparse.
+make_ext4() {
+        requires mkfs.ext4
+        rm -f "$1"
+        mkfs.ext4 -q -F -L "${4:-hocus}" -d "$3" "$1" "$2" >/dev/null 2>&1 || fail "mkfs.ext4 -d $3 failed"
+}
+
+# gen_files DIR MiB [SEED]: a workspace tree (tests/gen-workspace.py) and
+# DIR.sha256, the checksums of every file in it (relative paths).
+gen_files() {
+        python3 "$TESTS_DIR/gen-workspace.py" "$1" --size "$2" --seed "${3:-1}" >/dev/null
+        (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$1.sha256"
+}
+
+# check_files MOUNT SUMS: every file's checksum matches.
+check_files() {
+        (cd "$1" && sha256sum --quiet -c "$2") >"$T/.sumcheck" 2>&1 ||
+                fail "checksums differ under $1: $(head -5 "$T/.sumcheck")"
+}
+
+# mount_run_dir DIR: the run directory of the hocus-blk mount on DIR.
+mount_run_dir() {
+        local d want
+        want=$(realpath "$1")
+        for d in "$HOCUS_BLK_RUN_DIR"/mounts/*/; do
+                [ -f "$d/state.json" ] || continue
+                if [ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["dir"])' "$d/state.json")" = "$want" ]; then
+                        echo "${d%/}"
+                        return 0
+                fi
+        done
+        return 1
+}
+
+# mount_stat DIR FIELD: one counter of the blockd behind a hocus-blk mount.
+mount_stat() {
+        local run
+        run=$(mount_run_dir "$1") || fail "no hocus-blk mount on $1"
+        blockd_stat disk "$2" "$run/control.sock"
+}
+
+# assert_no_leftovers: nothing a mount or record set up under $T remains:
+# no filesystem or FUSE mount, loop device, blockd, or run directory.
+assert_no_leftovers() {
+        local what=${1:-}
+        if grep -q " $T" /proc/self/mountinfo; then
+                fail "mounts left behind${what:+ ($what)}: $(grep " $T" /proc/self/mountinfo)"
+        fi
+        if losetup -a | grep -q "$T"; then
+                fail "loop devices left behind${what:+ ($what)}: $(losetup -a | grep "$T")"
+        fi
+        if pgrep -f "blockd.*$HOCUS_BLK_RUN_DIR" >/dev/null; then
+                fail "blockd left running${what:+ ($what)}: $(pgrep -af "blockd.*$HOCUS_BLK_RUN_DIR")"
+        fi
+        if [ -d "$HOCUS_BLK_RUN_DIR" ] && [ -n "$(ls -A "$HOCUS_BLK_RUN_DIR")" ]; then
+                fail "run directories left behind${what:+ ($what)}: $(find "$HOCUS_BLK_RUN_DIR" | head)"
+        fi
+}

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "profile-find.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chunkstore/profile.h"
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "registry-client/profile-artifact.h"
+
+/* The published profile of e's image, decoded. -ENOENT if none. */
+static int find_published(struct export *e, struct profile **ret, struct profile_prefetch_info *info) {
+        _cleanup_free_ void *buf = NULL;
+        struct profile_found found;
+        char why[256], ds[DIGEST_STRING_MAX];
+        size_t len;
+        int r;
+
+        r = profile_artifact_find(export_source(e), export_manifest_digest(e), export_image_manifest(e), &buf, &len,
+                                  &found);
+        if (r < 0)
+                return r;
+        r = profile_decode(buf, len, ret, why, sizeof why);
+        if (r < 0) {
+                log_warning("Export %s: the published profile %s is malformed: %s", export_name(e),
+                            digest_to_string(&found.blob, ds), why);
+                return r;
+        }
+        if (found.origin == PROFILE_ORIGIN_LAYER)
+                snprintf(info->source, sizeof info->source, "the manifest's profile layer");
+        else
+                snprintf(info->source, sizeof info->source, "referrer %s%s%s", digest_to_string(&found.manifest, ds),
+                         found.created[0] ? " of " : "", found.created);
+        return 0;
+}
+
+int profile_prefetch_attach(struct export *e, const char *how, struct profile_prefetch_info *ret) {
+        struct profile_prefetch_info info = { 0 };
+        struct profile *p = NULL;
+        _cleanup_free_ uint64_t *chunks = NULL;
+        uint64_t n = 0;
+        char why[256];
+        int r;
+
+        if (how && !strcmp(how, "none"))
+                return 0;
+        if (how && strcmp(how, "auto") != 0) {
+                r = profile_load(how, &p, why, sizeof why);
+                if (r < 0)
+                        return log_warning_errno(r, "Export %s: cannot use profile %s: %s", export_name(e), how, why);
+                snprintf(info.source, sizeof info.source, "file %s", how);
+        } else {
+                r = find_published(e, &p, &info);
+                if (r == -ENOENT) {
+                        log_info("Export %s: no boot profile published for this image", export_name(e));
+                        return 0;
+                }
+                if (r < 0)
+                        return log_warning_errno(r, "Export %s: looking for a boot profile failed: %m", export_name(e));
+        }
+        r = profile_chunks(p, export_size(e), export_chunk_size(e), &chunks, &n);
+        info.ranges = p->count;
+        profile_free(p);
+        if (r >= 0)
+                r = export_prefetch(e, chunks, n);
+        if (r < 0)
+                return log_warning_errno(r, "Export %s: cannot start the prefetch: %m", export_name(e));
+        info.chunks = n;
+        log_info("Export %s: boot profile from %s: %u ranges, %llu chunks; prefetching them in order",
+                 export_name(e), info.source, info.ranges, (unsigned long long) n);
+        if (ret)
+                *ret = info;
+        return 1;
+}

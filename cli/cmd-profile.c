@@ -1,0 +1,329 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * hocus-blk profile push|show|get|merge: boot profiles published next to
+ * an image (registry-client/profile-artifact.h), without re-pushing it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "chunkstore/profile.h"
+#include "cli.h"
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "registry-client/profile-artifact.h"
+
+static void help(void) {
+        printf("Usage: hocus-blk profile COMMAND ...\n\n"
+               "Boot profiles: the order in which a boot first read an image. Published as a\n"
+               "small OCI artifact whose subject is the image's manifest (found through the\n"
+               "referrers API, or the referrers tag schema on registries without it), so a\n"
+               "profile can be re-recorded or merged without re-pushing the image. The newest\n"
+               "published profile wins; blockd prefetches it when it attaches the image.\n\n"
+               "Commands:\n"
+               "  push REF FILE             publish FILE as REF's boot profile\n"
+               "  show REF|FILE [--all]     what a profile holds (for REF, the one blockd would\n"
+               "                            use; --all lists every published one)\n"
+               "  get REF --out FILE        download REF's profile\n"
+               "  merge A B... --out FILE   merge the profiles of several boots\n\n"
+               "Record a profile with 'hocus-blk record'.\n\n" COMMON_HELP);
+}
+
+enum {
+        OPT_OUT = 0x3100,
+        OPT_ALL,
+};
+
+static int load_file(const char *path, struct profile **ret) {
+        char err[512];
+        int r = profile_load(path, ret, err, sizeof err);
+
+        if (r < 0)
+                return log_error_errno(r, "%s", err);
+        return 0;
+}
+
+static int save_profile(const struct profile *p, const char *path) {
+        _cleanup_free_ void *buf = NULL;
+        size_t len;
+        int r;
+
+        r = profile_encode(p, &buf, &len);
+        if (r < 0)
+                return log_error_errno(r, "Cannot encode the profile: %m");
+        r = write_file_atomic(AT_FDCWD, path, buf, len, 0644);
+        if (r < 0)
+                return log_error_errno(r, "Cannot write %s: %m", path);
+        return 0;
+}
+
+/* The profile's summary against an image (img may be NULL). */
+static void describe(const struct profile *p, const struct image *img) {
+        uint32_t t_max = 0;
+        uint64_t bytes = 0;
+        char a[32], b[32];
+
+        for (uint32_t i = 0; i < p->count; i++) {
+                t_max = MAX(t_max, p->entries[i].t_ms);
+                bytes += p->entries[i].length;
+        }
+        printf("  ranges       %u, %s of the image, first reads over %.1f s (recorded with %s chunks)\n", p->count,
+               format_size(bytes, a, sizeof a), t_max / 1000.0, format_size(p->chunk_size, b, sizeof b));
+        if (img) {
+                _cleanup_free_ uint64_t *chunks = NULL;
+                _cleanup_free_ uint8_t *seen = NULL;
+                const struct blkindex *x = img->index;
+                uint64_t n = 0, data = 0, stored = 0;
+
+                seen = calloc(MAX(x->n_chunks, 1u), 1);
+                if (seen && profile_chunks(p, x->image_size, x->chunk_size, &chunks, &n) == 0)
+                        for (uint64_t i = 0; i < n; i++) {
+                                uint32_t k = x->map[chunks[i]];
+                                if (k == BLKINDEX_ZERO || seen[k])
+                                        continue;
+                                seen[k] = 1;
+                                data++;
+                                stored += x->chunks[k].stored_len;
+                        }
+                printf("  prefetch     %llu chunks of %s, %llu holding data: %s to fetch\n", (unsigned long long) n,
+                       format_size(x->chunk_size, a, sizeof a), (unsigned long long) data,
+                       format_size(stored, b, sizeof b));
+        }
+}
+
+static int profile_push(int argc, char **argv) {
+        struct blob_source *src = NULL;
+        struct image *img = NULL;
+        struct profile *p = NULL;
+        _cleanup_free_ char *buf = NULL;
+        char ds[DIGEST_STRING_MAX], why[512];
+        struct digest d;
+        size_t len;
+        int r;
+
+        if (argc != 2)
+                return cli_usage_error("profile", "profile push takes REF and FILE");
+        r = load_file(argv[1], &p);
+        if (r < 0)
+                return r;
+        r = read_file_all(AT_FDCWD, argv[1], PROFILE_BLOB_MAX, &buf, &len);
+        if (r < 0) {
+                log_error_errno(r, "Cannot read %s: %m", argv[1]);
+                goto out;
+        }
+        r = cli_open_image(argv[0], &src, &img);
+        if (r < 0)
+                goto out;
+        if (src->ref->transport == REF_DOCKER && !src->ref->tag && !src->ref->digest) {
+                r = log_error_errno(EINVAL, "Name the image's tag or digest");
+                goto out;
+        }
+        r = profile_artifact_push(src, &img->manifest_digest, img->manifest_size, buf, len, &d);
+        if (r < 0) {
+                log_error_errno(r, "Publishing the profile for %s failed: %s", argv[0], source_strerror(src, r, why, sizeof why));
+                goto out;
+        }
+        printf("Published the boot profile of %s\n", argv[0]);
+        printf("  artifact     %s\n", digest_to_string(&d, ds));
+        printf("  subject      %s\n", digest_to_string(&img->manifest_digest, ds));
+        describe(p, img);
+out:
+        profile_free(p);
+        image_free(img);
+        source_free(src);
+        return r;
+}
+
+struct list_ctx {
+        unsigned n;
+};
+
+static void list_one(const struct profile_found *f, void *u) {
+        struct list_ctx *l = u;
+        char ds[DIGEST_STRING_MAX], sz[32];
+
+        printf("  %s %s, created %s, %s%s\n", l->n == 0 ? "*" : " ", digest_to_string(&f->manifest, ds),
+               f->created[0] ? f->created : "(unknown)", format_size(f->size, sz, sizeof sz),
+               l->n == 0 ? " (used)" : "");
+        l->n++;
+}
+
+static int profile_show(int argc, char **argv, bool all) {
+        struct blob_source *src = NULL;
+        struct image *img = NULL;
+        struct profile *p = NULL;
+        _cleanup_free_ void *buf = NULL;
+        struct profile_found f;
+        struct stat st;
+        char ds[DIGEST_STRING_MAX], why[512];
+        size_t len;
+        int r;
+
+        if (argc != 1)
+                return cli_usage_error("profile", "profile show takes REF or FILE");
+        if (stat(argv[0], &st) == 0 && S_ISREG(st.st_mode)) {
+                r = load_file(argv[0], &p);
+                if (r < 0)
+                        return r;
+                printf("Profile %s\n", argv[0]);
+                describe(p, NULL);
+                profile_free(p);
+                return 0;
+        }
+        r = cli_open_image(argv[0], &src, &img);
+        if (r < 0)
+                return r;
+        if (all) {
+                struct list_ctx l = { 0 };
+                printf("Published profiles of %s (newest first)\n", argv[0]);
+                r = profile_artifact_list(src, &img->manifest_digest, list_one, &l);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot list the referrers: %m");
+                if (img->manifest->has_profile)
+                        printf("  %s manifest layer %s%s\n", l.n ? " " : "*",
+                               digest_to_string(&img->manifest->profile.digest, ds), l.n ? "" : " (used)");
+                else if (!l.n)
+                        printf("  (none)\n");
+        }
+        r = profile_artifact_find(src, &img->manifest_digest, img->manifest, &buf, &len, &f);
+        if (r == -ENOENT) {
+                if (!all)
+                        printf("%s has no boot profile\n", argv[0]);
+                r = 0;
+                goto out;
+        }
+        if (r < 0) {
+                log_error_errno(r, "Cannot find the profile of %s: %s", argv[0], source_strerror(src, r, why, sizeof why));
+                goto out;
+        }
+        r = profile_decode(buf, len, &p, why, sizeof why);
+        if (r < 0) {
+                log_error_errno(r, "The published profile is malformed: %s", why);
+                goto out;
+        }
+        printf("Boot profile of %s\n", argv[0]);
+        if (f.origin == PROFILE_ORIGIN_LAYER)
+                printf("  from         the manifest's profile layer %s\n", digest_to_string(&f.blob, ds));
+        else
+                printf("  from         artifact %s%s%s (%u published)\n", digest_to_string(&f.manifest, ds),
+                       f.created[0] ? ", created " : "", f.created, f.candidates);
+        describe(p, img);
+out:
+        profile_free(p);
+        image_free(img);
+        source_free(src);
+        return r;
+}
+
+static int profile_get(int argc, char **argv, const char *out) {
+        struct blob_source *src = NULL;
+        struct image *img = NULL;
+        _cleanup_free_ void *buf = NULL;
+        struct profile *p = NULL;
+        char why[512];
+        size_t len;
+        int r;
+
+        if (argc != 1 || !out)
+                return cli_usage_error("profile", "profile get takes REF and --out FILE");
+        r = cli_open_image(argv[0], &src, &img);
+        if (r < 0)
+                return r;
+        r = profile_artifact_find(src, &img->manifest_digest, img->manifest, &buf, &len, NULL);
+        if (r == -ENOENT)
+                log_error_errno(r, "%s has no boot profile", argv[0]);
+        else if (r < 0)
+                log_error_errno(r, "Cannot find the profile of %s: %s", argv[0], source_strerror(src, r, why, sizeof why));
+        else if ((r = profile_decode(buf, len, &p, why, sizeof why)) < 0)
+                log_error_errno(r, "The published profile is malformed: %s", why);
+        else if ((r = write_file_atomic(AT_FDCWD, out, buf, len, 0644)) < 0)
+                log_error_errno(r, "Cannot write %s: %m", out);
+        else
+                printf("Saved the boot profile of %s (%u ranges) to %s\n", argv[0], p->count, out);
+        profile_free(p);
+        image_free(img);
+        source_free(src);
+        return r;
+}
+
+static int profile_merge_cmd(int argc, char **argv, const char *out) {
+        struct profile **ps;
+        struct profile *m = NULL;
+        int r = 0, n = 0;
+
+        if (argc < 1 || !out)
+                return cli_usage_error("profile", "profile merge takes profiles and --out FILE");
+        ps = calloc((size_t) argc, sizeof *ps);
+        if (!ps)
+                return log_error_errno(ENOMEM, "Out of memory");
+        for (; n < argc; n++) {
+                r = load_file(argv[n], &ps[n]);
+                if (r < 0)
+                        goto out;
+        }
+        r = profile_merge((const struct profile *const *) ps, (size_t) n, &m);
+        if (r < 0) {
+                log_error_errno(r, "Cannot merge: %m");
+                goto out;
+        }
+        r = save_profile(m, out);
+        if (r >= 0)
+                printf("Merged %d profiles (%u ranges) into %s\n", n, m->count, out);
+out:
+        profile_free(m);
+        for (int i = 0; i < n; i++)
+                profile_free(ps[i]);
+        free(ps);
+        return r;
+}
+
+int cmd_profile(int argc, char **argv) {
+        static const struct option options[] = {
+                { "out", required_argument, NULL, OPT_OUT },
+                { "all", no_argument, NULL, OPT_ALL },
+                COMMON_LONG_OPTIONS,
+        };
+        const char *out = NULL, *sub;
+        bool all = false;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, options, NULL)) >= 0) {
+                switch (c) {
+                case OPT_OUT:
+                        out = optarg;
+                        break;
+                case OPT_ALL:
+                        all = true;
+                        break;
+                case '?':
+                        return cli_usage_error("profile", "unknown option");
+                default:
+                        r = cli_common_option(c, optarg);
+                        if (r == 2) {
+                                help();
+                                return 0;
+                        }
+                        if (r < 0)
+                                return r;
+                }
+        }
+        if (optind >= argc)
+                return cli_usage_error("profile", "profile needs a command (push, show, get, merge)");
+        sub = argv[optind];
+        argc -= optind + 1;
+        argv += optind + 1;
+        if (!strcmp(sub, "push"))
+                return profile_push(argc, argv);
+        if (!strcmp(sub, "show"))
+                return profile_show(argc, argv, all);
+        if (!strcmp(sub, "get"))
+                return profile_get(argc, argv, out);
+        if (!strcmp(sub, "merge"))
+                return profile_merge_cmd(argc, argv, out);
+        return cli_usage_error("profile", "unknown profile command '%s' (push, show, get, merge)", sub);
+}
