@@ -19,6 +19,20 @@ build() {
         ninja -C "$dir"
 }
 
+# After a suite: nothing a test started may outlive it (the tests' temporary
+# directories are ${TMPDIR:-/tmp}/hocus-test.*).
+no_leftovers() {
+        local tmp=${TMPDIR:-/tmp} left
+        left=$({ grep " $tmp/hocus-test\." /proc/self/mountinfo || true
+                losetup -a 2>/dev/null | grep "$tmp/hocus-test\." || true
+                pgrep -af "$tmp/hocus-test\." || true; })
+        if [ -n "$left" ]; then
+                echo "the $1 suite left these behind:" >&2
+                echo "$left" >&2
+                return 1
+        fi
+}
+
 case "${1:-}" in
 demo)
         bash tests/install-deps.sh
@@ -29,9 +43,11 @@ test)
         bash tests/install-deps.sh
         build build
         meson test -C build --print-errorlogs --num-processes 1
+        no_leftovers plain
         build build-asan -Db_sanitize=address,undefined -Db_lundef=false
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
                 meson test -C build-asan --print-errorlogs --num-processes 1
+        no_leftovers ASan
         bash tests/fuzz/run.sh 20
         ;;
 *)

@@ -397,6 +397,19 @@ make_ext4() {
         mkfs.ext4 -q -F -L "${4:-hocus}" -d "$3" "$1" "$2" >/dev/null 2>&1 || fail "mkfs.ext4 -d $3 failed"
 }
 
+# unstale CMD...: run CMD in a private mount namespace from which every mount
+# that cannot be stat'ed (a FUSE mount whose daemon is gone, left by anything
+# on the host) is detached. mkfs.btrfs refuses to run at all while such a
+# mount exists ("cannot check mount status"); the host's mounts stay as they are.
+unstale() {
+        unshare -m --propagation private bash -c '
+                while read -r _ m _; do
+                        m=$(printf "%b" "$m")
+                        stat -- "$m" >/dev/null 2>&1 || umount -l -- "$m" 2>/dev/null || true
+                done </proc/self/mounts
+                exec "$@"' unstale "$@"
+}
+
 # gen_files DIR MiB [SEED]: a workspace tree (tests/gen-workspace.py) and
 # DIR.sha256, the checksums of every file in it (relative paths).
 gen_files() {

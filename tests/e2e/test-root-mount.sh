@@ -87,7 +87,8 @@ for p in json.load(sys.stdin)["partitiontable"]["partitions"]:
 read -r _ s_ext n_ext < <(sed -n 2p "$T/mbr.parts")
 read -r _ s_btr n_btr < <(sed -n 4p "$T/mbr.parts")
 truncate -s $((n_btr * 512)) "$T/pb.img"
-mkfs.btrfs -q -L btr --rootdir "$T/files2" "$T/pb.img" >/dev/null 2>&1 || fail "mkfs.btrfs --rootdir failed"
+unstale mkfs.btrfs -q -L btr --rootdir "$T/files2" "$T/pb.img" >"$T/.mkfs" 2>&1 ||
+        fail "mkfs.btrfs --rootdir failed: $(cat "$T/.mkfs")"
 make_ext4 "$T/pe.img" $((n_ext / 2))K "$T/files" mbr
 dd if="$T/pe.img" of="$T/mbr.img" bs=512 seek="$s_ext" conv=notrunc,sparse status=none
 dd if="$T/pb.img" of="$T/mbr.img" bs=512 seek="$s_btr" conv=notrunc,sparse status=none
