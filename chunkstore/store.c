@@ -114,6 +114,11 @@ const char *chunkstore_dir(const struct chunkstore *cs) {
         return cs->dir;
 }
 
+void chunkstore_usage(struct chunkstore *cs, uint64_t *ret_used, uint64_t *ret_max) {
+        *ret_used = cs->max_bytes ? atomic_load(&cs->usage) : 0;
+        *ret_max = cs->max_bytes;
+}
+
 int chunkstore_has(struct chunkstore *cs, const struct digest *id) {
         char path[80];
 
