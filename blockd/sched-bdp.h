@@ -6,15 +6,26 @@
  * holds 12.5 MB in flight: 24 requests of 512 KiB), a fixed large one
  * makes a demand read queue behind background bytes on a short one.
  *
- * Measured like BBR does, from completions only (fetch.h reports nothing
- * else):
- * - bandwidth: each completion gives a delivery rate sample, the bytes
- *   completed (by every request) since this request was sent divided by
- *   its lifetime; the estimate is the largest sample of the last 2 s.
- * - round trip: each completion's latency minus the time its own bytes
- *   take at the estimated bandwidth; the estimate is the smallest of the
- *   last 10 s (small requests, such as demand reads of one chunk, give
- *   the best samples).
+ * Measured from completions only (fetch.h reports nothing else), in the
+ * spirit of BBR:
+ * - bandwidth: each completion gives a sample, the bytes completed in
+ *   the last second (or since the first request, if that is shorter)
+ *   over that time; the estimate is the largest sample of the last 2 s.
+ *   (Per-request delivery rates, as BBR takes them per packet, overshoot
+ *   here: a request's completion delivers bytes that moved during its
+ *   whole lifetime at once.)
+ * - round trip: the latency of requests that had the pipe nearly to
+ *   themselves (the bytes in flight when they were sent plus those sent
+ *   during their lifetime at most min_window (2) times their own size:
+ *   what the minimum window lets through), the smallest of
+ *   the last 10 s,
+ *   kept when no new sample comes. It includes about two requests'
+ *   transfer time, which the window wants anyway: to keep a link busy, a
+ *   round trip's worth of bytes plus the request being transferred must
+ *   be in flight. Requests that shared a busy pipe are not samples: their
+ *   latency is mostly queueing, and taking it would inflate the window
+ *   without end. Until the first sample the window is the minimum, so
+ *   that the pipe is quiet enough to take one.
  * - window = gain x bandwidth x rtt / (mean request size), within
  *   [min_window, max_window]; gain 2 leaves room for the bandwidth
  *   estimate to grow (a window that only just fills the pipe cannot
@@ -24,9 +35,11 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define BDP_BW_SLOTS 8          /* 8 x 250 ms: the bandwidth max filter */
+#define BDP_TP_SLOTS 20         /* 20 x 50 ms: bytes completed, for throughput */
 #define BDP_RTT_SLOTS 10        /* 10 x 1 s: the rtt min filter */
 
 struct bdp_options {
@@ -43,11 +56,15 @@ struct bdp_slot {
 
 struct bdp {
         struct bdp_options o;
-        uint64_t delivered;     /* bytes completed so far */
+        uint64_t first_ns;      /* the first request's send time */
+        uint64_t inflight;
+        uint64_t sent;          /* bytes of requests sent so far */      /* bytes of requests sent and not done */
+        struct bdp_slot tp[BDP_TP_SLOTS];
         struct bdp_slot bw[BDP_BW_SLOTS];
         struct bdp_slot rtt[BDP_RTT_SLOTS];
         double avg_request;     /* EWMA of request bytes */
         double bw_est, rtt_est; /* bytes/s, seconds (0: no estimate yet) */
+        double rtt_held;        /* the last estimate, when the filter is empty */
         unsigned window;
         uint64_t samples;
 };
@@ -55,13 +72,16 @@ struct bdp {
 /* What a request remembers from when it was sent. */
 struct bdp_send {
         uint64_t t_ns;
-        uint64_t delivered;
+        uint64_t ahead;         /* bytes in flight when it was sent */
+        uint64_t sent;          /* b->sent after it was sent */         /* bytes in flight before it */
+        uint64_t bytes;
 };
 
 void bdp_init(struct bdp *b, const struct bdp_options *o);
-void bdp_on_send(const struct bdp *b, uint64_t now_ns, struct bdp_send *ret);
-/* A request of bytes sent at s completed successfully at now_ns. */
-void bdp_on_done(struct bdp *b, const struct bdp_send *s, uint64_t now_ns, uint64_t bytes);
+/* A request of bytes is sent now. */
+void bdp_on_send(struct bdp *b, uint64_t now_ns, uint64_t bytes, struct bdp_send *ret);
+/* It ended at now_ns; ok: successfully (only those are samples). */
+void bdp_on_done(struct bdp *b, const struct bdp_send *s, uint64_t now_ns, bool ok);
 /* Requests to keep in flight now. */
 unsigned bdp_window(const struct bdp *b);
 /* Estimated bandwidth (bytes/s) and round trip (s); 0 when unknown. */

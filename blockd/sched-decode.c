@@ -33,8 +33,7 @@ void sched_on_fetched(void *userdata, int r) {
         pthread_mutex_lock(&s->lock);
         rg->r = r;
         rg->t1 = now;
-        if (r == 0)
-                bdp_on_done(&s->bdp, &rg->bs, now, rg->len);
+        bdp_on_done(&s->bdp, &rg->bs, now, r == 0);
         rg->urgent = rg->cls == SCHED_DEMAND;
         for (unsigned m = 0; m < rg->n && !rg->urgent; m++)
                 rg->urgent = rg->jobs[m]->waiters > 0;
@@ -155,7 +154,7 @@ static bool end_job(struct sched *s, struct sched_range *rg, struct sched_job *j
                 return true;
         }
         if (transient(r) && j->waiters && !se->removing) {
-                uint64_t d = MIN(RETRY_BASE_NS << MIN(j->attempts, 10), RETRY_MAX_NS);
+                uint64_t d = MIN(RETRY_BASE_NS << MIN(j->attempts, 10), MIN(RETRY_MAX_NS, s->o.fetch_timeout_ns / 4));
 
                 j->attempts++;
                 s->st.retries++;

@@ -265,6 +265,11 @@ static int demand_queue(struct sched *s, struct sched_export *se, uint64_t i, ui
                 if (!j)
                         return -ENOMEM;
                 sched_queue_push(s, j);
+        } else if (j->queued && !j->waiters && j->not_before) {
+                /* Backing off for readers that gave up: a new reader
+                 * gets a prompt attempt (the source may be back). */
+                j->not_before = 0;
+                j->attempts = 0;
         }
         if (ret)
                 *ret = j;
@@ -346,6 +351,8 @@ int sched_demand(struct sched_export *se, uint64_t i, uint64_t n_after, struct s
                 j->waiters--;
                 s->waiting--;
                 s->last_demand_ns = now;
+                if (!s->waiting)
+                        pthread_cond_signal(&s->wake);  /* background may go after the hold */
                 if (!j->done) {
                         r = -ETIMEDOUT;
                 } else {
