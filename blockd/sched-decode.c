@@ -245,8 +245,7 @@ static void finish_range(struct sched *s, struct sched_range *rg) {
         pthread_cond_signal(&s->wake);
         pthread_mutex_unlock(&s->lock);
 
-        if (rg->r != -ECANCELED)
-                fetch_log(s, rg, is, bad, n_bad);
+        fetch_log(s, rg, is, bad, n_bad);
         free(rg->buf);
         free(rg);
 }

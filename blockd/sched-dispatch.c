@@ -243,7 +243,7 @@ static uint64_t scan(struct sched_export *se, const struct sched_pflist *list, u
 static bool cursor_step(struct sched *s, struct sched_export *se, enum sched_class cls, bool fetch) {
         const bool profile = cls == SCHED_PROFILE;
         struct sched_pflist *list = profile ? se->pf : NULL;
-        const uint64_t gen = se->pf_gen, from = profile ? se->pf_pos : se->bg_pos;
+        const uint64_t gen = se->pf_gen, from = profile ? se->pf_pos : se->bg_pos, seq = s->done_seq;
         const uint64_t end = profile ? se->pf_n : se->x->n_map;
         const uint64_t range_max = cls == SCHED_BACKGROUND ? s->bg_range_max : s->o.range_max;
         uint64_t to, noted = 0;
@@ -274,10 +274,17 @@ static bool cursor_step(struct sched *s, struct sched_export *se, enum sched_cla
         }
 
         /* A chunk someone fetches already ends the run: the first one is
-         * credited when that fetch ends, later ones are scanned again. */
+         * credited when that fetch ends, later ones are scanned again. So
+         * does one stored while we scanned (scanned again: found). */
         for (unsigned m = 0; m < sc->n; m++) {
-                struct sched_job *j = sched_job_lookup(s, &se->x->chunks[sc->k[m]].digest);
+                const struct digest *d = &se->x->chunks[sc->k[m]].digest;
+                struct sched_job *j = sched_job_lookup(s, d);
 
+                if (!j && sched_stored_since(s, d, seq)) {
+                        to = sc->pos[m];
+                        sc->n = m;
+                        break;
+                }
                 if (!j)
                         continue;
                 if (m == 0) {

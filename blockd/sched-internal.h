@@ -33,6 +33,7 @@
 #define SCHED_SCAN_STEPS 65536          /* positions per cursor step */
 #define SCHED_TABLE_BUCKETS 4096
 #define SCHED_BUF_POOL 16               /* range buffers kept for reuse */
+#define SCHED_RECENT 4096               /* digests of the last chunks stored */
 
 struct sched_buf {
         unsigned refs;                  /* atomic */
@@ -165,6 +166,14 @@ struct sched {
         pthread_t decoders[8];
         unsigned n_decoders;
         struct sched_stats st;          /* counters (gauges are filled on read) */
+        /* Chunks stored lately, for whoever looked in the store before a
+         * job ended and in the table after (the job is gone from the
+         * table, the chunk is in the store): done_seq counts them. */
+        uint64_t done_seq;
+        struct {
+                struct digest d;
+                uint64_t seq;
+        } recent[SCHED_RECENT];
 
         int log_fd;                     /* fetch log, -1 = none */
         pthread_mutex_t log_lock;
@@ -182,6 +191,7 @@ static inline bool sched_is_present(const struct sched_export *se, uint32_t k) {
         return __atomic_load_n(&se->present[k / 64], __ATOMIC_RELAXED) & (UINT64_C(1) << (k % 64));
 }
 void sched_complete(struct sched *s, struct sched_job *j, int r, struct sched_buf *buf);
+bool sched_stored_since(const struct sched *s, const struct digest *d, uint64_t seq);
 uint64_t sched_jitter(struct sched *s, uint64_t d);
 struct sched_buf *sched_buf_new(size_t len);
 

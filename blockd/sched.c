@@ -231,6 +231,11 @@ static void profile_credit(struct sched_export *se, uint64_t gen) {
 void sched_complete(struct sched *s, struct sched_job *j, int r, struct sched_buf *buf) {
         assert(!j->queued && !j->done);
         table_remove(s, j);
+        if (r == 0 && j->stored) {
+                s->done_seq++;
+                s->recent[s->done_seq % SCHED_RECENT].d = j->d;
+                s->recent[s->done_seq % SCHED_RECENT].seq = s->done_seq;
+        }
         j->done = true;
         j->result = r;
         j->buf = buf;
@@ -254,12 +259,32 @@ void sched_complete(struct sched *s, struct sched_job *j, int r, struct sched_bu
         sched_job_unref(j);
 }
 
+/* Whether a job stored chunk d after done_seq was seq (true too when
+ * too many were stored since to tell: look in the store). Caller holds
+ * the lock. */
+bool sched_stored_since(const struct sched *s, const struct digest *d, uint64_t seq) {
+        if (s->done_seq - seq >= SCHED_RECENT)
+                return true;
+        for (uint64_t q = s->done_seq; q > seq; q--)
+                if (digest_equal(&s->recent[q % SCHED_RECENT].d, d))
+                        return true;
+        return false;
+}
+
 /* --- Readers --- */
 
-/* Queue a demand job for logical chunk i of se unless one exists. */
-static int demand_queue(struct sched *s, struct sched_export *se, uint64_t i, uint32_t k, struct sched_job **ret) {
+/* Queue a demand job for logical chunk i of se unless one exists, or the
+ * chunk was stored since seq (the caller looked in the store before):
+ * then *ret is NULL. */
+static int demand_queue(struct sched *s, struct sched_export *se, uint64_t i, uint32_t k, uint64_t seq,
+                        struct sched_job **ret) {
         struct sched_job *j = sched_job_lookup(s, &se->x->chunks[k].digest);
 
+        if (!j && sched_stored_since(s, &se->x->chunks[k].digest, seq)) {
+                if (ret)
+                        *ret = NULL;
+                return 0;
+        }
         if (!j) {
                 j = sched_job_new(s, se, k, i, SCHED_DEMAND);
                 if (!j)
@@ -307,11 +332,13 @@ int sched_demand(struct sched_export *se, uint64_t i, uint64_t n_after, struct s
         uint32_t hint_k[SCHED_HINTS_MAX];
         struct sched_job *j;
         unsigned n_hints;
+        uint64_t seq;
         int r;
 
         assert(k != BLKINDEX_ZERO);
         mark_needed(se, k);
         pthread_mutex_lock(&s->lock);
+        seq = s->done_seq;
         j = sched_job_lookup(s, d);
         pthread_mutex_unlock(&s->lock);
         if (!j && chunkstore_has(s->store, d) > 0) {
@@ -331,12 +358,17 @@ int sched_demand(struct sched_export *se, uint64_t i, uint64_t n_after, struct s
                 struct timespec ts;
                 uint64_t now;
 
-                r = demand_queue(s, se, i, k, &j);
+                r = demand_queue(s, se, i, k, seq, &j);
                 for (unsigned h = 0; r >= 0 && h < n_hints; h++)
-                        r = demand_queue(s, se, hints[h], hint_k[h], NULL);
+                        r = demand_queue(s, se, hints[h], hint_k[h], seq, NULL);
                 n_hints = 0;
                 if (r < 0)
                         break;
+                if (!j) {
+                        /* Stored since the caller looked: look again. */
+                        pthread_mutex_unlock(&s->lock);
+                        return -EAGAIN;
+                }
                 j->refs++;
                 j->waiters++;
                 s->waiting++;
@@ -362,8 +394,10 @@ int sched_demand(struct sched_export *se, uint64_t i, uint64_t n_after, struct s
                 }
                 sched_job_unref(j);
                 /* The export that fetched it went away: fetch it ourselves. */
-                if (r == -ECANCELED && now < deadline && !se->removing)
+                if (r == -ECANCELED && now < deadline && !se->removing) {
+                        seq = s->done_seq;
                         continue;
+                }
                 break;
         }
         se->st.demand_waits++;
