@@ -698,6 +698,10 @@ void export_prefetch_cancel(struct export *e) {
         sched_profile_cancel(e->se);
 }
 
+void export_background_start(struct export *e) {
+        sched_background_start(e->se);
+}
+
 struct blob_source *export_source(struct export *e) {
         return e->src;
 }

@@ -220,6 +220,11 @@ int export_record_get(struct export *e, bool stop, struct profile **ret);
 int export_prefetch(struct export *e, const uint64_t *chunks, size_t n);
 /* Forget the prefetch list (requests in flight complete). */
 void export_prefetch_cancel(struct export *e);
+/* Start the background stream (blockd --background): every chunk not
+ * local yet, in logical order, after demand and profile fetches. Called
+ * once the boot profile (if any) was given to export_prefetch, so that
+ * the profile goes first; until then the export fetches only on demand. */
+void export_background_start(struct export *e);
 /* Where the image comes from (borrowed, valid while e is). For code that
  * looks up what belongs to the image, such as its published profile; not
  * for frontends. */

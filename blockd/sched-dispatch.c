@@ -416,7 +416,7 @@ static bool start_background(struct sched *s, const struct sched_gate *g, uint64
         for (unsigned idx = 0; idx < s->n_exports; idx++) {
                 struct sched_export *se = nth_export(s, (s->rr + idx) % s->n_exports);
 
-                if (se->removing || se->bg_state == SCHED_BG_OFF || se->bg_state == SCHED_BG_DONE)
+                if (se->removing || !se->bg_started || se->bg_state == SCHED_BG_OFF || se->bg_state == SCHED_BG_DONE)
                         continue;
                 if (se->bg_resume_ns > now) {
                         *wake = MIN(*wake, se->bg_resume_ns);

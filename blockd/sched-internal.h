@@ -131,6 +131,7 @@ struct sched_export {
         unsigned bg_inflight;           /* background ranges in flight */
         uint64_t bg_pass_start;         /* hydrated chunks when this pass began */
         bool bg_surveyed;               /* OFF: the store was surveyed once */
+        bool bg_started;                /* sched_background_start was called */
         uint64_t t0;
 
         struct sched_export_stats st;   /* hydrated_*, needed_bytes: atomic; the rest locked */

@@ -528,6 +528,15 @@ fail:
         return r;
 }
 
+void sched_background_start(struct sched_export *se) {
+        struct sched *s = se->s;
+
+        pthread_mutex_lock(&s->lock);
+        se->bg_started = true;
+        pthread_cond_signal(&s->wake);
+        pthread_mutex_unlock(&s->lock);
+}
+
 void sched_export_remove(struct sched_export *se) {
         struct sched *s;
         struct sched_job *j, *next;

@@ -72,10 +72,13 @@ void sched_free(struct sched *s);
  * max_inflight: requests the source serves at once (a registry's
  * connections per host), 0 = 16 for asynchronous sources, 8 for others;
  * two of them are kept for demand. The background stream (when on)
- * starts at once.
+ * starts with sched_background_start.
  */
 int sched_export_add(struct sched *s, const char *name, struct image *img, struct blob_source *src,
                      unsigned max_inflight, struct sched_export **ret);
+/* Let the background stream of se begin (it waits for this, so that a
+ * boot profile given first goes first). Idempotent. */
+void sched_background_start(struct sched_export *se);
 /* Cancel what is queued or in flight for it, wait for its requests to
  * end, free. Readers of other exports that waited for one of its
  * fetches fetch again through their own export. NULL is fine. */

@@ -513,6 +513,7 @@ static void test_demand_first(void) {
         fake_set(&m.fake, true, 0);
         assert(sched_new(cs, &(struct sched_options) { .background = true, .range_max = CS, .min_window = 1, .max_window = 1 }, &s) == 0);
         assert(sched_export_add(s, "a", &m.image, &m.src, 3, &se) == 0);
+        sched_background_start(se);
         fake_wait_gate(&m.fake, 1);     /* the stream's first request (chunk 0) */
         rd = (struct reader) { .se = se, .i = 60 };
         assert(pthread_create(&rd.t, NULL, reader_main, &rd) == 0);
