@@ -93,8 +93,8 @@ static void help(void) {
                "                       stops short of it, it never evicts)\n"
                "  --background off|on|RATE\n"
                "                       after demand reads and the boot profile, fetch the rest\n"
-               "                       of every export until it is fully local (default on;\n"
-               "                       RATE caps it, in bytes/s: 50M)\n"
+               "                       of every export until it is fully local (default on,\n"
+               "                       or $HOCUS_BLK_BACKGROUND; RATE caps it, in bytes/s: 50M)\n"
                "  --fetch-timeout SECONDS\n"
                "                       a read of data not local yet fails with EIO when the\n"
                "                       registry has not delivered it by then (default 30)\n"
@@ -183,6 +183,24 @@ enum {
         OPT_FETCH_LOG,
 };
 
+/* --background off|on|RATE (also $HOCUS_BLK_BACKGROUND, the default). */
+static int parse_background(const char *s) {
+        uint64_t rate;
+
+        if (!strcmp(s, "on")) {
+                arg_sched.background = true;
+                arg_sched.background_rate = 0;
+        } else if (!strcmp(s, "off")) {
+                arg_sched.background = false;
+        } else if (parse_size(s, &rate) >= 0 && rate > 0) {
+                arg_sched.background = true;
+                arg_sched.background_rate = rate;
+        } else {
+                return -EINVAL;
+        }
+        return 0;
+}
+
 static int parse_args(int argc, char **argv) {
         static const struct option options[] = {
                 { "cache", required_argument, NULL, OPT_CACHE },
@@ -217,8 +235,11 @@ static int parse_args(int argc, char **argv) {
                 { "version", no_argument, NULL, OPT_VERSION },
                 { NULL, 0, NULL, 0 },
         };
+        const char *env = getenv("HOCUS_BLK_BACKGROUND");
         int c, r;
 
+        if (env && *env && parse_background(env) < 0)
+                log_warning("Ignoring $HOCUS_BLK_BACKGROUND='%s' (want off, on or a rate)", env);
         while ((c = getopt_long(argc, argv, "hvD:", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
@@ -335,22 +356,11 @@ static int parse_args(int argc, char **argv) {
                 case OPT_FUSE:
                         arg_fuse = optarg;
                         break;
-                case OPT_BACKGROUND: {
-                        uint64_t rate;
-                        if (!strcmp(optarg, "on")) {
-                                arg_sched.background = true;
-                                arg_sched.background_rate = 0;
-                        } else if (!strcmp(optarg, "off")) {
-                                arg_sched.background = false;
-                        } else if (parse_size(optarg, &rate) >= 0 && rate > 0) {
-                                arg_sched.background = true;
-                                arg_sched.background_rate = rate;
-                        } else {
+                case OPT_BACKGROUND:
+                        if (parse_background(optarg) < 0)
                                 return log_error_errno(EINVAL, "--background wants off, on or a rate such as 50M (bytes/s), not '%s'",
                                                        optarg);
-                        }
                         break;
-                }
                 case OPT_FETCH_TIMEOUT: {
                         char *end;
                         double v = strtod(optarg, &end);
