@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "blockd/overlay.h"
 #include "blockd/profile-rec.h"
@@ -444,6 +445,22 @@ int export_seg_copy(const struct export_seg *s, void *buf, uint64_t skip, uint64
                 return 0;
         }
         return -EINVAL;
+}
+
+int export_seg_copy_nowait(const struct export_seg *s, void *buf, uint64_t skip, uint64_t len) {
+        struct iovec iov = { buf, len };
+        ssize_t got;
+
+        if (s->kind != EXPORT_SEG_FD)
+                return export_seg_copy(s, buf, skip, len);
+        do
+                got = preadv2(s->fd, &iov, 1, (off_t) (s->fd_off + skip), RWF_NOWAIT);
+        while (got < 0 && errno == EINTR);
+        if (got < 0)
+                return errno == EAGAIN || errno == EOPNOTSUPP ? -EWOULDBLOCK : -errno;
+        if ((uint64_t) got != len)
+                return -EWOULDBLOCK;    /* partly cached (or short: the blocking read will tell) */
+        return 0;
 }
 
 /* Copy [off, off+len) into buf, with or without the overlay. */

@@ -128,6 +128,9 @@ int export_read_next(struct export_read *rd, struct export_seg *segs, unsigned m
 void export_read_done(struct export_read *rd, struct export_seg *segs, unsigned n);
 /* Copy one segment's bytes (or part of it, from skip) into buf. */
 int export_seg_copy(const struct export_seg *s, void *buf, uint64_t skip, uint64_t len);
+/* The same, but only from the page cache: -EWOULDBLOCK if any byte would
+ * have to come from the disk (preadv2 RWF_NOWAIT). */
+int export_seg_copy_nowait(const struct export_seg *s, void *buf, uint64_t skip, uint64_t len);
 
 /* Read into buf: the simple interface. 0 or -errno. */
 int export_pread(struct export *e, void *buf, size_t len, uint64_t off);

@@ -740,12 +740,19 @@ int main(int argc, char **argv) {
                         (void) mkdir_p(dir, 0700);
                 }
                 r = control_start(&d, control_path, &ctl);
-                if (r < 0) {
+                if (r < 0 && !arg_control) {
+                        /* The default path is a convenience: another blockd may
+                         * own it. Serve without a control socket then. */
+                        log_warning("Not listening on the default control socket %s: %s; pass --control PATH",
+                                    control_path,
+                                    r == -EADDRINUSE ? "another blockd is running there" : strerror(-r));
+                } else if (r < 0) {
                         log_error_errno(r, "Cannot listen on control socket %s: %s", control_path,
                                         r == -EADDRINUSE ? "another blockd is running there" : strerror(-r));
                         goto fail;
+                } else {
+                        log_info("Control socket %s", control_path);
                 }
-                log_info("Control socket %s", control_path);
         }
         if (arg_metrics) {
                 unsigned port = 0;

@@ -325,7 +325,9 @@ start_blockd() {
         local pidfile=$T/blockd.pid verbose=-v
         [ -z "${BLOCKD_QUIET:-}" ] || verbose=
         rm -f "$pidfile"
-        "$BLOCKD" $verbose --pidfile "$pidfile" "$@" >>"$T/blockd.log" 2>&1 &
+        # Never the host's default control socket: the test's own, unless given.
+        HOCUS_BLK_CONTROL=${HOCUS_BLK_CONTROL:-$T/control.sock} \
+                "$BLOCKD" $verbose --pidfile "$pidfile" "$@" >>"$T/blockd.log" 2>&1 &
         BLOCKD_PID=$!
         cleanup_fn "kill -TERM $BLOCKD_PID 2>/dev/null; wait $BLOCKD_PID 2>/dev/null"
         local deadline=$((SECONDS + 30))

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "common/cleanup.h"
 #include "common/log.h"
@@ -236,151 +238,171 @@ static int pad(struct conn *c, uint64_t len) {
         return 0;
 }
 
-/* Send a batch with sendfile for fd segments. Caller holds the write
- * lock. Returns 0, 1 if a source error was reported (reply done), or <0
- * for a dead socket. */
-static int send_batch_sendfile(struct worker *w, const struct nbdsrv_request *rq, const struct export_seg *segs,
-                               struct plan *plan, unsigned np) {
-        struct conn *c = w->c;
+#ifndef __NR_cachestat
+#define __NR_cachestat 451      /* Linux 6.5; the same number on every architecture */
+#endif
 
-        for (unsigned k = 0; k < np; k++) {
-                struct plan *p = &plan[k];
-                struct iovec iov = { p->hdr, p->hdr_len };
-                uint64_t at = p->off, left = p->len;
-                int r;
+/* Is [off, off+len) of fd in the page cache? 1 yes, 0 no (or unknown:
+ * kernels before 6.5 have no cachestat). */
+static int range_cached(int fd, uint64_t off, uint64_t len) {
+        struct {
+                uint64_t off, len;
+        } range = { off, len };
+        struct {
+                uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+        } cs;
+        static bool unsupported;
+        uint64_t pages = DIV_ROUND_UP(off + len, 4096) - off / 4096;
 
-                r = nbdsrv_io_writev(&c->io, &iov, 1, 1);
-                if (r < 0)
-                        return r;
-                if (p->hole)
-                        continue;
-                for (unsigned i = p->first; i < p->last; i++) {
-                        const struct export_seg *s = &segs[i];
-
-                        if (s->kind == EXPORT_SEG_MEM) {
-                                struct iovec m = { (void *) s->mem, s->len };
-                                r = nbdsrv_io_writev(&c->io, &m, 1, 1);
-                        } else if (s->len < SENDFILE_MIN) {
-                                /* Small pieces: a copy costs less than sendfile's setup. */
-                                r = worker_buf(w, s->len);
-                                if (r >= 0)
-                                        r = export_seg_copy(s, w->buf, 0, s->len);
-                                if (r >= 0) {
-                                        struct iovec m = { w->buf, s->len };
-                                        r = nbdsrv_io_writev(&c->io, &m, 1, 1);
-                                } else if (r == -ENOMEM) {
-                                        r = -EIO;
-                                }
-                        } else {
-                                r = nbdsrv_io_sendfile(&c->io, s->fd, s->fd_off, s->len);
-                        }
-                        if (r < 0 && !is_socket_error(r)) {
-                                /* The chunk promised `left` bytes: finish it, then say why. */
-                                uint8_t h[NBD_CHUNK_HEADER_SIZE], e[6], o[8];
-                                char msg[96];
-                                size_t ml;
-                                struct iovec ev[4] = { { h, sizeof h }, { e, sizeof e }, { msg, 0 }, { o, sizeof o } };
-
-                                log_warning("nbd: client %llu: export %s: reading offset %llu failed: %s",
-                                            (unsigned long long) c->id, export_name(c->exp), (unsigned long long) at,
-                                            strerror(-r));
-                                /* How much of the segment went out is unknown: resend none of it,
-                                 * pad the whole remainder (the error offset covers it). */
-                                r = pad(c, left);
-                                if (r < 0)
-                                        return r;
-                                ml = (size_t) snprintf(msg, sizeof msg, "read failed at offset %llu",
-                                                       (unsigned long long) at);
-                                ev[2].iov_len = ml;
-                                nbdsrv_encode_chunk_header(h, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR_OFFSET,
-                                                           rq->handle, (uint32_t) (6 + ml + 8));
-                                nbd_put32(e, NBD_EIO);
-                                nbd_put16(e + 4, (uint16_t) ml);
-                                nbd_put64(o, at);
-                                r = nbdsrv_io_writev(&c->io, ev, 4, 0);
-                                return r < 0 ? r : 1;
-                        }
-                        if (r < 0)
-                                return r;
-                        at += s->len;
-                        left -= s->len;
-                }
+        if (unsupported)
+                return 0;
+        if (syscall(__NR_cachestat, fd, &range, &cs, 0) < 0) {
+                if (errno == ENOSYS)
+                        unsupported = true;
+                return 0;
         }
-        return 0;
+        return cs.nr_cache >= pages;
 }
 
-/* Send a batch by copying fd segments into memory first (TLS, or
- * sendfile off). Returns 0, 1 if an error reply was sent, <0 when the
- * connection is dead. */
-static int send_batch_copy(struct worker *w, const struct nbdsrv_request *rq, const struct export_seg *segs,
-                           struct plan *plan, unsigned np) {
+enum how {
+        HOW_MEM,                /* memory segment, sent as it is */
+        HOW_COPIED,             /* read into w->buf before the lock */
+        HOW_SENDFILE,           /* large and in the page cache: sendfile under the lock */
+};
+
+/* The error chunk that ends a reply whose source failed at `at`. */
+static int send_error_offset(struct conn *c, const struct nbdsrv_request *rq, int err, uint64_t at) {
+        uint8_t h[NBD_CHUNK_HEADER_SIZE], e[6], o[8];
+        char msg[96];
+        int ml = snprintf(msg, sizeof msg, "read failed at offset %llu", (unsigned long long) at);
+        struct iovec ev[4] = { { h, sizeof h }, { e, sizeof e }, { msg, (size_t) ml }, { o, sizeof o } };
+
+        log_warning("nbd: client %llu: export %s: %s: %s", (unsigned long long) c->id, export_name(c->exp), msg,
+                    strerror(-err));
+        nbdsrv_encode_chunk_header(h, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR_OFFSET, rq->handle,
+                                   (uint32_t) (6 + ml + 8));
+        nbd_put32(e, nbdsrv_errno_to_nbd(err) ? nbdsrv_errno_to_nbd(err) : NBD_EIO);
+        nbd_put16(e + 4, (uint16_t) ml);
+        nbd_put64(o, at);
+        return nbdsrv_io_writev(&c->io, ev, 4, 0);
+}
+
+/*
+ * Send one batch of a structured read reply (the chunks in plan, over
+ * w->segs). File data is read before the write lock is taken, so a read
+ * from the disk never holds up the connection's other replies; only large
+ * pieces already in the page cache go out with sendfile under the lock.
+ * nowait: read nothing from the disk (the fast path): -EWOULDBLOCK, and
+ * nothing was sent. Returns 0; 1 if the reply ended with an error chunk;
+ * -EWOULDBLOCK; or another -errno when the connection is dead.
+ */
+static int send_batch(struct worker *w, const struct nbdsrv_request *rq, struct plan *plan, unsigned np,
+                      bool nowait) {
         struct conn *c = w->c;
-        struct iovec iov[3 * WORKER_SEGS + 2];
-        uint64_t need = 0, used = 0;
-        unsigned ni = 0, failed_plan = np;
-        uint64_t err_off = 0;
+        const struct export_seg *segs = w->segs;
+        const bool sendfile_ok = c->srv->cfg.use_sendfile && !nbdsrv_io_is_tls(&c->io);
+        uint8_t how[WORKER_SEGS];
+        uint64_t where[WORKER_SEGS], need = 0, used = 0, err_off = 0;
+        struct iovec iov[2 * WORKER_SEGS + 2];
+        unsigned failed = np, ni = 0;
         int r, err = 0;
 
+        /* 1. Decide how each piece goes out; read what is copied. */
         for (unsigned k = 0; k < np; k++)
-                for (unsigned i = plan[k].first; i < plan[k].last && !plan[k].hole; i++)
-                        if (segs[i].kind == EXPORT_SEG_FD)
-                                need += segs[i].len;
-        r = worker_buf(w, need);
-        if (r < 0)
-                return reply_error(c, rq, r, true, plan[0].off, "out of memory") < 0 ? -1 : 1;
-        for (unsigned k = 0; k < np && failed_plan == np; k++) {
-                struct plan *p = &plan[k];
-                uint64_t at = p->off;
+                for (unsigned i = plan[k].first; i < plan[k].last && !plan[k].hole; i++) {
+                        const struct export_seg *sg = &segs[i];
 
-                iov[ni++] = (struct iovec) { p->hdr, p->hdr_len };
-                for (unsigned i = p->first; i < p->last && !p->hole; i++) {
-                        const struct export_seg *s = &segs[i];
-
-                        if (s->kind == EXPORT_SEG_MEM) {
-                                iov[ni++] = (struct iovec) { (void *) s->mem, s->len };
+                        if (sg->kind == EXPORT_SEG_MEM) {
+                                how[i] = HOW_MEM;
+                        } else if (sendfile_ok && sg->len >= SENDFILE_MIN && range_cached(sg->fd, sg->fd_off, sg->len)) {
+                                how[i] = HOW_SENDFILE;
                         } else {
-                                err = export_seg_copy(s, w->buf + used, 0, s->len);
-                                if (err < 0) {
-                                        failed_plan = k;
+                                how[i] = HOW_COPIED;
+                                need += sg->len;
+                        }
+                }
+        r = worker_buf(w, need);
+        if (r < 0) {
+                if (nowait)
+                        return -EWOULDBLOCK;
+                r = reply_error(c, rq, r, true, plan[0].off, "out of memory");
+                return r < 0 ? r : 1;
+        }
+        for (unsigned k = 0; k < np && failed == np; k++) {
+                uint64_t at = plan[k].off;
+
+                for (unsigned i = plan[k].first; i < plan[k].last && !plan[k].hole; i++) {
+                        if (how[i] == HOW_COPIED) {
+                                r = nowait ? export_seg_copy_nowait(&segs[i], w->buf + used, 0, segs[i].len)
+                                           : export_seg_copy(&segs[i], w->buf + used, 0, segs[i].len);
+                                if (r == -EWOULDBLOCK && nowait)
+                                        return r;
+                                if (r < 0) {
+                                        failed = k;
+                                        err = r;
                                         err_off = at;
                                         break;
                                 }
-                                iov[ni++] = (struct iovec) { w->buf + used, s->len };
-                                used += s->len;
+                                where[i] = used;
+                                used += segs[i].len;
                         }
-                        at += s->len;
+                        at += segs[i].len;
                 }
         }
-        if (failed_plan < np) {
-                /* Send the chunks before the failing one, then the error. */
-                unsigned keep = 0;
-                char msg[96];
 
-                for (unsigned k = 0; k < failed_plan; k++)
-                        keep += 1 + (plan[k].hole ? 0 : plan[k].last - plan[k].first);
-                if (keep) {
-                        pthread_mutex_lock(&c->write_lock);
-                        r = nbdsrv_io_writev(&c->io, iov, (int) keep, 0);
-                        pthread_mutex_unlock(&c->write_lock);
-                        if (r < 0) {
-                                conn_set_dead(c, true);
-                                return r;
+        /* 2. Send the chunks that are complete, under the lock. */
+        pthread_mutex_lock(&c->write_lock);
+        for (unsigned k = 0; k < failed && r >= 0; k++) {
+                uint64_t at = plan[k].off, left = plan[k].len;
+
+                iov[ni++] = (struct iovec) { plan[k].hdr, plan[k].hdr_len };
+                for (unsigned i = plan[k].first; i < plan[k].last && !plan[k].hole; i++) {
+                        const struct export_seg *sg = &segs[i];
+
+                        if (how[i] == HOW_MEM) {
+                                iov[ni++] = (struct iovec) { (void *) sg->mem, sg->len };
+                        } else if (how[i] == HOW_COPIED) {
+                                iov[ni++] = (struct iovec) { w->buf + where[i], sg->len };
+                        } else {
+                                r = nbdsrv_io_writev(&c->io, iov, (int) ni, 1);
+                                ni = 0;
+                                if (r >= 0)
+                                        r = nbdsrv_io_sendfile(&c->io, sg->fd, sg->fd_off, sg->len);
+                                if (r < 0 && !is_socket_error(r)) {
+                                        /* The chunk promised `left` more bytes: how many went out
+                                         * is unknown, so pad them all, then say why. */
+                                        int serr = r;
+
+                                        r = pad(c, left);
+                                        if (r >= 0)
+                                                r = send_error_offset(c, rq, serr, at);
+                                        pthread_mutex_unlock(&c->write_lock);
+                                        if (r < 0)
+                                                conn_set_dead(c, true);
+                                        return r < 0 ? r : 1;
+                                }
+                                if (r < 0)
+                                        break;
                         }
+                        at += sg->len;
+                        left -= sg->len;
                 }
-                snprintf(msg, sizeof msg, "read failed at offset %llu", (unsigned long long) err_off);
-                log_warning("nbd: client %llu: export %s: %s: %s", (unsigned long long) c->id, export_name(c->exp),
-                            msg, strerror(-err));
-                r = reply_error(c, rq, err, true, err_off, msg);
-                return r < 0 ? r : 1;
         }
-        r = send_msg(c, iov, (int) ni);
-        return r;
+        if (r >= 0 && ni)
+                r = nbdsrv_io_writev(&c->io, iov, (int) ni, failed < np);
+        if (r >= 0 && failed < np)
+                r = send_error_offset(c, rq, err, err_off);
+        pthread_mutex_unlock(&c->write_lock);
+        if (r < 0) {
+                conn_set_dead(c, true);
+                return r;
+        }
+        return failed < np ? 1 : 0;
 }
 
 static int read_chunks(struct worker *w, const struct nbdsrv_request *rq, struct export_read *rd) {
         struct conn *c = w->c;
         struct plan plan[WORKER_SEGS];
-        const bool sendfile_ok = c->srv->cfg.use_sendfile && !nbdsrv_io_is_tls(&c->io);
 
         for (;;) {
                 uint64_t at = rd->off;
@@ -405,15 +427,7 @@ static int read_chunks(struct worker *w, const struct nbdsrv_request *rq, struct
                         return send_msg(c, &iov, 1);
                 }
                 np = make_plan(rq, w->segs, (unsigned) n, at, done, plan);
-                if (sendfile_ok) {
-                        pthread_mutex_lock(&c->write_lock);
-                        r = send_batch_sendfile(w, rq, w->segs, plan, np);
-                        pthread_mutex_unlock(&c->write_lock);
-                        if (r < 0)
-                                conn_set_dead(c, true);
-                } else {
-                        r = send_batch_copy(w, rq, w->segs, plan, np);
-                }
+                r = send_batch(w, rq, plan, np, false);
                 export_read_done(rd, w->segs, (unsigned) n);
                 if (r != 0 || done)
                         return r < 0 ? r : 0;
@@ -550,7 +564,9 @@ int nbdsrv_try_fast(struct worker *w, const struct nbdsrv_request *rq, bool back
                 }
                 p += hl;
                 for (unsigned i = 0; i < n; i++) {
-                        r = export_seg_copy(&w->segs[i], p, 0, w->segs[i].len);
+                        /* Page cache only: a read from the disk would stall every
+                         * request behind this one; another thread does it. */
+                        r = export_seg_copy_nowait(&w->segs[i], p, 0, w->segs[i].len);
                         if (r < 0) {
                                 w->batch_len = before;
                                 return defer(w, &rd, rq->offset, n);
@@ -569,21 +585,16 @@ int nbdsrv_try_fast(struct worker *w, const struct nbdsrv_request *rq, bool back
                 export_read_done(&rd, w->segs, n);
                 return r;
         }
-        if (c->structured && c->srv->cfg.use_sendfile && !nbdsrv_io_is_tls(&c->io) &&
-            !(rq->flags & NBD_CMD_FLAG_DF)) {
+        if (c->structured && !(rq->flags & NBD_CMD_FLAG_DF)) {
                 struct plan plan[WORKER_SEGS];
                 unsigned np = make_plan(rq, w->segs, n, rq->offset, true, plan);
 
-                pthread_mutex_lock(&c->write_lock);
-                r = send_batch_sendfile(w, rq, w->segs, plan, np);
-                pthread_mutex_unlock(&c->write_lock);
+                r = send_batch(w, rq, plan, np, true);
+                if (r == -EWOULDBLOCK)
+                        return defer(w, &rd, rq->offset, n);
                 export_read_done(&rd, w->segs, n);
                 __atomic_fetch_add(&c->srv->requests, 1, __ATOMIC_RELAXED);
-                if (r < 0) {
-                        conn_set_dead(c, true);
-                        return r;
-                }
-                return 1;
+                return r < 0 ? r : 1;
         }
         return defer(w, &rd, rq->offset, n);
 }

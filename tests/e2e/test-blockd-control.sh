@@ -59,8 +59,9 @@ hb stats --control "$CTL" ws | grep -q "4 hits, 4 misses (50.0% hits), 1.0 MiB f
 curl -fsS --unix-socket "$CTL" http://blockd/metrics >"$T/metrics"
 grep -qx "hocus_blk_export_read_bytes_total{export=\"ws\"} $((3 * MiB + 4096))" "$T/metrics" || fail "metrics: $(grep read_bytes "$T/metrics")"
 grep -qx 'hocus_blk_export_cache_misses_total{export="ws"} 4' "$T/metrics"
-curl -fsS "http://127.0.0.1:$MPORT/metrics" | grep -q '^hocus_blk_exports 1$'
-curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MPORT/nope" | grep -qx 404
+curl -fsS "http://127.0.0.1:$MPORT/metrics" >"$T/metrics2"
+grep -q '^hocus_blk_exports 1$' "$T/metrics2" || fail "metrics over --metrics: $(head -5 "$T/metrics2")"
+[ "$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MPORT/nope")" = 404 ] || fail "no 404 for /nope"
 
 # A writable export; write counters.
 hb attach --control "$CTL" --overlay "$T/rw.ovl" rw "oci:$T/layout:v1" | grep -q "writable"
