@@ -48,7 +48,7 @@ stop_blockd
 # The registry goes away: what is cached keeps being served; what is not
 # fails with an error, promptly, and blockd carries on.
 rm -rf "$T/blockd-cache"
-start_blockd --nbd-socket "$T/nbd.sock" --control "$T/control.sock" --plain-http --background off \
+start_blockd --nbd-socket "$T/nbd.sock" --control "$T/control.sock" --plain-http --background off --fetch-timeout 5 \
         --export "ws=docker://$PLAIN/team/ws:v1"
 cat >"$T/read.py" <<'PY'
 import sys, time, nbd
