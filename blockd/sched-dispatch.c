@@ -178,6 +178,19 @@ static bool start_demand(struct sched *s, uint64_t now) {
 
 /* --- Cursors: profile lists and the background stream --- */
 
+/* The largest range a cursor takes: range_max (smaller under a rate
+ * cap), and on a slow link what takes an eighth of the fetch timeout, so
+ * that a range in flight beside others still ends well before it (one
+ * chunk at least). */
+static uint64_t cursor_range_max(struct sched *s, enum sched_class cls) {
+        uint64_t max = cls == SCHED_BACKGROUND ? s->bg_range_max : s->o.range_max;
+        double bw = bdp_bandwidth(&s->bdp);
+
+        if (bw > 0)
+                max = MIN(max, MAX((uint64_t) (bw * (double) s->o.fetch_timeout_ns / 8e9), (uint64_t) 64 << 10));
+        return max;
+}
+
 struct scan {
         unsigned n;
         uint64_t len;
@@ -245,7 +258,7 @@ static bool cursor_step(struct sched *s, struct sched_export *se, enum sched_cla
         struct sched_pflist *list = profile ? se->pf : NULL;
         const uint64_t gen = se->pf_gen, from = profile ? se->pf_pos : se->bg_pos, seq = s->done_seq;
         const uint64_t end = profile ? se->pf_n : se->x->n_map;
-        const uint64_t range_max = cls == SCHED_BACKGROUND ? s->bg_range_max : s->o.range_max;
+        const uint64_t range_max = cursor_range_max(s, cls);
         uint64_t to, noted = 0;
         struct sched_range *rg;
         struct scan *sc;

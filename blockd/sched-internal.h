@@ -32,7 +32,7 @@
 #define SCHED_SCAN_CHECKS 64            /* store lookups per cursor step */
 #define SCHED_SCAN_STEPS 65536          /* positions per cursor step */
 #define SCHED_TABLE_BUCKETS 4096
-#define SCHED_BUF_POOL 16               /* range buffers kept for reuse */
+#define SCHED_BUF_POOL 4                /* range buffers kept for reuse (4 MiB each) */
 #define SCHED_RECENT 4096               /* digests of the last chunks stored */
 
 struct sched_buf {
