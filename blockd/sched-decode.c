@@ -34,6 +34,14 @@ void sched_on_fetched(void *userdata, int r) {
         rg->r = r;
         rg->t1 = now;
         bdp_on_done(&s->bdp, &rg->bs, now, r == 0);
+        /* The request slot is free (the window counts the network): the
+         * range waits for a decoder now. */
+        s->inflight[rg->cls]--;
+        rg->se->net_inflight--;
+        if (rg->cls != SCHED_DEMAND)
+                rg->se->inflight_nondemand--;
+        s->backlog++;
+        pthread_cond_signal(&s->wake);
         rg->urgent = rg->cls == SCHED_DEMAND;
         for (unsigned m = 0; m < rg->n && !rg->urgent; m++)
                 rg->urgent = rg->jobs[m]->waiters > 0;
@@ -236,9 +244,7 @@ static void finish_range(struct sched *s, struct sched_range *rg) {
         }
         if (rg->cls == SCHED_DEMAND)
                 s->last_demand_ns = now;
-        if (rg->cls != SCHED_DEMAND)
-                se->inflight_nondemand--;
-        s->inflight[rg->cls]--;
+        s->backlog--;
         se->inflight--;
         if (se->removing)
                 pthread_cond_broadcast(&s->changed);

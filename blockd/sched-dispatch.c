@@ -84,6 +84,7 @@ static void launch(struct sched *s, struct sched_range *rg) {
 
         range_extent(rg);
         se->inflight++;
+        se->net_inflight++;
         se->busy++;
         if (rg->cls != SCHED_DEMAND)
                 se->inflight_nondemand++;
@@ -168,7 +169,7 @@ static void launch_demand(struct sched *s, struct sched_job *head, uint64_t now)
 
 static bool start_demand(struct sched *s, uint64_t now) {
         for (struct sched_job *j = s->dq_head; j; j = j->qnext) {
-                if (j->not_before > now || j->se->removing || j->se->inflight >= j->se->cap)
+                if (j->not_before > now || j->se->removing || j->se->net_inflight >= j->se->cap)
                         continue;
                 launch_demand(s, j, now);
                 return true;
@@ -365,7 +366,7 @@ static struct sched_export *nth_export(struct sched *s, unsigned n) {
 }
 
 static bool start_profile(struct sched *s, const struct sched_gate *g, uint64_t now, uint64_t *wake) {
-        if (!s->n_exports || !sched_gate_allows(g, SCHED_PROFILE, now, wake))
+        if (!s->n_exports || s->backlog >= SCHED_BACKLOG_MAX || !sched_gate_allows(g, SCHED_PROFILE, now, wake))
                 return false;
         for (unsigned idx = 0; idx < s->n_exports; idx++) {
                 struct sched_export *se = nth_export(s, (s->rr + idx) % s->n_exports);
@@ -419,7 +420,7 @@ static bool store_has_room(struct sched *s) {
 static bool start_background(struct sched *s, const struct sched_gate *g, uint64_t now, uint64_t *wake) {
         uint64_t at;
 
-        if (!s->n_exports || !sched_gate_allows(g, SCHED_BACKGROUND, now, wake))
+        if (!s->n_exports || s->backlog >= SCHED_BACKLOG_MAX || !sched_gate_allows(g, SCHED_BACKGROUND, now, wake))
                 return false;
         at = tbucket_ready_at(&s->tb, now);
         if (at) {

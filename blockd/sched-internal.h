@@ -34,6 +34,8 @@
 #define SCHED_TABLE_BUCKETS 4096
 #define SCHED_BUF_POOL 4                /* range buffers kept for reuse (4 MiB each) */
 #define SCHED_RECENT 4096               /* digests of the last chunks stored */
+#define SCHED_BACKLOG_MAX 8             /* fetched ranges awaiting the decoders, before profile
+                                         * and background wait (memory: 4 MiB each) */
 
 struct sched_buf {
         unsigned refs;                  /* atomic */
@@ -108,7 +110,8 @@ struct sched_export {
         struct fetcher *fetcher;
         unsigned cap;                   /* requests in flight at most */
         unsigned inflight;              /* ranges not finished (decoded) yet */
-        unsigned inflight_nondemand;
+        unsigned net_inflight;          /* ranges the source is fetching (its request slots) */
+        unsigned inflight_nondemand;    /* of which profile or background */
         unsigned busy;                  /* the dispatcher works on it without the lock */
         bool removing;
         uint64_t *present;              /* atomic bits per unique chunk: known to be local */
@@ -128,7 +131,7 @@ struct sched_export {
         enum sched_bg_state bg_state;
         uint64_t bg_resume_ns;          /* BACKOFF, CACHE_FULL, between passes: not before */
         unsigned bg_failures;           /* in a row */
-        unsigned bg_inflight;           /* background ranges in flight */
+        unsigned bg_inflight;           /* background ranges not finished (decoded) yet */
         uint64_t bg_pass_start;         /* hydrated chunks when this pass began */
         bool bg_surveyed;               /* OFF: the store was surveyed once */
         bool bg_started;                /* sched_background_start was called */
@@ -153,7 +156,8 @@ struct sched {
         struct sched_job *dq_head, *dq_tail;    /* the demand queue, FIFO */
         unsigned dq_n;
         unsigned waiting;               /* readers waiting */
-        unsigned inflight[_SCHED_CLASS_MAX];
+        unsigned inflight[_SCHED_CLASS_MAX];    /* ranges being fetched (network) */
+        unsigned backlog;               /* ranges fetched, not decoded yet */
         uint64_t last_demand_ns;
         struct sched_export *exports;
         unsigned n_exports, rr;         /* round robin between exports */
