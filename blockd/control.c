@@ -20,6 +20,7 @@
 #include "common/util.h"
 #include "metrics.h"
 #include "profile-find.h"
+#include "sched.h"
 #include "sockets.h"
 
 #define MAX_LINE (64u << 10)
@@ -119,6 +120,26 @@ static struct json_object *export_stats_json(struct export *e) {
         json_object_object_add(o, "prefetch_active", json_object_new_boolean(st.prefetch_active));
         json_object_object_add(o, "recording", json_object_new_boolean(st.recording));
         add_u64(o, "recorded_entries", st.recorded_entries);
+        /* The fetch scheduler's view (sched.h). */
+        add_u64(o, "demand_requests", st.demand_requests);
+        add_u64(o, "profile_requests", st.profile_requests);
+        add_u64(o, "background_requests", st.background_requests);
+        add_u64(o, "demand_bytes", st.demand_bytes);
+        add_u64(o, "background_bytes", st.background_bytes);
+        add_u64(o, "background_chunks", st.background_chunks);
+        add_u64(o, "bytes_needed", st.bytes_needed);
+        add_u64(o, "hydrated_bytes", st.hydrated_bytes);
+        add_u64(o, "image_bytes", st.image_bytes);
+        json_object_object_add(o, "hydration_pct",
+                               json_object_new_double(st.image_bytes ? 100.0 * (double) st.hydrated_bytes / (double) st.image_bytes
+                                                                     : 100.0));
+        add_u64(o, "demand_waits", st.demand_waits);
+        json_object_object_add(o, "demand_wait_s", json_object_new_double((double) st.demand_wait_ns / 1e9));
+        add_u64(o, "demand_failures", st.demand_failures);
+        add_u64(o, "fetch_errors", st.fetch_errors);
+        add_u64(o, "digest_mismatches", st.digest_mismatches);
+        json_object_object_add(o, "background",
+                               json_object_new_string(sched_bg_state_name((enum sched_bg_state) st.background_state)));
         return o;
 }
 
@@ -219,6 +240,27 @@ static struct json_object *cmd_list(struct blockd *d, struct json_object *req, b
                 add_u64(f, "damaged", fs.damaged);
                 add_u64(f, "evictions", fs.evictions);
                 json_object_object_add(o, "chunkfd", f);
+                if (d->sched) {
+                        struct json_object *fo = json_object_new_object();
+                        struct sched_stats ss;
+
+                        sched_get_stats(d->sched, &ss);
+                        add_u64(fo, "window", ss.window);
+                        add_u64(fo, "inflight_demand", ss.inflight[SCHED_DEMAND]);
+                        add_u64(fo, "inflight_profile", ss.inflight[SCHED_PROFILE]);
+                        add_u64(fo, "inflight_background", ss.inflight[SCHED_BACKGROUND]);
+                        add_u64(fo, "demand_queued", ss.demand_queued);
+                        add_u64(fo, "demand_waiting", ss.demand_waiting);
+                        json_object_object_add(fo, "bandwidth", json_object_new_double(ss.bandwidth));
+                        json_object_object_add(fo, "rtt_s", json_object_new_double(ss.rtt));
+                        add_u64(fo, "requests", ss.requests);
+                        add_u64(fo, "bytes", ss.bytes);
+                        add_u64(fo, "errors", ss.errors);
+                        add_u64(fo, "retries", ss.retries);
+                        add_u64(fo, "mismatches", ss.mismatches);
+                        add_u64(fo, "timeouts", ss.timeouts);
+                        json_object_object_add(o, "fetch", fo);
+                }
                 add_u64(o, "uptime_s", (now_ns() - d->start_ns) / 1000000000ull);
         }
         return o;

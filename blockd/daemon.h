@@ -14,11 +14,14 @@
 #include "fuse.h"
 #include "registry-client/source.h"
 
+struct sched;
+
 struct blockd {
         struct source_options source;
         const char *cache_dir;
         struct chunkstore *store;
         struct chunkfd_cache *fds;
+        struct sched *sched;            /* the fetch scheduler every export shares */
         struct exports *exports;
         struct nbdsrv *nbd;
         uint64_t start_ns;

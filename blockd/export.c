@@ -9,10 +9,9 @@
 #include <string.h>
 #include <sys/uio.h>
 
-#include "blockd/miss.h"
 #include "blockd/overlay.h"
-#include "blockd/profile-prefetch.h"
 #include "blockd/profile-rec.h"
+#include "blockd/sched.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -30,15 +29,15 @@ struct export {
         struct image *img;
         const struct blkindex *x;       /* img->index */
         struct overlay *ov;             /* NULL: read-only */
-        struct miss_table *misses;
+        struct sched *own_sched;        /* when the env gave none */
+        struct sched_export *se;        /* this export in the fetch scheduler */
         uint64_t *verified;             /* bit per unique chunk: entry hashed in this process */
         struct export_stats st;         /* atomic counters */
         /* Boot profiles: the recorder lives until the export is freed
          * (readers use it without a lock while recording is on). */
-        pthread_mutex_t profile_lock;   /* rec creation, pf */
+        pthread_mutex_t profile_lock;   /* rec creation */
         struct profile_rec *rec;
         bool recording;                 /* atomic */
-        struct prefetcher *pf;
 };
 
 static int fail(char *err, size_t errlen, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -70,7 +69,9 @@ bool export_name_valid(const char *name) {
 static void export_free(struct export *e) {
         if (!e)
                 return;
-        prefetcher_stop(e->pf);
+        /* Before the image and source it fetches from go. */
+        sched_export_remove(e->se);
+        sched_free(e->own_sched);
         profile_rec_free(e->rec);
         pthread_mutex_destroy(&e->profile_lock);
         if (e->ov) {
@@ -80,7 +81,6 @@ static void export_free(struct export *e) {
                                         overlay_path(e->ov));
                 overlay_close(e->ov);
         }
-        miss_table_free(e->misses);
         image_free(e->img);
         source_free(e->src);
         free(e->verified);
@@ -132,7 +132,14 @@ int export_open(const struct export_config *cfg, const struct export_env *env, s
                 r = -ENOMEM;
                 goto fail;
         }
-        r = miss_table_new(&e->misses);
+        if (!e->env.sched) {
+                r = sched_new(env->store, NULL, &e->own_sched);
+                if (r < 0)
+                        goto fail;
+                e->env.sched = e->own_sched;
+        }
+        r = sched_export_add(e->env.sched, e->name, e->img, e->src, env->source ? env->source->max_connections : 0,
+                             &e->se);
         if (r < 0)
                 goto fail;
         if (cfg->overlay) {
@@ -216,9 +223,13 @@ static inline bool range_ok(const struct export *e, uint64_t off, uint64_t len) 
 }
 
 /* One piece [off, off+n) of unique chunk k (n within the chunk): an fd
- * segment on the store entry, or, after a miss, a memory segment. */
-static int chunk_seg(struct export *e, uint64_t i, uint32_t k, uint64_t in_chunk, uint64_t n,
+ * segment on the store entry, or, after a miss, a memory segment with the
+ * bytes the fetch verified. A miss fetches, with logical chunk i, the
+ * missing chunks among the next n_after (the rest of the read) at demand
+ * priority, so that adjacent ones go in one range request. */
+static int chunk_seg(struct export_read *rd, uint64_t i, uint32_t k, uint64_t in_chunk, uint64_t n, uint64_t n_after,
                      struct export_seg *seg, unsigned *nowait_hits) {
+        struct export *e = rd->e;
         const struct blkindex_chunk *c = &e->x->chunks[k];
         uint64_t *vw = &e->verified[k / 64], vbit = UINT64_C(1) << (k % 64);
 
@@ -235,15 +246,16 @@ static int chunk_seg(struct export *e, uint64_t i, uint32_t k, uint64_t in_chunk
                         .fd_off = in_chunk,
                         .pin = h,
                 };
+                sched_note_hit(e->se, k);
                 (*nowait_hits)++;
                 return 0;
         }
 
         for (int attempt = 0; attempt < 4; attempt++) {
                 bool verified = __atomic_load_n(vw, __ATOMIC_RELAXED) & vbit;
+                struct sched_buf *buf;
                 struct chunkfd *h;
-                void *buf;
-                uint64_t fetched;
+                uint64_t hinted;
                 int r;
 
                 r = chunkfd_get(e->env.fds, &c->digest, c->raw_len, &verified, &h);
@@ -257,31 +269,29 @@ static int chunk_seg(struct export *e, uint64_t i, uint32_t k, uint64_t in_chunk
                                 .fd_off = in_chunk,
                                 .pin = h,
                         };
-                        STAT_ADD(e, cache_hits, 1);
+                        sched_note_hit(e->se, k);
+                        if (!(i >= rd->hint_base && i - rd->hint_base < 64 &&
+                              (rd->hint_mask & (UINT64_C(1) << (i - rd->hint_base)))))
+                                STAT_ADD(e, cache_hits, 1);
                         return 0;
                 }
                 if (r != -ENOENT)
                         return r;
-                r = miss_fetch(e->misses, e->img, e->env.store, k, &buf, &fetched);
+                r = sched_demand(e->se, i, n_after, &buf, &hinted);
                 if (r == -EAGAIN)
-                        continue;       /* fetched by another thread: look again */
+                        continue;       /* the store has it after all: look again */
                 if (r < 0)
                         return r;
+                if (hinted) {
+                        rd->hint_base = i + 1;
+                        rd->hint_mask = hinted;
+                }
                 *seg = (struct export_seg) {
                         .kind = EXPORT_SEG_MEM,
                         .len = n,
-                        .mem = (const uint8_t *) buf + in_chunk,
+                        .mem = (const uint8_t *) sched_buf_data(buf) + in_chunk,
                         .owned = buf,
                 };
-                if (fetched) {
-                        STAT_ADD(e, cache_misses, 1);
-                        STAT_ADD(e, bytes_fetched, fetched);
-                        if (debug_flag("export.fetch"))
-                                log_debug("Export %s: fetch demand chunk %llu (%llu bytes)", e->name,
-                                          (unsigned long long) i, (unsigned long long) fetched);
-                } else {
-                        STAT_ADD(e, cache_hits, 1);
-                }
                 return 0;
         }
         return -EIO;
@@ -289,7 +299,7 @@ static int chunk_seg(struct export *e, uint64_t i, uint32_t k, uint64_t in_chunk
 
 static void seg_release(struct export *e, struct export_seg *s) {
         chunkfd_put(e->env.fds, s->pin);
-        free(s->owned);
+        sched_buf_put(s->owned);
         s->pin = NULL;
         s->owned = NULL;
 }
@@ -305,8 +315,9 @@ static unsigned add_zero(struct export_seg *segs, unsigned n, uint64_t len) {
 }
 
 /* Image segments for [off, end), at most max - n more. Advances *off. */
-static int image_segs(struct export *e, uint64_t *off, uint64_t end, struct export_seg *segs, unsigned n,
+static int image_segs(struct export_read *rd, uint64_t *off, uint64_t end, struct export_seg *segs, unsigned n,
                       unsigned max, unsigned *nowait_hits) {
+        struct export *e = rd->e;
         const uint32_t cs = e->x->chunk_size;
 
         while (*off < end && n < max) {
@@ -318,7 +329,9 @@ static int image_segs(struct export *e, uint64_t *off, uint64_t end, struct expo
                 if (k == BLKINDEX_ZERO) {
                         n = add_zero(segs, n, len);
                 } else {
-                        r = chunk_seg(e, i, k, in, len, &segs[n], nowait_hits);
+                        uint64_t n_after = (end - 1) / cs - i;
+
+                        r = chunk_seg(rd, i, k, in, len, n_after, &segs[n], nowait_hits);
                         if (r == -EWOULDBLOCK)
                                 return r;
                         if (r < 0) {
@@ -350,7 +363,7 @@ static int resolve(struct export_read *rd, struct export_seg *segs, unsigned max
                         st = overlay_state_run(e->ov, rd->off, rd->end - rd->off, &run);
                 switch (st) {
                 case OVERLAY_ABSENT:
-                        r = image_segs(e, &rd->off, start + run, segs, n, max, nowait_hits);
+                        r = image_segs(rd, &rd->off, start + run, segs, n, max, nowait_hits);
                         if (r < 0) {
                                 rd->err_off = rd->off;
                                 export_read_done(rd, segs, n);
@@ -623,6 +636,7 @@ int export_extents(struct export *e, uint64_t off, uint64_t len, struct export_e
 void export_get_stats(struct export *e, struct export_stats *ret) {
         const uint64_t *src = (const uint64_t *) &e->st;
         uint64_t *dst = (uint64_t *) ret;
+        struct sched_export_stats ss;
 
         for (size_t i = 0; i < sizeof *ret / sizeof(uint64_t); i++)
                 dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
@@ -633,14 +647,30 @@ void export_get_stats(struct export *e, struct export_stats *ret) {
                 ret->overlay_data_bytes = os.blocks_data * OVERLAY_BLOCK_SIZE;
                 ret->overlay_zero_bytes = os.blocks_zero * OVERLAY_BLOCK_SIZE;
         }
+        sched_export_get_stats(e->se, &ss);
+        ret->cache_misses = ss.chunks[SCHED_DEMAND];
+        ret->bytes_fetched = ss.bytes[SCHED_DEMAND] + ss.bytes[SCHED_PROFILE] + ss.bytes[SCHED_BACKGROUND];
+        ret->prefetch_queued = ss.profile_queued;
+        ret->prefetch_done = ss.profile_done;
+        ret->prefetch_active = ss.profile_active;
+        ret->prefetch_fetched = ss.chunks[SCHED_PROFILE];
+        ret->prefetch_bytes = ss.bytes[SCHED_PROFILE];
+        ret->demand_requests = ss.requests[SCHED_DEMAND];
+        ret->profile_requests = ss.requests[SCHED_PROFILE];
+        ret->background_requests = ss.requests[SCHED_BACKGROUND];
+        ret->demand_bytes = ss.bytes[SCHED_DEMAND];
+        ret->background_bytes = ss.bytes[SCHED_BACKGROUND];
+        ret->background_chunks = ss.chunks[SCHED_BACKGROUND];
+        ret->bytes_needed = ss.needed_bytes;
+        ret->hydrated_bytes = ss.hydrated_bytes;
+        ret->image_bytes = ss.image_bytes;
+        ret->demand_waits = ss.demand_waits;
+        ret->demand_wait_ns = ss.demand_wait_ns;
+        ret->demand_failures = ss.demand_failures;
+        ret->fetch_errors = ss.fetch_errors;
+        ret->digest_mismatches = ss.digest_mismatches;
+        ret->background_state = ss.bg_state;
         pthread_mutex_lock(&e->profile_lock);
-        if (e->pf) {
-                struct prefetch_progress pp;
-                prefetcher_progress(e->pf, &pp);
-                ret->prefetch_queued = pp.queued;
-                ret->prefetch_done = pp.done;
-                ret->prefetch_active = pp.active;
-        }
         ret->recording = __atomic_load_n(&e->recording, __ATOMIC_ACQUIRE);
         ret->recorded_entries = e->rec ? profile_rec_count(e->rec) : 0;
         pthread_mutex_unlock(&e->profile_lock);
@@ -678,62 +708,15 @@ int export_record_get(struct export *e, bool stop, struct profile **ret) {
 }
 
 int export_prefetch(struct export *e, const uint64_t *chunks, size_t n) {
-        struct prefetcher *old, *p = NULL;
-        int r;
-
-        r = prefetcher_start(e, chunks, n, 0, &p);
-        if (r < 0)
-                return r;
-        pthread_mutex_lock(&e->profile_lock);
-        old = e->pf;
-        e->pf = p;
-        pthread_mutex_unlock(&e->profile_lock);
-        prefetcher_stop(old);
-        return 0;
+        return sched_profile_set(e->se, chunks, n);
 }
 
 void export_prefetch_cancel(struct export *e) {
-        struct prefetcher *p;
-
-        pthread_mutex_lock(&e->profile_lock);
-        p = e->pf;
-        e->pf = NULL;
-        pthread_mutex_unlock(&e->profile_lock);
-        prefetcher_stop(p);
+        sched_profile_cancel(e->se);
 }
 
-int export_fetch_chunk(struct export *e, uint64_t i, uint64_t *ret_bytes) {
-        const struct blkindex_chunk *c;
-        uint64_t fetched = 0;
-        void *buf = NULL;
-        uint32_t k;
-        int r;
-
-        if (i >= e->x->n_map)
-                return 0;
-        k = e->x->map[i];
-        if (k == BLKINDEX_ZERO)
-                return 0;
-        c = &e->x->chunks[k];
-        r = chunkstore_has(e->env.store, &c->digest);
-        if (r != 0)
-                return r > 0 ? 0 : r;
-        r = miss_fetch(e->misses, e->img, e->env.store, k, &buf, &fetched);
-        if (r == -EAGAIN)
-                return 0;       /* a reader fetched it meanwhile */
-        if (r < 0)
-                return r;
-        free(buf);
-        if (!fetched)
-                return 0;
-        STAT_ADD(e, bytes_fetched, fetched);
-        STAT_ADD(e, prefetch_fetched, 1);
-        STAT_ADD(e, prefetch_bytes, fetched);
-        if (debug_flag("export.fetch"))
-                log_debug("Export %s: fetch profile chunk %llu (%llu bytes)", e->name, (unsigned long long) i,
-                          (unsigned long long) fetched);
-        *ret_bytes = fetched;
-        return 1;
+void export_background_start(struct export *e) {
+        sched_background_start(e->se);
 }
 
 struct blob_source *export_source(struct export *e) {

@@ -12,9 +12,10 @@
  * file, or memory), export_read_done() releases them. A cached chunk is an
  * fd segment on its chunk-store entry (opened and verified once per process,
  * kept in the shared chunkfd cache): serving it is one pread or sendfile,
- * no decompression, no hashing. A chunk the store lacks goes through the
- * miss path (miss.h: the one place the fetch scheduler plugs in) and comes
- * back as a memory segment.
+ * no decompression, no hashing. A chunk the store lacks is fetched at
+ * demand priority through the fetch scheduler (sched.h), together with
+ * the rest of the read's missing chunks, and comes back as a memory
+ * segment.
  *
  * Writing (exports with an overlay; read-only ones return -EROFS):
  * export_pwrite/zero/trim/flush, see overlay.h for durability.
@@ -38,10 +39,15 @@
 struct export;
 
 /* What exports share: borrowed, must outlive every export. */
+struct sched;
+
 struct export_env {
         struct chunkstore *store;
         struct chunkfd_cache *fds;
         const struct source_options *source;
+        /* The fetch scheduler all exports share (sched.h); NULL: the
+         * export makes its own, with the defaults. */
+        struct sched *sched;
 };
 
 struct export_config {
@@ -101,6 +107,10 @@ struct export_read {
         uint64_t off, end;
         uint64_t err_off;       /* after an error: the offset that failed */
         unsigned flags;         /* EXPORT_READ_* */
+        /* private: chunks this read asked the scheduler for along with a
+         * miss (bit b: logical chunk hint_base + b); found in the store
+         * later they are not hits. */
+        uint64_t hint_base, hint_mask;
 };
 
 /* export_read_next may not block: a chunk whose entry is not open already
@@ -163,8 +173,8 @@ struct export_stats {
         uint64_t bytes_read;            /* served to clients */
         uint64_t bytes_written;         /* written by clients */
         uint64_t cache_hits;            /* chunk reads served from the store */
-        uint64_t cache_misses;          /* chunk reads that fetched */
-        uint64_t bytes_fetched;         /* stored bytes fetched from the source */
+        uint64_t cache_misses;          /* chunks fetched at demand priority (a read needed them) */
+        uint64_t bytes_fetched;         /* stored bytes fetched from the source, every class */
         uint64_t errors;                /* requests that failed */
         uint64_t clients;
         uint64_t overlay_data_bytes;    /* bytes in DATA blocks */
@@ -175,6 +185,19 @@ struct export_stats {
         uint64_t prefetch_queued, prefetch_done, prefetch_fetched, prefetch_bytes, prefetch_active;
         uint64_t recording;             /* 1 while recording a profile */
         uint64_t recorded_entries;      /* entries recorded so far */
+        /* The fetch scheduler (sched.h): range requests made and stored
+         * bytes fetched per class (profile bytes are prefetch_bytes). */
+        uint64_t demand_requests, profile_requests, background_requests;
+        uint64_t demand_bytes, background_bytes, background_chunks;
+        uint64_t bytes_needed;          /* raw bytes of the distinct chunks clients read */
+        uint64_t hydrated_bytes;        /* raw bytes of the image's unique chunks known to be local */
+        uint64_t image_bytes;           /* raw bytes of all its unique chunks (hydrated_bytes at 100%) */
+        uint64_t demand_waits;          /* chunk reads that waited for a fetch */
+        uint64_t demand_wait_ns;        /* the time they waited, in total */
+        uint64_t demand_failures;       /* chunk reads that failed: fetch timeout or error */
+        uint64_t fetch_errors;          /* range requests that failed */
+        uint64_t digest_mismatches;     /* fetched chunks that did not match their digest */
+        uint64_t background_state;      /* enum sched_bg_state */
 };
 
 void export_get_stats(struct export *e, struct export_stats *ret);
@@ -191,20 +214,20 @@ int export_record_start(struct export *e);
 int export_record_get(struct export *e, bool stop, struct profile **ret);
 
 /*
- * Fetch logical chunks into the local store in the given order, in the
- * background (the profile class of fetches); returns at once. Chunks that
- * are zero or already stored cost nothing. A new call replaces a prefetch
- * still running; detach and free cancel it. The only entry point for
- * prefetching: the fetch scheduler takes it over. 0 or -errno.
+ * Fetch logical chunks into the local store in the given order (the
+ * profile class of the fetch scheduler: after demand reads, before the
+ * background stream; adjacent chunks in one range request); returns at
+ * once. Chunks that are zero or already stored cost nothing. A new call
+ * replaces the list given before; detach and free cancel it. 0 or -errno.
  */
 int export_prefetch(struct export *e, const uint64_t *chunks, size_t n);
-/* Stop a running prefetch and wait for it (no-op if none). */
+/* Forget the prefetch list (requests in flight complete). */
 void export_prefetch_cancel(struct export *e);
-
-/* For the prefetcher: make logical chunk i local. Returns 1 when it was
- * fetched now (*ret_bytes: stored bytes fetched), 0 when there was nothing
- * to do, -errno. */
-int export_fetch_chunk(struct export *e, uint64_t i, uint64_t *ret_bytes);
+/* Start the background stream (blockd --background): every chunk not
+ * local yet, in logical order, after demand and profile fetches. Called
+ * once the boot profile (if any) was given to export_prefetch, so that
+ * the profile goes first; until then the export fetches only on demand. */
+void export_background_start(struct export *e);
 /* Where the image comes from (borrowed, valid while e is). For code that
  * looks up what belongs to the image, such as its published profile; not
  * for frontends. */

@@ -137,6 +137,7 @@ int exports_attach(struct exports *x, const struct export_config *cfg, struct ex
         log_info("Attached export %s: %s, %llu bytes%s%s", cfg->name, cfg->ref, (unsigned long long) export_size(e),
                  cfg->overlay ? ", overlay " : ", read-only", cfg->overlay ? cfg->overlay : "");
         (void) profile_prefetch_attach(e, cfg->profile, NULL);
+        export_background_start(e);     /* after the profile, which goes first */
         if (ret)
                 *ret = export_ref(e);
         return 0;

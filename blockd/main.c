@@ -26,6 +26,7 @@
 #include "blockd/metrics.h"
 #include "blockd/nbd/server.h"
 #include "blockd/nbd/tls.h"
+#include "blockd/sched.h"
 #include "chunkstore/profile.h"
 #include "common/cleanup.h"
 #include "common/log.h"
@@ -55,6 +56,7 @@ static size_t arg_n_exports;
 static const char *arg_fuse;
 static char **arg_records;              /* NAME=PATH */
 static size_t arg_n_records;
+static struct sched_options arg_sched = { .background = true };
 
 static void help(void) {
         printf("Usage: blockd [OPTIONS]\n\n"
@@ -80,12 +82,22 @@ static void help(void) {
                "  --record NAME=PATH   record export NAME's boot profile from the start; saved\n"
                "                       to PATH at exit (repeatable; see hocus-blk record)\n"
                "  --metrics HOST:PORT  Prometheus metrics over HTTP\n"
+               "  --fetch-log FILE     append one line per range request (class, chunks,\n"
+               "                       start and end time, result) to FILE\n"
                "  --run COMMAND        captive mode: serve, run COMMAND with $uri set to the\n"
                "                       first export's NBD URI (and $HOCUS_BLK_FILE to its\n"
                "                       FUSE file with --fuse), exit with its status\n"
                "  --pidfile FILE       write the pid once ready (removed at exit)\n\n"
                "Tuning:\n"
-               "  --cache-max SIZE     bound the chunk store (LRU eviction)\n"
+               "  --cache-max SIZE     bound the chunk store (LRU eviction; background fetching\n"
+               "                       stops short of it, it never evicts)\n"
+               "  --background off|on|RATE\n"
+               "                       after demand reads and the boot profile, fetch the rest\n"
+               "                       of every export until it is fully local (default on,\n"
+               "                       or $HOCUS_BLK_BACKGROUND; RATE caps it, in bytes/s: 50M)\n"
+               "  --fetch-timeout SECONDS\n"
+               "                       a read of data not local yet fails with EIO when the\n"
+               "                       registry has not delivered it by then (default 30)\n"
                "  --threads N          threads per NBD connection (default 16)\n"
                "  --fd-cache N         chunk store entries kept open (default 8192, at most\n"
                "                       half the open-file limit)\n"
@@ -166,7 +178,28 @@ enum {
         OPT_VERSION,
         OPT_FUSE,
         OPT_RECORD,
+        OPT_BACKGROUND,
+        OPT_FETCH_TIMEOUT,
+        OPT_FETCH_LOG,
 };
+
+/* --background off|on|RATE (also $HOCUS_BLK_BACKGROUND, the default). */
+static int parse_background(const char *s) {
+        uint64_t rate;
+
+        if (!strcmp(s, "on")) {
+                arg_sched.background = true;
+                arg_sched.background_rate = 0;
+        } else if (!strcmp(s, "off")) {
+                arg_sched.background = false;
+        } else if (parse_size(s, &rate) >= 0 && rate > 0) {
+                arg_sched.background = true;
+                arg_sched.background_rate = rate;
+        } else {
+                return -EINVAL;
+        }
+        return 0;
+}
 
 static int parse_args(int argc, char **argv) {
         static const struct option options[] = {
@@ -193,14 +226,20 @@ static int parse_args(int argc, char **argv) {
                 { "authfile", required_argument, NULL, OPT_AUTHFILE },
                 { "fuse", required_argument, NULL, OPT_FUSE },
                 { "record", required_argument, NULL, OPT_RECORD },
+                { "background", required_argument, NULL, OPT_BACKGROUND },
+                { "fetch-timeout", required_argument, NULL, OPT_FETCH_TIMEOUT },
+                { "fetch-log", required_argument, NULL, OPT_FETCH_LOG },
                 { "verbose", no_argument, NULL, 'v' },
                 { "debug", required_argument, NULL, 'D' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, OPT_VERSION },
                 { NULL, 0, NULL, 0 },
         };
+        const char *env = getenv("HOCUS_BLK_BACKGROUND");
         int c, r;
 
+        if (env && *env && parse_background(env) < 0)
+                log_warning("Ignoring $HOCUS_BLK_BACKGROUND='%s' (want off, on or a rate)", env);
         while ((c = getopt_long(argc, argv, "hvD:", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
@@ -316,6 +355,22 @@ static int parse_args(int argc, char **argv) {
                         break;
                 case OPT_FUSE:
                         arg_fuse = optarg;
+                        break;
+                case OPT_BACKGROUND:
+                        if (parse_background(optarg) < 0)
+                                return log_error_errno(EINVAL, "--background wants off, on or a rate such as 50M (bytes/s), not '%s'",
+                                                       optarg);
+                        break;
+                case OPT_FETCH_TIMEOUT: {
+                        char *end;
+                        double v = strtod(optarg, &end);
+                        if (end == optarg || *end || !(v >= 0.1 && v <= 86400))
+                                return log_error_errno(EINVAL, "--fetch-timeout wants seconds (0.1 to 86400), not '%s'", optarg);
+                        arg_sched.fetch_timeout_ns = (uint64_t) (v * 1e9);
+                        break;
+                }
+                case OPT_FETCH_LOG:
+                        arg_sched.fetch_log = optarg;
                         break;
                 case OPT_RECORD: {
                         char **a = realloc(arg_records, (arg_n_records + 1) * sizeof *a);
@@ -599,8 +654,14 @@ int main(int argc, char **argv) {
         r = chunkfd_cache_new(d.store, arg_fd_cache, &d.fds);
         if (r < 0)
                 goto fail;
+        r = sched_new(d.store, &arg_sched, &d.sched);
+        if (r < 0) {
+                log_error_errno(r, "Cannot start the fetch scheduler%s%s: %m", arg_sched.fetch_log ? " with --fetch-log " : "",
+                                arg_sched.fetch_log ? arg_sched.fetch_log : "");
+                goto fail;
+        }
         {
-                struct export_env env = { .store = d.store, .fds = d.fds, .source = &d.source };
+                struct export_env env = { .store = d.store, .fds = d.fds, .source = &d.source, .sched = d.sched };
                 r = exports_new(&env, &d.exports);
                 if (r < 0)
                         goto fail;
@@ -805,6 +866,7 @@ shutdown:
                 exit_code = 1;
         nbdsrv_free(d.nbd);
         nbdsrv_tls_free(tls);
+        sched_free(d.sched);
         chunkfd_cache_free(d.fds);
         chunkstore_free(d.store);
         if (pidfile_written)

@@ -14,6 +14,7 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "sched.h"
 #include "sockets.h"
 
 static void metric_head(FILE *f, const char *name, const char *type, const char *help) {
@@ -110,6 +111,34 @@ int metrics_render(struct blockd *d, char **ret, size_t *ret_len) {
                fs.damaged);
         metric(f, "hocus_blk_chunkfd_evictions_total", "counter", "Open entries closed to stay within the bound.",
                fs.evictions);
+        if (d->sched) {
+                struct sched_stats ss;
+
+                sched_get_stats(d->sched, &ss);
+                metric(f, "hocus_blk_fetch_window", "gauge",
+                       "Profile and background requests allowed in flight (from the bandwidth-delay product).", ss.window);
+                metric_head(f, "hocus_blk_fetch_inflight", "gauge", "Range requests in flight (until decoded), by class.");
+                for (int c = 0; c < _SCHED_CLASS_MAX; c++)
+                        fprintf(f, "hocus_blk_fetch_inflight{class=\"%s\"} %u\n", sched_class_name(c), ss.inflight[c]);
+                metric(f, "hocus_blk_fetch_demand_queued", "gauge", "Demand chunk fetches waiting to start.",
+                       ss.demand_queued);
+                metric(f, "hocus_blk_fetch_readers_waiting", "gauge", "Reads waiting for a fetch.", ss.demand_waiting);
+                metric_head(f, "hocus_blk_fetch_bandwidth_bytes_per_second", "gauge",
+                            "Estimated bandwidth to the sources (0: no estimate yet).");
+                fprintf(f, "hocus_blk_fetch_bandwidth_bytes_per_second %.0f\n", ss.bandwidth);
+                metric_head(f, "hocus_blk_fetch_rtt_seconds", "gauge",
+                            "Estimated round trip of a request (0: no estimate yet).");
+                fprintf(f, "hocus_blk_fetch_rtt_seconds %.6f\n", ss.rtt);
+                metric(f, "hocus_blk_fetch_requests_total", "counter", "Range requests made.", ss.requests);
+                metric(f, "hocus_blk_fetch_bytes_total", "counter", "Stored bytes fetched.", ss.bytes);
+                metric(f, "hocus_blk_fetch_errors_total", "counter", "Range requests that failed.", ss.errors);
+                metric(f, "hocus_blk_fetch_retries_total", "counter", "Chunk fetches retried for a waiting reader.",
+                       ss.retries);
+                metric(f, "hocus_blk_fetch_digest_mismatches_total", "counter",
+                       "Fetched chunks that did not match their digest.", ss.mismatches);
+                metric(f, "hocus_blk_fetch_timeouts_total", "counter", "Reads that failed at the fetch timeout.",
+                       ss.timeouts);
+        }
 
         EXPORT_METRIC(f, rows, "hocus_blk_export_size_bytes", "gauge", "Size of the export.", row->size);
         EXPORT_METRIC(f, rows, "hocus_blk_export_clients", "gauge", "Clients connected to the export.",
@@ -136,7 +165,7 @@ int metrics_render(struct blockd *d, char **ret, size_t *ret_len) {
         EXPORT_METRIC(f, rows, "hocus_blk_export_cache_hits_total", "counter",
                       "Chunk reads served from the local chunk store.", row->st.cache_hits);
         EXPORT_METRIC(f, rows, "hocus_blk_export_cache_misses_total", "counter",
-                      "Chunk reads that fetched from the source.", row->st.cache_misses);
+                      "Chunks fetched because a read needed them (demand fetches).", row->st.cache_misses);
         EXPORT_METRIC(f, rows, "hocus_blk_export_fetched_bytes_total", "counter",
                       "Stored (compressed) bytes fetched from the source.", row->st.bytes_fetched);
         EXPORT_METRIC(f, rows, "hocus_blk_export_errors_total", "counter", "Requests that failed.", row->st.errors);
@@ -148,6 +177,53 @@ int metrics_render(struct blockd *d, char **ret, size_t *ret_len) {
                       "Chunks of the current prefetch list.", row->st.prefetch_queued);
         EXPORT_METRIC(f, rows, "hocus_blk_export_prefetch_done_chunks", "gauge",
                       "Chunks of the current prefetch list processed so far.", row->st.prefetch_done);
+        /* The fetch scheduler, per export and class. */
+        metric_head(f, "hocus_blk_export_fetch_requests_total", "counter", "Range requests made, by fetch class.");
+        for (size_t i = 0; i < rows.n; i++) {
+                const struct export_row *row = &rows.r[i];
+                fprintf(f, "hocus_blk_export_fetch_requests_total{export=\"%s\",class=\"demand\"} %llu\n", row->name,
+                        (unsigned long long) row->st.demand_requests);
+                fprintf(f, "hocus_blk_export_fetch_requests_total{export=\"%s\",class=\"profile\"} %llu\n", row->name,
+                        (unsigned long long) row->st.profile_requests);
+                fprintf(f, "hocus_blk_export_fetch_requests_total{export=\"%s\",class=\"background\"} %llu\n", row->name,
+                        (unsigned long long) row->st.background_requests);
+        }
+        metric_head(f, "hocus_blk_export_fetch_bytes_total", "counter", "Stored bytes fetched, by fetch class.");
+        for (size_t i = 0; i < rows.n; i++) {
+                const struct export_row *row = &rows.r[i];
+                fprintf(f, "hocus_blk_export_fetch_bytes_total{export=\"%s\",class=\"demand\"} %llu\n", row->name,
+                        (unsigned long long) row->st.demand_bytes);
+                fprintf(f, "hocus_blk_export_fetch_bytes_total{export=\"%s\",class=\"profile\"} %llu\n", row->name,
+                        (unsigned long long) row->st.prefetch_bytes);
+                fprintf(f, "hocus_blk_export_fetch_bytes_total{export=\"%s\",class=\"background\"} %llu\n", row->name,
+                        (unsigned long long) row->st.background_bytes);
+        }
+        EXPORT_METRIC(f, rows, "hocus_blk_export_needed_bytes_total", "counter",
+                      "Raw bytes of the distinct chunks clients read (the working set).", row->st.bytes_needed);
+        EXPORT_METRIC(f, rows, "hocus_blk_export_hydrated_bytes", "gauge",
+                      "Raw bytes of the image's unique chunks known to be local.", row->st.hydrated_bytes);
+        EXPORT_METRIC(f, rows, "hocus_blk_export_image_bytes", "gauge",
+                      "Raw bytes of the image's unique chunks (hydrated at 100%).", row->st.image_bytes);
+        metric_head(f, "hocus_blk_export_hydration_ratio", "gauge", "Fraction of the image local (0 to 1).");
+        for (size_t i = 0; i < rows.n; i++)
+                fprintf(f, "hocus_blk_export_hydration_ratio{export=\"%s\"} %.6f\n", rows.r[i].name,
+                        rows.r[i].st.image_bytes ? (double) rows.r[i].st.hydrated_bytes / (double) rows.r[i].st.image_bytes
+                                                 : 1.0);
+        EXPORT_METRIC(f, rows, "hocus_blk_export_demand_waits_total", "counter",
+                      "Chunk reads that waited for a fetch.", row->st.demand_waits);
+        metric_head(f, "hocus_blk_export_demand_wait_seconds_total", "counter",
+                    "Time chunk reads spent waiting for fetches.");
+        for (size_t i = 0; i < rows.n; i++)
+                fprintf(f, "hocus_blk_export_demand_wait_seconds_total{export=\"%s\"} %.6f\n", rows.r[i].name,
+                        (double) rows.r[i].st.demand_wait_ns / 1e9);
+        EXPORT_METRIC(f, rows, "hocus_blk_export_demand_failures_total", "counter",
+                      "Chunk reads that failed: no verified bytes within the fetch timeout, or a fetch error.",
+                      row->st.demand_failures);
+        EXPORT_METRIC(f, rows, "hocus_blk_export_fetch_errors_total", "counter", "Range requests that failed.",
+                      row->st.fetch_errors);
+        EXPORT_METRIC(f, rows, "hocus_blk_export_digest_mismatches_total", "counter",
+                      "Fetched chunks whose bytes did not match their digest (fetched again, never served).",
+                      row->st.digest_mismatches);
         metric_head(f, "hocus_blk_export_overlay_bytes", "gauge", "Overlay blocks by state.");
         for (size_t i = 0; i < rows.n; i++) {
                 fprintf(f, "hocus_blk_export_overlay_bytes{export=\"%s\",state=\"data\"} %llu\n", rows.r[i].name,

@@ -114,6 +114,11 @@ const char *chunkstore_dir(const struct chunkstore *cs) {
         return cs->dir;
 }
 
+void chunkstore_usage(struct chunkstore *cs, uint64_t *ret_used, uint64_t *ret_max) {
+        *ret_used = cs->max_bytes ? atomic_load(&cs->usage) : 0;
+        *ret_max = cs->max_bytes;
+}
+
 int chunkstore_has(struct chunkstore *cs, const struct digest *id) {
         char path[80];
 
@@ -252,10 +257,13 @@ static void account_put(struct chunkstore *cs, size_t len) {
         if (usage <= cs->max_bytes)
                 return;
         /* Over the bound: evict down to 90% so eviction is not run on
-         * every put. One thread evicts; the others carry on. */
-        if (pthread_mutex_trylock(&cs->gc_lock) != 0)
-                return;
-        (void) chunkstore_gc(cs, cs->max_bytes - cs->max_bytes / 10, NULL);
+         * every put. One thread evicts at a time; one that crossed the
+         * bound meanwhile waits and looks again (carrying on would leave
+         * its entry over the bound: the running pass may have listed the
+         * store before it was linked). */
+        pthread_mutex_lock(&cs->gc_lock);
+        if (atomic_load(&cs->usage) > cs->max_bytes)
+                (void) chunkstore_gc(cs, cs->max_bytes - cs->max_bytes / 10, NULL);
         pthread_mutex_unlock(&cs->gc_lock);
 }
 

@@ -72,6 +72,12 @@ int chunkstore_put(struct chunkstore *cs, const struct digest *id, const void *b
 /* Same, for bytes whose digest the caller has just computed itself. */
 int chunkstore_put_verified(struct chunkstore *cs, const struct digest *id, const void *buf, size_t len);
 
+/* The bound given to chunkstore_open (0: none) and the bytes this process
+ * believes the store holds: kept only with a bound, counted by this
+ * process's inserts and reset by each eviction pass (another process's
+ * inserts show up at the next one). Cheap: no I/O. */
+void chunkstore_usage(struct chunkstore *cs, uint64_t *ret_used, uint64_t *ret_max);
+
 /* Walk the store. */
 int chunkstore_stats(struct chunkstore *cs, struct chunkstore_stats *ret);
 

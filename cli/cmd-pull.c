@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "common/progress.h"
 #include "common/util.h"
+#include "registry-client/coalesce.h"
 #include "registry-client/fetch.h"
 
 #define DEFAULT_JOBS 8
@@ -77,41 +78,6 @@ struct pull {
         void **free_bufs;
         unsigned n_free;
 };
-
-static int cmp_chunk(const void *a, const void *b, void *u) {
-        const struct blkindex *x = u;
-        const struct blkindex_chunk *ca = &x->chunks[*(const uint32_t *) a], *cb = &x->chunks[*(const uint32_t *) b];
-
-        if (ca->pack != cb->pack)
-                return ca->pack < cb->pack ? -1 : 1;
-        return ca->offset < cb->offset ? -1 : ca->offset > cb->offset;
-}
-
-/* Coalesce the sorted wanted chunks into ranges. */
-static int plan_ranges(const struct blkindex *x, const uint32_t *wanted, uint32_t n, uint64_t range_max,
-                       struct range **ret, uint32_t *ret_n) {
-        struct range *v = calloc(MAX(n, 1u), sizeof *v);
-        uint32_t m = 0;
-
-        if (!v)
-                return -ENOMEM;
-        for (uint32_t i = 0; i < n; i++) {
-                const struct blkindex_chunk *c = &x->chunks[wanted[i]];
-                struct range *last = m ? &v[m - 1] : NULL;
-
-                if (last && last->pack == c->pack && c->offset >= last->off + last->len &&
-                    c->offset - (last->off + last->len) <= GAP_MAX &&
-                    c->offset + c->stored_len - last->off <= range_max) {
-                        last->len = c->offset + c->stored_len - last->off;
-                        last->n++;
-                        continue;
-                }
-                v[m++] = (struct range) { .pack = c->pack, .off = c->offset, .len = c->stored_len, .first = i, .n = 1 };
-        }
-        *ret = v;
-        *ret_n = m;
-        return 0;
-}
 
 /* A range buffer: 2 MiB aligned and, where the kernel allows, backed by
  * huge pages (one fault per 2 MiB instead of 512). */
@@ -297,10 +263,23 @@ int cmd_pull(int argc, char **argv) {
                 wanted[n_wanted++] = k;
                 total_stored += x->chunks[k].stored_len;
         }
-        qsort_r(wanted, n_wanted, sizeof *wanted, cmp_chunk, (void *) x);
-        r = plan_ranges(x, wanted, n_wanted, range_max, &ranges, &n_ranges);
-        if (r < 0)
-                goto out;
+        coalesce_sort(x, wanted, n_wanted);
+        {
+                const struct coalesce_limits lim = { .range_max = range_max, .gap_max = GAP_MAX };
+                _cleanup_free_ struct coalesce_range *plan = NULL;
+
+                r = coalesce_plan(x, wanted, n_wanted, &lim, &plan, &n_ranges);
+                if (r < 0)
+                        goto out;
+                ranges = calloc(MAX(n_ranges, 1u), sizeof *ranges);
+                if (!ranges) {
+                        r = log_error_errno(ENOMEM, "Out of memory");
+                        goto out;
+                }
+                for (uint32_t i = 0; i < n_ranges; i++)
+                        ranges[i] = (struct range) { .pack = plan[i].pack, .off = plan[i].off, .len = plan[i].len,
+                                                     .first = plan[i].first, .n = plan[i].n };
+        }
         /* A chunk larger than --range-size is a range of its own. */
         for (uint32_t i = 0; i < n_ranges; i++)
                 buf_size = MAX(buf_size, ranges[i].len);

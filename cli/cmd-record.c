@@ -229,6 +229,11 @@ int cmd_record(int argc, char **argv) {
         }
         d.cache_dir = tmp_cache[0] ? tmp_cache : cli_cache_dir();
         d.profile = "none";     /* a prefetch would make reads look warm */
+        if (n_fwd + 2 < ARRAY_SIZE(fwd)) {
+                /* So would the background stream. */
+                fwd[n_fwd++] = (char *) "--background";
+                fwd[n_fwd++] = (char *) "off";
+        }
         d.nbd = true;
         d.record = true;
         d.blockd_args = fwd;

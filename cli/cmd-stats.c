@@ -9,7 +9,11 @@
 static void help(void) {
         printf("Usage: hocus-blk stats [NAME] [OPTIONS]\n\n"
                "Per export: requests, bytes served and written, chunk store hits and misses,\n"
-               "bytes fetched from the registry, errors, clients, overlay use.\n\n"
+               "bytes fetched from the registry, errors, clients, overlay use; the fetch\n"
+               "scheduler's requests and bytes by class (demand: a reader waited; profile: the\n"
+               "boot profile; background: the rest), how much of the image is local, the bytes\n"
+               "clients needed against those fetched, and the time reads waited for fetches.\n"
+               "Then the fetcher: requests in flight, its window, bandwidth and round trip.\n\n"
                "Options:\n"
                "  --json               machine-readable output (the daemon's full answer)\n" BLOCKD_HELP);
 }
@@ -18,6 +22,37 @@ static uint64_t num(struct json_object *o, const char *key) {
         struct json_object *v;
 
         return json_object_object_get_ex(o, key, &v) && v ? (uint64_t) json_object_get_int64(v) : 0;
+}
+
+static double dbl(struct json_object *o, const char *key) {
+        struct json_object *v;
+
+        return json_object_object_get_ex(o, key, &v) && v ? json_object_get_double(v) : 0;
+}
+
+static const char *str(struct json_object *o, const char *key) {
+        struct json_object *v;
+
+        return json_object_object_get_ex(o, key, &v) && v ? json_object_get_string(v) : "-";
+}
+
+/* The fetch scheduler's lines of one export. */
+static void print_fetch(struct json_object *e) {
+        char a[32], b[32], c[32], d[32];
+
+        printf("  fetched      demand %llu requests (%s), profile %llu (%s), background %llu (%s)\n",
+               (unsigned long long) num(e, "demand_requests"), format_size(num(e, "demand_bytes"), a, sizeof a),
+               (unsigned long long) num(e, "profile_requests"), format_size(num(e, "prefetch_bytes"), b, sizeof b),
+               (unsigned long long) num(e, "background_requests"), format_size(num(e, "background_bytes"), c, sizeof c));
+        printf("  hydrated     %.1f%% (%s of %s local), background %s\n", dbl(e, "hydration_pct"),
+               format_size(num(e, "hydrated_bytes"), a, sizeof a), format_size(num(e, "image_bytes"), b, sizeof b),
+               str(e, "background"));
+        printf("  needed       %s read by clients, %s fetched in all\n", format_size(num(e, "bytes_needed"), c, sizeof c),
+               format_size(num(e, "bytes_fetched"), d, sizeof d));
+        printf("  waited       %.3f s in %llu chunk reads; %llu failed, %llu fetch errors, %llu bad digests\n",
+               dbl(e, "demand_wait_s"), (unsigned long long) num(e, "demand_waits"),
+               (unsigned long long) num(e, "demand_failures"), (unsigned long long) num(e, "fetch_errors"),
+               (unsigned long long) num(e, "digest_mismatches"));
 }
 
 int cmd_stats(int argc, char **argv) {
@@ -77,6 +112,23 @@ int cmd_stats(int argc, char **argv) {
                                (unsigned long long) num(e, "prefetch_fetched"), format_size(num(e, "prefetch_bytes"), f, sizeof f));
                 if (json_object_object_get_ex(e, "recording", &n) && json_object_get_boolean(n))
                         printf("  recording    %llu profile entries so far\n", (unsigned long long) num(e, "recorded_entries"));
+                print_fetch(e);
+        }
+        {
+                struct json_object *f;
+
+                if (json_object_object_get_ex(resp, "fetch", &f) && f) {
+                        char bw[32];
+
+                        printf("\nfetcher: %llu demand, %llu profile, %llu background requests in flight (window %llu); "
+                               "%s/s, rtt %.1f ms; %llu requests, %llu errors, %llu retries, %llu bad digests, %llu timeouts\n",
+                               (unsigned long long) num(f, "inflight_demand"), (unsigned long long) num(f, "inflight_profile"),
+                               (unsigned long long) num(f, "inflight_background"), (unsigned long long) num(f, "window"),
+                               format_size((uint64_t) dbl(f, "bandwidth"), bw, sizeof bw), dbl(f, "rtt_s") * 1e3,
+                               (unsigned long long) num(f, "requests"), (unsigned long long) num(f, "errors"),
+                               (unsigned long long) num(f, "retries"), (unsigned long long) num(f, "mismatches"),
+                               (unsigned long long) num(f, "timeouts"));
+                }
         }
         json_object_put(resp);
         return 0;

@@ -31,6 +31,8 @@ struct fetch_item {
         enum item_state state;
         bool cancel_requested;
         bool started;                   /* the source has it */
+        bool ended;                     /* the source completed it before pump() marked it started */
+        int end_result;
         struct fetch_item *prev, *next;
         struct fetch_item *work_next;   /* pool work list */
         struct fetcher *f;
@@ -114,21 +116,37 @@ static void finish(struct fetcher *f, struct fetch_item *it, int r) {
         release(f, report(it, r));
 }
 
-/* The source finished an in-flight read (any thread). The completion
- * stays counted until pump() returned, so that fetcher_free waits. */
+/* The end of an in-flight read: off the list, reported, freed. The
+ * completion stays counted until pump() returned, so that fetcher_free
+ * waits. */
+static void complete_item(struct fetcher *f, struct fetch_item *it, int r) {
+        pthread_mutex_lock(&f->lock);
+        list_unlink(&f->inflight, it);
+        f->completing++;
+        if (r == 0 && !it->cancel_requested)
+                f->stats.bytes += it->aio.len;
+        pthread_mutex_unlock(&f->lock);
+        r = report(it, r);
+        pump(f);
+        release(f, r);
+}
+
+/* The source finished an in-flight read (any thread). An asynchronous
+ * read can end before pump() is back from starting it (the source's
+ * thread is quick); pump() still uses the item then, so it completes it. */
 static void aio_done(struct source_aio *a, int r) {
         struct fetch_item *it = a->userdata;
         struct fetcher *f = it->f;
 
         pthread_mutex_lock(&f->lock);
-        list_unlink(&f->inflight, it);
-        f->completing++;
-        if (r == 0 && !it->cancel_requested)
-                f->stats.bytes += a->len;
+        if (f->async && !it->started) {
+                it->ended = true;
+                it->end_result = r;
+                pthread_mutex_unlock(&f->lock);
+                return;
+        }
         pthread_mutex_unlock(&f->lock);
-        r = report(it, r);
-        pump(f);
-        release(f, r);
+        complete_item(f, it, r);
 }
 
 static void *pool_main(void *arg) {
@@ -211,11 +229,18 @@ static void pump(struct fetcher *f) {
                 next = it->work_next;
                 r = source_blob_read_async(f->src, &it->aio);
                 if (r < 0) {
-                        aio_done(&it->aio, r);
+                        complete_item(f, it, r);
+                        continue;
+                }
+                pthread_mutex_lock(&f->lock);
+                if (it->ended) {
+                        /* Done already (aio_done left it to us). */
+                        r = it->end_result;
+                        pthread_mutex_unlock(&f->lock);
+                        complete_item(f, it, r);
                         continue;
                 }
                 /* A cancel that came before the source had it. */
-                pthread_mutex_lock(&f->lock);
                 it->started = true;
                 if (it->cancel_requested && it->state == ITEM_INFLIGHT)
                         source_blob_read_cancel(f->src, &it->aio);

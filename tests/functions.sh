@@ -461,3 +461,74 @@ assert_no_leftovers() {
                 fail "run directories left behind${what:+ ($what)}: $(find "$HOCUS_BLK_RUN_DIR" | head)"
         fi
 }
+
+# ---- the lazy engine: hydration, the chunk store, the fetch log -----------
+
+# wait_hydrated NAME [CONTROL] [SECONDS]: until blockd's background stream
+# has every chunk of export NAME local (bounded; default 120 s).
+wait_hydrated() {
+        local deadline=$((SECONDS + ${3:-120})) state
+        until state=$(blockd_stat "$1" background "${2:-$T/control.sock}") && [ "$state" = done ]; do
+                [ "$SECONDS" -lt "$deadline" ] || fail "export $1 not hydrated (background $state, $(blockd_stat "$1" hydration_pct "${2:-$T/control.sock}")%)"
+                sleep 0.1
+        done
+}
+
+# store_entries [CACHE]: the number of entries in a chunk store.
+store_entries() {
+        hb cache stats --cache "${1:-$HOCUS_BLK_CACHE}" --json |
+                python3 -c 'import json,sys; print(json.load(sys.stdin)["entries"])'
+}
+
+# chunk_digests IMAGE CHUNK_SIZE: the SHA-256 of every non-zero chunk of a
+# raw image, one per line, unsorted and with repeats (as the index sees them).
+chunk_digests() {
+        python3 - "$1" "$2" <<'PY'
+import hashlib, sys
+path, cs = sys.argv[1], int(sys.argv[2])
+zero = bytes(cs)
+with open(path, "rb") as f:
+    while True:
+        b = f.read(cs)
+        if not b:
+            break
+        if b != zero[:len(b)]:
+            print(hashlib.sha256(b).hexdigest())
+PY
+}
+
+# fetch_log_check LOG CHUNK: the fetch log shows a demand fetch of logical
+# chunk CHUNK that ended before the background stream reached it: no
+# background fetch contains CHUNK, and none that started before the demand
+# fetch ended was at or past it. Prints the demand fetch's line.
+fetch_log_check() {
+        python3 - "$1" "$2" <<'PY'
+import sys
+log, want = sys.argv[1], int(sys.argv[2])
+def chunks(spec):
+    out = []
+    for part in spec.split(","):
+        if part == "...":
+            continue
+        a, _, b = part.partition("-")
+        out += range(int(a), int(b or a) + 1)
+    return out
+lines = []
+for line in open(log):
+    f = dict(kv.split("=", 1) for kv in line.split()[1:])
+    f["chunks"] = chunks(f["chunks"])
+    lines.append(f)
+demand = [f for f in lines if f["class"] == "demand" and want in f["chunks"] and f["result"] == "ok"]
+assert demand, "no demand fetch of chunk %d in the log" % want
+end = float(demand[0]["end"])
+for f in lines:
+    if f["class"] != "background":
+        continue
+    assert want not in f["chunks"], "the background stream fetched chunk %d too: %s" % (want, f)
+    if float(f["start"]) < end:
+        assert max(f["chunks"]) < want, "background was at chunk %d before the demand fetch of %d ended" % (max(f["chunks"]), want)
+print("demand fetch of chunk %d: start %s end %s; background before it ended: up to chunk %d" % (
+    want, demand[0]["start"], demand[0]["end"],
+    max([max(f["chunks"]) for f in lines if f["class"] == "background" and float(f["start"]) < end] or [-1])))
+PY
+}

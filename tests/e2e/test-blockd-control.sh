@@ -13,7 +13,8 @@ hb push --chunk-size 256K "$T/disk.img" "oci:$T/layout:v1" >/dev/null
 export HOCUS_BLK_CACHE=$T/blockd-cache          # a cold cache
 CTL=$T/control.sock
 MPORT=$(free_port)
-start_blockd --nbd-socket "$T/nbd.sock" --control "$CTL" --metrics "127.0.0.1:$MPORT"
+# --background off: the counters below count what the reads fetch.
+start_blockd --nbd-socket "$T/nbd.sock" --control "$CTL" --metrics "127.0.0.1:$MPORT" --background off
 [ "$(stat -c %a "$CTL")" = 600 ] || fail "control socket mode is $(stat -c %a "$CTL")"
 
 hb ls --control "$CTL" >"$T/ls"

@@ -21,10 +21,11 @@ start_tls_registry secure hocus s3cr3t-pa55
 hb push --ca-file "$CA_FILE" --creds hocus:s3cr3t-pa55 "$T/disk.img" "docker://$REGISTRY/team/ws:v1" >/dev/null
 
 export HOCUS_BLK_CACHE=$T/blockd-cache
-start_blockd --nbd-socket "$T/nbd.sock" --control "$T/control.sock" --plain-http \
+start_blockd --nbd-socket "$T/nbd.sock" --control "$T/control.sock" --plain-http --background off \
         --export "ws=docker://$PLAIN/team/ws:v1"
 
-# First read: 20 data chunks fetched; the second read fetches nothing.
+# First read: 20 data chunks fetched; the second read fetches nothing
+# (--background off: what is fetched is what the reads need).
 nbdcopy "$(nbd_uri ws)" "$T/out.img"
 assert_same "$T/disk.img" "$T/out.img"
 [ "$(blockd_stat ws cache_misses)" = 20 ] || fail "misses: $(blockd_stat ws cache_misses)"
@@ -47,7 +48,7 @@ stop_blockd
 # The registry goes away: what is cached keeps being served; what is not
 # fails with an error, promptly, and blockd carries on.
 rm -rf "$T/blockd-cache"
-start_blockd --nbd-socket "$T/nbd.sock" --control "$T/control.sock" --plain-http \
+start_blockd --nbd-socket "$T/nbd.sock" --control "$T/control.sock" --plain-http --background off --fetch-timeout 5 \
         --export "ws=docker://$PLAIN/team/ws:v1"
 cat >"$T/read.py" <<'PY'
 import sys, time, nbd

@@ -17,7 +17,8 @@ gen_lines $((2 * 1048576 + 100)) | dd of="$T/disk.img" bs=1M seek=20 conv=notrun
 hb push "$T/disk.img" "oci:$T/layout:v1" >/dev/null
 
 mkdir "$T/fuse"
-start_blockd --fuse "$T/fuse" --control "$T/control.sock" \
+# --background off: nothing is fetched but what is read (asserted below).
+start_blockd --fuse "$T/fuse" --control "$T/control.sock" --background off \
         --export "ro=oci:$T/layout:v1" --export "rw=oci:$T/layout:v1,overlay=$T/rw.ovl"
 cleanup_fn "umount -l '$T/fuse'"
 
@@ -107,7 +108,7 @@ first_pack=$(hb inspect "docker://$REGISTRY/two:v1" --plain-http --json |
         fail "expected two packs"
 start_fault_proxy proxy "$REGISTRY" --fault "stall:1:GET /v2/two/blobs/$first_pack"
 rm -rf "$T/cache"
-HOCUS_BLK_HTTP_STALL_TIMEOUT=4 start_blockd --fuse "$T/fuse" --control "$T/control.sock" --plain-http \
+HOCUS_BLK_HTTP_STALL_TIMEOUT=4 start_blockd --fuse "$T/fuse" --control "$T/control.sock" --plain-http --background off \
         --export "two=docker://$PROXY/two:v1"
 dd if="$T/fuse/two" of="$T/slow.out" bs=64K count=1 iflag=direct status=none &
 slow=$!

@@ -14,6 +14,9 @@ requires mkfs.ext4 docker-registry curl zstd python3 nbdinfo
 [ -e /dev/fuse ] || skip "no /dev/fuse"
 
 export TMPDIR=$T/tmp
+# The mounts' blockd streams nothing in the background: what a workload
+# fetches on demand is what it needed (blockd reads this as --background).
+export HOCUS_BLK_BACKGROUND=off
 mkdir -p "$TMPDIR" "$T/mnt"
 mount_cleanup "$T/mnt"
 gen_files "$T/files" 16 4

@@ -8,8 +8,10 @@ answer back, except where a fault matches "METHOD PATH":
   --fault KIND[:COUNT[:REGEX]]   KIND is an HTTP status (500, 503, 429 with
                                  Retry-After: 1, ...), "reset" (close without
                                  answering), "truncate" (headers, half the
-                                 body, close), or "stall" (headers, half the
-                                 body, then silence). COUNT times (0 = always),
+                                 body, close), "stall" (headers, half the
+                                 body, then silence), or "flip" (the whole
+                                 answer, with the byte in the middle of the
+                                 body xor 0xff). COUNT times (0 = always),
                                  default 1; REGEX default ".*".
   --ignore-range REGEX           drop the Range header: upstream answers 200
   --redirect-blobs               answer blob GETs with 307 to a second
@@ -93,6 +95,10 @@ def main():
                 chunk = resp.read(want)
                 if not chunk:
                     break
+                if fault == "flip" and sent <= half < sent + len(chunk):
+                    b = bytearray(chunk)
+                    b[half - sent] ^= 0xFF
+                    chunk = bytes(b)
                 self.wfile.write(chunk)
                 sent += len(chunk)
                 if a.rate:

@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# The lazy engine: a synthetic boot (bench/lazy-trace.py: the boot area
+# read front to back, then 4-64 KiB reads scattered over a multi-GiB image
+# with three 48 MiB bursts) read cold through NBD from blockd, whose
+# registry (docker-registry on loopback) sits behind bench/linkem (default
+# 1 Gbit/s, 2 ms RTT). Ways of starting, each from an empty chunk store:
+#   no-background  demand fetches only (--background off): what the trace
+#                  needs, and nothing else
+#   no-profile     demand + the background stream (the default)
+#   profile        the trace as the boot profile (profile=FILE at attach),
+#                  + the background stream
+#   repacked       the same profile, pushed with the image (push --profile:
+#                  the profile's chunks first in the packs, so the prefetch
+#                  is a few large range requests), + the background stream
+#   full-pull      `hocus-blk pull` of the whole image first, then the trace
+#   warm           every chunk local before the clock starts: the floor
+# Per run: boot (s: the trace's reads, from the first to the last; attach
+# and blockd's start are not in it but reported), hydrated (s from blockd's
+# start until every chunk is local, background modes), fetched at the end
+# of the boot (stored bytes) against what the trace needed (raw bytes of
+# the distinct chunks it read, and stored bytes = what no-background
+# fetched), requests by class at boot end and in all, reads that waited.
+# The link's floor for the boot: needed stored bytes / rate + one RTT per
+# dependent read. Medians of RUNS; the modes take turns within a run, so
+# that the load of a shared machine falls on all of them alike.
+#
+# usage: bench/lazy.sh [--build DIR] [--quick] [--runs N] [--link DELAY:RATE|direct]
+#                      [--modes "no-background no-profile profile repacked full-pull warm"] [--qd N]
+# Needs docker-registry, python3 with libnbd's bindings (python3-libnbd).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+build=$here/build
+size_mib=4096
+runs=3
+link=1ms:1gbit
+modes="no-background no-profile profile repacked full-pull warm"
+qd=8
+while [ $# -gt 0 ]; do
+        case $1 in
+        --build) build=$2; shift 2 ;;
+        --quick) size_mib=1024; runs=1; shift ;;
+        --runs) runs=$2; shift 2 ;;
+        --link) link=$2; shift 2 ;;
+        --modes) modes=$2; shift 2 ;;
+        --qd) qd=$2; shift 2 ;;
+        *) echo "usage: bench/lazy.sh [--build DIR] [--quick] [--runs N] [--link DELAY:RATE|direct] [--modes ...] [--qd N]" >&2; exit 2 ;;
+        esac
+done
+hb=$build/cli/hocus-blk
+blockd=$build/blockd/blockd
+linkem=$build/bench/linkem
+trace_py=$here/bench/lazy-trace.py
+command -v docker-registry >/dev/null || { echo "bench/lazy: docker-registry is not installed" >&2; exit 77; }
+nbd_python=
+for p in python3 /usr/bin/python3; do
+        if "$p" -c 'import nbd' 2>/dev/null; then nbd_python=$p; break; fi
+done
+[ -n "$nbd_python" ] || { echo "bench/lazy: python3-libnbd is not installed" >&2; exit 77; }
+W=$(mktemp -d /tmp/bench-lazy.XXXXXX)
+pids=()
+cleanup() {
+        local p
+        for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+        for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+        rm -rf "$W"
+}
+trap cleanup EXIT
+export HOCUS_BLK_NO_PROGRESS=1
+free_port() {
+        python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# --- The registry, the image, the trace, the link -----------------------------
+port=$(free_port)
+cat >"$W/reg.yml" <<YAML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $W/reg
+http:
+  addr: 127.0.0.1:$port
+YAML
+docker-registry serve "$W/reg.yml" >"$W/reg.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+echo "bench/lazy: generating a $size_mib MiB image and its boot trace..." >&2
+python3 "$trace_py" image "$W/disk.img" "$size_mib"
+python3 "$trace_py" trace "$W/disk.img" "$size_mib" "$W/boot.trace"
+python3 "$trace_py" profile "$W/boot.trace" "$W/boot.prf"
+"$hb" push --plain-http --quiet "$W/disk.img" "docker://127.0.0.1:$port/bench/lazy:v1" >/dev/null
+"$hb" push --plain-http --quiet "$W/disk.img" "docker://127.0.0.1:$port/bench/lazy:repacked" --profile "$W/boot.prf" >/dev/null
+"$hb" inspect --plain-http --json "docker://127.0.0.1:$port/bench/lazy:v1" >"$W/inspect.json"
+rm -f "$W/disk.img"     # only the registry's copy is needed from here on
+if [ "$link" = direct ]; then
+        url=127.0.0.1:$port
+        rate_bps=0
+        rtt_ms=0
+else
+        "$linkem" --connect "127.0.0.1:$port" --delay "${link%%:*}" --rate "${link#*:}" \
+                --port-file "$W/linkem.port" --stats "$W/linkem.json" >"$W/linkem.log" 2>&1 &
+        pids+=($!)
+        for _ in $(seq 100); do [ -s "$W/linkem.port" ] && break; sleep 0.1; done
+        url=127.0.0.1:$(cat "$W/linkem.port")
+        rate_bps=$(python3 -c 'import sys; r=sys.argv[1].lower(); m={"k":1e3,"m":1e6,"g":1e9}; n=r.rstrip("bit"); print(int(float(n[:-1]) * m[n[-1]]) if n[-1] in m else int(float(n)))' "${link#*:}")
+        rtt_ms=$(python3 -c 'import sys; d=sys.argv[1]; print(2 * (float(d[:-2]) if d.endswith("ms") else float(d[:-2]) / 1000 if d.endswith("us") else float(d[:-1]) * 1000))' "${link%%:*}")
+fi
+REF=docker://$url/bench/lazy:v1
+REF_REPACKED=docker://$url/bench/lazy:repacked
+
+# --- One run -------------------------------------------------------------------
+# run MODE N: prints one line of key=value results.
+field() {        # stat FIELD: from the last stats snapshot
+        python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["exports"][0][sys.argv[2]])' "$W/stats.json" "$1"
+}
+run() {
+        local mode=$1 n=$2 cache=$W/cache.$1.$2 flags=() t0 t_ready boot hydrated=- pull_s=-
+        rm -rf "$cache"
+        case $mode in
+        no-background) flags=(--background off) ;;
+        profile) flags=(--export "ws=$REF,profile=$W/boot.prf") ;;
+        repacked) flags=(--export "ws=$REF_REPACKED,profile=auto") ;;
+        full-pull)
+                t0=$(date +%s.%N)
+                HOCUS_BLK_CACHE=$cache "$hb" pull --plain-http --quiet "$REF"
+                pull_s=$(python3 -c "import sys; print('%.2f' % ($(date +%s.%N) - $t0))")
+                ;;
+        warm) HOCUS_BLK_CACHE=$cache "$hb" pull --plain-http --quiet "$REF" ;;
+        esac
+        [ "$mode" = profile ] || [ "$mode" = repacked ] || flags+=(--export "ws=$REF,profile=none")
+        rm -f "$W/blockd.pid" "$W/fetch.log"
+        t0=$(date +%s.%N)
+        "$blockd" --cache "$cache" --plain-http --nbd-socket "$W/nbd.sock" --control "$W/control.sock" \
+                --pidfile "$W/blockd.pid" --fetch-log "$W/fetch.log" "${flags[@]}" >"$W/blockd.log" 2>&1 &
+        local bpid=$!
+        pids+=("$bpid")
+        for _ in $(seq 600); do [ -s "$W/blockd.pid" ] && break; sleep 0.02; done
+        [ -s "$W/blockd.pid" ] || { echo "blockd did not start: $(tail -3 "$W/blockd.log")" >&2; exit 1; }
+        t_ready=$(python3 -c "print('%.3f' % ($(date +%s.%N) - $t0))")
+        read -r boot _ _ < <("$nbd_python" "$trace_py" replay "nbd+unix:///ws?socket=$W/nbd.sock" "$W/boot.trace" "$qd")
+        "$hb" stats --control "$W/control.sock" --json >"$W/stats.json"
+        local at_boot_fetched at_boot_req needed waits wait_s
+        at_boot_fetched=$(field bytes_fetched)
+        at_boot_req="$(field demand_requests)/$(field profile_requests)/$(field background_requests)"
+        needed=$(field bytes_needed)
+        waits=$(field demand_waits)
+        wait_s=$(field demand_wait_s)
+        if [ "$mode" = no-profile ] || [ "$mode" = profile ] || [ "$mode" = repacked ]; then
+                for _ in $(seq 12000); do
+                        "$hb" stats --control "$W/control.sock" --json >"$W/stats.json"
+                        [ "$(field background)" = done ] && break
+                        sleep 0.05
+                done
+                hydrated=$(python3 -c "print('%.2f' % ($(date +%s.%N) - $t0))")
+        fi
+        "$hb" stats --control "$W/control.sock" --json >"$W/stats.json"
+        kill "$bpid"
+        wait "$bpid" || true
+        echo "mode=$mode run=$n ready=$t_ready boot=$boot hydrated=$hydrated pull=$pull_s fetched_at_boot=$at_boot_fetched" \
+             "requests_at_boot=$at_boot_req needed_raw=$needed waits=$waits wait_s=$wait_s" \
+             "fetched_total=$(field bytes_fetched) requests_total=$(($(field demand_requests) + $(field profile_requests) + $(field background_requests)))" \
+             "demand_bytes_at_boot=$(python3 -c 'import sys; print(sum(int(l.split("bytes=")[1].split()[0]) for l in open(sys.argv[1]) if " class=demand " in l))' "$W/fetch.log")"
+        rm -rf "$cache"
+}
+
+echo "# bench/lazy: image $size_mib MiB ($(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("%.0f MiB stored in %d unique chunks of %d KiB" % (j["storedBytes"] / 2**20, j["uniqueChunks"], j["chunkSize"] // 1024))' "$W/inspect.json")), trace $(wc -l <"$W/boot.trace") reads ($(awk '{s += $2} END {printf "%.0f MiB", s / 1048576}' "$W/boot.trace")), link $link, QD $qd, $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
+for n in $(seq "$runs"); do
+        for mode in $modes; do
+                run "$mode" "$n" >>"$W/results"
+                tail -1 "$W/results"
+        done
+done
+
+# --- Medians and ratios -------------------------------------------------------
+python3 - "$W/results" "$rate_bps" "$rtt_ms" <<'PY'
+import statistics, sys
+rows = [dict(kv.split("=", 1) for kv in l.split()) for l in open(sys.argv[1])]
+rate, rtt = float(sys.argv[2]), float(sys.argv[3]) / 1000
+def med(mode, key):
+    v = [float(r[key]) for r in rows if r["mode"] == mode and r[key] not in ("-", "")]
+    return statistics.median(v) if v else None
+modes = list(dict.fromkeys(r["mode"] for r in rows))
+needed_stored = med("no-background", "demand_bytes_at_boot")
+print()
+print("| start | boot s | hydrated s | pull s | fetched at boot | needed (raw) | requests at boot d/p/b | reads waited | wait s |")
+print("|---|---|---|---|---|---|---|---|---|")
+for m in modes:
+    r = [x for x in rows if x["mode"] == m][0]
+    f = lambda k, fmt="%.2f": (fmt % med(m, k)) if med(m, k) is not None else "-"
+    print("| %s | %s | %s | %s | %.0f MiB | %.0f MiB | %s | %s | %s |" % (
+        m, f("boot"), f("hydrated"), f("pull"), med(m, "fetched_at_boot") / 2**20, med(m, "needed_raw") / 2**20,
+        r["requests_at_boot"], f("waits", "%.0f"), f("wait_s")))
+if needed_stored and rate:
+    floor = needed_stored * 8 / rate
+    print()
+    print("link floor for the boot: %.0f MiB stored needed / %s bit/s = %.2f s (+ round trips of %.1f ms)" % (
+        needed_stored / 2**20, "%.0e" % rate, floor, rtt * 1000))
+    for m in modes:
+        b = med(m, "boot")
+        if b and m not in ("warm", "full-pull"):
+            print("  %-14s boot %.2f s = %.2fx the floor" % (m, b, b / floor))
+fp, pr = med("full-pull", "pull"), med("profile", "boot")
+if fp and pr:
+    print("full pull %.2f s (+ boot %.2f s) vs profile boot %.2f s: %.1fx" % (fp, med("full-pull", "boot"), pr, (fp + med("full-pull", "boot")) / pr))
+PY

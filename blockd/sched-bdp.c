@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "sched-bdp.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "common/cleanup.h"
+
+#define BW_SLOT_NS 250000000ull         /* 250 ms */
+#define TP_SLOT_NS 50000000ull          /* 50 ms */
+#define RTT_SLOT_NS 1000000000ull       /* 1 s */
+#define RTT_FLOOR_S 20e-6
+
+void bdp_init(struct bdp *b, const struct bdp_options *o) {
+        memset(b, 0, sizeof *b);
+        if (o)
+                b->o = *o;
+        if (!b->o.min_window)
+                b->o.min_window = 2;
+        if (!b->o.max_window)
+                b->o.max_window = 64;
+        if (b->o.max_window < b->o.min_window)
+                b->o.max_window = b->o.min_window;
+        if (!b->o.initial_window)
+                b->o.initial_window = 8;
+        if (b->o.gain <= 0)
+                b->o.gain = 2.0;
+        b->window = MIN(MAX(b->o.initial_window, b->o.min_window), b->o.max_window);
+}
+
+void bdp_on_send(struct bdp *b, uint64_t now_ns, uint64_t bytes, struct bdp_send *ret) {
+        b->sent += bytes;
+        *ret = (struct bdp_send) { .t_ns = now_ns, .ahead = b->inflight, .sent = b->sent, .bytes = bytes };
+        if (!b->first_ns)
+                b->first_ns = now_ns;
+        b->inflight += bytes;
+}
+
+/* Fold v into the slot for time slot id: max (sign 1) or min (sign -1). */
+static void slot_add(struct bdp_slot *v, unsigned n, uint64_t id, double x, int sign) {
+        struct bdp_slot *s = &v[id % n];
+
+        if (s->id != id)
+                *s = (struct bdp_slot) { .id = id, .v = x };
+        else if (sign > 0 ? x > s->v : x < s->v)
+                s->v = x;
+}
+
+/* The max or min over slots no older than n slots before id. */
+static double slot_best(const struct bdp_slot *v, unsigned n, uint64_t id, int sign) {
+        double best = 0;
+        bool any = false;
+
+        for (unsigned i = 0; i < n; i++) {
+                if (!v[i].id || v[i].id + n <= id)
+                        continue;
+                if (!any || (sign > 0 ? v[i].v > best : v[i].v < best))
+                        best = v[i].v;
+                any = true;
+        }
+        return best;
+}
+
+/* Count bytes completed now; the throughput of the last second. */
+static double throughput(struct bdp *b, uint64_t now_ns, uint64_t bytes) {
+        uint64_t id = now_ns / TP_SLOT_NS + 1, start, sum = 0;
+        struct bdp_slot *s = &b->tp[id % BDP_TP_SLOTS];
+
+        if (s->id != id)
+                *s = (struct bdp_slot) { .id = id };
+        s->v += (double) bytes;
+        for (unsigned i = 0; i < BDP_TP_SLOTS; i++)
+                if (b->tp[i].id && b->tp[i].id + BDP_TP_SLOTS > id)
+                        sum += (uint64_t) b->tp[i].v;
+        start = (id > BDP_TP_SLOTS ? id - BDP_TP_SLOTS : 0) * TP_SLOT_NS;
+        start = MAX(start, b->first_ns);
+        return now_ns > start ? (double) sum / ((double) (now_ns - start) / 1e9) : 0;
+}
+
+void bdp_on_done(struct bdp *b, const struct bdp_send *s, uint64_t now_ns, bool ok) {
+        uint64_t bw_id = now_ns / BW_SLOT_NS + 1, rtt_id = now_ns / RTT_SLOT_NS + 1;
+        double elapsed, target;
+
+        b->inflight -= MIN(b->inflight, s->bytes);
+        if (!ok)
+                return;
+        b->samples++;
+        b->avg_request = b->avg_request > 0 ? 0.875 * b->avg_request + 0.125 * (double) s->bytes : (double) s->bytes;
+        if (now_ns <= s->t_ns)
+                return;
+        elapsed = (double) (now_ns - s->t_ns) / 1e9;
+        slot_add(b->bw, BDP_BW_SLOTS, bw_id, throughput(b, now_ns, s->bytes), 1);
+        if (s->ahead + (b->sent - s->sent) <= MAX(b->o.min_window, 2u) * s->bytes)
+                slot_add(b->rtt, BDP_RTT_SLOTS, rtt_id, MAX(elapsed, RTT_FLOOR_S), -1);
+        b->bw_est = slot_best(b->bw, BDP_BW_SLOTS, bw_id, 1);
+        b->rtt_est = slot_best(b->rtt, BDP_RTT_SLOTS, rtt_id, -1);
+        if (b->rtt_est > 0)
+                b->rtt_held = b->rtt_est;
+        else
+                b->rtt_est = b->rtt_held;
+        if (b->rtt_est <= 0) {
+                b->window = b->o.min_window;
+                return;
+        }
+        target = ceil(b->o.gain * b->bw_est * b->rtt_est / MAX(b->avg_request, 1.0));
+        if (target < b->o.min_window)
+                target = b->o.min_window;
+        if (target > b->o.max_window)
+                target = b->o.max_window;
+        b->window = (unsigned) target;
+}
+
+unsigned bdp_window(const struct bdp *b) {
+        return b->window;
+}
+
+double bdp_bandwidth(const struct bdp *b) {
+        return b->bw_est;
+}
+
+double bdp_rtt(const struct bdp *b) {
+        return b->rtt_est;
+}

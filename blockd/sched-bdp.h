@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * How many range requests the fetch scheduler keeps in flight: enough to
+ * fill the link's bandwidth-delay product, no more. A fixed small number
+ * is what makes lazy block devices slow on long links (10 Gbit/s at 10 ms
+ * holds 12.5 MB in flight: 24 requests of 512 KiB), a fixed large one
+ * makes a demand read queue behind background bytes on a short one.
+ *
+ * Measured from completions only (fetch.h reports nothing else), in the
+ * spirit of BBR:
+ * - bandwidth: each completion gives a sample, the bytes completed in
+ *   the last second (or since the first request, if that is shorter)
+ *   over that time; the estimate is the largest sample of the last 2 s.
+ *   (Per-request delivery rates, as BBR takes them per packet, overshoot
+ *   here: a request's completion delivers bytes that moved during its
+ *   whole lifetime at once.)
+ * - round trip: the latency of requests that had the pipe nearly to
+ *   themselves (the bytes in flight when they were sent plus those sent
+ *   during their lifetime at most min_window (2) times their own size:
+ *   what the minimum window lets through), the smallest of
+ *   the last 10 s,
+ *   kept when no new sample comes. It includes about two requests'
+ *   transfer time, which the window wants anyway: to keep a link busy, a
+ *   round trip's worth of bytes plus the request being transferred must
+ *   be in flight. Requests that shared a busy pipe are not samples: their
+ *   latency is mostly queueing, and taking it would inflate the window
+ *   without end. Until the first sample the window is the minimum, so
+ *   that the pipe is quiet enough to take one.
+ * - window = gain x bandwidth x rtt / (mean request size), within
+ *   [min_window, max_window]; gain 2 leaves room for the bandwidth
+ *   estimate to grow (a window that only just fills the pipe cannot
+ *   measure more than it already has).
+ *
+ * Pure: the caller passes the time and serialises the calls.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define BDP_BW_SLOTS 8          /* 8 x 250 ms: the bandwidth max filter */
+#define BDP_TP_SLOTS 20         /* 20 x 50 ms: bytes completed, for throughput */
+#define BDP_RTT_SLOTS 10        /* 10 x 1 s: the rtt min filter */
+
+struct bdp_options {
+        unsigned min_window;    /* 0 = 2 */
+        unsigned max_window;    /* 0 = 64 */
+        unsigned initial_window; /* before the first estimate; 0 = 8 */
+        double gain;            /* 0 = 2 */
+};
+
+struct bdp_slot {
+        uint64_t id;            /* time / slot length; 0 = empty */
+        double v;
+};
+
+struct bdp {
+        struct bdp_options o;
+        uint64_t first_ns;      /* the first request's send time */
+        uint64_t inflight;
+        uint64_t sent;          /* bytes of requests sent so far */      /* bytes of requests sent and not done */
+        struct bdp_slot tp[BDP_TP_SLOTS];
+        struct bdp_slot bw[BDP_BW_SLOTS];
+        struct bdp_slot rtt[BDP_RTT_SLOTS];
+        double avg_request;     /* EWMA of request bytes */
+        double bw_est, rtt_est; /* bytes/s, seconds (0: no estimate yet) */
+        double rtt_held;        /* the last estimate, when the filter is empty */
+        unsigned window;
+        uint64_t samples;
+};
+
+/* What a request remembers from when it was sent. */
+struct bdp_send {
+        uint64_t t_ns;
+        uint64_t ahead;         /* bytes in flight when it was sent */
+        uint64_t sent;          /* b->sent after it was sent */         /* bytes in flight before it */
+        uint64_t bytes;
+};
+
+void bdp_init(struct bdp *b, const struct bdp_options *o);
+/* A request of bytes is sent now. */
+void bdp_on_send(struct bdp *b, uint64_t now_ns, uint64_t bytes, struct bdp_send *ret);
+/* It ended at now_ns; ok: successfully (only those are samples). */
+void bdp_on_done(struct bdp *b, const struct bdp_send *s, uint64_t now_ns, bool ok);
+/* Requests to keep in flight now. */
+unsigned bdp_window(const struct bdp *b);
+/* Estimated bandwidth (bytes/s) and round trip (s); 0 when unknown. */
+double bdp_bandwidth(const struct bdp *b);
+double bdp_rtt(const struct bdp *b);

@@ -1,0 +1,518 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The dispatcher thread: decides which range request starts next.
+ *
+ * Each round, in this order: a demand job ready to start (coalesced with
+ * the other queued demand jobs adjacent to it in its pack), else one
+ * step of a profile cursor, else one step of a background cursor, else
+ * one step of surveying the store for exports whose background is off;
+ * else sleep until something changes (a reader queues, a range ends, a
+ * list arrives) or a timer is due (a retry's backoff, the rate cap, the
+ * hold after demand). A cursor step scans a bounded number of positions
+ * and store entries without the lock, so a demand job waits for at most
+ * one such step.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "registry-client/coalesce.h"
+#include "sched-internal.h"
+
+#define HOLD_MIN_NS (10 * 1000000ull)   /* background waits this long after demand, at least */
+#define HOLD_MAX_NS (100 * 1000000ull)
+#define PASS_PAUSE_NS (NS)              /* a pass that found nothing it could fetch */
+#define CACHE_RECHECK_NS (5 * NS)
+#define BG_BACKOFF_MAX_SHIFT 4          /* 1 s doubling to 16 s */
+
+static void gate_fill(struct sched *s, uint64_t now, struct sched_gate *g, uint64_t *wake) {
+        unsigned ready = 0;
+        uint64_t hold = (uint64_t) (2 * bdp_rtt(&s->bdp) * 1e9);
+
+        for (struct sched_job *j = s->dq_head; j; j = j->qnext) {
+                if (j->not_before <= now)
+                        ready++;
+                else
+                        *wake = MIN(*wake, j->not_before);
+        }
+        *g = (struct sched_gate) {
+                .demand_ready = ready,
+                .demand_active = s->dq_n + s->inflight[SCHED_DEMAND] + s->waiting,
+                .last_demand_ns = s->last_demand_ns,
+                .hold_ns = MIN(MAX(hold, HOLD_MIN_NS), HOLD_MAX_NS),
+                .nondemand_inflight = s->inflight[SCHED_PROFILE] + s->inflight[SCHED_BACKGROUND],
+                .window = bdp_window(&s->bdp),
+                .background_on = s->o.background,
+        };
+}
+
+static struct sched_range *range_new(struct sched *s, struct sched_export *se, enum sched_class cls, unsigned n) {
+        struct sched_range *rg = calloc(1, sizeof *rg + n * sizeof rg->jobs[0]);
+
+        if (!rg)
+                return NULL;
+        rg->s = s;
+        rg->se = se;
+        rg->cls = (uint8_t) cls;
+        rg->n = n;
+        return rg;
+}
+
+/* Set the range's extent from its jobs (in offset order). */
+static void range_extent(struct sched_range *rg) {
+        const struct blkindex *x = rg->se->x;
+        const struct blkindex_chunk *a = &x->chunks[rg->jobs[0]->k], *b = &x->chunks[rg->jobs[rg->n - 1]->k];
+
+        rg->pack = a->pack;
+        rg->off = a->offset;
+        rg->len = b->offset + b->stored_len - a->offset;
+}
+
+/*
+ * Start a range whose jobs are in flight already. Called and returns
+ * with the lock held; drops it to allocate and submit. A submission that
+ * fails goes to the decoders as a failed range, like any other failure.
+ */
+static void launch(struct sched *s, struct sched_range *rg) {
+        struct sched_export *se = rg->se;
+        uint64_t now = now_ns();
+        int64_t id;
+
+        range_extent(rg);
+        se->inflight++;
+        se->net_inflight++;
+        se->busy++;
+        if (rg->cls != SCHED_DEMAND)
+                se->inflight_nondemand++;
+        if (rg->cls == SCHED_BACKGROUND) {
+                se->bg_inflight++;
+                tbucket_take(&s->tb, rg->len, now);
+        }
+        s->inflight[rg->cls]++;
+        rg->t0 = now;
+        bdp_on_send(&s->bdp, now, rg->len, &rg->bs);
+        /* Large ranges reuse buffers: a fresh multi-MiB malloc is a fresh
+         * mapping, and faulting its pages in costs more than the copy. */
+        rg->pooled = rg->len > s->o.range_max / 2 && rg->len <= s->o.range_max;
+        if (rg->pooled && s->n_pool)
+                rg->buf = s->pool[--s->n_pool];
+        pthread_mutex_unlock(&s->lock);
+
+        if (!rg->buf)
+                rg->buf = malloc(rg->pooled ? s->o.range_max : rg->len);
+        id = rg->buf ? fetcher_submit(se->fetcher, &se->x->packs[rg->pack].digest, rg->off, rg->buf, rg->len,
+                                      now + s->o.fetch_timeout_ns, sched_on_fetched, rg)
+                     : -ENOMEM;
+        if (id < 0)
+                sched_on_fetched(rg, (int) id);
+
+        pthread_mutex_lock(&s->lock);
+        se->busy--;
+        if (se->removing)
+                pthread_cond_broadcast(&s->changed);
+}
+
+/* --- Demand --- */
+
+static int cmp_job_offset(const void *a, const void *b, void *u) {
+        const struct blkindex *x = u;
+        const struct sched_job *ja = *(struct sched_job *const *) a, *jb = *(struct sched_job *const *) b;
+        uint64_t oa = x->chunks[ja->k].offset, ob = x->chunks[jb->k].offset;
+
+        return oa < ob ? -1 : oa > ob;
+}
+
+/* Start head, with the queued demand jobs of its export that are adjacent
+ * to it in its pack. */
+static void launch_demand(struct sched *s, struct sched_job *head, uint64_t now) {
+        struct sched_export *se = head->se;
+        const struct blkindex *x = se->x;
+        const uint32_t pack = x->chunks[head->k].pack;
+        struct sched_job *cand[SCHED_RANGE_CHUNKS];
+        struct coalesce_extent ext[SCHED_RANGE_CHUNKS];
+        struct sched_range *rg;
+        size_t n = 0, h = 0, lo, hi;
+
+        /* head is the first queued job that may start, so it comes first. */
+        for (struct sched_job *j = head; j && n < SCHED_RANGE_CHUNKS; j = j->qnext)
+                if (j == head || (j->se == se && j->not_before <= now && x->chunks[j->k].pack == pack))
+                        cand[n++] = j;
+        qsort_r(cand, n, sizeof *cand, cmp_job_offset, (void *) x);
+        for (size_t m = 0; m < n; m++) {
+                const struct blkindex_chunk *c = &x->chunks[cand[m]->k];
+                ext[m] = (struct coalesce_extent) { .pack = c->pack, .off = c->offset, .len = c->stored_len };
+                if (cand[m] == head)
+                        h = m;
+        }
+        coalesce_around(ext, n, h, s->o.range_max, &lo, &hi);
+        rg = range_new(s, se, SCHED_DEMAND, (unsigned) (hi - lo));
+        if (!rg) {
+                sched_queue_remove(s, head);
+                sched_complete(s, head, -ENOMEM, NULL);
+                return;
+        }
+        for (size_t m = lo; m < hi; m++) {
+                struct sched_job *j = cand[m];
+
+                sched_queue_remove(s, j);
+                j->inflight = true;
+                j->cls = SCHED_DEMAND;
+                j->refs++;
+                rg->jobs[m - lo] = j;
+        }
+        launch(s, rg);
+}
+
+static bool start_demand(struct sched *s, uint64_t now) {
+        for (struct sched_job *j = s->dq_head; j; j = j->qnext) {
+                if (j->not_before > now || j->se->removing || j->se->net_inflight >= j->se->cap)
+                        continue;
+                launch_demand(s, j, now);
+                return true;
+        }
+        return false;
+}
+
+/* --- Cursors: profile lists and the background stream --- */
+
+/* The largest range a cursor takes: range_max (smaller under a rate
+ * cap), and on a slow link what takes an eighth of the fetch timeout, so
+ * that a range in flight beside others still ends well before it (one
+ * chunk at least). */
+static uint64_t cursor_range_max(struct sched *s, enum sched_class cls) {
+        uint64_t max = cls == SCHED_BACKGROUND ? s->bg_range_max : s->o.range_max;
+        double bw = bdp_bandwidth(&s->bdp);
+
+        if (bw > 0)
+                max = MIN(max, MAX((uint64_t) (bw * (double) s->o.fetch_timeout_ns / 8e9), (uint64_t) 64 << 10));
+        return max;
+}
+
+struct scan {
+        unsigned n;
+        uint64_t len;
+        uint64_t pos[SCHED_RANGE_CHUNKS];       /* cursor positions */
+        uint64_t i[SCHED_RANGE_CHUNKS];         /* logical chunks */
+        uint32_t k[SCHED_RANGE_CHUNKS];         /* unique chunks */
+};
+
+/*
+ * Scan from position p (unlocked): skip what is zero or local, collect the
+ * next run of missing chunks that are adjacent in one pack, up to
+ * range_max; with !fetch only look (and mark what is local). Returns the
+ * position after what was scanned.
+ */
+static uint64_t scan(struct sched_export *se, const struct sched_pflist *list, uint64_t p, uint64_t end,
+                     uint64_t range_max, bool fetch, struct scan *sc) {
+        const struct blkindex *x = se->x;
+        unsigned steps = 0, checks = 0;
+
+        sc->n = 0;
+        sc->len = 0;
+        while (p < end && steps++ < SCHED_SCAN_STEPS && sc->n < SCHED_RANGE_CHUNKS) {
+                uint64_t i = list ? list->v[p] : p;
+                const struct blkindex_chunk *c;
+                uint32_t k;
+
+                if (i >= x->n_map || (k = x->map[i]) == BLKINDEX_ZERO || sched_is_present(se, k)) {
+                        p++;
+                        continue;
+                }
+                c = &x->chunks[k];
+                if (sc->n) {
+                        const struct blkindex_chunk *last = &x->chunks[sc->k[sc->n - 1]];
+                        if (c->pack != last->pack || c->offset != last->offset + last->stored_len ||
+                            sc->len + c->stored_len > range_max)
+                                break;
+                }
+                if (checks++ == SCHED_SCAN_CHECKS)
+                        break;
+                if (chunkstore_has(se->s->store, &c->digest) > 0) {
+                        sched_mark_present(se, k);
+                        p++;
+                        continue;
+                }
+                if (fetch) {
+                        sc->pos[sc->n] = p;
+                        sc->i[sc->n] = i;
+                        sc->k[sc->n++] = k;
+                        sc->len += c->stored_len;
+                }
+                p++;
+                if (sc->len >= range_max)
+                        break;
+        }
+        return p;
+}
+
+/*
+ * One step of se's cursor of class cls (SCHED_PROFILE or
+ * SCHED_BACKGROUND; !fetch: the survey of an export without background).
+ * Returns true when it moved or started a request.
+ */
+static bool cursor_step(struct sched *s, struct sched_export *se, enum sched_class cls, bool fetch) {
+        const bool profile = cls == SCHED_PROFILE;
+        struct sched_pflist *list = profile ? se->pf : NULL;
+        const uint64_t gen = se->pf_gen, from = profile ? se->pf_pos : se->bg_pos, seq = s->done_seq;
+        const uint64_t end = profile ? se->pf_n : se->x->n_map;
+        const uint64_t range_max = cursor_range_max(s, cls);
+        uint64_t to, noted = 0;
+        struct sched_range *rg;
+        struct scan *sc;
+
+        if (from >= end)
+                return false;
+        sc = malloc(sizeof *sc);
+        if (!sc)
+                return false;
+        if (list)
+                list->refs++;
+        se->busy++;
+        pthread_mutex_unlock(&s->lock);
+        to = scan(se, list, from, end, range_max, fetch, sc);
+        pthread_mutex_lock(&s->lock);
+        se->busy--;
+        sched_pflist_put(list);
+        if (se->removing) {
+                pthread_cond_broadcast(&s->changed);
+                free(sc);
+                return true;
+        }
+        if (profile && gen != se->pf_gen) {
+                free(sc);
+                return true;    /* the list was replaced meanwhile */
+        }
+
+        /* A chunk someone fetches already ends the run: the first one is
+         * credited when that fetch ends, later ones are scanned again. So
+         * does one stored while we scanned (scanned again: found). */
+        for (unsigned m = 0; m < sc->n; m++) {
+                const struct digest *d = &se->x->chunks[sc->k[m]].digest;
+                struct sched_job *j = sched_job_lookup(s, d);
+
+                if (!j && sched_stored_since(s, d, seq)) {
+                        to = sc->pos[m];
+                        sc->n = m;
+                        break;
+                }
+                if (!j)
+                        continue;
+                if (m == 0) {
+                        if (sched_note_add(j, se, sc->k[0], (uint8_t) cls) == 0)
+                                noted = 1;
+                        to = sc->pos[0] + 1;
+                } else {
+                        to = sc->pos[m];
+                }
+                sc->n = m;
+                break;
+        }
+        if (profile) {
+                /* Positions skipped (zero, local) are done now. */
+                se->pf_done += to - from - sc->n - noted;
+                se->pf_pos = to;
+        } else {
+                se->bg_pos = to;
+        }
+        if (sc->n) {
+                rg = range_new(s, se, cls, sc->n);
+                if (!rg) {
+                        /* Try again later from the same place. */
+                        if (profile)
+                                se->pf_pos = sc->pos[0];
+                        else
+                                se->bg_pos = sc->pos[0];
+                        free(sc);
+                        return false;
+                }
+                for (unsigned m = 0; m < sc->n; m++) {
+                        struct sched_job *j = sched_job_new(s, se, sc->k[m], sc->i[m], (uint8_t) cls);
+
+                        if (!j) {
+                                rg->n = m;
+                                break;
+                        }
+                        j->inflight = true;
+                        j->refs++;
+                        if (profile) {
+                                j->profile_own = true;
+                                j->pf_gen = gen;
+                                se->pf_pending++;
+                        }
+                        rg->jobs[m] = j;
+                }
+                if (rg->n)
+                        launch(s, rg);
+                else
+                        free(rg);
+        }
+        if (profile)
+                sched_profile_check_done(se);
+        free(sc);
+        return true;
+}
+
+/* se (or the round robin's n-th export). */
+static struct sched_export *nth_export(struct sched *s, unsigned n) {
+        struct sched_export *se = s->exports;
+
+        while (se && n--)
+                se = se->next;
+        return se;
+}
+
+static bool start_profile(struct sched *s, const struct sched_gate *g, uint64_t now, uint64_t *wake) {
+        if (!s->n_exports || s->backlog >= SCHED_BACKLOG_MAX || !sched_gate_allows(g, SCHED_PROFILE, now, wake))
+                return false;
+        for (unsigned idx = 0; idx < s->n_exports; idx++) {
+                struct sched_export *se = nth_export(s, (s->rr + idx) % s->n_exports);
+
+                if (se->removing || se->pf_pos >= se->pf_n ||
+                    se->inflight_nondemand + SCHED_DEMAND_RESERVE >= se->cap)
+                        continue;
+                if (cursor_step(s, se, SCHED_PROFILE, true)) {
+                        s->rr++;
+                        return true;
+                }
+        }
+        return false;
+}
+
+/* The end of a background pass over se: done, another pass, or a pause. */
+static void pass_end(struct sched *s, struct sched_export *se, uint64_t now, uint64_t *wake) {
+        uint64_t hydrated = __atomic_load_n(&se->st.hydrated_chunks, __ATOMIC_RELAXED);
+        char a[32], b[32];
+
+        if (hydrated >= se->st.image_chunks) {
+                se->bg_state = SCHED_BG_DONE;
+                log_info("Export %s: fully hydrated: %s of chunks local, %s fetched in %llu requests (%llu by the background stream) in %.1f s",
+                         se->name, format_size(se->st.image_bytes, a, sizeof a),
+                         format_size(se->st.bytes[SCHED_DEMAND] + se->st.bytes[SCHED_PROFILE] + se->st.bytes[SCHED_BACKGROUND],
+                                     b, sizeof b),
+                         (unsigned long long) (se->st.requests[SCHED_DEMAND] + se->st.requests[SCHED_PROFILE] +
+                                               se->st.requests[SCHED_BACKGROUND]),
+                         (unsigned long long) se->st.requests[SCHED_BACKGROUND], (double) (now - se->t0) / 1e9);
+                return;
+        }
+        /* Missing chunks are being fetched by someone else, or failed:
+         * look again, at once if the last pass got somewhere. */
+        se->bg_pos = 0;
+        if (hydrated == se->bg_pass_start) {
+                se->bg_resume_ns = now + PASS_PAUSE_NS;
+                *wake = MIN(*wake, se->bg_resume_ns);
+        }
+        se->bg_pass_start = hydrated;
+}
+
+/* Whether the store has room for background fetching: it never evicts
+ * (the image does not fit, so streaming it all would only churn). */
+static bool store_has_room(struct sched *s) {
+        uint64_t used, max;
+
+        chunkstore_usage(s->store, &used, &max);
+        return !max || used + s->bg_range_max <= max / 10 * 8;
+}
+
+static bool start_background(struct sched *s, const struct sched_gate *g, uint64_t now, uint64_t *wake) {
+        uint64_t at;
+
+        if (!s->n_exports || s->backlog >= SCHED_BACKLOG_MAX || !sched_gate_allows(g, SCHED_BACKGROUND, now, wake))
+                return false;
+        at = tbucket_ready_at(&s->tb, now);
+        if (at) {
+                *wake = MIN(*wake, at);
+                return false;
+        }
+        for (unsigned idx = 0; idx < s->n_exports; idx++) {
+                struct sched_export *se = nth_export(s, (s->rr + idx) % s->n_exports);
+
+                if (se->removing || !se->bg_started || se->bg_state == SCHED_BG_OFF || se->bg_state == SCHED_BG_DONE)
+                        continue;
+                if (se->bg_resume_ns > now) {
+                        *wake = MIN(*wake, se->bg_resume_ns);
+                        continue;
+                }
+                if (!store_has_room(s)) {
+                        if (se->bg_state != SCHED_BG_CACHE_FULL)
+                                log_info("Export %s: background fetching paused: the chunk store is near --cache-max",
+                                         se->name);
+                        se->bg_state = SCHED_BG_CACHE_FULL;
+                        se->bg_resume_ns = now + CACHE_RECHECK_NS;
+                        *wake = MIN(*wake, se->bg_resume_ns);
+                        continue;
+                }
+                se->bg_state = SCHED_BG_RUNNING;
+                if (se->inflight_nondemand + SCHED_DEMAND_RESERVE >= se->cap)
+                        continue;
+                if (se->bg_pos >= se->x->n_map) {
+                        if (!se->bg_inflight)
+                                pass_end(s, se, now, wake);
+                        continue;
+                }
+                if (cursor_step(s, se, SCHED_BACKGROUND, true)) {
+                        s->rr++;
+                        return true;
+                }
+        }
+        return false;
+}
+
+/* Exports without background: survey the store once, so that hydration
+ * counts what earlier runs left there. */
+static bool survey(struct sched *s) {
+        for (struct sched_export *se = s->exports; se; se = se->next) {
+                if (se->removing || se->bg_state != SCHED_BG_OFF || se->bg_surveyed)
+                        continue;
+                if (se->bg_pos >= se->x->n_map) {
+                        se->bg_surveyed = true;
+                        continue;
+                }
+                return cursor_step(s, se, SCHED_BACKGROUND, false);
+        }
+        return false;
+}
+
+/* Background failed: rewind to what failed, pause, resume by itself.
+ * Caller holds the lock. */
+void sched_background_failed(struct sched_export *se, uint64_t first_failed, uint64_t now) {
+        unsigned shift = MIN(se->bg_failures, (unsigned) BG_BACKOFF_MAX_SHIFT);
+
+        se->bg_failures++;
+        se->bg_pos = MIN(se->bg_pos, first_failed);
+        se->bg_state = SCHED_BG_BACKOFF;
+        se->bg_resume_ns = now + sched_jitter(se->s, NS << shift);
+        if (se->bg_failures == 1)
+                log_info("Export %s: background fetching failed; retrying in the background", se->name);
+}
+
+void *sched_dispatcher_main(void *arg) {
+        struct sched *s = arg;
+
+        pthread_mutex_lock(&s->lock);
+        while (!s->stopping) {
+                uint64_t now = now_ns(), wake = UINT64_MAX;
+                struct sched_gate g;
+
+                if (start_demand(s, now))
+                        continue;
+                gate_fill(s, now, &g, &wake);
+                if (start_profile(s, &g, now, &wake))
+                        continue;
+                if (start_background(s, &g, now, &wake))
+                        continue;
+                if (survey(s))
+                        continue;
+                if (wake == UINT64_MAX) {
+                        pthread_cond_wait(&s->wake, &s->lock);
+                } else {
+                        struct timespec ts = { .tv_sec = (time_t) (wake / NS), .tv_nsec = (long) (wake % NS) };
+                        pthread_cond_timedwait(&s->wake, &s->lock, &ts);
+                }
+        }
+        pthread_mutex_unlock(&s->lock);
+        return NULL;
+}

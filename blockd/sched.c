@@ -1,0 +1,734 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The fetch scheduler's API (sched.h): exports come and go, readers wait
+ * for chunks, profile lists are set, counters are read. Which request
+ * starts when is sched-dispatch.c; what happens when it ends is
+ * sched-decode.c.
+ */
+#include "sched-internal.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#define WARN_INTERVAL_NS (10 * NS)
+
+/* --- Small helpers --- */
+
+static void cond_init_mono(pthread_cond_t *c) {
+        pthread_condattr_t a;
+
+        pthread_condattr_init(&a);
+        pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+        pthread_cond_init(c, &a);
+        pthread_condattr_destroy(&a);
+}
+
+/* A uniformly spread delay in [d/2, d] (retries of many readers and many
+ * hosts do not fall into step). Caller holds the lock. */
+uint64_t sched_jitter(struct sched *s, uint64_t d) {
+        s->rng ^= s->rng << 13;
+        s->rng ^= s->rng >> 7;
+        s->rng ^= s->rng << 17;
+        return d / 2 + (d > 1 ? s->rng % (d / 2 + 1) : 0);
+}
+
+const char *sched_bg_state_name(enum sched_bg_state st) {
+        switch (st) {
+        case SCHED_BG_OFF:
+                return "off";
+        case SCHED_BG_RUNNING:
+                return "running";
+        case SCHED_BG_BACKOFF:
+                return "backoff";
+        case SCHED_BG_CACHE_FULL:
+                return "cache-full";
+        case SCHED_BG_DONE:
+                return "done";
+        }
+        return "?";
+}
+
+/* --- Chunk buffers --- */
+
+struct sched_buf *sched_buf_new(size_t len) {
+        struct sched_buf *b = malloc(sizeof *b + (len ? len : 1));
+
+        if (!b)
+                return NULL;
+        b->refs = 1;
+        b->len = len;
+        return b;
+}
+
+static struct sched_buf *buf_ref(struct sched_buf *b) {
+        __atomic_fetch_add(&b->refs, 1, __ATOMIC_RELAXED);
+        return b;
+}
+
+const void *sched_buf_data(const struct sched_buf *b) {
+        return b->data;
+}
+
+void sched_buf_put(struct sched_buf *b) {
+        if (b && __atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0)
+                free(b);
+}
+
+/* --- Presence and working-set bits --- */
+
+static bool bit_set_once(uint64_t *bm, uint32_t k) {
+        uint64_t bit = UINT64_C(1) << (k % 64), *w = &bm[k / 64];
+
+        if (__atomic_load_n(w, __ATOMIC_RELAXED) & bit)
+                return false;
+        return !(__atomic_fetch_or(w, bit, __ATOMIC_RELAXED) & bit);
+}
+
+/* Unique chunk k of se is local now. Returns true the first time. */
+bool sched_mark_present(struct sched_export *se, uint32_t k) {
+        if (!bit_set_once(se->present, k))
+                return false;
+        __atomic_fetch_add(&se->st.hydrated_bytes, se->x->chunks[k].raw_len, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&se->st.hydrated_chunks, 1, __ATOMIC_RELAXED);
+        return true;
+}
+
+static void mark_needed(struct sched_export *se, uint32_t k) {
+        if (bit_set_once(se->needed, k))
+                __atomic_fetch_add(&se->st.needed_bytes, se->x->chunks[k].raw_len, __ATOMIC_RELAXED);
+}
+
+void sched_note_hit(struct sched_export *se, uint32_t k) {
+        mark_needed(se, k);
+        sched_mark_present(se, k);
+}
+
+/* --- Jobs: the digest table and the demand queue (caller holds the lock) --- */
+
+static inline size_t bucket(const struct digest *d) {
+        uint64_t h;
+
+        memcpy(&h, d->b, sizeof h);
+        return h % SCHED_TABLE_BUCKETS;
+}
+
+struct sched_job *sched_job_lookup(struct sched *s, const struct digest *d) {
+        for (struct sched_job *j = s->table[bucket(d)]; j; j = j->hnext)
+                if (digest_equal(&j->d, d))
+                        return j;
+        return NULL;
+}
+
+/* A new job in the table (the table's reference), neither queued nor in
+ * flight yet. NULL on ENOMEM. */
+struct sched_job *sched_job_new(struct sched *s, struct sched_export *se, uint32_t k, uint64_t i, uint8_t cls) {
+        struct sched_job *j = calloc(1, sizeof *j);
+        size_t b;
+
+        if (!j)
+                return NULL;
+        j->d = se->x->chunks[k].digest;
+        j->se = se;
+        j->k = k;
+        j->i = i;
+        j->cls = cls;
+        j->refs = 1;
+        cond_init_mono(&j->cond);
+        b = bucket(&j->d);
+        j->hnext = s->table[b];
+        s->table[b] = j;
+        return j;
+}
+
+static void table_remove(struct sched *s, struct sched_job *j) {
+        for (struct sched_job **pp = &s->table[bucket(&j->d)]; *pp; pp = &(*pp)->hnext)
+                if (*pp == j) {
+                        *pp = j->hnext;
+                        j->hnext = NULL;
+                        return;
+                }
+}
+
+void sched_job_unref(struct sched_job *j) {
+        if (!j || --j->refs > 0)
+                return;
+        while (j->notes) {
+                struct sched_note *n = j->notes;
+                j->notes = n->next;
+                free(n);
+        }
+        sched_buf_put(j->buf);
+        pthread_cond_destroy(&j->cond);
+        free(j);
+}
+
+void sched_queue_push(struct sched *s, struct sched_job *j) {
+        j->queued = true;
+        j->qnext = NULL;
+        j->qprev = s->dq_tail;
+        if (s->dq_tail)
+                s->dq_tail->qnext = j;
+        else
+                s->dq_head = j;
+        s->dq_tail = j;
+        s->dq_n++;
+}
+
+void sched_queue_remove(struct sched *s, struct sched_job *j) {
+        if (j->qprev)
+                j->qprev->qnext = j->qnext;
+        else
+                s->dq_head = j->qnext;
+        if (j->qnext)
+                j->qnext->qprev = j->qprev;
+        else
+                s->dq_tail = j->qprev;
+        j->qprev = j->qnext = NULL;
+        j->queued = false;
+        s->dq_n--;
+}
+
+/* Queue j again at demand priority (a reader still waits for it). */
+void sched_requeue(struct sched *s, struct sched_job *j, uint64_t not_before) {
+        j->cls = SCHED_DEMAND;
+        j->not_before = not_before;
+        sched_queue_push(s, j);
+        pthread_cond_signal(&s->wake);
+}
+
+int sched_note_add(struct sched_job *j, struct sched_export *se, uint32_t k, uint8_t cls) {
+        struct sched_note *n = calloc(1, sizeof *n);
+
+        if (!n)
+                return -ENOMEM;
+        *n = (struct sched_note) { .se = se, .k = k, .cls = cls, .pf_gen = se->pf_gen, .next = j->notes };
+        j->notes = n;
+        if (cls == SCHED_PROFILE)
+                se->pf_pending++;
+        return 0;
+}
+
+/* A profile position ended (fetched, failed, or fetched by someone else). */
+static void profile_credit(struct sched_export *se, uint64_t gen) {
+        if (gen != se->pf_gen)
+                return;         /* a list that was replaced since */
+        se->pf_done++;
+        se->pf_pending--;
+}
+
+/*
+ * The job ends: out of the table, result published, notes credited,
+ * waiters woken, the table's reference dropped. buf: the chunk on
+ * success (the job takes the reference), else NULL.
+ */
+void sched_complete(struct sched *s, struct sched_job *j, int r, struct sched_buf *buf) {
+        assert(!j->queued && !j->done);
+        table_remove(s, j);
+        if (r == 0 && j->stored) {
+                s->done_seq++;
+                s->recent[s->done_seq % SCHED_RECENT].d = j->d;
+                s->recent[s->done_seq % SCHED_RECENT].seq = s->done_seq;
+        }
+        j->done = true;
+        j->result = r;
+        j->buf = buf;
+        if (r == 0 && j->stored)
+                sched_mark_present(j->se, j->k);
+        if (j->profile_own)
+                profile_credit(j->se, j->pf_gen);
+        while (j->notes) {
+                struct sched_note *n = j->notes;
+                j->notes = n->next;
+                if (r == 0 && j->stored)
+                        sched_mark_present(n->se, n->k);
+                if (n->cls == SCHED_PROFILE)
+                        profile_credit(n->se, n->pf_gen);
+                sched_profile_check_done(n->se);
+                free(n);
+        }
+        sched_profile_check_done(j->se);
+        pthread_cond_broadcast(&j->cond);
+        pthread_cond_signal(&s->wake);
+        sched_job_unref(j);
+}
+
+/* Whether a job stored chunk d after done_seq was seq (true too when
+ * too many were stored since to tell: look in the store). Caller holds
+ * the lock. */
+bool sched_stored_since(const struct sched *s, const struct digest *d, uint64_t seq) {
+        if (s->done_seq - seq >= SCHED_RECENT)
+                return true;
+        for (uint64_t q = s->done_seq; q > seq; q--)
+                if (digest_equal(&s->recent[q % SCHED_RECENT].d, d))
+                        return true;
+        return false;
+}
+
+/* --- Readers --- */
+
+/* Queue a demand job for logical chunk i of se unless one exists, or the
+ * chunk was stored since seq (the caller looked in the store before):
+ * then *ret is NULL. */
+static int demand_queue(struct sched *s, struct sched_export *se, uint64_t i, uint32_t k, uint64_t seq,
+                        struct sched_job **ret) {
+        struct sched_job *j = sched_job_lookup(s, &se->x->chunks[k].digest);
+
+        if (!j && sched_stored_since(s, &se->x->chunks[k].digest, seq)) {
+                if (ret)
+                        *ret = NULL;
+                return 0;
+        }
+        if (!j) {
+                j = sched_job_new(s, se, k, i, SCHED_DEMAND);
+                if (!j)
+                        return -ENOMEM;
+                sched_queue_push(s, j);
+        } else if (j->queued && !j->waiters && j->not_before) {
+                /* Backing off for readers that gave up: a new reader
+                 * gets a prompt attempt (the source may be back). */
+                j->not_before = 0;
+                j->attempts = 0;
+        }
+        if (ret)
+                *ret = j;
+        return 0;
+}
+
+/* Logical chunks after i worth fetching with it: not zero, not known to
+ * be local, not in the store. Unlocked (store lookups). */
+static unsigned collect_hints(struct sched_export *se, uint64_t i, uint64_t n_after, uint64_t *ret, uint32_t *ret_k) {
+        const struct blkindex *x = se->x;
+        uint64_t end = MIN(i + 1 + MIN(n_after, (uint64_t) SCHED_HINTS_MAX), x->n_map);
+        unsigned n = 0;
+
+        for (uint64_t h = i + 1; h < end && n < SCHED_HINTS_MAX; h++) {
+                uint32_t k = x->map[h];
+
+                if (k == BLKINDEX_ZERO || sched_is_present(se, k))
+                        continue;
+                if (chunkstore_has(se->s->store, &x->chunks[k].digest) > 0) {
+                        sched_mark_present(se, k);
+                        continue;
+                }
+                ret[n] = h;
+                ret_k[n++] = k;
+        }
+        return n;
+}
+
+int sched_demand(struct sched_export *se, uint64_t i, uint64_t n_after, struct sched_buf **ret, uint64_t *ret_hinted) {
+        struct sched *s = se->s;
+        const uint32_t k = se->x->map[i];
+        const struct digest *d = &se->x->chunks[k].digest;
+        const uint64_t t0 = now_ns(), deadline = t0 + s->o.fetch_timeout_ns;
+        uint64_t hints[SCHED_HINTS_MAX];
+        uint32_t hint_k[SCHED_HINTS_MAX];
+        struct sched_job *j;
+        unsigned n_hints;
+        uint64_t seq;
+        int r;
+
+        assert(k != BLKINDEX_ZERO);
+        mark_needed(se, k);
+        pthread_mutex_lock(&s->lock);
+        seq = s->done_seq;
+        j = sched_job_lookup(s, d);
+        pthread_mutex_unlock(&s->lock);
+        if (!j && chunkstore_has(s->store, d) > 0) {
+                /* Stored by someone else since the caller looked. */
+                sched_mark_present(se, k);
+                return -EAGAIN;
+        }
+        n_hints = n_after ? collect_hints(se, i, n_after, hints, hint_k) : 0;
+        if (ret_hinted) {
+                *ret_hinted = 0;
+                for (unsigned h = 0; h < n_hints; h++)
+                        *ret_hinted |= UINT64_C(1) << (hints[h] - i - 1);
+        }
+
+        pthread_mutex_lock(&s->lock);
+        for (;;) {
+                struct timespec ts;
+                uint64_t now;
+
+                r = demand_queue(s, se, i, k, seq, &j);
+                for (unsigned h = 0; r >= 0 && h < n_hints; h++)
+                        r = demand_queue(s, se, hints[h], hint_k[h], seq, NULL);
+                n_hints = 0;
+                if (r < 0)
+                        break;
+                if (!j) {
+                        /* Stored since the caller looked: look again. */
+                        pthread_mutex_unlock(&s->lock);
+                        return -EAGAIN;
+                }
+                j->refs++;
+                j->waiters++;
+                s->waiting++;
+                s->last_demand_ns = now_ns();
+                pthread_cond_signal(&s->wake);
+                ts.tv_sec = (time_t) (deadline / NS);
+                ts.tv_nsec = (long) (deadline % NS);
+                while (!j->done)
+                        if (pthread_cond_timedwait(&j->cond, &s->lock, &ts) == ETIMEDOUT)
+                                break;
+                now = now_ns();
+                j->waiters--;
+                s->waiting--;
+                s->last_demand_ns = now;
+                if (!s->waiting)
+                        pthread_cond_signal(&s->wake);  /* background may go after the hold */
+                if (!j->done) {
+                        r = -ETIMEDOUT;
+                } else {
+                        r = j->result;
+                        if (r == 0)
+                                *ret = buf_ref(j->buf);
+                }
+                sched_job_unref(j);
+                /* The export that fetched it went away: fetch it ourselves. */
+                if (r == -ECANCELED && now < deadline && !se->removing) {
+                        seq = s->done_seq;
+                        continue;
+                }
+                break;
+        }
+        se->st.demand_waits++;
+        se->st.demand_wait_ns += now_ns() - t0;
+        if (r < 0) {
+                bool warn = now_ns() - se->warned_ns >= WARN_INTERVAL_NS || !se->warned_ns;
+                uint64_t failures = ++se->st.demand_failures;
+
+                if (r == -ETIMEDOUT)
+                        s->st.timeouts++;
+                if (warn)
+                        se->warned_ns = now_ns();
+                pthread_mutex_unlock(&s->lock);
+                if (r == -ENOMEM)
+                        return r;
+                /* Who handles it logs it: here, the read fails (its
+                 * frontend maps EIO to its wire code); once per 10 s. */
+                if (warn) {
+                        char hex[DIGEST_HEX_LEN + 1];
+                        log_warning("Export %s: read of chunk %llu (%s) failed: %s (%llu failed reads so far)", se->name,
+                                    (unsigned long long) i, digest_to_hex(d, hex),
+                                    r == -ETIMEDOUT ? "the source did not deliver it within the fetch timeout"
+                                                    : strerror(-r),
+                                    (unsigned long long) failures);
+                }
+                return -EIO;
+        }
+        pthread_mutex_unlock(&s->lock);
+        return r;
+}
+
+/* --- Profile --- */
+
+void sched_pflist_put(struct sched_pflist *l) {
+        if (l && --l->refs == 0)
+                free(l);
+}
+
+/* Log the end of a profile list once. Caller holds the lock. */
+void sched_profile_check_done(struct sched_export *se) {
+        char sz[32];
+
+        if (se->pf_logged || !se->pf_n || se->pf_pos < se->pf_n || se->pf_pending)
+                return;
+        se->pf_logged = true;
+        log_info("Export %s: prefetch done: %llu of %zu chunks, %llu fetched (%s) in %.2f s", se->name,
+                 (unsigned long long) MIN(se->pf_done, (uint64_t) se->pf_n), se->pf_n,
+                 (unsigned long long) se->st.chunks[SCHED_PROFILE],
+                 format_size(se->st.bytes[SCHED_PROFILE], sz, sizeof sz), (double) (now_ns() - se->pf_t0) / 1e9);
+}
+
+int sched_profile_set(struct sched_export *se, const uint64_t *chunks, size_t n) {
+        struct sched *s = se->s;
+        struct sched_pflist *l = malloc(sizeof *l + MAX(n, (size_t) 1) * sizeof l->v[0]);
+
+        if (!l)
+                return -ENOMEM;
+        l->refs = 1;
+        l->n = n;
+        if (n)
+                memcpy(l->v, chunks, n * sizeof *chunks);
+        pthread_mutex_lock(&s->lock);
+        sched_pflist_put(se->pf);
+        se->pf = l;
+        se->pf_n = n;
+        se->pf_pos = 0;
+        se->pf_done = 0;
+        se->pf_pending = 0;
+        se->pf_gen++;
+        se->pf_t0 = now_ns();
+        se->pf_logged = false;
+        pthread_cond_signal(&s->wake);
+        pthread_mutex_unlock(&s->lock);
+        return 0;
+}
+
+void sched_profile_cancel(struct sched_export *se) {
+        struct sched *s;
+
+        if (!se)
+                return;
+        s = se->s;
+        pthread_mutex_lock(&s->lock);
+        se->pf_n = se->pf_pos;
+        se->pf_pending = 0;
+        se->pf_gen++;
+        se->pf_logged = true;
+        pthread_mutex_unlock(&s->lock);
+}
+
+/* --- Exports --- */
+
+int sched_export_add(struct sched *s, const char *name, struct image *img, struct blob_source *src,
+                     unsigned max_inflight, struct sched_export **ret) {
+        const bool async = src->ops->blob_read_async != NULL;
+        struct sched_export *se;
+        size_t words;
+        int r;
+
+        se = calloc(1, sizeof *se);
+        if (!se)
+                return -ENOMEM;
+        se->s = s;
+        se->img = img;
+        se->x = img->index;
+        se->src = src;
+        se->name = strdup(name);
+        se->cap = max_inflight ? max_inflight : async ? 16 : 8;
+        se->cap = MAX(se->cap, SCHED_DEMAND_RESERVE + 1);
+        words = DIV_ROUND_UP((size_t) se->x->n_chunks, 64) + 1;
+        se->present = calloc(words, sizeof *se->present);
+        se->needed = calloc(words, sizeof *se->needed);
+        if (!se->name || !se->present || !se->needed) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        for (uint32_t k = 0; k < se->x->n_chunks; k++)
+                se->st.image_bytes += se->x->chunks[k].raw_len;
+        se->st.image_chunks = se->x->n_chunks;
+        r = fetcher_new(src, &(struct fetch_options) { .max_inflight = se->cap, .threads = MIN(se->cap, 8u) },
+                        &se->fetcher);
+        if (r < 0)
+                goto fail;
+        se->t0 = now_ns();
+        se->bg_state = s->o.background ? SCHED_BG_RUNNING : SCHED_BG_OFF;
+
+        pthread_mutex_lock(&s->lock);
+        se->next = s->exports;
+        s->exports = se;
+        s->n_exports++;
+        pthread_cond_signal(&s->wake);
+        pthread_mutex_unlock(&s->lock);
+        *ret = se;
+        return 0;
+fail:
+        free(se->present);
+        free(se->needed);
+        free(se->name);
+        free(se);
+        return r;
+}
+
+void sched_background_start(struct sched_export *se) {
+        struct sched *s = se->s;
+
+        pthread_mutex_lock(&s->lock);
+        se->bg_started = true;
+        pthread_cond_signal(&s->wake);
+        pthread_mutex_unlock(&s->lock);
+}
+
+void sched_export_remove(struct sched_export *se) {
+        struct sched *s;
+        struct sched_job *j, *next;
+
+        if (!se)
+                return;
+        s = se->s;
+        pthread_mutex_lock(&s->lock);
+        se->removing = true;
+        /* Its queued jobs end; readers of other exports waiting for one
+         * queue it again through their own export. */
+        for (j = s->dq_head; j; j = next) {
+                next = j->qnext;
+                if (j->se == se) {
+                        sched_queue_remove(s, j);
+                        sched_complete(s, j, -ECANCELED, NULL);
+                }
+        }
+        /* Nothing may credit it once it is gone. */
+        for (size_t b = 0; b < SCHED_TABLE_BUCKETS; b++)
+                for (j = s->table[b]; j; j = j->hnext)
+                        for (struct sched_note **pp = &j->notes; *pp;) {
+                                struct sched_note *n = *pp;
+                                if (n->se == se) {
+                                        *pp = n->next;
+                                        free(n);
+                                } else {
+                                        pp = &n->next;
+                                }
+                        }
+        while (se->busy)
+                pthread_cond_wait(&s->changed, &s->lock);
+        pthread_mutex_unlock(&s->lock);
+
+        /* Cancels what is queued or in flight; the completions queue the
+         * ranges for the decoders, which finish them. */
+        fetcher_free(se->fetcher);
+
+        pthread_mutex_lock(&s->lock);
+        while (se->inflight)
+                pthread_cond_wait(&s->changed, &s->lock);
+        for (struct sched_export **pp = &s->exports; *pp; pp = &(*pp)->next)
+                if (*pp == se) {
+                        *pp = se->next;
+                        break;
+                }
+        s->n_exports--;
+        pthread_mutex_unlock(&s->lock);
+
+        sched_pflist_put(se->pf);
+        free(se->present);
+        free(se->needed);
+        free(se->name);
+        free(se);
+}
+
+/* --- Statistics --- */
+
+void sched_export_get_stats(struct sched_export *se, struct sched_export_stats *ret) {
+        struct sched *s = se->s;
+
+        pthread_mutex_lock(&s->lock);
+        *ret = se->st;
+        ret->profile_queued = se->pf_n;
+        ret->profile_done = MIN(se->pf_done, (uint64_t) se->pf_n);
+        ret->profile_active = se->pf_pos < se->pf_n || se->pf_pending > 0;
+        ret->bg_state = se->bg_state;
+        ret->bg_position = se->bg_pos;
+        pthread_mutex_unlock(&s->lock);
+        ret->hydrated_bytes = __atomic_load_n(&se->st.hydrated_bytes, __ATOMIC_RELAXED);
+        ret->hydrated_chunks = __atomic_load_n(&se->st.hydrated_chunks, __ATOMIC_RELAXED);
+        ret->needed_bytes = __atomic_load_n(&se->st.needed_bytes, __ATOMIC_RELAXED);
+}
+
+void sched_get_stats(struct sched *s, struct sched_stats *ret) {
+        pthread_mutex_lock(&s->lock);
+        *ret = s->st;
+        ret->window = bdp_window(&s->bdp);
+        memcpy(ret->inflight, s->inflight, sizeof ret->inflight);
+        ret->demand_queued = s->dq_n;
+        ret->demand_waiting = s->waiting;
+        ret->bandwidth = bdp_bandwidth(&s->bdp);
+        ret->rtt = bdp_rtt(&s->bdp);
+        pthread_mutex_unlock(&s->lock);
+}
+
+/* --- The scheduler --- */
+
+int sched_new(struct chunkstore *store, const struct sched_options *o, struct sched **ret) {
+        struct sched *s;
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        unsigned want;
+        int r;
+
+        s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        s->store = store;
+        if (o)
+                s->o = *o;
+        s->o.fetch_log = NULL;
+        s->log_fd = -1;
+        if (!s->o.fetch_timeout_ns)
+                s->o.fetch_timeout_ns = SCHED_TIMEOUT_DEFAULT_NS;
+        if (!s->o.range_max)
+                s->o.range_max = SCHED_RANGE_MAX_DEFAULT;
+        s->bg_range_max = s->o.range_max;
+        if (s->o.background_rate)
+                /* A capped stream sends a quarter second's worth at a time. */
+                s->bg_range_max = MIN(s->o.range_max, MAX(s->o.background_rate / 4, (uint64_t) 64 << 10));
+        s->t0 = now_ns();
+        s->rng = s->t0 | 1;
+        bdp_init(&s->bdp, &(struct bdp_options) { .min_window = s->o.min_window, .max_window = s->o.max_window });
+        tbucket_init(&s->tb, s->o.background_rate, s->bg_range_max, s->t0);
+        pthread_mutex_init(&s->lock, NULL);
+        pthread_mutex_init(&s->log_lock, NULL);
+        cond_init_mono(&s->wake);
+        pthread_cond_init(&s->decode, NULL);
+        pthread_cond_init(&s->changed, NULL);
+        if (o && o->fetch_log) {
+                s->log_fd = open(o->fetch_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+                if (s->log_fd < 0) {
+                        r = -errno;
+                        goto fail;
+                }
+        }
+        want = s->o.decoders ? s->o.decoders : (unsigned) MIN(MAX(ncpu, 2L), 4L);
+        want = MIN(want, (unsigned) ARRAY_SIZE(s->decoders));
+        for (; s->n_decoders < want; s->n_decoders++)
+                if (pthread_create(&s->decoders[s->n_decoders], NULL, sched_decoder_main, s) != 0)
+                        break;
+        if (!s->n_decoders) {
+                r = -EAGAIN;
+                goto fail;
+        }
+        r = -pthread_create(&s->dispatcher, NULL, sched_dispatcher_main, s);
+        if (r < 0)
+                goto fail_decoders;
+        *ret = s;
+        return 0;
+
+fail_decoders:
+        pthread_mutex_lock(&s->lock);
+        s->decoders_stop = true;
+        pthread_cond_broadcast(&s->decode);
+        pthread_mutex_unlock(&s->lock);
+        for (unsigned i = 0; i < s->n_decoders; i++)
+                pthread_join(s->decoders[i], NULL);
+fail:
+        if (s->log_fd >= 0)
+                close(s->log_fd);
+        free(s);
+        return r;
+}
+
+void sched_free(struct sched *s) {
+        if (!s)
+                return;
+        assert(!s->exports);
+        pthread_mutex_lock(&s->lock);
+        s->stopping = true;
+        pthread_cond_broadcast(&s->wake);
+        pthread_mutex_unlock(&s->lock);
+        pthread_join(s->dispatcher, NULL);
+        pthread_mutex_lock(&s->lock);
+        s->decoders_stop = true;
+        pthread_cond_broadcast(&s->decode);
+        pthread_mutex_unlock(&s->lock);
+        for (unsigned i = 0; i < s->n_decoders; i++)
+                pthread_join(s->decoders[i], NULL);
+        while (s->n_pool)
+                free(s->pool[--s->n_pool]);
+        if (s->log_fd >= 0)
+                close(s->log_fd);
+        pthread_mutex_destroy(&s->lock);
+        pthread_mutex_destroy(&s->log_lock);
+        pthread_cond_destroy(&s->wake);
+        pthread_cond_destroy(&s->decode);
+        pthread_cond_destroy(&s->changed);
+        free(s);
+}

@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The fetch scheduler: every chunk blockd fetches goes through one of
+ * these, shared by all exports of the daemon. Three classes:
+ *
+ *   demand      a reader waits for the chunk (export_read_next, pread,
+ *               CACHE, overlay completion of partial blocks);
+ *   profile     the image's boot profile, in recorded order
+ *               (export_prefetch, fed at attach right after the index);
+ *   background  every other chunk in logical order, until the export is
+ *               fully hydrated (--background off|on|RATE).
+ *
+ * Demand never waits behind the others (sched-policy.h). Adjacent chunks
+ * of one pack are fetched with one range request (registry-client/
+ * coalesce.h), as many requests in flight as the link's bandwidth-delay
+ * product asks for (sched-bdp.h), asynchronously through each export's
+ * range fetcher (registry-client/fetch.h): no thread blocks on the
+ * network but a reader waiting for its own chunk.
+ *
+ * Chunks are keyed by digest across exports: one fetch per digest however
+ * many readers of however many exports wait for it, and a chunk fetched
+ * for one export is a store hit for every other. Fetched ranges are
+ * decoded and verified (image_decode_chunk) by decoder threads before
+ * anything sees them: a chunk that does not match its digest is fetched
+ * again (3 attempts) and never served. Verified chunks go into the local
+ * store, and straight to the readers that waited (so a tiny --cache-max
+ * that evicts the entry at once still serves them).
+ *
+ * Faults: requests have a deadline (the fetch timeout); a failed request
+ * is retried with backoff for as long as a reader waits; a reader waits
+ * at most the fetch timeout and then gets -EIO. Background passes back
+ * off (1 s doubling to 16 s) while the source fails and resume by
+ * themselves. Cached ranges never touch the scheduler.
+ *
+ * Threads: one dispatcher (starts requests, walks the profile and
+ * background cursors), a few decoders, and the fetchers' backend threads
+ * (completion callbacks only queue work). One mutex guards the state;
+ * nothing blocks while holding it but short store checks of the cursors
+ * (done without it). Every function may be called from any thread.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "blockd/sched-policy.h"
+#include "chunkstore/store.h"
+#include "registry-client/image.h"
+
+struct sched;
+struct sched_export;
+
+struct sched_options {
+        bool background;                /* stream every chunk in the background */
+        uint64_t background_rate;       /* bytes/s cap for background, 0 = none */
+        uint64_t fetch_timeout_ns;      /* 0 = 30 s */
+        uint64_t range_max;             /* largest range request, 0 = 4 MiB */
+        unsigned min_window, max_window; /* requests in flight (profile + background); 0 = 2, 64 */
+        unsigned decoders;              /* 0 = number of CPUs, 2..4 */
+        const char *fetch_log;          /* append one line per request here; NULL = none */
+};
+
+/* The store is borrowed and must outlive the scheduler. */
+int sched_new(struct chunkstore *store, const struct sched_options *o, struct sched **ret);
+/* Every export must have been removed. NULL is fine. */
+void sched_free(struct sched *s);
+
+/*
+ * Register an image to fetch for. name is copied (for logs and the fetch
+ * log); img and src are borrowed and must stay until sched_export_remove.
+ * max_inflight: requests the source serves at once (a registry's
+ * connections per host), 0 = 16 for asynchronous sources, 8 for others;
+ * two of them are kept for demand. The background stream (when on)
+ * starts with sched_background_start.
+ */
+int sched_export_add(struct sched *s, const char *name, struct image *img, struct blob_source *src,
+                     unsigned max_inflight, struct sched_export **ret);
+/* Let the background stream of se begin (it waits for this, so that a
+ * boot profile given first goes first). Idempotent. */
+void sched_background_start(struct sched_export *se);
+/* Cancel what is queued or in flight for it, wait for its requests to
+ * end, free. Readers of other exports that waited for one of its
+ * fetches fetch again through their own export. NULL is fine. */
+void sched_export_remove(struct sched_export *se);
+
+/* Verified bytes of one chunk, shared by the readers that waited for it. */
+struct sched_buf;
+const void *sched_buf_data(const struct sched_buf *b);
+void sched_buf_put(struct sched_buf *b);
+
+/*
+ * A reader needs logical chunk i (not zero, and not in the store: the
+ * caller just looked) and waits for it. The missing ones among the next
+ * n_after logical chunks (the rest of the read; at most 64 are looked at)
+ * are fetched at demand priority too, in the same range requests where
+ * they are adjacent, without being waited for here; *ret_hinted (may be
+ * NULL) gets a bit for each (bit b: chunk i + 1 + b), so that the reader
+ * does not count them as store hits when it finds them there. Returns 0
+ * with *ret holding the chunk, -EAGAIN when the store has it after all
+ * (look again), -EIO when the fetch failed or the fetch timeout passed,
+ * -ENOMEM.
+ */
+int sched_demand(struct sched_export *se, uint64_t i, uint64_t n_after, struct sched_buf **ret, uint64_t *ret_hinted);
+
+/* A reader found unique chunk k in the store (hit): hydration and
+ * working-set accounting. Cheap (an atomic test when already known). */
+void sched_note_hit(struct sched_export *se, uint32_t k);
+
+/* Prefetch logical chunks in this order (the profile class), replacing
+ * the list given before. Chunks that are zero or stored cost nothing. */
+int sched_profile_set(struct sched_export *se, const uint64_t *chunks, size_t n);
+/* Forget the profile list (what is in flight completes). */
+void sched_profile_cancel(struct sched_export *se);
+
+enum sched_bg_state {
+        SCHED_BG_OFF,                   /* --background off (the store is still surveyed) */
+        SCHED_BG_RUNNING,
+        SCHED_BG_BACKOFF,               /* fetches failed: a pause, then it resumes */
+        SCHED_BG_CACHE_FULL,            /* the image does not fit under --cache-max */
+        SCHED_BG_DONE,                  /* every chunk is local: fully hydrated */
+};
+
+const char *sched_bg_state_name(enum sched_bg_state s);
+
+struct sched_export_stats {
+        /* Per class: range requests made, chunks they fetched, stored
+         * bytes fetched (range bytes). */
+        uint64_t requests[_SCHED_CLASS_MAX];
+        uint64_t chunks[_SCHED_CLASS_MAX];
+        uint64_t bytes[_SCHED_CLASS_MAX];
+        uint64_t needed_bytes;          /* raw bytes of distinct chunks clients read (the working set) */
+        uint64_t hydrated_bytes;        /* raw bytes of unique chunks known to be local */
+        uint64_t image_bytes;           /* raw bytes of all unique (non-zero) chunks */
+        uint64_t hydrated_chunks, image_chunks;
+        uint64_t demand_waits;          /* chunk reads that waited for a fetch */
+        uint64_t demand_wait_ns;        /* time they waited, in total */
+        uint64_t demand_failures;       /* chunk reads that failed (-EIO) */
+        uint64_t fetch_errors;          /* range requests that failed */
+        uint64_t digest_mismatches;     /* chunks whose bytes did not match their digest */
+        /* Profile: positions of the list, positions done (skipped, fetched,
+         * failed, or fetched by someone else), 1 while any is left. */
+        uint64_t profile_queued, profile_done, profile_active;
+        uint64_t bg_state;              /* enum sched_bg_state */
+        uint64_t bg_position;           /* the background cursor (logical chunk) */
+};
+
+void sched_export_get_stats(struct sched_export *se, struct sched_export_stats *ret);
+
+struct sched_stats {
+        unsigned window;                /* requests in flight allowed (profile + background) */
+        unsigned inflight[_SCHED_CLASS_MAX];
+        unsigned demand_queued;
+        unsigned demand_waiting;        /* readers waiting */
+        double bandwidth;               /* bytes/s estimate, 0 = unknown */
+        double rtt;                     /* s */
+        uint64_t requests, bytes, errors, retries, mismatches, timeouts;
+};
+
+void sched_get_stats(struct sched *s, struct sched_stats *ret);

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "coalesce.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "common/cleanup.h"
+
+static int cmp_chunk(const void *a, const void *b, void *u) {
+        const struct blkindex *x = u;
+        const struct blkindex_chunk *ca = &x->chunks[*(const uint32_t *) a], *cb = &x->chunks[*(const uint32_t *) b];
+
+        if (ca->pack != cb->pack)
+                return ca->pack < cb->pack ? -1 : 1;
+        return ca->offset < cb->offset ? -1 : ca->offset > cb->offset;
+}
+
+void coalesce_sort(const struct blkindex *x, uint32_t *chunks, size_t n) {
+        qsort_r(chunks, n, sizeof *chunks, cmp_chunk, (void *) x);
+}
+
+bool coalesce_extends(const struct coalesce_range *rg, const struct blkindex_chunk *c,
+                      const struct coalesce_limits *l) {
+        uint64_t end = rg->off + rg->len;
+
+        return rg->pack == c->pack && c->offset >= end && c->offset - end <= l->gap_max &&
+               c->offset + c->stored_len - rg->off <= l->range_max;
+}
+
+int coalesce_plan(const struct blkindex *x, const uint32_t *sorted, uint32_t n, const struct coalesce_limits *l,
+                  struct coalesce_range **ret, uint32_t *ret_n) {
+        struct coalesce_range *v = calloc(MAX(n, 1u), sizeof *v);
+        uint32_t m = 0;
+
+        if (!v)
+                return -ENOMEM;
+        for (uint32_t i = 0; i < n; i++) {
+                const struct blkindex_chunk *c = &x->chunks[sorted[i]];
+
+                if (m && coalesce_extends(&v[m - 1], c, l)) {
+                        v[m - 1].len = c->offset + c->stored_len - v[m - 1].off;
+                        v[m - 1].n++;
+                        continue;
+                }
+                v[m++] = (struct coalesce_range) { .pack = c->pack, .off = c->offset, .len = c->stored_len, .first = i, .n = 1 };
+        }
+        *ret = v;
+        *ret_n = m;
+        return 0;
+}
+
+static inline bool adjacent(const struct coalesce_extent *a, const struct coalesce_extent *b) {
+        return a->pack == b->pack && a->off + a->len == b->off;
+}
+
+void coalesce_around(const struct coalesce_extent *v, size_t n, size_t head, uint64_t range_max, size_t *ret_lo,
+                     size_t *ret_hi) {
+        size_t lo = head, hi = head + 1;
+        uint64_t len = v[head].len;
+
+        while (hi < n && adjacent(&v[hi - 1], &v[hi]) && len + v[hi].len <= range_max)
+                len += v[hi++].len;
+        while (lo > 0 && adjacent(&v[lo - 1], &v[lo]) && len + v[lo - 1].len <= range_max)
+                len += v[--lo].len;
+        *ret_lo = lo;
+        *ret_hi = hi;
+}

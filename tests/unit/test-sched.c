@@ -1,0 +1,697 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The fetch scheduler: its pure parts (coalescing, the class gate, the
+ * token bucket, the bandwidth-delay controller), then the whole of it
+ * over an in-memory image and a fake source that records every range
+ * read, can hold reads at a gate, fail them or flip a byte. Everything is
+ * asserted on orders and counts, never on time.
+ */
+#undef NDEBUG
+#include <assert.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blockd/sched-bdp.h"
+#include "blockd/sched-policy.h"
+#include "blockd/sched.h"
+#include "chunkstore/codec.h"
+#include "common/cleanup.h"
+#include "common/util.h"
+#include "registry-client/coalesce.h"
+
+#define CS (64u << 10)
+#define NCHUNKS 64
+#define MS 1000000ull
+
+/* --- Pure parts --- */
+
+static void test_coalesce(void) {
+        struct blkindex *x;
+        struct coalesce_range *v;
+        uint32_t n, wanted[] = { 5, 0, 1, 2, 4, 7, 6 };
+        const struct coalesce_limits tight = { .range_max = 3 * CS, .gap_max = 0 };
+        const struct coalesce_limits gappy = { .range_max = 16 * CS, .gap_max = CS };
+
+        /* 8 chunks in pack 0, back to back, 2 more in pack 1. */
+        assert(blkindex_new(10 * (uint64_t) CS, CS, 2, 10, &x) == 0);
+        for (uint32_t k = 0; k < 10; k++)
+                x->chunks[k] = (struct blkindex_chunk) { .pack = k < 8 ? 0 : 1, .offset = (uint64_t) (k % 8) * CS,
+                                                         .stored_len = CS, .raw_len = CS };
+        coalesce_sort(x, wanted, 7);
+        for (uint32_t i = 0; i < 7; i++)
+                assert(i == 0 || x->chunks[wanted[i]].offset > x->chunks[wanted[i - 1]].offset);
+        /* 0 1 2 | 4 5 6 | 7: at most 3 chunks, no gaps. */
+        assert(coalesce_plan(x, wanted, 7, &tight, &v, &n) == 0);
+        assert(n == 3);
+        assert(v[0].off == 0 && v[0].len == 3 * CS && v[0].first == 0 && v[0].n == 3);
+        assert(v[1].off == 4 * CS && v[1].len == 3 * CS && v[1].n == 3);
+        assert(v[2].off == 7 * CS && v[2].n == 1);
+        free(v);
+        /* Through the one-chunk gap (chunk 3): one range. */
+        assert(coalesce_plan(x, wanted, 7, &gappy, &v, &n) == 0);
+        assert(n == 1 && v[0].off == 0 && v[0].len == 8 * CS && v[0].n == 7);
+        free(v);
+        /* Packs never mix. */
+        uint32_t two[] = { 7, 8 };
+        assert(coalesce_plan(x, two, 2, &gappy, &v, &n) == 0 && n == 2);
+        free(v);
+        /* A chunk larger than the bound is a range of its own. */
+        assert(!coalesce_extends(&(struct coalesce_range) { .pack = 0, .off = 0, .len = CS }, &x->chunks[1],
+                                 &(struct coalesce_limits) { .range_max = CS }));
+        blkindex_free(x);
+
+        /* Around a head: forward first, then backward, only adjacent. */
+        struct coalesce_extent e[] = {
+                { 0, 0, 10 }, { 0, 10, 10 }, { 0, 20, 10 }, { 0, 30, 10 }, { 0, 50, 10 }, { 1, 60, 10 },
+        };
+        size_t lo, hi;
+        coalesce_around(e, 6, 1, 1000, &lo, &hi);
+        assert(lo == 0 && hi == 4);
+        coalesce_around(e, 6, 1, 20, &lo, &hi);
+        assert(lo == 1 && hi == 3);     /* forward wins */
+        coalesce_around(e, 6, 3, 30, &lo, &hi);
+        assert(lo == 1 && hi == 4);     /* nothing ahead: backward */
+        coalesce_around(e, 6, 4, 1000, &lo, &hi);
+        assert(lo == 4 && hi == 5);     /* a gap, then another pack */
+}
+
+static void test_gate(void) {
+        struct sched_gate g = { .window = 4, .background_on = true, .hold_ns = 10 * MS };
+        uint64_t wake = 0;
+
+        assert(sched_gate_allows(&g, SCHED_DEMAND, 1, &wake));
+        assert(sched_gate_allows(&g, SCHED_PROFILE, 1, &wake));
+        assert(sched_gate_allows(&g, SCHED_BACKGROUND, 1, &wake));
+        /* The window bounds profile and background, never demand. */
+        g.nondemand_inflight = 4;
+        assert(sched_gate_allows(&g, SCHED_DEMAND, 1, &wake));
+        assert(!sched_gate_allows(&g, SCHED_PROFILE, 1, &wake));
+        assert(!sched_gate_allows(&g, SCHED_BACKGROUND, 1, &wake));
+        g.nondemand_inflight = 0;
+        /* Demand ready: profile and background wait. */
+        g.demand_ready = 1;
+        g.demand_active = 1;
+        assert(!sched_gate_allows(&g, SCHED_PROFILE, 1, &wake));
+        assert(!sched_gate_allows(&g, SCHED_BACKGROUND, 1, &wake));
+        /* Demand in flight (not ready): profile goes, background yields. */
+        g.demand_ready = 0;
+        assert(sched_gate_allows(&g, SCHED_PROFILE, 1, &wake));
+        assert(!sched_gate_allows(&g, SCHED_BACKGROUND, 1, &wake));
+        /* Demand over, but recent: background waits out the hold. */
+        g.demand_active = 0;
+        g.last_demand_ns = 100 * MS;
+        wake = 0;
+        assert(!sched_gate_allows(&g, SCHED_BACKGROUND, 105 * MS, &wake));
+        assert(wake == 110 * MS);
+        assert(sched_gate_allows(&g, SCHED_BACKGROUND, 110 * MS, &wake));
+        g.background_on = false;
+        assert(!sched_gate_allows(&g, SCHED_BACKGROUND, 200 * MS, &wake));
+
+        /* Token bucket: 1 MB/s, burst 100 kB; a 300 kB request at once, then a wait. */
+        struct tbucket b;
+        tbucket_init(&b, 1000000, 100000, 0);
+        assert(tbucket_ready_at(&b, 0) == 0);
+        tbucket_take(&b, 300000, 0);
+        uint64_t at = tbucket_ready_at(&b, 0);
+        assert(at >= 199 * MS && at <= 201 * MS);
+        assert(tbucket_ready_at(&b, 100 * MS) != 0);
+        assert(tbucket_ready_at(&b, 201 * MS) == 0);
+        /* Unlimited. */
+        tbucket_init(&b, 0, 0, 0);
+        tbucket_take(&b, 1 << 30, 0);
+        assert(tbucket_ready_at(&b, 0) == 0);
+}
+
+/*
+ * A link of bw bytes/s and round trip rtt, shared equally by the requests
+ * whose first byte has arrived (rtt after they were sent), fed by a
+ * sender that keeps min(window, limit) requests of about req bytes (0.5
+ * to 1.5 times, so that they do not move in lockstep) in flight;
+ * simulated for secs from *t (ns), which it advances. Returns the
+ * window at the end; *ret_tput the throughput of the last second.
+ */
+static unsigned simulate(struct bdp *b, double bw, double rtt, uint64_t req, unsigned limit, double secs, uint64_t *t,
+                         double *ret_tput) {
+        struct {
+                bool used;
+                struct bdp_send s;
+                double start, left;
+        } q[128] = { 0 };
+        const double dt = MAX(MIN(rtt, (double) req / bw) / 20, 2e-6);
+        double done_last = 0;
+        unsigned steps = (unsigned) (secs / dt), rng = 12345;
+
+        assert(limit <= 128);
+        for (unsigned step = 0; step < steps; step++) {
+                double now = step * dt;
+                uint64_t now_ns = *t + (uint64_t) (now * 1e9);
+                unsigned n = 0, active = 0;
+
+                for (unsigned i = 0; i < limit; i++)
+                        n += q[i].used;
+                for (unsigned i = 0; i < limit && n < MIN(bdp_window(b), limit); i++)
+                        if (!q[i].used) {
+                                q[i].used = true;
+                                q[i].start = now;
+                                rng = rng * 1103515245 + 12345;
+                                q[i].left = (double) req * (0.5 + (double) (rng >> 16 & 1023) / 1024);
+                                bdp_on_send(b, now_ns, (uint64_t) q[i].left, &q[i].s);
+                                n++;
+                        }
+                for (unsigned i = 0; i < limit; i++)
+                        active += q[i].used && now - q[i].start >= rtt;
+                for (unsigned i = 0; i < limit && active; i++) {
+                        if (!q[i].used || now - q[i].start < rtt)
+                                continue;
+                        q[i].left -= bw * dt / active;
+                        if (q[i].left <= 0) {
+                                q[i].used = false;
+                                bdp_on_done(b, &q[i].s, now_ns, true);
+                                if (now >= secs - 1)
+                                        done_last += (double) q[i].s.bytes;
+                        }
+                }
+        }
+        *t += (uint64_t) (secs * 1e9);
+        for (unsigned i = 0; i < limit; i++)
+                if (q[i].used)
+                        bdp_on_done(b, &q[i].s, *t, false);
+        *ret_tput = done_last;
+        return bdp_window(b);
+}
+
+static void test_bdp(void) {
+        struct bdp b;
+        uint64_t t = 1;
+        unsigned w;
+        double tput;
+
+        bdp_init(&b, NULL);
+        assert(bdp_window(&b) == 8 && bdp_bandwidth(&b) == 0);
+        /* 10 Gbit/s, 10 ms, 512 KiB requests: the pipe holds about 24;
+         * the window grows past that and the link is kept busy. */
+        w = simulate(&b, 1.25e9, 0.010, 512 << 10, 128, 4, &t, &tput);
+        assert(w >= 26 && w <= 64);
+        assert(tput > 0.9 * 1.25e9);
+        assert(bdp_rtt(&b) >= 0.010 && bdp_rtt(&b) < 0.015);
+        assert(bdp_bandwidth(&b) > 1.1e9 && bdp_bandwidth(&b) < 1.4e9);
+        /* 1 Gbit/s, 0.2 ms, 4 MiB requests: a few are enough. */
+        bdp_init(&b, NULL);
+        t = 1;
+        w = simulate(&b, 1.25e8, 0.0002, 4 << 20, 128, 4, &t, &tput);
+        assert(w <= 8);
+        assert(tput > 0.9 * 1.25e8);
+        /* 1 Gbit/s, 20 ms, 256 KiB requests: about 10 fill it. */
+        bdp_init(&b, &(struct bdp_options) { .min_window = 1, .max_window = 100 });
+        t = 1;
+        w = simulate(&b, 1.25e8, 0.020, 256 << 10, 100, 4, &t, &tput);
+        assert(w >= 10 && w <= 30);
+        assert(tput > 0.9 * 1.25e8);
+        /* The bandwidth drops tenfold: the window follows. */
+        w = simulate(&b, 1.25e7, 0.020, 256 << 10, 100, 12, &t, &tput);
+        assert(w <= 6);
+        assert(tput > 0.9 * 1.25e7);
+        /* The limits hold. */
+        bdp_init(&b, &(struct bdp_options) { .min_window = 3, .max_window = 5 });
+        t = 1;
+        assert(simulate(&b, 1.25e9, 0.050, 64 << 10, 64, 2, &t, &tput) == 5);
+        bdp_init(&b, &(struct bdp_options) { .min_window = 12, .max_window = 20 });
+        t = 1;
+        assert(simulate(&b, 1.25e9, 0.00001, 4 << 20, 64, 2, &t, &tput) == 12);
+}
+
+/* --- A fake source: one pack, reads recorded, a gate, faults --- */
+
+struct fake {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        const uint8_t *pack;
+        size_t pack_len;
+        bool gate_closed;
+        unsigned at_gate;
+        int fail;               /* reads fail with this while set */
+        int64_t flip_at;        /* flip the byte at this pack offset, once; -1 none */
+        unsigned n_reads;
+        struct {
+                uint64_t off, len;
+        } reads[4096];
+};
+
+static int fake_read(struct blob_source *s, const struct digest *d, uint64_t off, void *buf, size_t len) {
+        struct fake *f = s->priv;
+        int r = 0;
+
+        pthread_mutex_lock(&f->lock);
+        assert(f->n_reads < 4096);
+        f->reads[f->n_reads].off = off;
+        f->reads[f->n_reads++].len = len;
+        f->at_gate++;
+        pthread_cond_broadcast(&f->cond);
+        while (f->gate_closed)
+                pthread_cond_wait(&f->cond, &f->lock);
+        f->at_gate--;
+        if (f->fail)
+                r = f->fail;
+        else if (off + len > f->pack_len)
+                r = -ERANGE;
+        if (r == 0) {
+                memcpy(buf, f->pack + off, len);
+                if (f->flip_at >= 0 && (uint64_t) f->flip_at >= off && (uint64_t) f->flip_at < off + len) {
+                        ((uint8_t *) buf)[f->flip_at - (int64_t) off] ^= 0xff;
+                        f->flip_at = -1;
+                }
+        }
+        pthread_mutex_unlock(&f->lock);
+        return r;
+}
+
+static void fake_free(struct blob_source *s) {
+        (void) s;
+}
+
+static const struct blob_source_ops fake_ops = {
+        .name = "fake",
+        .blob_read = fake_read,
+        .free = fake_free,
+};
+
+static void fake_set(struct fake *f, bool gate_closed, int fail) {
+        pthread_mutex_lock(&f->lock);
+        f->gate_closed = gate_closed;
+        f->fail = fail;
+        pthread_cond_broadcast(&f->cond);
+        pthread_mutex_unlock(&f->lock);
+}
+
+/* Wait (bounded) until n reads are held at the gate. */
+static void fake_wait_gate(struct fake *f, unsigned n) {
+        pthread_mutex_lock(&f->lock);
+        for (int i = 0; f->at_gate < n; i++) {
+                assert(i < 10000);
+                pthread_mutex_unlock(&f->lock);
+                usleep(1000);
+                pthread_mutex_lock(&f->lock);
+        }
+        pthread_mutex_unlock(&f->lock);
+}
+
+static unsigned fake_reads(struct fake *f) {
+        unsigned n;
+
+        pthread_mutex_lock(&f->lock);
+        n = f->n_reads;
+        pthread_mutex_unlock(&f->lock);
+        return n;
+}
+
+/* --- An in-memory image: NCHUNKS logical chunks, 8 of them zero --- */
+
+static uint8_t chunk_data[NCHUNKS][CS];
+
+static bool is_zero_chunk(uint64_t i) {
+        return i % 8 == 7;
+}
+
+static void fill_data(void) {
+        for (unsigned i = 0; i < NCHUNKS; i++)
+                for (unsigned b = 0; b < CS; b++)
+                        chunk_data[i][b] = is_zero_chunk(i) ? 0 : (uint8_t) (i * 131 + b * 7 + (b >> 9));
+}
+
+struct img {
+        struct image image;
+        struct blob_source src;
+        struct fake fake;
+        uint8_t *pack;
+        uint32_t unique_of[NCHUNKS];    /* logical -> unique, or BLKINDEX_ZERO */
+};
+
+/* reverse: the pack holds the chunks in reverse logical order (so the
+ * same digests sit elsewhere than in the forward image). */
+static void img_make(struct img *m, bool reverse) {
+        struct blkindex *x;
+        uint32_t n = 0, order[NCHUNKS];
+
+        memset(m, 0, sizeof *m);
+        for (unsigned i = 0; i < NCHUNKS; i++)
+                if (!is_zero_chunk(i))
+                        order[n++] = i;
+        assert(blkindex_new((uint64_t) NCHUNKS * CS, CS, 1, n, &x) == 0);
+        m->pack = malloc((size_t) n * CS);
+        assert(m->pack);
+        for (uint32_t k = 0; k < n; k++) {
+                uint32_t i = order[reverse ? n - 1 - k : k];
+
+                memcpy(m->pack + (size_t) k * CS, chunk_data[i], CS);
+                x->chunks[k] = (struct blkindex_chunk) { .offset = (uint64_t) k * CS, .stored_len = CS, .raw_len = CS,
+                                                         .pack = 0, .codec = CODEC_RAW };
+                digest_compute(chunk_data[i], CS, &x->chunks[k].digest);
+                x->map[i] = k;
+        }
+        for (unsigned i = 0; i < NCHUNKS; i++)
+                if (is_zero_chunk(i))
+                        x->map[i] = BLKINDEX_ZERO;
+        memcpy(m->unique_of, x->map, sizeof m->unique_of);
+        digest_compute(m->pack, (size_t) n * CS, &x->packs[0].digest);
+        x->packs[0].size = (uint64_t) n * CS;
+        pthread_mutex_init(&m->fake.lock, NULL);
+        pthread_cond_init(&m->fake.cond, NULL);
+        m->fake.pack = m->pack;
+        m->fake.pack_len = (size_t) n * CS;
+        m->fake.flip_at = -1;
+        m->src = (struct blob_source) { .ops = &fake_ops, .priv = &m->fake };
+        m->image = (struct image) { .src = &m->src, .index = x };
+}
+
+static void img_free(struct img *m) {
+        blkindex_free(m->image.index);
+        free(m->pack);
+        pthread_mutex_destroy(&m->fake.lock);
+        pthread_cond_destroy(&m->fake.cond);
+}
+
+/* The pack offset of logical chunk i in m. */
+static uint64_t pack_off(const struct img *m, uint64_t i) {
+        return m->image.index->chunks[m->unique_of[i]].offset;
+}
+
+static char store_dir[64];
+
+static struct chunkstore *store_new(void) {
+        struct chunkstore *cs;
+        char cmd[128];
+
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", store_dir);
+        assert(system(cmd) == 0);
+        assert(chunkstore_open(store_dir, 0, &cs) == 0);
+        return cs;
+}
+
+static int demand(struct sched_export *se, uint64_t i, uint64_t n_after, uint64_t *hinted) {
+        struct sched_buf *b = NULL;
+        int r = sched_demand(se, i, n_after, &b, hinted);
+
+        if (r == 0) {
+                assert(!memcmp(sched_buf_data(b), chunk_data[i], CS));
+                sched_buf_put(b);
+        }
+        return r;
+}
+
+struct reader {
+        struct sched_export *se;
+        uint64_t i;
+        int r;
+        pthread_t t;
+};
+
+static void *reader_main(void *arg) {
+        struct reader *rd = arg;
+
+        rd->r = demand(rd->se, rd->i, 0, NULL);
+        return NULL;
+}
+
+static void wait_waiting(struct sched *s, unsigned n) {
+        for (int i = 0;; i++) {
+                struct sched_stats st;
+
+                sched_get_stats(s, &st);
+                if (st.demand_waiting >= n)
+                        return;
+                assert(i < 10000);
+                usleep(1000);
+        }
+}
+
+/* --- The scheduler, whole --- */
+
+/* A miss fetches the rest of the read with it: one request. */
+static void test_demand_coalesced(void) {
+        struct chunkstore *cs = store_new();
+        struct sched *s;
+        struct sched_export *se;
+        struct sched_export_stats st;
+        struct img m;
+        uint64_t hinted = 0;
+
+        img_make(&m, false);
+        assert(sched_new(cs, &(struct sched_options) { .background = false }, &s) == 0);
+        assert(sched_export_add(s, "a", &m.image, &m.src, 0, &se) == 0);
+        /* Chunks 2..9 (7 is zero): 2-6 and 8-9 are adjacent in the pack. */
+        assert(demand(se, 2, 7, &hinted) == 0);
+        assert(hinted == 0x7f - (1u << 4));     /* 3,4,5,6,8,9 (not zero chunk 7) */
+        assert(fake_reads(&m.fake) == 1);
+        assert(m.fake.reads[0].off == pack_off(&m, 2) && m.fake.reads[0].len == 7 * (uint64_t) CS);
+        sched_export_get_stats(se, &st);
+        assert(st.requests[SCHED_DEMAND] == 1 && st.chunks[SCHED_DEMAND] == 7);
+        assert(st.needed_bytes == CS);  /* only chunk 2 was read so far */
+        /* They are in the store now. */
+        assert(demand(se, 3, 0, NULL) == -EAGAIN);
+        assert(chunkstore_has(cs, &m.image.index->chunks[m.unique_of[9]].digest) == 1);
+        sched_export_remove(se);
+        sched_free(s);
+        img_free(&m);
+        chunkstore_free(cs);
+}
+
+/* Many readers of one chunk, of two exports: one fetch. */
+static void test_shared_fetch(void) {
+        struct chunkstore *cs = store_new();
+        struct sched *s;
+        struct sched_export *a, *b;
+        struct img ma, mb;
+        struct reader rd[9];
+
+        img_make(&ma, false);
+        img_make(&mb, true);
+        assert(sched_new(cs, &(struct sched_options) { .background = false }, &s) == 0);
+        assert(sched_export_add(s, "a", &ma.image, &ma.src, 0, &a) == 0);
+        assert(sched_export_add(s, "b", &mb.image, &mb.src, 0, &b) == 0);
+        fake_set(&ma.fake, true, 0);
+        for (int i = 0; i < 8; i++) {
+                rd[i] = (struct reader) { .se = a, .i = 10 };
+                assert(pthread_create(&rd[i].t, NULL, reader_main, &rd[i]) == 0);
+        }
+        fake_wait_gate(&ma.fake, 1);
+        wait_waiting(s, 8);
+        /* The same chunk through the other export waits for that fetch. */
+        rd[8] = (struct reader) { .se = b, .i = 10 };
+        assert(pthread_create(&rd[8].t, NULL, reader_main, &rd[8]) == 0);
+        wait_waiting(s, 9);
+        fake_set(&ma.fake, false, 0);
+        for (int i = 0; i < 9; i++) {
+                pthread_join(rd[i].t, NULL);
+                assert(rd[i].r == 0);
+        }
+        assert(fake_reads(&ma.fake) == 1 && fake_reads(&mb.fake) == 0);
+        /* What a fetched is a store hit for b. */
+        assert(demand(b, 10, 0, NULL) == -EAGAIN);
+        sched_export_remove(b);
+        sched_export_remove(a);
+        sched_free(s);
+        img_free(&ma);
+        img_free(&mb);
+        chunkstore_free(cs);
+}
+
+/* With the background stream going (one request at a time), a demand
+ * read of a far chunk starts before the stream's next request. */
+static void test_demand_first(void) {
+        struct chunkstore *cs = store_new();
+        struct sched *s;
+        struct sched_export *se;
+        struct sched_export_stats st;
+        struct img m;
+        struct reader rd;
+
+        img_make(&m, false);
+        fake_set(&m.fake, true, 0);
+        assert(sched_new(cs, &(struct sched_options) { .background = true, .range_max = CS, .min_window = 1, .max_window = 1 }, &s) == 0);
+        assert(sched_export_add(s, "a", &m.image, &m.src, 3, &se) == 0);
+        sched_background_start(se);
+        fake_wait_gate(&m.fake, 1);     /* the stream's first request (chunk 0) */
+        rd = (struct reader) { .se = se, .i = 60 };
+        assert(pthread_create(&rd.t, NULL, reader_main, &rd) == 0);
+        fake_wait_gate(&m.fake, 2);     /* the demand request */
+        fake_set(&m.fake, false, 0);
+        pthread_join(rd.t, NULL);
+        assert(rd.r == 0);
+        assert(m.fake.reads[0].off == pack_off(&m, 0));
+        assert(m.fake.reads[1].off == pack_off(&m, 60));
+        /* Then the stream goes on, and finishes: every chunk, once. */
+        for (int i = 0;; i++) {
+                sched_export_get_stats(se, &st);
+                if (st.bg_state == SCHED_BG_DONE)
+                        break;
+                if (i == 9999)
+                        fprintf(stderr, "bg %llu pos %llu hydrated %llu/%llu reads %u\n", (unsigned long long) st.bg_state,
+                                (unsigned long long) st.bg_position, (unsigned long long) st.hydrated_chunks,
+                                (unsigned long long) st.image_chunks, fake_reads(&m.fake));
+                assert(i < 10000);
+                usleep(1000);
+        }
+        assert(st.hydrated_chunks == st.image_chunks && st.hydrated_bytes == st.image_bytes);
+        assert(st.chunks[SCHED_DEMAND] == 1 && st.chunks[SCHED_BACKGROUND] == st.image_chunks - 1);
+        assert(fake_reads(&m.fake) == st.image_chunks);
+        for (unsigned i = 2; i < m.fake.n_reads; i++)
+                assert(m.fake.reads[i].off != pack_off(&m, 60));
+        sched_export_remove(se);
+        sched_free(s);
+        img_free(&m);
+        chunkstore_free(cs);
+}
+
+/* Profile positions in their order, adjacent ones in one request. */
+static void test_profile(void) {
+        struct chunkstore *cs = store_new();
+        struct sched *s;
+        struct sched_export *se;
+        struct sched_export_stats st;
+        struct img m;
+        const uint64_t list[] = { 20, 3, 4, 5, 7, 40, 4 };
+
+        img_make(&m, false);
+        assert(sched_new(cs, &(struct sched_options) { .background = false, .min_window = 1, .max_window = 1 }, &s) == 0);
+        assert(sched_export_add(s, "a", &m.image, &m.src, 0, &se) == 0);
+        assert(sched_profile_set(se, list, 7) == 0);
+        for (int i = 0;; i++) {
+                sched_export_get_stats(se, &st);
+                if (!st.profile_active)
+                        break;
+                assert(i < 10000);
+                usleep(1000);
+        }
+        assert(st.profile_queued == 7 && st.profile_done == 7);
+        assert(st.chunks[SCHED_PROFILE] == 5 && st.requests[SCHED_PROFILE] == 3);
+        assert(fake_reads(&m.fake) == 3);
+        assert(m.fake.reads[0].off == pack_off(&m, 20) && m.fake.reads[0].len == CS);
+        assert(m.fake.reads[1].off == pack_off(&m, 3) && m.fake.reads[1].len == 3 * (uint64_t) CS);
+        assert(m.fake.reads[2].off == pack_off(&m, 40) && m.fake.reads[2].len == CS);
+        sched_export_remove(se);
+        sched_free(s);
+        img_free(&m);
+        chunkstore_free(cs);
+}
+
+/* A flipped byte: the chunk is fetched again, the reader gets it right;
+ * a source that keeps failing ends in -EIO at the fetch timeout, and a
+ * source that comes back serves again. */
+static void test_faults(void) {
+        struct chunkstore *cs = store_new();
+        struct sched *s;
+        struct sched_export *se;
+        struct sched_export_stats st;
+        struct img m;
+
+        img_make(&m, false);
+        assert(sched_new(cs, &(struct sched_options) { .background = false, .fetch_timeout_ns = 300 * MS }, &s) == 0);
+        assert(sched_export_add(s, "a", &m.image, &m.src, 0, &se) == 0);
+        m.fake.flip_at = (int64_t) pack_off(&m, 5) + 1234;
+        assert(demand(se, 5, 0, NULL) == 0);
+        assert(fake_reads(&m.fake) == 2);
+        sched_export_get_stats(se, &st);
+        assert(st.digest_mismatches == 1 && st.chunks[SCHED_DEMAND] == 1 && st.requests[SCHED_DEMAND] == 2);
+
+        fake_set(&m.fake, false, -ECONNREFUSED);
+        uint64_t t0 = now_ns();
+        assert(demand(se, 9, 0, NULL) == -EIO);
+        assert(now_ns() - t0 >= 300 * MS && now_ns() - t0 < 60000 * MS);  /* it ended, it did not hang */
+        assert(fake_reads(&m.fake) > 3);                                     /* retried meanwhile */
+        sched_export_get_stats(se, &st);
+        assert(st.demand_failures == 1 && st.fetch_errors >= 2);
+        fake_set(&m.fake, false, 0);
+        assert(demand(se, 9, 0, NULL) == 0);
+        /* Permanent errors are not retried. */
+        fake_set(&m.fake, false, -ENOENT);
+        unsigned before = fake_reads(&m.fake);
+        assert(demand(se, 11, 0, NULL) == -EIO);
+        assert(fake_reads(&m.fake) == before + 1);
+        fake_set(&m.fake, false, 0);
+        sched_export_remove(se);
+        sched_free(s);
+        img_free(&m);
+        chunkstore_free(cs);
+}
+
+/* An export goes while a reader of another export waits for one of its
+ * fetches: the reader gets the chunk anyway (from that fetch if it won
+ * the race, else through its own export). */
+struct remover {
+        struct sched_export *se;
+        pthread_t t;
+};
+
+static void *remover_main(void *arg) {
+        struct remover *rm = arg;
+
+        sched_export_remove(rm->se);
+        return NULL;
+}
+
+static void test_remove_while_shared(void) {
+        struct chunkstore *cs = store_new();
+        struct sched *s;
+        struct sched_export *a, *b;
+        struct img ma, mb;
+        struct reader rb;
+        struct remover rm;
+        const uint64_t list[] = { 30 };
+
+        img_make(&ma, false);
+        img_make(&mb, true);
+        assert(sched_new(cs, &(struct sched_options) { .background = false }, &s) == 0);
+        assert(sched_export_add(s, "a", &ma.image, &ma.src, 0, &a) == 0);
+        assert(sched_export_add(s, "b", &mb.image, &mb.src, 0, &b) == 0);
+        fake_set(&ma.fake, true, 0);
+        assert(sched_profile_set(a, list, 1) == 0);
+        fake_wait_gate(&ma.fake, 1);
+        rb = (struct reader) { .se = b, .i = 30 };
+        assert(pthread_create(&rb.t, NULL, reader_main, &rb) == 0);
+        wait_waiting(s, 1);
+        rm = (struct remover) { .se = a };
+        assert(pthread_create(&rm.t, NULL, remover_main, &rm) == 0);
+        usleep(50000);  /* usually a is going by now; either way the read must succeed */
+        fake_set(&ma.fake, false, 0);
+        pthread_join(rm.t, NULL);
+        pthread_join(rb.t, NULL);
+        assert(rb.r == 0);
+        assert(fake_reads(&mb.fake) <= 1);
+        /* A shared fetch that fails for good fails every waiter. */
+        fake_set(&mb.fake, false, -ENOENT);
+        assert(demand(b, 33, 0, NULL) == -EIO);
+        fake_set(&mb.fake, false, 0);
+        sched_export_remove(b);
+        sched_free(s);
+        img_free(&ma);
+        img_free(&mb);
+        chunkstore_free(cs);
+}
+
+int main(void) {
+        char dir[] = "/tmp/hocus-sched-XXXXXX";
+
+        test_coalesce();
+        test_gate();
+        test_bdp();
+
+        assert(mkdtemp(dir));
+        snprintf(store_dir, sizeof store_dir, "%s/store", dir);
+        fill_data();
+        test_demand_coalesced();
+        test_shared_fetch();
+        test_demand_first();
+        test_profile();
+        test_faults();
+        test_remove_while_shared();
+
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        assert(system(cmd) == 0);
+        printf("ok\n");
+        return 0;
+}
