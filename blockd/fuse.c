@@ -70,6 +70,7 @@ static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
 }
 
 /* libfuse's own messages go to our log. */
+static void fuse_log_to_ours(enum fuse_log_level level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void fuse_log_to_ours(enum fuse_log_level level, const char *fmt, va_list ap) {
         int lvl = level <= FUSE_LOG_ERR ? LOG_LVL_ERR : level == FUSE_LOG_WARNING ? LOG_LVL_WARNING
                   : level <= FUSE_LOG_INFO ? LOG_LVL_INFO : LOG_LVL_DEBUG;

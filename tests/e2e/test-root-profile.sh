@@ -10,7 +10,7 @@
 #   index) without invalidating the cache; merge; a failing command.
 . "$TESTS_DIR/functions.sh"
 requires_root
-requires mkfs.ext4 docker-registry curl zstd python3
+requires mkfs.ext4 docker-registry curl zstd python3 nbdinfo
 [ -e /dev/fuse ] || skip "no /dev/fuse"
 
 export TMPDIR=$T/tmp
@@ -163,6 +163,23 @@ pos = [(chunks[k][3], chunks[k][0]) for k in order]
 layout = sorted((c[3], c[0]) for c in chunks)
 assert pos == layout[:len(pos)], (pos[:5], layout[:5])
 print(f"repack: {len(order)} profile chunks first of {nchunks}")
+PY
+
+# --- record without --mount: $uri (NBD) and $HOCUS_BLK_FILE for a VM ------
+hb record "$REF" --plain-http --out "$T/vm.prf" -- sh -c '
+        [ -z "${HOCUS_BLK_MOUNT:-}" ] || exit 9
+        [ "$(nbdinfo --size "$uri")" = 268435456 ] || exit 10
+        dd if="$HOCUS_BLK_FILE" of=/dev/null bs=1M count=4 status=none' >/dev/null ||
+        fail "record without --mount"
+python3 - "$T/vm.prf" <<'PY'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack_from("<I", b, 20)[0]
+covered = set()
+for i in range(n):
+    off, ln, _ = struct.unpack_from("<QII", b, 32 + 16 * i)
+    covered.update(range(off // 4096, (off + ln) // 4096))
+assert set(range(0, 1024)) <= covered, "the first 4 MiB read through the file are not in the profile"
 PY
 
 # --- record: a failing command still saves, and cleans up; a bad ref -------
