@@ -81,8 +81,8 @@ int pwrite_all(int fd, const void *buf, size_t len, uint64_t off) {
 int read_file_all(int dirfd, const char *path, size_t max, char **ret_buf, size_t *ret_len) {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *buf = NULL;
+        size_t len = 0, cap;
         struct stat st;
-        ssize_t n;
 
         fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
@@ -93,16 +93,45 @@ int read_file_all(int dirfd, const char *path, size_t max, char **ret_buf, size_
                 return -EINVAL;
         if ((uint64_t) st.st_size > max)
                 return -EFBIG;
-        buf = malloc((size_t) st.st_size + 1);
-        if (!buf)
-                return -ENOMEM;
-        n = read_full(fd, buf, (size_t) st.st_size);
-        if (n < 0)
-                return (int) n;
-        buf[n] = 0;
+        /* Read to EOF rather than trusting st_size: files in /proc and
+         * /sys report 0 and the file may change under us. */
+        cap = (size_t) st.st_size + 1;
+        if (cap < 4096)
+                cap = 4096;
+        for (;;) {
+                ssize_t n;
+
+                if (len + 1 >= cap) {
+                        char *b;
+
+                        if (cap > max)
+                                return -EFBIG;
+                        cap = MIN(cap * 2, max + 2);
+                        b = realloc(buf, cap);
+                        if (!b)
+                                return -ENOMEM;
+                        buf = b;
+                } else if (!buf) {
+                        buf = malloc(cap);
+                        if (!buf)
+                                return -ENOMEM;
+                }
+                n = read(fd, buf + len, cap - 1 - len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                len += (size_t) n;
+                if (len > max)
+                        return -EFBIG;
+        }
+        buf[len] = 0;
         *ret_buf = TAKE_PTR(buf);
         if (ret_len)
-                *ret_len = (size_t) n;
+                *ret_len = len;
         return 0;
 }
 

@@ -73,8 +73,10 @@ if truncate -s 1M "$T/fuse/rw" 2>/dev/null; then fail "truncated a fixed-size ex
 truncate -s 64M "$T/fuse/rw" || fail "truncate to the same size must succeed"
 
 # A loop device over the FUSE file reads the same bytes.
+# (At exit, detach only a device still on our file: the number may be
+# another process's by then.)
+cleanup_fn "losetup -n -O NAME -j '$T/fuse/ro' | xargs -r -n1 losetup -d"
 loop=$(losetup -f --show -r "$T/fuse/ro")
-cleanup_fn "losetup -d $loop"
 cmp "$T/disk.img" "$loop" || fail "loop device over the FUSE file differs"
 [ "$(blockd_stat ro clients)" = 1 ] || fail "the loop device is not counted as a client"
 losetup -d "$loop"
