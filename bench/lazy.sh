@@ -9,6 +9,9 @@
 #   no-profile     demand + the background stream (the default)
 #   profile        the trace as the boot profile (profile=FILE at attach),
 #                  + the background stream
+#   repacked       the same profile, pushed with the image (push --profile:
+#                  the profile's chunks first in the packs, so the prefetch
+#                  is a few large range requests), + the background stream
 #   full-pull      `hocus-blk pull` of the whole image first, then the trace
 #   warm           every chunk local before the clock starts: the floor
 # Per run: boot (s: the trace's reads, from the first to the last; attach
@@ -18,10 +21,11 @@
 # the distinct chunks it read, and stored bytes = what no-background
 # fetched), requests by class at boot end and in all, reads that waited.
 # The link's floor for the boot: needed stored bytes / rate + one RTT per
-# dependent read. Medians of RUNS.
+# dependent read. Medians of RUNS; the modes take turns within a run, so
+# that the load of a shared machine falls on all of them alike.
 #
 # usage: bench/lazy.sh [--build DIR] [--quick] [--runs N] [--link DELAY:RATE|direct]
-#                      [--modes "no-background no-profile profile full-pull warm"] [--qd N]
+#                      [--modes "no-background no-profile profile repacked full-pull warm"] [--qd N]
 # Needs docker-registry, python3 with libnbd's bindings (python3-libnbd).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,7 +33,7 @@ build=$here/build
 size_mib=4096
 runs=3
 link=1ms:1gbit
-modes="no-background no-profile profile full-pull warm"
+modes="no-background no-profile profile repacked full-pull warm"
 qd=8
 while [ $# -gt 0 ]; do
         case $1 in
@@ -88,6 +92,7 @@ python3 "$trace_py" image "$W/disk.img" "$size_mib"
 python3 "$trace_py" trace "$W/disk.img" "$size_mib" "$W/boot.trace"
 python3 "$trace_py" profile "$W/boot.trace" "$W/boot.prf"
 "$hb" push --plain-http --quiet "$W/disk.img" "docker://127.0.0.1:$port/bench/lazy:v1" >/dev/null
+"$hb" push --plain-http --quiet "$W/disk.img" "docker://127.0.0.1:$port/bench/lazy:repacked" --profile "$W/boot.prf" >/dev/null
 "$hb" inspect --plain-http --json "docker://127.0.0.1:$port/bench/lazy:v1" >"$W/inspect.json"
 rm -f "$W/disk.img"     # only the registry's copy is needed from here on
 if [ "$link" = direct ]; then
@@ -104,6 +109,7 @@ else
         rtt_ms=$(python3 -c 'import sys; d=sys.argv[1]; print(2 * (float(d[:-2]) if d.endswith("ms") else float(d[:-2]) / 1000 if d.endswith("us") else float(d[:-1]) * 1000))' "${link%%:*}")
 fi
 REF=docker://$url/bench/lazy:v1
+REF_REPACKED=docker://$url/bench/lazy:repacked
 
 # --- One run -------------------------------------------------------------------
 # run MODE N: prints one line of key=value results.
@@ -116,6 +122,7 @@ run() {
         case $mode in
         no-background) flags=(--background off) ;;
         profile) flags=(--export "ws=$REF,profile=$W/boot.prf") ;;
+        repacked) flags=(--export "ws=$REF_REPACKED,profile=auto") ;;
         full-pull)
                 t0=$(date +%s.%N)
                 HOCUS_BLK_CACHE=$cache "$hb" pull --plain-http --quiet "$REF"
@@ -123,7 +130,7 @@ run() {
                 ;;
         warm) HOCUS_BLK_CACHE=$cache "$hb" pull --plain-http --quiet "$REF" ;;
         esac
-        [ "$mode" = profile ] || flags+=(--export "ws=$REF,profile=none")
+        [ "$mode" = profile ] || [ "$mode" = repacked ] || flags+=(--export "ws=$REF,profile=none")
         rm -f "$W/blockd.pid" "$W/fetch.log"
         t0=$(date +%s.%N)
         "$blockd" --cache "$cache" --plain-http --nbd-socket "$W/nbd.sock" --control "$W/control.sock" \
@@ -141,7 +148,7 @@ run() {
         needed=$(field bytes_needed)
         waits=$(field demand_waits)
         wait_s=$(field demand_wait_s)
-        if [ "$mode" = no-profile ] || [ "$mode" = profile ]; then
+        if [ "$mode" = no-profile ] || [ "$mode" = profile ] || [ "$mode" = repacked ]; then
                 for _ in $(seq 12000); do
                         "$hb" stats --control "$W/control.sock" --json >"$W/stats.json"
                         [ "$(field background)" = done ] && break
@@ -160,8 +167,8 @@ run() {
 }
 
 echo "# bench/lazy: image $size_mib MiB ($(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("%.0f MiB stored in %d unique chunks of %d KiB" % (j["storedBytes"] / 2**20, j["uniqueChunks"], j["chunkSize"] // 1024))' "$W/inspect.json")), trace $(wc -l <"$W/boot.trace") reads ($(awk '{s += $2} END {printf "%.0f MiB", s / 1048576}' "$W/boot.trace")), link $link, QD $qd, $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
-for mode in $modes; do
-        for n in $(seq "$runs"); do
+for n in $(seq "$runs"); do
+        for mode in $modes; do
                 run "$mode" "$n" >>"$W/results"
                 tail -1 "$W/results"
         done

@@ -133,6 +133,7 @@ struct sched_export {
         bool bg_surveyed;               /* OFF: the store was surveyed once */
         bool bg_started;                /* sched_background_start was called */
         uint64_t t0;
+        uint64_t warned_ns;             /* the last failed read logged (rate limit) */
 
         struct sched_export_stats st;   /* hydrated_*, needed_bytes: atomic; the rest locked */
         struct sched_export *next;

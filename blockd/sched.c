@@ -19,6 +19,8 @@
 #include "common/log.h"
 #include "common/util.h"
 
+#define WARN_INTERVAL_NS (10 * NS)
+
 /* --- Small helpers --- */
 
 static void cond_init_mono(pthread_cond_t *c) {
@@ -403,17 +405,29 @@ int sched_demand(struct sched_export *se, uint64_t i, uint64_t n_after, struct s
         se->st.demand_waits++;
         se->st.demand_wait_ns += now_ns() - t0;
         if (r < 0) {
-                se->st.demand_failures++;
+                bool warn = now_ns() - se->warned_ns >= WARN_INTERVAL_NS || !se->warned_ns;
+                uint64_t failures = ++se->st.demand_failures;
+
                 if (r == -ETIMEDOUT)
                         s->st.timeouts++;
-        }
-        pthread_mutex_unlock(&s->lock);
-        if (r < 0 && r != -ENOMEM) {
-                char hex[DIGEST_HEX_LEN + 1];
-                log_debug("Export %s: chunk %llu (%s): %s", se->name, (unsigned long long) i, digest_to_hex(d, hex),
-                          r == -ETIMEDOUT ? "no verified bytes within the fetch timeout" : strerror(-r));
+                if (warn)
+                        se->warned_ns = now_ns();
+                pthread_mutex_unlock(&s->lock);
+                if (r == -ENOMEM)
+                        return r;
+                /* Who handles it logs it: here, the read fails (its
+                 * frontend maps EIO to its wire code); once per 10 s. */
+                if (warn) {
+                        char hex[DIGEST_HEX_LEN + 1];
+                        log_warning("Export %s: read of chunk %llu (%s) failed: %s (%llu failed reads so far)", se->name,
+                                    (unsigned long long) i, digest_to_hex(d, hex),
+                                    r == -ETIMEDOUT ? "the source did not deliver it within the fetch timeout"
+                                                    : strerror(-r),
+                                    (unsigned long long) failures);
+                }
                 return -EIO;
         }
+        pthread_mutex_unlock(&s->lock);
         return r;
 }
 
