@@ -269,7 +269,8 @@ def cmd_fetchlog(path, t0_offset, ready):
     """Per class: requests, stored bytes, median latency, by ready and in all;
     when the last profile request ended (seconds from the run's t0)."""
     rows = []
-    for line in open(path):
+    # errors="replace": a line with a damaged field must not lose the run.
+    for line in open(path, errors="replace"):
         if not line.startswith("fetch "):
             continue
         d = dict(kv.split("=", 1) for kv in line.split()[1:] if "=" in kv)
@@ -309,6 +310,7 @@ def cmd_get(path, key):
 # --- Report ----------------------------------------------------------------------
 
 SCENARIOS = {
+    "local": "(0) local disk (no network)",
     "full-pull": "(a) full pull, then start",
     "lazy": "(b) blockd lazy, no profile",
     "profile": "(c) blockd + published profile",
@@ -336,6 +338,12 @@ def cmd_report(d):
     meta = json.load(open(os.path.join(d, "meta.json")))
     runs = [json.loads(l) for l in open(os.path.join(d, "runs.jsonl")) if l.strip()]
     links = meta["links"]
+    # The local-disk floor of each view: the "local" runs of every round.
+    meta["floor"] = {}
+    for view in meta["views"]:
+        meta["floor"][view] = med([r["ready_s"] for r in runs if r["scenario"] == "local" and r["view"] == view])
+    meta["floor_how"] = {"workload": "a loop mount of the raw image and the start, page cache dropped",
+                         "replay": "nbdkit's file plugin on the raw image, page cache dropped"}
     rows = []
     for link in links:
         lname = link["name"]
@@ -374,6 +382,7 @@ def cmd_report(d):
                     "replay_s": med([r.get("replay_s") for r in rs]),
                     "limit_s": limit, "floor_s": floor,
                     "load": [r.get("load") for r in rs],
+                    "cpu_pressure_pct": med([r.get("cpu_pressure_pct") for r in rs]),
                 }
                 for c in ("demand", "profile", "background"):
                     f = [r["fetch"][c] for r in rs if r.get("fetch")]
@@ -381,9 +390,11 @@ def cmd_report(d):
                     row[c + "_bytes_ready"] = med([x["bytes_ready"] for x in f])
                     row[c + "_latency_med_ms"] = med([x["latency_med_ms"] for x in f])
                     row[c + "_last_end_s"] = med([x["last_end_s"] for x in f])
+                for k in ("machine", "server", "linkem", "client", "wall"):
+                    row["cpu_" + k] = med([r["cpu"][k] for r in rs if r.get("cpu")])
                 row["inflight_peak_ready"] = med([r["fetch"]["inflight_peak_ready"] for r in rs if r.get("fetch")])
                 row["ratio_limit"] = row["ready_s"] / limit
-                row["bound_s"] = max(limit, floor)
+                row["bound_s"] = max(limit, floor or 0)
                 row["ratio_bound"] = row["ready_s"] / row["bound_s"]
                 rows.append(row)
     # Ratios between scenarios, per link and view.
@@ -420,7 +431,7 @@ def cmd_report(d):
         w.writeheader()
         for r in runs:
             w.writerow(r)
-    cols = ["link", "view", "scenario", "runs", "ok", "ready_s", "ready_min_s", "ready_max_s", "limit_s",
+    cols = ["link", "view", "scenario", "runs", "ok", "ready_s", "ready_min_s", "ready_max_s", "cpu_pressure_pct", "limit_s",
             "ratio_limit", "floor_s", "bound_s", "ratio_bound", "attach_s", "pull_s", "hydrated_s",
             "fetched_ready", "wire_ready", "wire_total", "requests_ready", "requests_total", "demand_waits",
             "demand_wait_s"]
@@ -453,8 +464,8 @@ def write_markdown(d, meta, rows, aims):
     for view in m["views"]:
         x = n[view]
         L.append("- **%s** needs %d chunks holding data: %.1f MiB stored (%.1f MiB raw), %d contiguous runs in the packs; "
-                 "floor %.2f s (%s)." % (view, x["data_chunks"], x["stored"] / MiB, x["raw"] / MiB, x["runs"],
-                                         m["floor"][view], m["floor_how"][view]))
+                 "local floor %s s (%s)." % (view, x["data_chunks"], x["stored"] / MiB, x["raw"] / MiB, x["runs"],
+                                             fmt(m["floor"][view]), m["floor_how"][view]))
     L.append("")
     for link in m["links"]:
         L.append("- link **%s**: linkem `--delay %s --rate %s` (RTT %.1f ms), payload rate used for the limit %.2f Gbit/s%s" % (
@@ -462,14 +473,15 @@ def write_markdown(d, meta, rows, aims):
             link.get("note", "")))
     c = m.get("ceiling")
     if c:
-        L.append("- linkem's own ceiling, measured in this run (`bench/linkem-ceiling.sh %s`): **%s Gbit/s** uncapped "
-                 "(direct loopback %s Gbit/s); at 10 Gbit/s it delivered %s Gbit/s; timer lateness adds %s." % (
-                     c.get("args", ""), c.get("ceiling_gbit", "?"), c.get("direct_gbit", "?"),
-                     c.get("at10_gbit", "?"), c.get("lateness", "?")))
+        L.append("- linkem's own ceiling, measured in this run (`bench/linkem-ceiling.sh %s`, best of its repetitions): "
+                 "**%s Gbit/s** (uncapped %s Gbit/s, where direct loopback gave %s Gbit/s; capped at 10 Gbit/s it "
+                 "delivered %s Gbit/s); its timers were late by %s." % (
+                     c.get("args", ""), c.get("ceiling_gbit", "?"), c.get("uncapped_gbit", "?"),
+                     c.get("direct_gbit", "?"), c.get("at10_gbit", "?"), c.get("lateness", "?")))
     L.append("")
     L.append("**ready**: from the first command (blockd/nbdkit start, `hocus-blk mount` or `pull`) until the start "
              "finished. **limit**: (stored bytes needed + index) / rate + %d round trips (connect, manifest, index, "
-             "all ranges at once). **floor**: the same start with the image on local disk. **bound** = max(limit, "
+             "all ranges at once). **floor**: the same start from the raw image on local disk (scenario 0, median of every round). **CPU pressure**: the share of the time some task waited for a CPU (/proc/pressure/cpu), the noise gauge of a shared machine. **bound** = max(limit, "
              "floor): no client can beat either. **fetched**: stored bytes the client had fetched when ready "
              "(registry blobs or HTTP body bytes); **wire**: bytes linkem carried down by then / in all. "
              "**requests**: blob GETs (registry access log) or HTTP GETs (httpd log) by then / in all." % m["perfect_rtts"])
@@ -477,21 +489,22 @@ def write_markdown(d, meta, rows, aims):
     for view in m["views"]:
         L.append("## %s (%s)" % (view, VIEWS[view]))
         L.append("")
-        L.append("| link | scenario | ready s | min-max | limit s | x limit | floor s | x bound | hydrated s | "
-                 "fetched MiB | wire MiB ready / all | requests ready / all | demand waits |")
-        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        L.append("| link | scenario | ready s | min-max | CPU pressure % | limit s | x limit | floor s | x bound | "
+                 "hydrated s | fetched MiB | wire MiB ready / all | requests ready / all | demand waits |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             if r["view"] != view:
                 continue
-            L.append("| %s | %s%s | **%s** | %s-%s | %s | %s | %s | %s | %s | %s | %s / %s | %s / %s | %s |" % (
+            L.append("| %s | %s%s | **%s** | %s-%s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s / %s | %s |" % (
                 r["link_label"], SCENARIOS[r["scenario"]], "" if r["ok"] else " (WRONG OUTPUT)",
-                fmt(r["ready_s"]), fmt(r["ready_min_s"]), fmt(r["ready_max_s"]), fmt(r["limit_s"], "%.3f"),
+                fmt(r["ready_s"]), fmt(r["ready_min_s"]), fmt(r["ready_max_s"]), fmt(r["cpu_pressure_pct"], "%.0f"),
+                fmt(r["limit_s"], "%.3f"),
                 fmt(r["ratio_limit"], "%.1fx"), fmt(r["floor_s"]), fmt(r["ratio_bound"], "%.1fx"),
                 fmt(r["hydrated_s"], "%.1f"), mib(r["fetched_ready"]), mib(r["wire_ready"]), mib(r["wire_total"]),
                 fmt(r["requests_ready"], "%.0f"), fmt(r["requests_total"], "%.0f"),
                 fmt(r["demand_waits"], "%.0f")))
         L.append("")
-    diag = [r for r in rows if r["scenario"] not in ("nbdkit", "full-pull")]
+    diag = [r for r in rows if r["scenario"] not in ("nbdkit", "full-pull", "local")]
     if diag:
         L.append("## What blockd did until ready (from its fetch log and stats; medians)")
         L.append("")
@@ -510,6 +523,23 @@ def write_markdown(d, meta, rows, aims):
                 fmt(r["inflight_peak_ready"], "%.0f"), fmt(r["window_ready"], "%.0f"),
                 fmt(r["bandwidth_ready"] / 1e6 if r["bandwidth_ready"] is not None else None, "%.0f")))
         L.append("")
+    L.append("## Where the CPU went until ready (seconds, medians; the machine has %d CPUs)" % m["host"]["cpus"])
+    L.append("")
+    L.append("Server: docker-registry or httpd.py; client: blockd, or nbdkit (+ nbdfuse); the rest of the machine's busy "
+             "time is the start itself (chroot programs, the replay client, the kernel's loop and FUSE work), `hocus-blk "
+             "pull` for (a), the harness and other users of the machine.")
+    L.append("")
+    L.append("| link | view | scenario | wall s | machine busy | server | linkem | client | rest |")
+    L.append("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        if r.get("cpu_machine") is None:
+            continue
+        rest = r["cpu_machine"] - r["cpu_server"] - r["cpu_linkem"] - r["cpu_client"]
+        L.append("| %s | %s | %s | %.2f | %.2f (%.0f%%) | %.2f | %.2f | %.2f | %.2f |" % (
+            r["link_label"], r["view"], r["scenario"], r["cpu_wall"], r["cpu_machine"],
+            100 * r["cpu_machine"] / (r["cpu_wall"] * m["host"]["cpus"]) if r["cpu_wall"] else 0,
+            r["cpu_server"], r["cpu_linkem"], r["cpu_client"], rest))
+    L.append("")
     L.append("## Aims (with the published profile)")
     L.append("")
     L.append("| link | view | profile s | x limit (aim <= 1.3) | x bound | vs full pull (aim >= 10x) | vs nbdkit (aim > 1x) |")
@@ -530,9 +560,14 @@ def write_markdown(d, meta, rows, aims):
         f.write("\n".join(L) + "\n")
 
 
+SHORT = {"local": "local disk", "full-pull": "full pull", "lazy": "lazy", "profile": "profile", "repacked": "repacked",
+         "nbdkit": "nbdkit", "profile-nobg": "profile, no bg"}
+
+
 def write_chart(d, meta, rows):
-    """A clustered bar chart per view: time to ready per scenario and link,
-    with the physical limit and the local floor as lines."""
+    """A clustered bar chart per view: time to ready per scenario and link
+    (labelled), min-max whiskers, the physical limits and the local floor as
+    lines."""
     scen = [s for s in meta["scenarios"] if any(r["scenario"] == s for r in rows)]
     links = meta["links"]
     views = [v for v in meta["views"] if any(r["view"] == v for r in rows)]
@@ -544,41 +579,51 @@ def write_chart(d, meta, rows):
                 for l in links:
                     r = next((r for r in rows if r["link"] == l["name"] and r["view"] == view and r["scenario"] == s), None)
                     vals += ["%.4f %.4f %.4f" % (r["ready_s"], r["ready_min_s"], r["ready_max_s"]) if r else "NaN NaN NaN"]
-                f.write('"%s" %s\n' % (s, " ".join(vals)))
+                f.write('"%s" %s\n' % (SHORT.get(s, s), " ".join(vals)))
+    n = len(links)
+    gap = 1
     gp = []
-    gp.append('set terminal pngcairo size %d,%d font "DejaVu Sans,11" noenhanced' % (520 * len(views) + 160, 560))
+    gp.append('set terminal pngcairo size %d,%d font "DejaVu Sans,11" noenhanced' % (600 * len(views) + 60, 600))
     gp.append('set output "%s"' % os.path.join(d, "chart.png"))
-    gp.append("set multiplot layout 1,%d title \"Cold start to ready, %s (median of %d; whiskers: min-max)\"" % (
-        len(views), meta["image"]["label"], meta["runs"]))
+    gp.append("set multiplot layout 1,%d title \"Cold start to ready: %s (median of %d run%s; whiskers min-max; log scale)\" "
+              "font \",13\"" % (len(views), meta["image"]["label"], meta["runs"], "" if meta["runs"] == 1 else "s"))
     gp.append("set style data histograms")
-    gp.append("set style histogram errorbars gap 1 lw 1")
+    gp.append("set style histogram errorbars gap %d lw 1" % gap)
     gp.append("set style fill solid 0.85 border -1")
     gp.append("set boxwidth 0.9")
     gp.append("set logscale y")
-    gp.append("set grid ytics mytics lc rgb '#dddddd'")
-    gp.append("set ylabel 'seconds to ready (log scale)'")
-    gp.append("set xtics rotate by -25 nomirror")
-    gp.append("set key top left box opaque")
+    gp.append("set format y '%g'")
+    gp.append("set grid ytics mytics lc rgb '#e0e0e0'")
+    gp.append("set ylabel 'seconds to ready'")
+    gp.append("set xtics nomirror scale 0")
+    gp.append("set key below horizontal maxcols 2 width -4")
+    gp.append("set bmargin 9")
     colors = ["#4477aa", "#ee6677", "#228833", "#ccbb44"]
     for view in views:
         rs = [r for r in rows if r["view"] == view]
         ymin = min([r["ready_min_s"] for r in rs] + [r["limit_s"] for r in rs]) / 2
-        ymax = max(r["ready_max_s"] for r in rs) * 2
+        ymax = max(r["ready_max_s"] for r in rs) * 4
         gp.append("set yrange [%g:%g]" % (ymin, ymax))
         gp.append("set title '%s'" % VIEWS[view])
+        dat = os.path.join(d, "chart-%s.dat" % view)
         plots = []
         for i, l in enumerate(links):
             col = 2 + 3 * i
-            plots.append("'%s' using %d:%d:%d:xtic(1) title '%s' lc rgb '%s'" % (
-                os.path.join(d, "chart-%s.dat" % view), col, col + 1, col + 2, l["label"], colors[i % len(colors)]))
-        # The limits as horizontal lines (one per link), and the local floor.
+            plots.append("'%s' using %d:%d:%d:xtic(1) title 'ready, %s' lc rgb '%s'" % (
+                dat, col, col + 1, col + 2, l["label"], colors[i % len(colors)]))
+        for i, l in enumerate(links):
+            col = 2 + 3 * i
+            # Bar i of cluster k sits at k + (i - (n - 1) / 2) / (n + gap).
+            plots.append("'%s' using ($0 + %g):(column(%d) * 1.12):(sprintf('%%.2f', column(%d))) with labels "
+                         "font ',9' notitle" % (dat, (i - (n - 1) / 2) / (n + gap), col + 2, col))
         for i, l in enumerate(links):
             lim = next((r["limit_s"] for r in rs if r["link"] == l["name"]), None)
             if lim:
-                plots.append("%g with lines dt 2 lw 2 lc rgb '%s' title 'limit %s (%.3f s)'" % (
+                plots.append("%g with lines dt 2 lw 2 lc rgb '%s' title 'physical limit, %s: %.3f s'" % (
                     lim, colors[i % len(colors)], l["label"], lim))
         fl = meta["floor"][view]
-        plots.append("%g with lines dt 3 lw 2 lc rgb '#555555' title 'local disk floor (%.2f s)'" % (fl, fl))
+        if fl:
+            plots.append("%g with lines dt 3 lw 2 lc rgb '#333333' title 'local disk (median): %.2f s'" % (fl, fl))
         gp.append("plot " + ", \\\n     ".join(plots))
     gp.append("unset multiplot")
     path = os.path.join(d, "chart.gp")

@@ -23,6 +23,26 @@ free_port() {
 # loadavg: the 1-, 5- and 15-minute load averages, space-separated.
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
+# cpu_stall_us: microseconds some task waited for a CPU since boot
+# (/proc/pressure/cpu "some"; 0 without PSI). Over an interval, the share
+# of time a benchmark competed for the CPUs.
+cpu_stall_us() {
+        sed -n 's/^some .*total=\([0-9]*\).*/\1/p' /proc/pressure/cpu 2>/dev/null || echo 0
+}
+
+# proc_cpu_s PID: CPU seconds (user + system, all threads) PID has used; 0
+# when it is gone.
+proc_cpu_s() {
+        awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.3f\n", ($12 + $13) / hz }' \
+                "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+# machine_busy_s: CPU seconds all CPUs spent busy since boot (not idle, not
+# waiting for I/O).
+machine_busy_s() {
+        awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" { printf "%.3f\n", ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat
+}
+
 # wait_file FILE [SECONDS]: until FILE exists and is not empty (a server's
 # port or pid file: its readiness), at most SECONDS (default 30); 1 if not.
 wait_file() {
