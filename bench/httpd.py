@@ -4,12 +4,15 @@ thread per connection, single Range requests, and sendfile(2) for bodies so
 that the server is not what limits a measurement (python3 -m http.server
 copies through userspace in 64 KiB reads).
 
-usage: httpd.py DIR [--bind 127.0.0.1] [--port 0] [--port-file F]
+usage: httpd.py DIR [--bind 127.0.0.1] [--port 0] [--port-file F] [--log F]
 
-Ready once the port file exists. SIGTERM exits.
+Ready once the port file exists. SIGTERM exits. --log appends one line per
+request: "METHOD PATH STATUS RANGE BYTES" (RANGE as sent, or "-"), so a
+benchmark can count the requests a client made.
 """
 import argparse
 import os
+import threading
 import re
 import signal
 import sys
@@ -22,9 +25,20 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     root = "."
+    log = None
+    log_lock = threading.Lock()
 
     def log_message(self, fmt, *args):
         pass
+
+    def _log(self, status, nbytes):
+        if self.log is None:
+            return
+        line = "%s %s %d %s %d\n" % (self.command, self.path, status,
+                                     (self.headers.get("Range") or "-").replace(" ", ""), nbytes)
+        with self.log_lock:
+            self.log.write(line)
+            self.log.flush()
 
     def _open(self):
         rel = os.path.normpath(self.path.split("?", 1)[0]).lstrip("/")
@@ -57,6 +71,7 @@ class Handler(BaseHTTPRequestHandler):
         f = self._open()
         if f is None:
             self.send_error(404)
+            self._log(404, 0)
             return
         with f:
             size = os.fstat(f.fileno()).st_size
@@ -66,6 +81,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_header("Content-Range", f"bytes */{size}")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+                self._log(416, 0)
                 return
             start, end, status = r
             self.send_response(status)
@@ -78,6 +94,7 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             if body and end > start:
                 self.connection.sendfile(f, start, end - start)
+            self._log(status, end - start if body else 0)
 
     def do_GET(self):
         self._serve(True)
@@ -92,8 +109,11 @@ def main():
     ap.add_argument("--bind", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--port-file")
+    ap.add_argument("--log")
     a = ap.parse_args()
     Handler.root = os.path.abspath(a.dir)
+    if a.log:
+        Handler.log = open(a.log, "a")
     ThreadingHTTPServer.daemon_threads = True
     ThreadingHTTPServer.request_queue_size = 256
     srv = ThreadingHTTPServer((a.bind, a.port), Handler)
