@@ -237,6 +237,7 @@ static void finish_range(struct sched *s, struct sched_range *rg) {
         }
         if (rg->cls == SCHED_BACKGROUND) {
                 se->bg_inflight--;
+                s->bg_pending -= (uint64_t) rg->n * se->x->chunk_size;
                 if (failed && !se->removing)
                         sched_background_failed(se, first_failed, now);
                 else if (!failed)

@@ -90,6 +90,7 @@ static void launch(struct sched *s, struct sched_range *rg) {
                 se->inflight_nondemand++;
         if (rg->cls == SCHED_BACKGROUND) {
                 se->bg_inflight++;
+                s->bg_pending += (uint64_t) rg->n * se->x->chunk_size;
                 tbucket_take(&s->tb, rg->len, now);
         }
         s->inflight[rg->cls]++;
@@ -409,12 +410,13 @@ static void pass_end(struct sched *s, struct sched_export *se, uint64_t now, uin
 }
 
 /* Whether the store has room for background fetching: it never evicts
- * (the image does not fit, so streaming it all would only churn). */
+ * (the image does not fit, so streaming it all would only churn). What
+ * the ranges in flight will store counts as used already. */
 static bool store_has_room(struct sched *s) {
         uint64_t used, max;
 
         chunkstore_usage(s->store, &used, &max);
-        return !max || used + s->bg_range_max <= max / 10 * 8;
+        return !max || used + s->bg_pending + s->bg_range_max <= max / 10 * 8;
 }
 
 static bool start_background(struct sched *s, const struct sched_gate *g, uint64_t now, uint64_t *wake) {

@@ -158,6 +158,7 @@ struct sched {
         unsigned waiting;               /* readers waiting */
         unsigned inflight[_SCHED_CLASS_MAX];    /* ranges being fetched (network) */
         unsigned backlog;               /* ranges fetched, not decoded yet */
+        uint64_t bg_pending;            /* chunk bytes of background ranges not stored yet */
         uint64_t last_demand_ns;
         struct sched_export *exports;
         unsigned n_exports, rr;         /* round robin between exports */

@@ -30,6 +30,7 @@ struct chunkstore {
         int tmpfd;              /* DIR/tmp */
         uint64_t max_bytes;
         _Atomic uint64_t usage; /* estimate, only kept with max_bytes */
+        _Atomic uint64_t added; /* bytes this process put, ever (with max_bytes) */
         pthread_mutex_t gc_lock;
 };
 
@@ -253,6 +254,7 @@ static void account_put(struct chunkstore *cs, size_t len) {
 
         if (!cs->max_bytes)
                 return;
+        atomic_fetch_add(&cs->added, len);
         usage = atomic_fetch_add(&cs->usage, len) + len;
         if (usage <= cs->max_bytes)
                 return;
@@ -492,6 +494,7 @@ static void gc_tmp(struct chunkstore *cs) {
 int chunkstore_gc(struct chunkstore *cs, uint64_t max_bytes, struct chunkstore_stats *ret_removed) {
         struct gc_list l = { 0 };
         struct chunkstore_stats removed = { 0 };
+        uint64_t added = atomic_load(&cs->added);
         int r;
 
         gc_tmp(cs);
@@ -510,8 +513,11 @@ int chunkstore_gc(struct chunkstore *cs, uint64_t max_bytes, struct chunkstore_s
                         removed.bytes += l.e[i].size;
                 }
         }
+        /* Puts that ran during the walk may be missing from it: count them
+         * on top (an entry the walk did see is then counted twice, which
+         * only makes the next pass come a little early). */
         if (cs->max_bytes)
-                cs->usage = l.total;
+                cs->usage = l.total + (atomic_load(&cs->added) - added);
         free(l.e);
         if (ret_removed)
                 *ret_removed = removed;
