@@ -245,14 +245,18 @@ static void finish_range(struct sched *s, struct sched_range *rg) {
         }
         if (rg->cls == SCHED_DEMAND)
                 s->last_demand_ns = now;
+        pthread_mutex_unlock(&s->lock);
+
+        /* Still counted in flight: a removal waits, so se stays. */
+        fetch_log(s, rg, is, bad, n_bad);
+
+        pthread_mutex_lock(&s->lock);
         s->backlog--;
         se->inflight--;
         if (se->removing)
                 pthread_cond_broadcast(&s->changed);
         pthread_cond_signal(&s->wake);
         pthread_mutex_unlock(&s->lock);
-
-        fetch_log(s, rg, is, bad, n_bad);
         free(rg->buf);
         free(rg);
 }
