@@ -16,6 +16,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum sched_class {
@@ -59,3 +60,19 @@ struct sched_gate {
  * again (left alone otherwise).
  */
 bool sched_gate_allows(const struct sched_gate *g, enum sched_class c, uint64_t now_ns, uint64_t *ret_wake_ns);
+
+/*
+ * Reorder a profile list (logical chunk numbers, in first-read order) so
+ * that chunks lying end to end in a pack but apart in the list become one
+ * range request, without fetching any chunk later than the list says: in
+ * batches of `batch` stored bytes (in list order), each run of the
+ * batch's chunks that lie end to end in a pack is put together in pack
+ * order, at the place of its chunk that comes first in the list. Entries
+ * with nothing to fetch (locate() returns 0: a zero chunk, out of range)
+ * and repeats of a chunk (the same pack and offset again, which would cut
+ * a run in two) go to the end of their batch. locate(i) gives chunk i's
+ * pack and offset and returns its stored length. batch 0: no change.
+ * Returns 0 or -ENOMEM.
+ */
+int sched_profile_batch(uint64_t *v, size_t n, uint64_t batch,
+                        uint64_t (*locate)(uint64_t i, uint32_t *pack, uint64_t *offset, void *u), void *u);

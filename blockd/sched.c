@@ -451,9 +451,23 @@ void sched_profile_check_done(struct sched_export *se) {
                  format_size(se->st.bytes[SCHED_PROFILE], sz, sizeof sz), (double) (now_ns() - se->pf_t0) / 1e9);
 }
 
+/* Where logical chunk i of se's image lies; its stored length, 0 if none. */
+static uint64_t profile_locate(uint64_t i, uint32_t *pack, uint64_t *offset, void *u) {
+        const struct blkindex *x = ((struct sched_export *) u)->x;
+        const struct blkindex_chunk *c;
+
+        if (i >= x->n_map || x->map[i] == BLKINDEX_ZERO)
+                return 0;
+        c = &x->chunks[x->map[i]];
+        *pack = c->pack;
+        *offset = c->offset;
+        return c->stored_len;
+}
+
 int sched_profile_set(struct sched_export *se, const uint64_t *chunks, size_t n) {
         struct sched *s = se->s;
         struct sched_pflist *l = malloc(sizeof *l + MAX(n, (size_t) 1) * sizeof l->v[0]);
+        int r;
 
         if (!l)
                 return -ENOMEM;
@@ -461,6 +475,11 @@ int sched_profile_set(struct sched_export *se, const uint64_t *chunks, size_t n)
         l->n = n;
         if (n)
                 memcpy(l->v, chunks, n * sizeof *chunks);
+        r = sched_profile_batch(l->v, n, s->o.profile_batch, profile_locate, se);
+        if (r < 0) {
+                free(l);
+                return r;
+        }
         pthread_mutex_lock(&s->lock);
         sched_pflist_put(se->pf);
         se->pf = l;
@@ -657,6 +676,8 @@ int sched_new(struct chunkstore *store, const struct sched_options *o, struct sc
                 s->o.fetch_timeout_ns = SCHED_TIMEOUT_DEFAULT_NS;
         if (!s->o.range_max)
                 s->o.range_max = SCHED_RANGE_MAX_DEFAULT;
+        if (!s->o.profile_batch)
+                s->o.profile_batch = 2 * s->o.range_max;
         s->bg_range_max = s->o.range_max;
         if (s->o.background_rate)
                 /* A capped stream sends a quarter second's worth at a time. */

@@ -56,6 +56,8 @@ struct sched_options {
         uint64_t background_rate;       /* bytes/s cap for background, 0 = none */
         uint64_t fetch_timeout_ns;      /* 0 = 30 s */
         uint64_t range_max;             /* largest range request, 0 = 4 MiB */
+        uint64_t profile_batch;         /* profile reordered in batches of this many stored
+                                         * bytes (see sched_profile_batch), 0 = 2 x range_max */
         unsigned min_window, max_window; /* requests in flight (profile + background); 0 = 2, 64 */
         unsigned decoders;              /* 0 = number of CPUs, 2..4 */
         const char *fetch_log;          /* append one line per request here; NULL = none */

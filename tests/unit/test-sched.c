@@ -224,6 +224,34 @@ static void test_bdp(void) {
         assert(simulate(&b, 1.25e9, 0.00001, 4 << 20, 64, 2, &t, &tput) == 12);
 }
 
+/* Profile batches: inside each, runs of chunks that lie end to end in a
+ * pack, in pack order, the runs by their first position in the list;
+ * zero chunks and repeats last; the batches in their order. */
+static uint64_t fake_locate(uint64_t i, uint32_t *pack, uint64_t *offset, void *u) {
+        (void) u;
+        if (i >= 1000)
+                return 0;               /* a zero chunk */
+        *pack = (uint32_t) (i / 100);
+        *offset = (i % 100) * 10;
+        return 10;
+}
+
+static void test_profile_batch(void) {
+        uint64_t v[] = { 205, 3, 1000, 4, 3, 101, 2, 7, 1, 6 };
+        const uint64_t want[] = { 205, 3, 4, 1000, 3, 101, 1, 2, 7, 6 };
+        uint64_t one[] = { 9, 8, 7 };
+
+        /* Batches of 40 bytes (4 data chunks): [205 3 1000 4 3] [101 2 7 1] [6]. */
+        assert(sched_profile_batch(v, 10, 40, fake_locate, NULL) == 0);
+        for (unsigned p = 0; p < 10; p++)
+                assert(v[p] == want[p]);
+        /* Batches of one chunk leave the order alone; so does batch 0. */
+        assert(sched_profile_batch(one, 3, 1, fake_locate, NULL) == 0);
+        assert(one[0] == 9 && one[1] == 8 && one[2] == 7);
+        assert(sched_profile_batch(one, 3, 0, fake_locate, NULL) == 0);
+        assert(one[0] == 9 && one[1] == 8 && one[2] == 7);
+}
+
 /* --- A fake source: one pack, reads recorded, a gate, faults --- */
 
 struct fake {
@@ -556,7 +584,10 @@ static void test_profile(void) {
         const uint64_t list[] = { 20, 3, 4, 5, 7, 40, 4 };
 
         img_make(&m, false);
-        assert(sched_new(cs, &(struct sched_options) { .background = false, .min_window = 1, .max_window = 1 }, &s) == 0);
+        assert(sched_new(cs,
+                         &(struct sched_options) { .background = false, .min_window = 1, .max_window = 1,
+                                                   .profile_batch = 1 },
+                         &s) == 0);
         assert(sched_export_add(s, "a", &m.image, &m.src, 0, &se) == 0);
         assert(sched_profile_set(se, list, 7) == 0);
         for (int i = 0;; i++) {
@@ -572,6 +603,39 @@ static void test_profile(void) {
         assert(m.fake.reads[0].off == pack_off(&m, 20) && m.fake.reads[0].len == CS);
         assert(m.fake.reads[1].off == pack_off(&m, 3) && m.fake.reads[1].len == 3 * (uint64_t) CS);
         assert(m.fake.reads[2].off == pack_off(&m, 40) && m.fake.reads[2].len == CS);
+        sched_export_remove(se);
+        sched_free(s);
+        img_free(&m);
+        chunkstore_free(cs);
+}
+
+/* The default batches: chunks adjacent in the pack but apart in the
+ * profile are fetched in one request, which starts when the first of
+ * them would have. */
+static void test_profile_batched(void) {
+        struct chunkstore *cs = store_new();
+        struct sched *s;
+        struct sched_export *se;
+        struct sched_export_stats st;
+        struct img m;
+        const uint64_t list[] = { 3, 10, 4, 11, 5, 12 };
+
+        img_make(&m, false);
+        assert(sched_new(cs, &(struct sched_options) { .background = false, .min_window = 1, .max_window = 1 }, &s) == 0);
+        assert(sched_export_add(s, "a", &m.image, &m.src, 0, &se) == 0);
+        assert(sched_profile_set(se, list, 6) == 0);
+        for (int i = 0;; i++) {
+                sched_export_get_stats(se, &st);
+                if (!st.profile_active)
+                        break;
+                assert(i < 10000);
+                usleep(1000);
+        }
+        assert(st.profile_queued == 6 && st.profile_done == 6);
+        assert(st.chunks[SCHED_PROFILE] == 6 && st.requests[SCHED_PROFILE] == 2);
+        assert(fake_reads(&m.fake) == 2);
+        assert(m.fake.reads[0].off == pack_off(&m, 3) && m.fake.reads[0].len == 3 * (uint64_t) CS);
+        assert(m.fake.reads[1].off == pack_off(&m, 10) && m.fake.reads[1].len == 3 * (uint64_t) CS);
         sched_export_remove(se);
         sched_free(s);
         img_free(&m);
@@ -678,6 +742,7 @@ int main(void) {
         test_coalesce();
         test_gate();
         test_bdp();
+        test_profile_batch();
 
         assert(mkdtemp(dir));
         snprintf(store_dir, sizeof store_dir, "%s/store", dir);
@@ -686,6 +751,7 @@ int main(void) {
         test_shared_fetch();
         test_demand_first();
         test_profile();
+        test_profile_batched();
         test_faults();
         test_remove_while_shared();
 
