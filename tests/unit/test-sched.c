@@ -574,6 +574,17 @@ static void test_demand_first(void) {
         chunkstore_free(cs);
 }
 
+/* Wait (at most 10 s) until se's profile list is through. */
+static void profile_wait(struct sched_export *se, struct sched_export_stats *st) {
+        for (int i = 0;; i++) {
+                sched_export_get_stats(se, st);
+                if (!st->profile_active)
+                        return;
+                assert(i < 10000);
+                usleep(1000);
+        }
+}
+
 /* Profile positions in their order, adjacent ones in one request. */
 static void test_profile(void) {
         struct chunkstore *cs = store_new();
@@ -590,13 +601,7 @@ static void test_profile(void) {
                          &s) == 0);
         assert(sched_export_add(s, "a", &m.image, &m.src, 0, &se) == 0);
         assert(sched_profile_set(se, list, 7) == 0);
-        for (int i = 0;; i++) {
-                sched_export_get_stats(se, &st);
-                if (!st.profile_active)
-                        break;
-                assert(i < 10000);
-                usleep(1000);
-        }
+        profile_wait(se, &st);
         assert(st.profile_queued == 7 && st.profile_done == 7);
         assert(st.chunks[SCHED_PROFILE] == 5 && st.requests[SCHED_PROFILE] == 3);
         assert(fake_reads(&m.fake) == 3);
@@ -624,13 +629,7 @@ static void test_profile_batched(void) {
         assert(sched_new(cs, &(struct sched_options) { .background = false, .min_window = 1, .max_window = 1 }, &s) == 0);
         assert(sched_export_add(s, "a", &m.image, &m.src, 0, &se) == 0);
         assert(sched_profile_set(se, list, 6) == 0);
-        for (int i = 0;; i++) {
-                sched_export_get_stats(se, &st);
-                if (!st.profile_active)
-                        break;
-                assert(i < 10000);
-                usleep(1000);
-        }
+        profile_wait(se, &st);
         assert(st.profile_queued == 6 && st.profile_done == 6);
         assert(st.chunks[SCHED_PROFILE] == 6 && st.requests[SCHED_PROFILE] == 2);
         assert(fake_reads(&m.fake) == 2);
