@@ -305,12 +305,6 @@ start_fault_proxy() {
         PROXY=127.0.0.1:$(cat "$T/$name.port")
 }
 
-# sparse_cmp A B: byte-identical, reading only the data extents of either
-# file (holes read as zeros): fast for 100 GiB sparse images.
-sparse_cmp() {
-        python3 "$HELPERS_DIR/sparse-cmp.py" "$1" "$2" || fail "$1 and $2 differ"
-}
-
 # Under -Db_sanitize, make every sanitizer report an abort (exit >= 128),
 # so that expect_fail cannot mistake a report for the expected failure.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}

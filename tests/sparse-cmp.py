@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Compare two files byte for byte, fast on sparse files: only the union
 of their data regions (SEEK_DATA/SEEK_HOLE) is read; holes read as zeros.
 Exit 0 when identical, 1 with the first differing offset otherwise."""
