@@ -561,7 +561,7 @@ def write_markdown(d, meta, rows, aims):
 
 
 SHORT = {"local": "local disk", "full-pull": "full pull", "lazy": "lazy", "profile": "profile", "repacked": "repacked",
-         "nbdkit": "nbdkit", "profile-nobg": "profile, no bg"}
+         "nbdkit": "nbdkit", "profile-nobg": "profile, no bg"}   # tic labels, slanted
 
 
 def write_chart(d, meta, rows):
@@ -595,7 +595,7 @@ def write_chart(d, meta, rows):
     gp.append("set format y '%g'")
     gp.append("set grid ytics mytics lc rgb '#e0e0e0'")
     gp.append("set ylabel 'seconds to ready'")
-    gp.append("set xtics nomirror scale 0")
+    gp.append("set xtics nomirror scale 0 rotate by -25 left")
     gp.append("set key below horizontal maxcols 2 width -4")
     gp.append("set bmargin 9")
     colors = ["#4477aa", "#ee6677", "#228833", "#ccbb44"]
