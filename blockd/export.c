@@ -397,6 +397,7 @@ int export_read_start(struct export *e, uint64_t off, uint64_t len, struct expor
                 profile_rec_note(e->rec, off, len);
         STAT_ADD(e, reads, 1);
         STAT_ADD(e, bytes_read, len);
+        sched_export_note_read(e->se);
         return 0;
 }
 

@@ -28,6 +28,8 @@
 #define PASS_PAUSE_NS (NS)              /* a pass that found nothing it could fetch */
 #define CACHE_RECHECK_NS (5 * NS)
 #define BG_BACKOFF_MAX_SHIFT 4          /* 1 s doubling to 16 s */
+#define SETTLE_QUIET_NS (250 * 1000000ull) /* the stream begins after reads paused this long, */
+#define SETTLE_MAX_NS (5 * NS)          /* or this long after it was let start */
 
 static void gate_fill(struct sched *s, uint64_t now, struct sched_gate *g, uint64_t *wake) {
         unsigned ready = 0;
@@ -419,6 +421,20 @@ static bool store_has_room(struct sched *s) {
         return !max || used + s->bg_pending + s->bg_range_max <= max / 10 * 8;
 }
 
+/* Whether se's stream may begin: the start's reads paused for a moment,
+ * or it was let start long enough ago. Else *wake gets when to look again. */
+static bool settled(struct sched_export *se, uint64_t now, uint64_t *wake) {
+        uint64_t last = __atomic_load_n(&se->last_read_ns, __ATOMIC_RELAXED);
+        uint64_t until = MIN(last + SETTLE_QUIET_NS, se->bg_start_ns + SETTLE_MAX_NS);
+
+        if (last && now < until) {
+                *wake = MIN(*wake, until);
+                return false;
+        }
+        __atomic_store_n(&se->bg_settled, true, __ATOMIC_RELAXED);
+        return true;
+}
+
 static bool start_background(struct sched *s, const struct sched_gate *g, uint64_t now, uint64_t *wake) {
         uint64_t at;
 
@@ -433,6 +449,8 @@ static bool start_background(struct sched *s, const struct sched_gate *g, uint64
                 struct sched_export *se = nth_export(s, (s->rr + idx) % s->n_exports);
 
                 if (se->removing || !se->bg_started || se->bg_state == SCHED_BG_OFF || se->bg_state == SCHED_BG_DONE)
+                        continue;
+                if (!se->bg_settled && !settled(se, now, wake))
                         continue;
                 if (se->bg_resume_ns > now) {
                         *wake = MIN(*wake, se->bg_resume_ns);

@@ -135,6 +135,9 @@ struct sched_export {
         uint64_t bg_pass_start;         /* hydrated chunks when this pass began */
         bool bg_surveyed;               /* OFF: the store was surveyed once */
         bool bg_started;                /* sched_background_start was called */
+        bool bg_settled;                /* the start's reads let up (or waited long enough) */
+        uint64_t bg_start_ns;           /* when sched_background_start was called */
+        uint64_t last_read_ns;          /* a client's last read (coarse clock; atomic) */
         uint64_t t0;
         uint64_t warned_ns;             /* the last failed read logged (rate limit) */
 

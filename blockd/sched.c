@@ -561,10 +561,21 @@ fail:
         return r;
 }
 
+void sched_export_note_read(struct sched_export *se) {
+        struct timespec ts;
+
+        if (__atomic_load_n(&se->bg_settled, __ATOMIC_RELAXED))
+                return;
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+        __atomic_store_n(&se->last_read_ns, (uint64_t) ts.tv_sec * NS + (uint64_t) ts.tv_nsec, __ATOMIC_RELAXED);
+}
+
 void sched_background_start(struct sched_export *se) {
         struct sched *s = se->s;
 
         pthread_mutex_lock(&s->lock);
+        if (!se->bg_started)
+                se->bg_start_ns = now_ns();
         se->bg_started = true;
         pthread_cond_signal(&s->wake);
         pthread_mutex_unlock(&s->lock);

@@ -81,6 +81,12 @@ int sched_export_add(struct sched *s, const char *name, struct image *img, struc
 /* Let the background stream of se begin (it waits for this, so that a
  * boot profile given first goes first). Idempotent. */
 void sched_background_start(struct sched_export *se);
+/* A client read se (hit or miss). Until the background stream has begun
+ * it waits for a quiet moment in the reads: a start that finds its chunks
+ * prefetched keeps the CPU the stream would take (decompressing, hashing,
+ * storing). Cheap: a coarse clock read and a store, and nothing at all
+ * once the stream has begun. */
+void sched_export_note_read(struct sched_export *se);
 /* Cancel what is queued or in flight for it, wait for its requests to
  * end, free. Readers of other exports that waited for one of its
  * fetches fetch again through their own export. NULL is fine. */

@@ -574,6 +574,39 @@ static void test_demand_first(void) {
         chunkstore_free(cs);
 }
 
+/* The stream waits while the start reads (hits, here: nothing to fetch),
+ * and begins when the reads pause. */
+static void test_background_settles(void) {
+        struct chunkstore *cs = store_new();
+        struct sched *s;
+        struct sched_export *se;
+        struct sched_export_stats st;
+        struct img m;
+
+        img_make(&m, false);
+        assert(sched_new(cs, &(struct sched_options) { .background = true }, &s) == 0);
+        assert(sched_export_add(s, "a", &m.image, &m.src, 0, &se) == 0);
+        sched_export_note_read(se);
+        sched_background_start(se);
+        for (int i = 0; i < 20; i++) {  /* 100 ms of reads, 5 ms apart: never quiet for 250 ms */
+                usleep(5000);
+                sched_export_note_read(se);
+        }
+        assert(fake_reads(&m.fake) == 0);
+        for (int i = 0;; i++) {
+                sched_export_get_stats(se, &st);
+                if (st.bg_state == SCHED_BG_DONE)
+                        break;
+                assert(i < 10000);
+                usleep(1000);
+        }
+        assert(fake_reads(&m.fake) > 0 && st.hydrated_chunks == st.image_chunks);
+        sched_export_remove(se);
+        sched_free(s);
+        img_free(&m);
+        chunkstore_free(cs);
+}
+
 /* Wait (at most 10 s) until se's profile list is through. */
 static void profile_wait(struct sched_export *se, struct sched_export_stats *st) {
         for (int i = 0;; i++) {
@@ -749,6 +782,7 @@ int main(void) {
         test_demand_coalesced();
         test_shared_fetch();
         test_demand_first();
+        test_background_settles();
         test_profile();
         test_profile_batched();
         test_faults();
