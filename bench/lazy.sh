@@ -29,6 +29,7 @@
 # Needs docker-registry, python3 with libnbd's bindings (python3-libnbd).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/bench/lib.sh"
 build=$here/build
 size_mib=4096
 runs=3
@@ -66,27 +67,10 @@ cleanup() {
 }
 trap cleanup EXIT
 export HOCUS_BLK_NO_PROGRESS=1
-free_port() {
-        python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
 
 # --- The registry, the image, the trace, the link -----------------------------
-port=$(free_port)
-cat >"$W/reg.yml" <<YAML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $W/reg
-http:
-  addr: 127.0.0.1:$port
-YAML
-docker-registry serve "$W/reg.yml" >"$W/reg.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+start_registry "$W" || exit 1
+port=$REG_PORT
 echo "bench/lazy: generating a $size_mib MiB image and its boot trace..." >&2
 python3 "$trace_py" image "$W/disk.img" "$size_mib"
 python3 "$trace_py" trace "$W/disk.img" "$size_mib" "$W/boot.trace"
