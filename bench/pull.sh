@@ -15,35 +15,24 @@
 # usage: bench/pull.sh [BUILD_DIR] [DATA_MIB] [RUNS]   (default 768 MiB, 3 runs)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/bench/lib.sh"
 build=${1:-$here/build}
 mib=${2:-768}
 runs=${3:-3}
 hb=$build/cli/hocus-blk
 W=$(mktemp -d /tmp/bench-pull.XXXXXX)
-regpid=
+pids=()
 cleanup() {
-        [ -n "$regpid" ] && kill "$regpid" 2>/dev/null && wait "$regpid" 2>/dev/null
+        local p
+        for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+        for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
         rm -rf "$W"
 }
 trap cleanup EXIT
 export HOCUS_BLK_NO_PROGRESS=1
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$W/reg.yml" <<YAML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $W/reg
-http:
-  addr: 127.0.0.1:$port
-YAML
-docker-registry serve "$W/reg.yml" >"$W/reg.log" 2>&1 &
-regpid=$!
-for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+start_registry "$W" || exit 1
+port=$REG_PORT
 R=docker://127.0.0.1:$port/bench/pull:v1
 
 # Mixed data in 16 MiB segments: random, numbered text lines, sparse-ish
@@ -80,9 +69,6 @@ for d in "${packs[@]}"; do
 done
 echo "image: $mib MiB raw, ${#packs[@]} packs, $((stored / 1048576)) MiB stored"
 
-now() { date +%s.%N; }
-calc() { awk "BEGIN { printf \"%.4f\", $1 }"; }
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 curl_times=() files_times=() pull_times=() fetch_times=()
 fargs=()
 for ((k = 0; k < ${#packs[@]}; k++)); do
@@ -92,7 +78,7 @@ for ((i = 0; i < runs; i++)); do
         t0=$(now)
         curl -fsS --no-progress-meter --parallel --parallel-max 16 "${cargs[@]}"
         t1=$(now)
-        curl_times+=("$(calc "$t1 - $t0")")
+        curl_times+=("$(calc "$t1 - $t0" %.4f)")
 
         rm -rf "$W/blobs"
         mkdir -p "$W/blobs"
@@ -101,7 +87,7 @@ for ((i = 0; i < runs; i++)); do
         curl -fsS --no-progress-meter --parallel --parallel-max 16 "${fargs[@]}"
         sha256sum "$W"/blobs/* >/dev/null
         t1=$(now)
-        files_times+=("$(calc "$t1 - $t0")")
+        files_times+=("$(calc "$t1 - $t0" %.4f)")
         rm -rf "$W/blobs"
 
         rm -rf "$W/cache"
@@ -109,13 +95,13 @@ for ((i = 0; i < runs; i++)); do
         t0=$(now)
         "$hb" pull "$R" --plain-http --cache "$W/cache" >"$W/pull.out"
         t1=$(now)
-        pull_times+=("$(calc "$t1 - $t0")")
+        pull_times+=("$(calc "$t1 - $t0" %.4f)")
 
         rm -rf "$W/cache"
         t0=$(now)
         "$hb" pull "$R" --plain-http --cache "$W/cache" --no-store >/dev/null
         t1=$(now)
-        fetch_times+=("$(calc "$t1 - $t0")")
+        fetch_times+=("$(calc "$t1 - $t0" %.4f)")
 done
 ct=$(printf '%s\n' "${curl_times[@]}" | median)
 ft=$(printf '%s\n' "${files_times[@]}" | median)
