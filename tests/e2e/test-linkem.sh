@@ -95,7 +95,9 @@ direct=$(median_ms "http://$HTTPD/small" 20)
 start_linkem delay --connect "$HTTPD" --delay 5ms --stats "$T/delay.json"
 rtt=$(median_ms "http://$LK/small" 20)
 echo "median small GET: $direct ms direct, $rtt ms through linkem"
-within "$(calc "$rtt - $direct")" 9.5 15 "added round trip (ms)"
+# 10 ms added; the lower bound leaves room for the direct median's own noise
+# (a loaded ASan run once measured 8.97), and still fails without the delay.
+within "$(calc "$rtt - $direct")" 8 15 "added round trip (ms)"
 first=$(for i in 1 2 3 4 5; do
         curl -fsS -o /dev/null -w '%{time_starttransfer}\n' "http://$LK/small"
 done | sort -g | head -1)
