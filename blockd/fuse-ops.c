@@ -212,6 +212,22 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         fuse_reply_attr(req, &st, ATTR_TIMEOUT);
 }
 
+/* One open of n ends (a release, or an open the kernel never saw). */
+static void node_close(struct fusefe *f, struct node *n) {
+        struct export *drop = NULL;
+
+        pthread_mutex_lock(&f->lock);
+        n->opens--;
+        if (n->clients && n->e) {
+                n->clients--;
+                export_client_remove(n->e);
+        }
+        if (n->nlookup == 0 && n->opens == 0)
+                drop = fusefe_node_free(f, n);
+        pthread_mutex_unlock(&f->lock);
+        export_unref(drop);
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
         struct fusefe *f = fuse_req_userdata(req);
         struct node *n;
@@ -245,37 +261,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
          * files are also written through NBD: drop it on open. */
         fi->keep_cache = ro;
         fi->noflush = ro;
-        if (fuse_reply_open(req, fi) == -ENOENT) {
-                /* Interrupted: no release will come. */
-                struct export *drop = NULL;
-                pthread_mutex_lock(&f->lock);
-                n->opens--;
-                if (n->clients && n->e) {
-                        n->clients--;
-                        export_client_remove(n->e);
-                }
-                if (n->nlookup == 0 && n->opens == 0)
-                        drop = fusefe_node_free(f, n);
-                pthread_mutex_unlock(&f->lock);
-                export_unref(drop);
-        }
+        if (fuse_reply_open(req, fi) == -ENOENT)
+                node_close(f, n);       /* interrupted: no release will come */
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-        struct fusefe *f = fuse_req_userdata(req);
-        struct node *n = (struct node *) (uintptr_t) fi->fh;
-        struct export *drop = NULL;
-
-        pthread_mutex_lock(&f->lock);
-        n->opens--;
-        if (n->clients && n->e) {
-                n->clients--;
-                export_client_remove(n->e);
-        }
-        if (n->nlookup == 0 && n->opens == 0)
-                drop = fusefe_node_free(f, n);
-        pthread_mutex_unlock(&f->lock);
-        export_unref(drop);
+        node_close(fuse_req_userdata(req), (struct node *) (uintptr_t) fi->fh);
         fuse_reply_err(req, 0);
 }
 
