@@ -60,9 +60,7 @@ done
 W=$(mktemp -d /tmp/bench-lazy.XXXXXX)
 pids=()
 cleanup() {
-        local p
-        for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-        for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+        stop_pids
         rm -rf "$W"
 }
 trap cleanup EXIT

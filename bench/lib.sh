@@ -61,6 +61,14 @@ stop_pid() {
         wait "$1" 2>/dev/null || true
 }
 
+# stop_pids: stop every server in the caller's `pids` array (the cleanup
+# the scripts share): all are signalled first, then waited for.
+stop_pids() {
+        local p
+        for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+        for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+
 # rate_bps RATE: linkem's rate syntax (1gbit, 500mbit, 10g) in bits/s.
 rate_bps() {
         python3 -c 'import re, sys

@@ -37,6 +37,7 @@
 # bench/make-workspace.sh needs (its cache makes reruns quick).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/bench/lib.sh"
 build=$here/build
 mode=full
 runs=3
@@ -67,16 +68,12 @@ pids=()
 cleanup() {
         set +e
         "$hb" umount --lazy "$W/mnt" >/dev/null 2>&1
-        for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+        stop_pids
         rm -rf "$W"
 }
 trap cleanup EXIT
 mkdir -p "$W/mnt"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-now() { date +%s.%N; }
-calc() { awk "BEGIN { printf \"%.2f\", $1 }"; }
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 # --- The image and its workload ---------------------------------------------
 case $mode in
@@ -96,22 +93,8 @@ synthetic)
 esac
 export here W          # for the workload run inside `hocus-blk record`
 
-port=$(free_port)
-cat >"$W/reg.yml" <<YAML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: false
-storage:
-  filesystem:
-    rootdirectory: $W/reg
-http:
-  addr: 127.0.0.1:$port
-YAML
-docker-registry serve "$W/reg.yml" >"$W/reg.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+start_registry "$W" || exit 1
+port=$REG_PORT
 R=127.0.0.1:$port/bench/ws
 echo "== push to a loopback docker-registry"
 "$hb" push "$W/disk.img" "docker://$R:v1" --plain-http | sed -n '/^  \(image\|new data\)/p'
