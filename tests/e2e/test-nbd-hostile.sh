@@ -239,8 +239,13 @@ def meta_context_rules():
 @case
 def many_options():
     s = conn(); greet(s)
-    for i in range(300):
-        opt(s, 0x5555)
+    # blockd hangs up after 256 options: sending the rest may meet the
+    # closed socket, which is the behaviour under test, not a failure.
+    try:
+        for i in range(300):
+            opt(s, 0x5555)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
     n = 0
     try:
         while True:
