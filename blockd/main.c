@@ -394,13 +394,12 @@ int main(int argc, char **argv) {
         if (control_path) {
                 _cleanup_free_ char *dir = strdup(control_path);
                 char *slash = dir ? strrchr(dir, '/') : NULL;
+                struct control_config ccfg = { .src = msrc, .ops = &control_ops, .userdata = &d };
 
                 if (slash && slash != dir) {
                         *slash = 0;
                         (void) mkdir_p(dir, 0700);
                 }
-                struct control_config ccfg = { .src = msrc, .ops = &control_ops, .userdata = &d };
-
                 r = control_start(&ccfg, control_path, &ctl);
                 if (r < 0 && !arg.control) {
                         /* The default path is a convenience: another blockd may
