@@ -18,7 +18,12 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "ctlproto/counters.h"
+#include "ctlproto/message.h"
+#include "export.h"
+#include "exports.h"
 #include "metrics.h"
+#include "nbd/server.h"
 #include "profile-find.h"
 #include "sched.h"
 #include "sockets.h"
@@ -35,7 +40,7 @@ struct client {
 };
 
 struct control {
-        struct blockd *d;
+        struct control_config cfg;
         char *path;
         int fd, wake;
         pthread_t thread;
@@ -48,31 +53,15 @@ struct control {
 
 /* --- Responses --- */
 
-static struct json_object *error_response(int r, const char *msg) {
-        struct json_object *o = json_object_new_object();
-        const char *name = strerrorname_np(r < 0 ? -r : r);
-
-        json_object_object_add(o, "ok", json_object_new_boolean(false));
-        json_object_object_add(o, "error", json_object_new_string(msg && *msg ? msg : strerror(r < 0 ? -r : r)));
-        json_object_object_add(o, "errno", json_object_new_string(name ? name : "EIO"));
-        return o;
-}
-
-static struct json_object *ok_response(void) {
-        struct json_object *o = json_object_new_object();
-
-        json_object_object_add(o, "ok", json_object_new_boolean(true));
-        return o;
-}
-
 static void add_u64(struct json_object *o, const char *key, uint64_t v) {
         json_object_object_add(o, key, json_object_new_int64((int64_t) v));
 }
 
-static struct json_object *describe(struct blockd *d, struct export *e) {
+static struct json_object *describe(struct control *ctl, struct export *e) {
         struct json_object *o = json_object_new_object();
         char ds[DIGEST_STRING_MAX];
-        _cleanup_free_ char *uri = blockd_export_uri(d, export_name(e));
+        _cleanup_free_ char *uri = ctl->cfg.ops->export_uri(ctl->cfg.userdata, export_name(e));
+        _cleanup_free_ char *file = ctl->cfg.ops->export_file(ctl->cfg.userdata, export_name(e));
 
         json_object_object_add(o, "name", json_object_new_string(export_name(e)));
         json_object_object_add(o, "ref", json_object_new_string(export_ref_text(e)));
@@ -84,11 +73,8 @@ static struct json_object *describe(struct blockd *d, struct export *e) {
                                export_overlay_path(e) ? json_object_new_string(export_overlay_path(e)) : NULL);
         add_u64(o, "clients", export_clients(e));
         json_object_object_add(o, "uri", uri ? json_object_new_string(uri) : NULL);
-        if (d->fuse_dir) {
-                _cleanup_free_ char *file = NULL;
-                if (asprintf(&file, "%s/%s", d->fuse_dir, export_name(e)) >= 0)
-                        json_object_object_add(o, "file", json_object_new_string(file));
-        }
+        if (file)
+                json_object_object_add(o, "file", json_object_new_string(file));
         return o;
 }
 
@@ -98,53 +84,14 @@ static struct json_object *export_stats_json(struct export *e) {
 
         export_get_stats(e, &st);
         json_object_object_add(o, "name", json_object_new_string(export_name(e)));
-        add_u64(o, "reads", st.reads);
-        add_u64(o, "writes", st.writes);
-        add_u64(o, "trims", st.trims);
-        add_u64(o, "zeroes", st.zeroes);
-        add_u64(o, "flushes", st.flushes);
-        add_u64(o, "block_status", st.block_status);
-        add_u64(o, "bytes_read", st.bytes_read);
-        add_u64(o, "bytes_written", st.bytes_written);
-        add_u64(o, "cache_hits", st.cache_hits);
-        add_u64(o, "cache_misses", st.cache_misses);
-        add_u64(o, "bytes_fetched", st.bytes_fetched);
-        add_u64(o, "errors", st.errors);
-        add_u64(o, "clients", st.clients);
-        add_u64(o, "overlay_data_bytes", st.overlay_data_bytes);
-        add_u64(o, "overlay_zero_bytes", st.overlay_zero_bytes);
-        add_u64(o, "prefetch_queued", st.prefetch_queued);
-        add_u64(o, "prefetch_done", st.prefetch_done);
-        add_u64(o, "prefetch_fetched", st.prefetch_fetched);
-        add_u64(o, "prefetch_bytes", st.prefetch_bytes);
-        json_object_object_add(o, "prefetch_active", json_object_new_boolean(st.prefetch_active));
-        json_object_object_add(o, "recording", json_object_new_boolean(st.recording));
-        add_u64(o, "recorded_entries", st.recorded_entries);
-        /* The fetch scheduler's view (sched.h). */
-        add_u64(o, "demand_requests", st.demand_requests);
-        add_u64(o, "profile_requests", st.profile_requests);
-        add_u64(o, "background_requests", st.background_requests);
-        add_u64(o, "demand_bytes", st.demand_bytes);
-        add_u64(o, "background_bytes", st.background_bytes);
-        add_u64(o, "background_chunks", st.background_chunks);
-        add_u64(o, "bytes_needed", st.bytes_needed);
-        add_u64(o, "hydrated_bytes", st.hydrated_bytes);
-        add_u64(o, "image_bytes", st.image_bytes);
-        json_object_object_add(o, "hydration_pct",
-                               json_object_new_double(st.image_bytes ? 100.0 * (double) st.hydrated_bytes / (double) st.image_bytes
-                                                                     : 100.0));
-        add_u64(o, "demand_waits", st.demand_waits);
-        json_object_object_add(o, "demand_wait_s", json_object_new_double((double) st.demand_wait_ns / 1e9));
-        add_u64(o, "demand_failures", st.demand_failures);
-        add_u64(o, "fetch_errors", st.fetch_errors);
-        add_u64(o, "digest_mismatches", st.digest_mismatches);
+        export_stats_to_json(&st, o);
         json_object_object_add(o, "background",
                                json_object_new_string(sched_bg_state_name((enum sched_bg_state) st.background_state)));
         return o;
 }
 
 struct list_ctx {
-        struct blockd *d;
+        struct control *ctl;
         struct json_object *arr;
         const char *only;
         bool stats;
@@ -155,25 +102,17 @@ static void list_one(struct export *e, void *u) {
 
         if (l->only && strcmp(l->only, export_name(e)) != 0)
                 return;
-        json_object_array_add(l->arr, l->stats ? export_stats_json(e) : describe(l->d, e));
-}
-
-static const char *get_string(struct json_object *req, const char *key) {
-        struct json_object *v;
-
-        if (!json_object_object_get_ex(req, key, &v) || !json_object_is_type(v, json_type_string))
-                return NULL;
-        return json_object_get_string(v);
+        json_object_array_add(l->arr, l->stats ? export_stats_json(e) : describe(l->ctl, e));
 }
 
 /* --- Commands --- */
 
-static struct json_object *cmd_attach(struct blockd *d, struct json_object *req) {
+static struct json_object *cmd_attach(struct control *ctl, struct json_object *req) {
         struct export_config cfg = {
-                .name = get_string(req, "name"),
-                .ref = get_string(req, "ref"),
-                .overlay = get_string(req, "overlay"),
-                .profile = get_string(req, "profile"),
+                .name = ctlproto_get_string(req, "name"),
+                .ref = ctlproto_get_string(req, "ref"),
+                .overlay = ctlproto_get_string(req, "overlay"),
+                .profile = ctlproto_get_string(req, "profile"),
         };
         struct json_object *o;
         struct export *e;
@@ -181,33 +120,34 @@ static struct json_object *cmd_attach(struct blockd *d, struct json_object *req)
         int r;
 
         if (!cfg.name || !cfg.ref)
-                return error_response(-EINVAL, "attach needs \"name\" and \"ref\"");
+                return ctlproto_error(-EINVAL, "attach needs \"name\" and \"ref\"");
         if (cfg.overlay && cfg.overlay[0] != '/')
-                return error_response(-EINVAL, "the overlay path must be absolute");
-        r = exports_attach(d->exports, &cfg, &e, err, sizeof err);
+                return ctlproto_error(-EINVAL, "the overlay path must be absolute");
+        r = exports_attach(ctl->cfg.src.exports, &cfg, &e, err, sizeof err);
         if (r < 0) {
                 log_warning("Control: attach %s %s failed: %s", cfg.name, cfg.ref, err[0] ? err : strerror(-r));
-                return error_response(r, err);
+                return ctlproto_error(r, err);
         }
-        o = ok_response();
-        json_object_object_add(o, "export", describe(d, e));
+        o = ctlproto_ok();
+        json_object_object_add(o, "export", describe(ctl, e));
         export_unref(e);
         return o;
 }
 
-static struct json_object *cmd_detach(struct blockd *d, struct json_object *req) {
-        const char *name = get_string(req, "name");
+static struct json_object *cmd_detach(struct control *ctl, struct json_object *req) {
+        const char *name = ctlproto_get_string(req, "name");
         char err[512] = "";
         int r;
 
         if (!name)
-                return error_response(-EINVAL, "detach needs \"name\"");
-        r = exports_detach(d->exports, name, DETACH_TIMEOUT_S, err, sizeof err);
-        return r < 0 ? error_response(r, err) : ok_response();
+                return ctlproto_error(-EINVAL, "detach needs \"name\"");
+        r = exports_detach(ctl->cfg.src.exports, name, DETACH_TIMEOUT_S, err, sizeof err);
+        return r < 0 ? ctlproto_error(r, err) : ctlproto_ok();
 }
 
-static struct json_object *cmd_list(struct blockd *d, struct json_object *req, bool stats) {
-        struct list_ctx l = { .d = d, .arr = json_object_new_array(), .only = get_string(req, "name"), .stats = stats };
+static struct json_object *cmd_list(struct control *ctl, struct json_object *req, bool stats) {
+        const struct metrics_sources *d = &ctl->cfg.src;
+        struct list_ctx l = { .ctl = ctl, .arr = json_object_new_array(), .only = ctlproto_get_string(req, "name"), .stats = stats };
         struct json_object *o;
 
         exports_for_each(d->exports, list_one, &l);
@@ -215,9 +155,9 @@ static struct json_object *cmd_list(struct blockd *d, struct json_object *req, b
                 char msg[300];
                 json_object_put(l.arr);
                 snprintf(msg, sizeof msg, "no export named '%s'", l.only);
-                return error_response(-ENOENT, msg);
+                return ctlproto_error(-ENOENT, msg);
         }
-        o = ok_response();
+        o = ctlproto_ok();
         json_object_object_add(o, "exports", l.arr);
         if (stats) {
                 struct json_object *s = json_object_new_object(), *f = json_object_new_object();
@@ -269,8 +209,8 @@ static struct json_object *cmd_list(struct blockd *d, struct json_object *req, b
 /* record: {"name":N,"action":"start"} starts (or restarts) recording;
  * "save" writes what was recorded so far to "path" (absolute), "stop"
  * also ends the recording (path optional). */
-static struct json_object *cmd_record(struct blockd *d, struct json_object *req) {
-        const char *name = get_string(req, "name"), *action = get_string(req, "action"), *path = get_string(req, "path");
+static struct json_object *cmd_record(struct control *ctl, struct json_object *req) {
+        const char *name = ctlproto_get_string(req, "name"), *action = ctlproto_get_string(req, "action"), *path = ctlproto_get_string(req, "path");
         _cleanup_free_ void *buf = NULL;
         struct profile *p = NULL;
         struct json_object *o;
@@ -280,30 +220,30 @@ static struct json_object *cmd_record(struct blockd *d, struct json_object *req)
         int r;
 
         if (!name || !action)
-                return error_response(-EINVAL, "record needs \"name\" and \"action\" (start, save, stop)");
+                return ctlproto_error(-EINVAL, "record needs \"name\" and \"action\" (start, save, stop)");
         if (path && path[0] != '/')
-                return error_response(-EINVAL, "the profile path must be absolute");
+                return ctlproto_error(-EINVAL, "the profile path must be absolute");
         if (strcmp(action, "start") && strcmp(action, "save") && strcmp(action, "stop"))
-                return error_response(-EINVAL, "record actions are start, save and stop");
+                return ctlproto_error(-EINVAL, "record actions are start, save and stop");
         if (!strcmp(action, "save") && !path)
-                return error_response(-EINVAL, "record save needs \"path\"");
-        e = exports_get(d->exports, name);
+                return ctlproto_error(-EINVAL, "record save needs \"path\"");
+        e = exports_get(ctl->cfg.src.exports, name);
         if (!e) {
                 snprintf(msg, sizeof msg, "no export named '%s'", name);
-                return error_response(-ENOENT, msg);
+                return ctlproto_error(-ENOENT, msg);
         }
         if (!strcmp(action, "start")) {
                 r = export_record_start(e);
                 export_unref(e);
                 if (r < 0)
-                        return error_response(r, NULL);
+                        return ctlproto_error(r, NULL);
                 log_info("Export %s: recording its boot profile", name);
-                return ok_response();
+                return ctlproto_ok();
         }
         r = export_record_get(e, !strcmp(action, "stop"), &p);
         export_unref(e);
         if (r == -ENODATA)
-                return error_response(r, "the export is not being recorded");
+                return ctlproto_error(r, "the export is not being recorded");
         if (r >= 0 && path) {
                 r = profile_encode(p, &buf, &len);
                 if (r >= 0)
@@ -311,13 +251,13 @@ static struct json_object *cmd_record(struct blockd *d, struct json_object *req)
                 if (r < 0) {
                         snprintf(msg, sizeof msg, "cannot write %s: %s", path, strerror(-r));
                         profile_free(p);
-                        return error_response(r, msg);
+                        return ctlproto_error(r, msg);
                 }
                 log_info("Export %s: saved its boot profile (%u ranges) to %s", name, p->count, path);
         }
         if (r < 0)
-                return error_response(r, NULL);
-        o = ok_response();
+                return ctlproto_error(r, NULL);
+        o = ctlproto_ok();
         add_u64(o, "entries", p->count);
         profile_free(p);
         return o;
@@ -325,8 +265,8 @@ static struct json_object *cmd_record(struct blockd *d, struct json_object *req)
 
 /* prefetch: {"name":N[,"profile":"auto"|FILE]}: find the profile again
  * (or use a file) and prefetch in its order. */
-static struct json_object *cmd_prefetch(struct blockd *d, struct json_object *req) {
-        const char *name = get_string(req, "name"), *how = get_string(req, "profile");
+static struct json_object *cmd_prefetch(struct control *ctl, struct json_object *req) {
+        const char *name = ctlproto_get_string(req, "name"), *how = ctlproto_get_string(req, "profile");
         struct profile_prefetch_info info = { 0 };
         struct json_object *o;
         struct export *e;
@@ -334,17 +274,17 @@ static struct json_object *cmd_prefetch(struct blockd *d, struct json_object *re
         int r;
 
         if (!name)
-                return error_response(-EINVAL, "prefetch needs \"name\"");
-        e = exports_get(d->exports, name);
+                return ctlproto_error(-EINVAL, "prefetch needs \"name\"");
+        e = exports_get(ctl->cfg.src.exports, name);
         if (!e) {
                 snprintf(msg, sizeof msg, "no export named '%s'", name);
-                return error_response(-ENOENT, msg);
+                return ctlproto_error(-ENOENT, msg);
         }
         r = profile_prefetch_attach(e, how, &info);
         export_unref(e);
         if (r < 0)
-                return error_response(r, "the profile cannot be used (see blockd's log)");
-        o = ok_response();
+                return ctlproto_error(r, "the profile cannot be used (see blockd's log)");
+        o = ctlproto_ok();
         json_object_object_add(o, "started", json_object_new_boolean(r > 0));
         if (r > 0) {
                 json_object_object_add(o, "source", json_object_new_string(info.source));
@@ -353,53 +293,51 @@ static struct json_object *cmd_prefetch(struct blockd *d, struct json_object *re
         return o;
 }
 
-static struct json_object *cmd_metrics(struct blockd *d) {
+static struct json_object *cmd_metrics(struct control *ctl) {
         _cleanup_free_ char *text = NULL;
         struct json_object *o;
         size_t len;
         int r;
 
-        r = metrics_render(d, &text, &len);
+        r = metrics_render(&ctl->cfg.src, &text, &len);
         if (r < 0)
-                return error_response(r, NULL);
-        o = ok_response();
+                return ctlproto_error(r, NULL);
+        o = ctlproto_ok();
         json_object_object_add(o, "text", json_object_new_string_len(text, (int) len));
         return o;
 }
 
-static struct json_object *dispatch(struct blockd *d, const char *line) {
-        struct json_object *req = json_tokener_parse(line), *resp;
+static struct json_object *dispatch(struct control *ctl, const char *line) {
+        struct json_object *req, *resp;
         const char *cmd;
 
-        if (!req || !json_object_is_type(req, json_type_object)) {
-                json_object_put(req);
-                return error_response(-EINVAL, "malformed request: want one JSON object per line");
-        }
-        cmd = get_string(req, "cmd");
+        if (ctlproto_parse(line, &req) < 0)
+                return ctlproto_error(-EINVAL, "malformed request: want one JSON object per line");
+        cmd = ctlproto_get_string(req, "cmd");
         log_debug("Control: %s", cmd ? cmd : "(no cmd)");
         if (!cmd)
-                resp = error_response(-EINVAL, "request has no \"cmd\"");
+                resp = ctlproto_error(-EINVAL, "request has no \"cmd\"");
         else if (!strcmp(cmd, "attach"))
-                resp = cmd_attach(d, req);
+                resp = cmd_attach(ctl, req);
         else if (!strcmp(cmd, "detach"))
-                resp = cmd_detach(d, req);
+                resp = cmd_detach(ctl, req);
         else if (!strcmp(cmd, "list"))
-                resp = cmd_list(d, req, false);
+                resp = cmd_list(ctl, req, false);
         else if (!strcmp(cmd, "stats"))
-                resp = cmd_list(d, req, true);
+                resp = cmd_list(ctl, req, true);
         else if (!strcmp(cmd, "metrics"))
-                resp = cmd_metrics(d);
+                resp = cmd_metrics(ctl);
         else if (!strcmp(cmd, "record"))
-                resp = cmd_record(d, req);
+                resp = cmd_record(ctl, req);
         else if (!strcmp(cmd, "prefetch"))
-                resp = cmd_prefetch(d, req);
+                resp = cmd_prefetch(ctl, req);
         else if (!strcmp(cmd, "ping")) {
-                resp = ok_response();
+                resp = ctlproto_ok();
                 json_object_object_add(resp, "version", json_object_new_string(HOCUS_VERSION));
         } else {
                 char msg[192];
                 snprintf(msg, sizeof msg, "unknown command '%.64s' (attach, detach, list, stats, metrics, record, prefetch, ping)", cmd);
-                resp = error_response(-EINVAL, msg);
+                resp = ctlproto_error(-EINVAL, msg);
         }
         json_object_put(req);
         return resp;
@@ -421,10 +359,8 @@ static void *client_thread(void *arg) {
                 nl = memchr(buf, '\n', len);
                 if (!nl) {
                         if (len == MAX_LINE) {
-                                struct json_object *e = error_response(-EMSGSIZE, "request line too long");
-                                const char *t = json_object_to_json_string_ext(e, JSON_C_TO_STRING_PLAIN);
-                                (void) write_all(cl->fd, t, strlen(t));
-                                (void) write_all(cl->fd, "\n", 1);
+                                struct json_object *e = ctlproto_error(-EMSGSIZE, "request line too long");
+                                (void) ctlproto_send(cl->fd, e);
                                 json_object_put(e);
                                 break;
                         }
@@ -443,7 +379,7 @@ static void *client_thread(void *arg) {
                                 len += (size_t) n;
                         }
                         *nl = 0;
-                        metrics_http_answer(ctl->d, cl->fd, buf);
+                        metrics_http_answer(&ctl->cfg.src, cl->fd, buf);
                         break;
                 }
                 *nl = 0;
@@ -451,11 +387,8 @@ static void *client_thread(void *arg) {
                 if (nl > buf && nl[-1] == '\r')
                         nl[-1] = 0;
                 if (buf[0]) {
-                        struct json_object *resp = dispatch(ctl->d, buf);
-                        const char *t = json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PLAIN);
-                        int r = write_all(cl->fd, t, strlen(t));
-                        if (r >= 0)
-                                r = write_all(cl->fd, "\n", 1);
+                        struct json_object *resp = dispatch(ctl, buf);
+                        int r = ctlproto_send(cl->fd, resp);
                         json_object_put(resp);
                         if (r < 0)
                                 break;
@@ -540,13 +473,13 @@ static void *accept_thread(void *arg) {
         return NULL;
 }
 
-int control_start(struct blockd *d, const char *path, struct control **ret) {
+int control_start(const struct control_config *cfg, const char *path, struct control **ret) {
         struct control *ctl = calloc(1, sizeof *ctl);
         int r;
 
         if (!ctl)
                 return -ENOMEM;
-        ctl->d = d;
+        ctl->cfg = *cfg;
         ctl->fd = ctl->wake = -EBADF;
         pthread_mutex_init(&ctl->lock, NULL);
         pthread_cond_init(&ctl->cond, NULL);

@@ -2,8 +2,10 @@
 /*
  * The control socket: a Unix stream socket (mode 0600, so only blockd's
  * user can use it) through which `hocus-blk attach|detach|ls|stats` talk to
- * a running blockd. The protocol is documented in docs/ARCHITECTURE.md
- * ("Control protocol"): one JSON object per line each way, e.g.
+ * a running blockd. The server: the messages, the counters' JSON and the
+ * client are blockd/ctlproto/. The protocol is documented in
+ * docs/ARCHITECTURE.md ("Control protocol"): one JSON object per line each
+ * way, e.g.
  *
  *   -> {"cmd":"attach","name":"ws","ref":"oci:/srv/l:v1","overlay":"/var/lib/ws.ovl"}
  *   <- {"ok":true,"export":{"name":"ws",...}}
@@ -16,10 +18,27 @@
  */
 #pragma once
 
-#include "daemon.h"
+#include "metrics.h"
 
 struct control;
 
-int control_start(struct blockd *d, const char *path, struct control **ret);
+/* What main.c knows and the server does not: how clients reach an export. */
+struct control_ops {
+        /* The export's NBD URI, malloc'd; NULL without an NBD listener. */
+        char *(*export_uri)(void *userdata, const char *name);
+        /* The export's FUSE file, malloc'd; NULL without --fuse. */
+        char *(*export_file)(void *userdata, const char *name);
+};
+
+struct control_config {
+        /* The objects the commands act on and report (borrowed; they
+         * outlive the server): exports, the fetch scheduler, the NBD
+         * server, the chunk fd cache, the start time. */
+        struct metrics_sources src;
+        const struct control_ops *ops;
+        void *userdata;
+};
+
+int control_start(const struct control_config *cfg, const char *path, struct control **ret);
 /* Stop accepting, end idle connections, wait for requests in progress. */
 void control_stop(struct control *c);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The daemon's state, passed to the control socket and metrics servers.
- * Everything here is set up by main.c before any server thread starts and
- * torn down after they stopped; the objects it points to are thread-safe.
+ * The daemon's state, main.c's. Everything here is set up before any
+ * server thread starts and torn down after they stopped; the objects it
+ * points to are thread-safe. The servers get what they need of it when
+ * they are created (control.h, metrics.h), and do not include this.
  */
 #pragma once
 

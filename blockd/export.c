@@ -641,6 +641,7 @@ void export_get_stats(struct export *e, struct export_stats *ret) {
 
         for (size_t i = 0; i < sizeof *ret / sizeof(uint64_t); i++)
                 dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+        ret->size = export_size(e);
         ret->clients = export_clients(e);
         if (e->ov) {
                 struct overlay_stats os;
@@ -656,6 +657,7 @@ void export_get_stats(struct export *e, struct export_stats *ret) {
         ret->prefetch_active = ss.profile_active;
         ret->prefetch_fetched = ss.chunks[SCHED_PROFILE];
         ret->prefetch_bytes = ss.bytes[SCHED_PROFILE];
+        ret->profile_bytes = ss.bytes[SCHED_PROFILE];
         ret->demand_requests = ss.requests[SCHED_DEMAND];
         ret->profile_requests = ss.requests[SCHED_PROFILE];
         ret->background_requests = ss.requests[SCHED_BACKGROUND];

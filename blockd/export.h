@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "blockd/chunkfd.h"
+#include "blockd/ctlproto/counters.h"
 #include "chunkstore/digest.h"
 #include "chunkstore/store.h"
 #include "registry-client/source.h"
@@ -168,37 +169,8 @@ int export_extents(struct export *e, uint64_t off, uint64_t len, struct export_e
 
 /* --- Statistics --- */
 
-struct export_stats {
-        uint64_t reads, writes, trims, zeroes, flushes, block_status;
-        uint64_t bytes_read;            /* served to clients */
-        uint64_t bytes_written;         /* written by clients */
-        uint64_t cache_hits;            /* chunk reads served from the store */
-        uint64_t cache_misses;          /* chunks fetched at demand priority (a read needed them) */
-        uint64_t bytes_fetched;         /* stored bytes fetched from the source, every class */
-        uint64_t errors;                /* requests that failed */
-        uint64_t clients;
-        uint64_t overlay_data_bytes;    /* bytes in DATA blocks */
-        uint64_t overlay_zero_bytes;    /* bytes in ZERO blocks */
-        /* Prefetch (export_prefetch): chunks queued, chunks processed so
-         * far, chunks it fetched (the rest were cached or zero) and their
-         * stored bytes (also counted in bytes_fetched); 1 while running. */
-        uint64_t prefetch_queued, prefetch_done, prefetch_fetched, prefetch_bytes, prefetch_active;
-        uint64_t recording;             /* 1 while recording a profile */
-        uint64_t recorded_entries;      /* entries recorded so far */
-        /* The fetch scheduler (sched.h): range requests made and stored
-         * bytes fetched per class (profile bytes are prefetch_bytes). */
-        uint64_t demand_requests, profile_requests, background_requests;
-        uint64_t demand_bytes, background_bytes, background_chunks;
-        uint64_t bytes_needed;          /* raw bytes of the distinct chunks clients read */
-        uint64_t hydrated_bytes;        /* raw bytes of the image's unique chunks known to be local */
-        uint64_t image_bytes;           /* raw bytes of all its unique chunks (hydrated_bytes at 100%) */
-        uint64_t demand_waits;          /* chunk reads that waited for a fetch */
-        uint64_t demand_wait_ns;        /* the time they waited, in total */
-        uint64_t demand_failures;       /* chunk reads that failed: fetch timeout or error */
-        uint64_t fetch_errors;          /* range requests that failed */
-        uint64_t digest_mismatches;     /* fetched chunks that did not match their digest */
-        uint64_t background_state;      /* enum sched_bg_state */
-};
+/* struct export_stats is declared, with how each counter is shown, in
+ * blockd/ctlproto/counters.h (EXPORT_COUNTERS). */
 
 void export_get_stats(struct export *e, struct export_stats *ret);
 

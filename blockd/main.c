@@ -19,8 +19,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "blockd/control-client.h"
 #include "blockd/control.h"
+#include "blockd/ctlproto/client.h"
 #include "blockd/daemon.h"
 #include "blockd/fuse.h"
 #include "blockd/metrics.h"
@@ -74,6 +74,22 @@ char *blockd_export_uri(const struct blockd *d, const char *name) {
         }
         return uri;
 }
+
+/* For the control socket: how clients reach an export. */
+static char *control_export_uri(void *u, const char *name) {
+        return blockd_export_uri(u, name);
+}
+
+static char *control_export_file(void *u, const char *name) {
+        const struct blockd *d = u;
+        char *file;
+
+        if (!d->fuse_dir || asprintf(&file, "%s/%s", d->fuse_dir, name) < 0)
+                return NULL;
+        return file;
+}
+
+static const struct control_ops control_ops = { .export_uri = control_export_uri, .export_file = control_export_file };
 
 static struct export *get_export(void *u, const char *name) {
         return exports_get(u, name);
@@ -246,6 +262,7 @@ int main(int argc, char **argv) {
         struct nbdsrv_tls *tls = NULL;
         struct control *ctl = NULL;
         struct metrics_http *mh = NULL;
+        struct metrics_sources msrc;
         _cleanup_free_ char *tmpdir = NULL, *tmpsock = NULL;
         char control_buf[4096];
         const char *control_path = NULL;
@@ -370,16 +387,20 @@ int main(int argc, char **argv) {
         if (!arg.nbd_socket && !arg.nbd_listen && !arg.fuse)
                 log_notice("No NBD listener (--nbd-socket, --nbd-listen): exports are reachable through no frontend");
 
+        msrc = (struct metrics_sources) {
+                .exports = d.exports, .sched = d.sched, .nbd = d.nbd, .fds = d.fds, .start_ns = d.start_ns,
+        };
         control_path = arg.control ? arg.control : arg.run ? NULL : control_default_path(control_buf, sizeof control_buf);
         if (control_path) {
                 _cleanup_free_ char *dir = strdup(control_path);
                 char *slash = dir ? strrchr(dir, '/') : NULL;
+                struct control_config ccfg = { .src = msrc, .ops = &control_ops, .userdata = &d };
 
                 if (slash && slash != dir) {
                         *slash = 0;
                         (void) mkdir_p(dir, 0700);
                 }
-                r = control_start(&d, control_path, &ctl);
+                r = control_start(&ccfg, control_path, &ctl);
                 if (r < 0 && !arg.control) {
                         /* The default path is a convenience: another blockd may
                          * own it. Serve without a control socket then. */
@@ -396,7 +417,7 @@ int main(int argc, char **argv) {
         }
         if (arg.metrics) {
                 unsigned port = 0;
-                r = metrics_http_start(&d, arg.metrics, &mh, &port);
+                r = metrics_http_start(&msrc, arg.metrics, &mh, &port);
                 if (r < 0) {
                         log_error_errno(r, "Cannot serve metrics on %s: %m", arg.metrics);
                         goto fail;

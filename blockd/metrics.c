@@ -14,6 +14,11 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "chunkfd.h"
+#include "ctlproto/counters.h"
+#include "export.h"
+#include "exports.h"
+#include "nbd/server.h"
 #include "sched.h"
 #include "sockets.h"
 
@@ -26,10 +31,9 @@ static void metric(FILE *f, const char *name, const char *type, const char *help
         fprintf(f, "%s %llu\n", name, (unsigned long long) v);
 }
 
-/* Per-export metrics: collected first, printed grouped by metric name. */
+/* Per-export metrics: collected first, printed by family. */
 struct export_row {
         char name[160];
-        uint64_t size;
         struct export_stats st;
 };
 
@@ -50,19 +54,46 @@ static void collect(struct export *e, void *ctx) {
                 rows->cap = cap;
         }
         snprintf(rows->r[rows->n].name, sizeof rows->r[rows->n].name, "%s", export_name(e));
-        rows->r[rows->n].size = export_size(e);
         export_get_stats(e, &rows->r[rows->n].st);
         rows->n++;
 }
 
-#define EXPORT_METRIC(f, rows, mname, type, help, expr)                                                  \
-        do {                                                                                             \
-                metric_head(f, mname, type, help);                                                       \
-                for (size_t i_ = 0; i_ < (rows).n; i_++) {                                               \
-                        const struct export_row *row = &(rows).r[i_];                                    \
-                        fprintf(f, "%s{export=\"%s\"} %llu\n", mname, row->name, (unsigned long long) (expr)); \
-                }                                                                                        \
-        } while (0)
+static bool same_family(const struct export_counter *a, const struct export_counter *b) {
+        return a->prom && b->prom && strcmp(a->prom, b->prom) == 0;
+}
+
+static void export_sample(FILE *f, const struct export_counter *c, const struct export_row *row) {
+        uint64_t v = export_counter_value(&row->st, c);
+
+        fprintf(f, "%s{export=\"%s\"%s%s} ", c->prom, row->name, c->label ? "," : "", c->label ? c->label : "");
+        if (c->unit == COUNTER_UNIT_NS)
+                fprintf(f, "%.6f\n", (double) v / 1e9);
+        else
+                fprintf(f, "%llu\n", (unsigned long long) v);
+}
+
+/* Every family of the counter table (blockd/ctlproto/counters.h), in the
+ * order of its first row; within a family, per export, its rows. */
+static void export_metrics(FILE *f, const struct rows *rows) {
+        for (size_t i = 0; i < export_counters_count; i++) {
+                const struct export_counter *c = &export_counters[i];
+                bool printed = false;
+
+                for (size_t k = 0; k < i; k++)
+                        printed = printed || same_family(&export_counters[k], c);
+                if (!c->prom || printed)
+                        continue;
+                metric_head(f, c->prom, c->kind == COUNTER_KIND_COUNTER ? "counter" : "gauge", c->help);
+                for (size_t r = 0; r < rows->n; r++)
+                        for (size_t k = i; k < export_counters_count; k++)
+                                if (same_family(&export_counters[k], c))
+                                        export_sample(f, &export_counters[k], &rows->r[r]);
+        }
+        metric_head(f, "hocus_blk_export_hydration_ratio", "gauge", "Fraction of the image local (0 to 1).");
+        for (size_t r = 0; r < rows->n; r++)
+                fprintf(f, "hocus_blk_export_hydration_ratio{export=\"%s\"} %.6f\n", rows->r[r].name,
+                        export_stats_hydration(&rows->r[r].st));
+}
 
 static uint64_t resident_bytes(void) {
         _cleanup_fclose_ FILE *f = fopen("/proc/self/statm", "re");
@@ -73,7 +104,7 @@ static uint64_t resident_bytes(void) {
         return res * (uint64_t) sysconf(_SC_PAGESIZE);
 }
 
-int metrics_render(struct blockd *d, char **ret, size_t *ret_len) {
+int metrics_render(const struct metrics_sources *d, char **ret, size_t *ret_len) {
         struct rows rows = { 0 };
         struct nbdsrv_stats ns = { 0 };
         struct chunkfd_stats fs = { 0 };
@@ -140,97 +171,7 @@ int metrics_render(struct blockd *d, char **ret, size_t *ret_len) {
                        ss.timeouts);
         }
 
-        EXPORT_METRIC(f, rows, "hocus_blk_export_size_bytes", "gauge", "Size of the export.", row->size);
-        EXPORT_METRIC(f, rows, "hocus_blk_export_clients", "gauge", "Clients connected to the export.",
-                      row->st.clients);
-        metric_head(f, "hocus_blk_export_requests_total", "counter", "Requests by operation.");
-        for (size_t i = 0; i < rows.n; i++) {
-                const struct export_row *row = &rows.r[i];
-                const struct {
-                        const char *op;
-                        uint64_t v;
-                } ops[] = {
-                        { "read", row->st.reads },   { "write", row->st.writes },
-                        { "trim", row->st.trims },   { "zero", row->st.zeroes },
-                        { "flush", row->st.flushes }, { "block_status", row->st.block_status },
-                };
-                for (size_t k = 0; k < ARRAY_SIZE(ops); k++)
-                        fprintf(f, "hocus_blk_export_requests_total{export=\"%s\",op=\"%s\"} %llu\n", row->name,
-                                ops[k].op, (unsigned long long) ops[k].v);
-        }
-        EXPORT_METRIC(f, rows, "hocus_blk_export_read_bytes_total", "counter", "Bytes served to clients.",
-                      row->st.bytes_read);
-        EXPORT_METRIC(f, rows, "hocus_blk_export_written_bytes_total", "counter", "Bytes written by clients.",
-                      row->st.bytes_written);
-        EXPORT_METRIC(f, rows, "hocus_blk_export_cache_hits_total", "counter",
-                      "Chunk reads served from the local chunk store.", row->st.cache_hits);
-        EXPORT_METRIC(f, rows, "hocus_blk_export_cache_misses_total", "counter",
-                      "Chunks fetched because a read needed them (demand fetches).", row->st.cache_misses);
-        EXPORT_METRIC(f, rows, "hocus_blk_export_fetched_bytes_total", "counter",
-                      "Stored (compressed) bytes fetched from the source.", row->st.bytes_fetched);
-        EXPORT_METRIC(f, rows, "hocus_blk_export_errors_total", "counter", "Requests that failed.", row->st.errors);
-        EXPORT_METRIC(f, rows, "hocus_blk_export_prefetched_chunks_total", "counter",
-                      "Chunks fetched by the boot-profile prefetch (before a reader asked).", row->st.prefetch_fetched);
-        EXPORT_METRIC(f, rows, "hocus_blk_export_prefetched_bytes_total", "counter",
-                      "Stored bytes fetched by the boot-profile prefetch.", row->st.prefetch_bytes);
-        EXPORT_METRIC(f, rows, "hocus_blk_export_prefetch_queued_chunks", "gauge",
-                      "Chunks of the current prefetch list.", row->st.prefetch_queued);
-        EXPORT_METRIC(f, rows, "hocus_blk_export_prefetch_done_chunks", "gauge",
-                      "Chunks of the current prefetch list processed so far.", row->st.prefetch_done);
-        /* The fetch scheduler, per export and class. */
-        metric_head(f, "hocus_blk_export_fetch_requests_total", "counter", "Range requests made, by fetch class.");
-        for (size_t i = 0; i < rows.n; i++) {
-                const struct export_row *row = &rows.r[i];
-                fprintf(f, "hocus_blk_export_fetch_requests_total{export=\"%s\",class=\"demand\"} %llu\n", row->name,
-                        (unsigned long long) row->st.demand_requests);
-                fprintf(f, "hocus_blk_export_fetch_requests_total{export=\"%s\",class=\"profile\"} %llu\n", row->name,
-                        (unsigned long long) row->st.profile_requests);
-                fprintf(f, "hocus_blk_export_fetch_requests_total{export=\"%s\",class=\"background\"} %llu\n", row->name,
-                        (unsigned long long) row->st.background_requests);
-        }
-        metric_head(f, "hocus_blk_export_fetch_bytes_total", "counter", "Stored bytes fetched, by fetch class.");
-        for (size_t i = 0; i < rows.n; i++) {
-                const struct export_row *row = &rows.r[i];
-                fprintf(f, "hocus_blk_export_fetch_bytes_total{export=\"%s\",class=\"demand\"} %llu\n", row->name,
-                        (unsigned long long) row->st.demand_bytes);
-                fprintf(f, "hocus_blk_export_fetch_bytes_total{export=\"%s\",class=\"profile\"} %llu\n", row->name,
-                        (unsigned long long) row->st.prefetch_bytes);
-                fprintf(f, "hocus_blk_export_fetch_bytes_total{export=\"%s\",class=\"background\"} %llu\n", row->name,
-                        (unsigned long long) row->st.background_bytes);
-        }
-        EXPORT_METRIC(f, rows, "hocus_blk_export_needed_bytes_total", "counter",
-                      "Raw bytes of the distinct chunks clients read (the working set).", row->st.bytes_needed);
-        EXPORT_METRIC(f, rows, "hocus_blk_export_hydrated_bytes", "gauge",
-                      "Raw bytes of the image's unique chunks known to be local.", row->st.hydrated_bytes);
-        EXPORT_METRIC(f, rows, "hocus_blk_export_image_bytes", "gauge",
-                      "Raw bytes of the image's unique chunks (hydrated at 100%).", row->st.image_bytes);
-        metric_head(f, "hocus_blk_export_hydration_ratio", "gauge", "Fraction of the image local (0 to 1).");
-        for (size_t i = 0; i < rows.n; i++)
-                fprintf(f, "hocus_blk_export_hydration_ratio{export=\"%s\"} %.6f\n", rows.r[i].name,
-                        rows.r[i].st.image_bytes ? (double) rows.r[i].st.hydrated_bytes / (double) rows.r[i].st.image_bytes
-                                                 : 1.0);
-        EXPORT_METRIC(f, rows, "hocus_blk_export_demand_waits_total", "counter",
-                      "Chunk reads that waited for a fetch.", row->st.demand_waits);
-        metric_head(f, "hocus_blk_export_demand_wait_seconds_total", "counter",
-                    "Time chunk reads spent waiting for fetches.");
-        for (size_t i = 0; i < rows.n; i++)
-                fprintf(f, "hocus_blk_export_demand_wait_seconds_total{export=\"%s\"} %.6f\n", rows.r[i].name,
-                        (double) rows.r[i].st.demand_wait_ns / 1e9);
-        EXPORT_METRIC(f, rows, "hocus_blk_export_demand_failures_total", "counter",
-                      "Chunk reads that failed: no verified bytes within the fetch timeout, or a fetch error.",
-                      row->st.demand_failures);
-        EXPORT_METRIC(f, rows, "hocus_blk_export_fetch_errors_total", "counter", "Range requests that failed.",
-                      row->st.fetch_errors);
-        EXPORT_METRIC(f, rows, "hocus_blk_export_digest_mismatches_total", "counter",
-                      "Fetched chunks whose bytes did not match their digest (fetched again, never served).",
-                      row->st.digest_mismatches);
-        metric_head(f, "hocus_blk_export_overlay_bytes", "gauge", "Overlay blocks by state.");
-        for (size_t i = 0; i < rows.n; i++) {
-                fprintf(f, "hocus_blk_export_overlay_bytes{export=\"%s\",state=\"data\"} %llu\n", rows.r[i].name,
-                        (unsigned long long) rows.r[i].st.overlay_data_bytes);
-                fprintf(f, "hocus_blk_export_overlay_bytes{export=\"%s\",state=\"zero\"} %llu\n", rows.r[i].name,
-                        (unsigned long long) rows.r[i].st.overlay_zero_bytes);
-        }
+        export_metrics(f, &rows);
         free(rows.r);
         if (fclose(f) != 0) {
                 free(buf);
@@ -245,7 +186,7 @@ static void write_str(int fd, const char *s, size_t len) {
         (void) write_all(fd, s, len);
 }
 
-void metrics_http_answer(struct blockd *d, int fd, const char *line) {
+void metrics_http_answer(const struct metrics_sources *d, int fd, const char *line) {
         _cleanup_free_ char *body = NULL;
         char head[256], path[256] = "";
         size_t len = 0;
@@ -271,7 +212,7 @@ void metrics_http_answer(struct blockd *d, int fd, const char *line) {
 }
 
 /* Read an HTTP request head (up to the empty line) and answer it. */
-static void serve_one(struct blockd *d, int fd) {
+static void serve_one(const struct metrics_sources *d, int fd) {
         char buf[8192];
         size_t len = 0;
         struct timeval tv = { .tv_sec = 5 };
@@ -290,7 +231,7 @@ static void serve_one(struct blockd *d, int fd) {
 }
 
 struct metrics_http {
-        struct blockd *d;
+        struct metrics_sources src;
         int fd, wake;
         pthread_t thread;
 };
@@ -312,19 +253,20 @@ static void *http_thread(void *arg) {
                 c = accept4(m->fd, NULL, NULL, SOCK_CLOEXEC);
                 if (c < 0)
                         continue;
-                serve_one(m->d, c);
+                serve_one(&m->src, c);
                 close(c);
         }
         return NULL;
 }
 
-int metrics_http_start(struct blockd *d, const char *host_port, struct metrics_http **ret, unsigned *ret_port) {
+int metrics_http_start(const struct metrics_sources *src, const char *host_port, struct metrics_http **ret,
+                       unsigned *ret_port) {
         struct metrics_http *m = calloc(1, sizeof *m);
         int r;
 
         if (!m)
                 return -ENOMEM;
-        m->d = d;
+        m->src = *src;
         m->wake = eventfd(0, EFD_CLOEXEC);
         m->fd = tcp_listen(host_port, ret_port);
         if (m->fd < 0 || m->wake < 0) {

@@ -5,30 +5,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "blockd/control-client.h"
+#include "blockd/ctlproto/client.h"
+#include "blockd/ctlproto/message.h"
 #include "cli.h"
 #include "common/log.h"
 
-/* The errno a control response names ("ENOENT"), for exit statuses. */
-static int errno_of(struct json_object *resp) {
-        static const struct {
-                const char *name;
-                int e;
-        } map[] = {
-                { "ENOENT", ENOENT }, { "EEXIST", EEXIST }, { "EINVAL", EINVAL }, { "EBUSY", EBUSY },
-                { "EACCES", EACCES }, { "EMEDIUMTYPE", EMEDIUMTYPE }, { "EBADMSG", EBADMSG },
-        };
-        struct json_object *v;
-
-        if (json_object_object_get_ex(resp, "errno", &v))
-                for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-                        if (!strcmp(json_object_get_string(v), map[i].name))
-                                return -map[i].e;
-        return -EIO;
-}
-
 int blockd_call(const char *cmd, const char *control, struct json_object *req, struct json_object **ret) {
-        struct json_object *resp = NULL, *ok, *msg;
+        struct json_object *resp = NULL;
+        const char *msg;
         char buf[4096], err[512];
         int r;
 
@@ -43,10 +27,10 @@ int blockd_call(const char *cmd, const char *control, struct json_object *req, s
         json_object_put(req);
         if (r < 0)
                 return log_error_errno(r, "%s", err);
-        if (!json_object_object_get_ex(resp, "ok", &ok) || !json_object_get_boolean(ok)) {
-                r = errno_of(resp);
-                log_error("%s", json_object_object_get_ex(resp, "error", &msg) ? json_object_get_string(msg)
-                                                                              : "blockd refused the request");
+        r = ctlproto_answer_errno(resp);
+        if (r < 0) {
+                msg = ctlproto_get_string(resp, "error");
+                log_error("%s", msg ? msg : "blockd refused the request");
                 json_object_put(resp);
                 return r;
         }

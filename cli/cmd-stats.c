@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "blockd-client.h"
+#include "blockd/ctlproto/counters.h"
 #include "cli.h"
 #include "common/util.h"
 
@@ -36,23 +37,50 @@ static const char *str(struct json_object *o, const char *key) {
         return json_object_object_get_ex(o, key, &v) && v ? json_object_get_string(v) : "-";
 }
 
+#define U(x) ((unsigned long long) (x))
+
 /* The fetch scheduler's lines of one export. */
-static void print_fetch(struct json_object *e) {
+static void print_fetch(const struct export_stats *st, const char *background) {
         char a[32], b[32], c[32], d[32];
 
         printf("  fetched      demand %llu requests (%s), profile %llu (%s), background %llu (%s)\n",
-               (unsigned long long) num(e, "demand_requests"), format_size(num(e, "demand_bytes"), a, sizeof a),
-               (unsigned long long) num(e, "profile_requests"), format_size(num(e, "prefetch_bytes"), b, sizeof b),
-               (unsigned long long) num(e, "background_requests"), format_size(num(e, "background_bytes"), c, sizeof c));
-        printf("  hydrated     %.1f%% (%s of %s local), background %s\n", dbl(e, "hydration_pct"),
-               format_size(num(e, "hydrated_bytes"), a, sizeof a), format_size(num(e, "image_bytes"), b, sizeof b),
-               str(e, "background"));
-        printf("  needed       %s read by clients, %s fetched in all\n", format_size(num(e, "bytes_needed"), c, sizeof c),
-               format_size(num(e, "bytes_fetched"), d, sizeof d));
+               U(st->demand_requests), format_size(st->demand_bytes, a, sizeof a), U(st->profile_requests),
+               format_size(st->prefetch_bytes, b, sizeof b), U(st->background_requests),
+               format_size(st->background_bytes, c, sizeof c));
+        printf("  hydrated     %.1f%% (%s of %s local), background %s\n", 100.0 * export_stats_hydration(st),
+               format_size(st->hydrated_bytes, a, sizeof a), format_size(st->image_bytes, b, sizeof b), background);
+        printf("  needed       %s read by clients, %s fetched in all\n", format_size(st->bytes_needed, c, sizeof c),
+               format_size(st->bytes_fetched, d, sizeof d));
         printf("  waited       %.3f s in %llu chunk reads; %llu failed, %llu fetch errors, %llu bad digests\n",
-               dbl(e, "demand_wait_s"), (unsigned long long) num(e, "demand_waits"),
-               (unsigned long long) num(e, "demand_failures"), (unsigned long long) num(e, "fetch_errors"),
-               (unsigned long long) num(e, "digest_mismatches"));
+               (double) st->demand_wait_ns / 1e9, U(st->demand_waits), U(st->demand_failures), U(st->fetch_errors),
+               U(st->digest_mismatches));
+}
+
+/* One export of the answer, its counters decoded by the table. */
+static void print_export(struct json_object *e, bool first) {
+        struct export_stats st;
+        char a[32], b[32], f[32];
+
+        export_stats_from_json(e, &st);
+        printf("%s%s\n", first ? "" : "\n", str(e, "name"));
+        printf("  requests     %llu reads, %llu writes, %llu trims, %llu zeroes, %llu flushes, %llu block status\n",
+               U(st.reads), U(st.writes), U(st.trims), U(st.zeroes), U(st.flushes), U(st.block_status));
+        printf("  served       %s read, %s written\n", format_size(st.bytes_read, a, sizeof a),
+               format_size(st.bytes_written, b, sizeof b));
+        printf("  chunk store  %llu hits, %llu misses (%.1f%% hits), %s fetched\n", U(st.cache_hits), U(st.cache_misses),
+               st.cache_hits + st.cache_misses ? 100.0 * (double) st.cache_hits / (double) (st.cache_hits + st.cache_misses)
+                                               : 0.0,
+               format_size(st.bytes_fetched, f, sizeof f));
+        printf("  overlay      %s data, %s zeroed\n", format_size(st.overlay_data_bytes, a, sizeof a),
+               format_size(st.overlay_zero_bytes, b, sizeof b));
+        printf("  clients      %llu, errors %llu\n", U(st.clients), U(st.errors));
+        if (st.prefetch_queued)
+                printf("  prefetch     %llu of %llu profile chunks done%s, %llu fetched (%s)\n", U(st.prefetch_done),
+                       U(st.prefetch_queued), st.prefetch_active ? " (running)" : "", U(st.prefetch_fetched),
+                       format_size(st.prefetch_bytes, f, sizeof f));
+        if (st.recording)
+                printf("  recording    %llu profile entries so far\n", U(st.recorded_entries));
+        print_fetch(&st, str(e, "background"));
 }
 
 int cmd_stats(int argc, char **argv) {
@@ -85,35 +113,8 @@ int cmd_stats(int argc, char **argv) {
                 return 0;
         }
         json_object_object_get_ex(resp, "exports", &arr);
-        for (size_t i = 0; i < json_object_array_length(arr); i++) {
-                struct json_object *e = json_object_array_get_idx(arr, i), *n;
-                char a[32], b[32], f[32];
-                uint64_t hits = num(e, "cache_hits"), misses = num(e, "cache_misses");
-
-                json_object_object_get_ex(e, "name", &n);
-                printf("%s%s\n", i ? "\n" : "", json_object_get_string(n));
-                printf("  requests     %llu reads, %llu writes, %llu trims, %llu zeroes, %llu flushes, %llu block status\n",
-                       (unsigned long long) num(e, "reads"), (unsigned long long) num(e, "writes"),
-                       (unsigned long long) num(e, "trims"), (unsigned long long) num(e, "zeroes"),
-                       (unsigned long long) num(e, "flushes"), (unsigned long long) num(e, "block_status"));
-                printf("  served       %s read, %s written\n", format_size(num(e, "bytes_read"), a, sizeof a),
-                       format_size(num(e, "bytes_written"), b, sizeof b));
-                printf("  chunk store  %llu hits, %llu misses (%.1f%% hits), %s fetched\n", (unsigned long long) hits,
-                       (unsigned long long) misses, hits + misses ? 100.0 * (double) hits / (double) (hits + misses) : 0.0,
-                       format_size(num(e, "bytes_fetched"), f, sizeof f));
-                printf("  overlay      %s data, %s zeroed\n", format_size(num(e, "overlay_data_bytes"), a, sizeof a),
-                       format_size(num(e, "overlay_zero_bytes"), b, sizeof b));
-                printf("  clients      %llu, errors %llu\n", (unsigned long long) num(e, "clients"),
-                       (unsigned long long) num(e, "errors"));
-                if (num(e, "prefetch_queued"))
-                        printf("  prefetch     %llu of %llu profile chunks done%s, %llu fetched (%s)\n",
-                               (unsigned long long) num(e, "prefetch_done"), (unsigned long long) num(e, "prefetch_queued"),
-                               json_object_object_get_ex(e, "prefetch_active", &n) && json_object_get_boolean(n) ? " (running)" : "",
-                               (unsigned long long) num(e, "prefetch_fetched"), format_size(num(e, "prefetch_bytes"), f, sizeof f));
-                if (json_object_object_get_ex(e, "recording", &n) && json_object_get_boolean(n))
-                        printf("  recording    %llu profile entries so far\n", (unsigned long long) num(e, "recorded_entries"));
-                print_fetch(e);
-        }
+        for (size_t i = 0; i < json_object_array_length(arr); i++)
+                print_export(json_object_array_get_idx(arr, i), i == 0);
         {
                 struct json_object *f;
 

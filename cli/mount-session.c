@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "blockd/control-client.h"
+#include "blockd/ctlproto/client.h"
 #include "chunkstore/digest.h"
 #include "cli.h"
 #include "common/cleanup.h"

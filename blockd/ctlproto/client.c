@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "control-client.h"
+#include "client.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -12,6 +12,7 @@
 
 #include "common/cleanup.h"
 #include "common/util.h"
+#include "message.h"
 
 #define MAX_RESPONSE (16u << 20)
 
@@ -50,7 +51,6 @@ int control_call(const char *path, struct json_object *req, struct json_object *
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *buf = NULL;
-        const char *text;
         size_t len = 0, cap = 0;
         struct json_object *resp;
         int r;
@@ -66,10 +66,7 @@ int control_call(const char *path, struct json_object *req, struct json_object *
                 return fail(err, errlen, r, "cannot reach blockd at %s: %s%s", path, strerror(-r),
                             r == -ENOENT || r == -ECONNREFUSED ? " (is blockd running with --control?)" : "");
         }
-        text = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
-        r = write_all(fd, text, strlen(text));
-        if (r >= 0)
-                r = write_all(fd, "\n", 1);
+        r = ctlproto_send(fd, req);
         if (r < 0)
                 return fail(err, errlen, r, "cannot send to blockd: %s", strerror(-r));
         for (;;) {
@@ -101,11 +98,8 @@ int control_call(const char *path, struct json_object *req, struct json_object *
         if (len == 0)
                 return fail(err, errlen, -EPROTO, "blockd closed the connection without answering");
         buf[len] = 0;
-        resp = json_tokener_parse(buf);
-        if (!resp || !json_object_is_type(resp, json_type_object)) {
-                json_object_put(resp);
+        if (ctlproto_parse(buf, &resp) < 0)
                 return fail(err, errlen, -EPROTO, "blockd sent a malformed response");
-        }
         *ret = resp;
         return 0;
 }

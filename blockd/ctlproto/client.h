@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The client side of the control socket (see control.h), for the CLI. */
+/* The client side of the control socket (blockd/control.h), for the CLI:
+ * one request, one answer (message.h). */
 #pragma once
 
 #include <stddef.h>

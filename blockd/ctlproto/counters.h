@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The per-export counters, declared once. Each row of EXPORT_COUNTERS is
+ * a field of struct export_stats and says how every place shows it: the
+ * control protocol's "stats" answer (JSON key), the Prometheus exposition
+ * (family and label) and, through those, the CLI's printer.
+ *
+ *   X(field, kind, unit, json key, Prometheus family, label, help)
+ *
+ * kind: COUNTER (only grows) or GAUGE. unit: COUNT, BYTES, CHUNKS (an
+ * integer everywhere); NS (nanoseconds: seconds as a double in JSON, %.6f
+ * in Prometheus); FLAG (0 or 1: a JSON boolean). A NULL key or family:
+ * not shown there. Rows of one family (requests by op, fetches by class,
+ * overlay bytes by state) share its help text and differ in the label,
+ * which is added to export="NAME".
+ *
+ * Not in the table, because they are not counters: the hydration ratio
+ * (export_stats_hydration(); JSON "hydration_pct", Prometheus
+ * hocus_blk_export_hydration_ratio) and the background stream's state
+ * (JSON "background", a name from sched_bg_state_name()).
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define EXPORT_COUNTERS(X)                                                                                           \
+        X(size, GAUGE, BYTES, NULL, "hocus_blk_export_size_bytes", NULL, "Size of the export.")                      \
+        X(reads, COUNTER, COUNT, "reads", "hocus_blk_export_requests_total", "op=\"read\"", "Requests by operation.") \
+        X(writes, COUNTER, COUNT, "writes", "hocus_blk_export_requests_total", "op=\"write\"",                       \
+          "Requests by operation.")                                                                                  \
+        X(trims, COUNTER, COUNT, "trims", "hocus_blk_export_requests_total", "op=\"trim\"", "Requests by operation.") \
+        X(zeroes, COUNTER, COUNT, "zeroes", "hocus_blk_export_requests_total", "op=\"zero\"",                        \
+          "Requests by operation.")                                                                                  \
+        X(flushes, COUNTER, COUNT, "flushes", "hocus_blk_export_requests_total", "op=\"flush\"",                     \
+          "Requests by operation.")                                                                                  \
+        X(block_status, COUNTER, COUNT, "block_status", "hocus_blk_export_requests_total", "op=\"block_status\"",    \
+          "Requests by operation.")                                                                                  \
+        X(bytes_read, COUNTER, BYTES, "bytes_read", "hocus_blk_export_read_bytes_total", NULL,                       \
+          "Bytes served to clients.")                                                                                \
+        X(bytes_written, COUNTER, BYTES, "bytes_written", "hocus_blk_export_written_bytes_total", NULL,              \
+          "Bytes written by clients.")                                                                               \
+        X(cache_hits, COUNTER, COUNT, "cache_hits", "hocus_blk_export_cache_hits_total", NULL,                       \
+          "Chunk reads served from the local chunk store.")                                                          \
+        X(cache_misses, COUNTER, CHUNKS, "cache_misses", "hocus_blk_export_cache_misses_total", NULL,                \
+          "Chunks fetched because a read needed them (demand fetches).")                                             \
+        X(bytes_fetched, COUNTER, BYTES, "bytes_fetched", "hocus_blk_export_fetched_bytes_total", NULL,              \
+          "Stored (compressed) bytes fetched from the source.")                                                      \
+        X(errors, COUNTER, COUNT, "errors", "hocus_blk_export_errors_total", NULL, "Requests that failed.")          \
+        X(clients, GAUGE, COUNT, "clients", "hocus_blk_export_clients", NULL, "Clients connected to the export.")    \
+        X(overlay_data_bytes, GAUGE, BYTES, "overlay_data_bytes", "hocus_blk_export_overlay_bytes", "state=\"data\"", \
+          "Overlay blocks by state.")                                                                                \
+        X(overlay_zero_bytes, GAUGE, BYTES, "overlay_zero_bytes", "hocus_blk_export_overlay_bytes", "state=\"zero\"", \
+          "Overlay blocks by state.")                                                                                \
+        X(prefetch_queued, GAUGE, CHUNKS, "prefetch_queued", "hocus_blk_export_prefetch_queued_chunks", NULL,        \
+          "Chunks of the current prefetch list.")                                                                    \
+        X(prefetch_done, GAUGE, CHUNKS, "prefetch_done", "hocus_blk_export_prefetch_done_chunks", NULL,              \
+          "Chunks of the current prefetch list processed so far.")                                                   \
+        X(prefetch_fetched, COUNTER, CHUNKS, "prefetch_fetched", "hocus_blk_export_prefetched_chunks_total", NULL,   \
+          "Chunks fetched by the boot-profile prefetch (before a reader asked).")                                    \
+        X(prefetch_bytes, COUNTER, BYTES, "prefetch_bytes", "hocus_blk_export_prefetched_bytes_total", NULL,         \
+          "Stored bytes fetched by the boot-profile prefetch.")                                                      \
+        X(prefetch_active, GAUGE, FLAG, "prefetch_active", NULL, NULL, "1 while a prefetch list is worked through.") \
+        X(recording, GAUGE, FLAG, "recording", NULL, NULL, "1 while the export's boot profile is recorded.")         \
+        X(recorded_entries, GAUGE, COUNT, "recorded_entries", NULL, NULL, "Profile entries recorded so far.")        \
+        X(demand_requests, COUNTER, COUNT, "demand_requests", "hocus_blk_export_fetch_requests_total",               \
+          "class=\"demand\"", "Range requests made, by fetch class.")                                                \
+        X(profile_requests, COUNTER, COUNT, "profile_requests", "hocus_blk_export_fetch_requests_total",             \
+          "class=\"profile\"", "Range requests made, by fetch class.")                                               \
+        X(background_requests, COUNTER, COUNT, "background_requests", "hocus_blk_export_fetch_requests_total",       \
+          "class=\"background\"", "Range requests made, by fetch class.")                                            \
+        X(demand_bytes, COUNTER, BYTES, "demand_bytes", "hocus_blk_export_fetch_bytes_total", "class=\"demand\"",    \
+          "Stored bytes fetched, by fetch class.")                                                                   \
+        /* The same bytes as prefetch_bytes, as a member of the by-class family. */                                  \
+        X(profile_bytes, COUNTER, BYTES, NULL, "hocus_blk_export_fetch_bytes_total", "class=\"profile\"",            \
+          "Stored bytes fetched, by fetch class.")                                                                   \
+        X(background_bytes, COUNTER, BYTES, "background_bytes", "hocus_blk_export_fetch_bytes_total",                \
+          "class=\"background\"", "Stored bytes fetched, by fetch class.")                                           \
+        X(background_chunks, COUNTER, CHUNKS, "background_chunks", NULL, NULL,                                       \
+          "Chunks fetched by the background stream.")                                                                \
+        X(bytes_needed, COUNTER, BYTES, "bytes_needed", "hocus_blk_export_needed_bytes_total", NULL,                 \
+          "Raw bytes of the distinct chunks clients read (the working set).")                                        \
+        X(hydrated_bytes, GAUGE, BYTES, "hydrated_bytes", "hocus_blk_export_hydrated_bytes", NULL,                   \
+          "Raw bytes of the image's unique chunks known to be local.")                                               \
+        X(image_bytes, GAUGE, BYTES, "image_bytes", "hocus_blk_export_image_bytes", NULL,                            \
+          "Raw bytes of the image's unique chunks (hydrated at 100%).")                                              \
+        X(demand_waits, COUNTER, COUNT, "demand_waits", "hocus_blk_export_demand_waits_total", NULL,                 \
+          "Chunk reads that waited for a fetch.")                                                                    \
+        X(demand_wait_ns, COUNTER, NS, "demand_wait_s", "hocus_blk_export_demand_wait_seconds_total", NULL,          \
+          "Time chunk reads spent waiting for fetches.")                                                             \
+        X(demand_failures, COUNTER, COUNT, "demand_failures", "hocus_blk_export_demand_failures_total", NULL,        \
+          "Chunk reads that failed: no verified bytes within the fetch timeout, or a fetch error.")                  \
+        X(fetch_errors, COUNTER, COUNT, "fetch_errors", "hocus_blk_export_fetch_errors_total", NULL,                 \
+          "Range requests that failed.")                                                                             \
+        X(digest_mismatches, COUNTER, COUNT, "digest_mismatches", "hocus_blk_export_digest_mismatches_total", NULL,  \
+          "Fetched chunks whose bytes did not match their digest (fetched again, never served).")
+
+#define EXPORT_COUNTER_FIELD_(field, kind, unit, json, prom, label, help) uint64_t field;
+
+/* One export's counters (blockd/export.h: export_get_stats). Every field
+ * is a uint64_t. */
+struct export_stats {
+        EXPORT_COUNTERS(EXPORT_COUNTER_FIELD_)
+        uint64_t background_state;      /* enum sched_bg_state */
+};
+
+enum counter_kind {
+        COUNTER_KIND_COUNTER,
+        COUNTER_KIND_GAUGE,
+};
+
+enum counter_unit {
+        COUNTER_UNIT_COUNT,
+        COUNTER_UNIT_BYTES,
+        COUNTER_UNIT_CHUNKS,
+        COUNTER_UNIT_NS,
+        COUNTER_UNIT_FLAG,
+};
+
+struct export_counter {
+        const char *field;              /* its name in struct export_stats */
+        size_t offset;                  /* and its place there */
+        enum counter_kind kind;
+        enum counter_unit unit;
+        const char *json;               /* key in the "stats" answer; NULL: not sent */
+        const char *prom;               /* Prometheus family; NULL: not exported */
+        const char *label;              /* label besides export="NAME"; NULL: none */
+        const char *help;
+};
+
+/* The table as data, in EXPORT_COUNTERS order. */
+extern const struct export_counter export_counters[];
+extern const size_t export_counters_count;
+
+static inline uint64_t export_counter_value(const struct export_stats *st, const struct export_counter *c) {
+        return *(const uint64_t *) ((const char *) st + c->offset);
+}
+
+/* The fraction of the image's unique chunks that is local, 0 to 1 (1 for
+ * an image without any). */
+static inline double export_stats_hydration(const struct export_stats *st) {
+        return st->image_bytes ? (double) st->hydrated_bytes / (double) st->image_bytes : 1.0;
+}
+
+struct json_object;
+
+/* Add the counters that have a JSON key, and "hydration_pct", to o (a
+ * "stats" answer's export object). */
+void export_stats_to_json(const struct export_stats *st, struct json_object *o);
+/* The other way (the CLI): counters o lacks are 0. */
+void export_stats_from_json(struct json_object *o, struct export_stats *ret);
