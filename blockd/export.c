@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include "blockd/profile-rec.h"
 #include "blockd/sched.h"
 #include "common/cleanup.h"
+#include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "registry-client/image.h"
@@ -39,18 +39,6 @@ struct export {
         struct profile_rec *rec;
         bool recording;                 /* atomic */
 };
-
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
-        va_list ap;
-
-        if (err && errlen) {
-                va_start(ap, fmt);
-                vsnprintf(err, errlen, fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
 
 bool export_name_valid(const char *name) {
         size_t n = strlen(name);
@@ -96,9 +84,9 @@ int export_open(const struct export_config *cfg, const struct export_env *env, s
         int r;
 
         if (!export_name_valid(cfg->name))
-                return fail(err, errlen, -EINVAL,
-                            "invalid export name '%s' (1-128 of A-Z a-z 0-9 . _ + -, not starting with . or -)",
-                            cfg->name);
+                return err_set(err, errlen, -EINVAL,
+                               "invalid export name '%s' (1-128 of A-Z a-z 0-9 . _ + -, not starting with . or -)",
+                               cfg->name);
         e = calloc(1, sizeof *e);
         if (!e)
                 return -ENOMEM;
@@ -114,16 +102,16 @@ int export_open(const struct export_config *cfg, const struct export_env *env, s
         r = source_open(cfg->ref, env->source, &e->src, why, sizeof why);
         if (r < 0) {
                 if (r == -EINVAL && why[0])
-                        fail(err, errlen, r, "invalid reference: %s", why);
+                        err_set(err, errlen, r, "invalid reference: %s", why);
                 else if (r == -EPROTONOSUPPORT)
-                        fail(err, errlen, r, "%s: this build cannot open docker:// references yet", cfg->ref);
+                        err_set(err, errlen, r, "%s: this build cannot open docker:// references yet", cfg->ref);
                 else
-                        fail(err, errlen, r, "cannot open '%s': %s", cfg->ref, strerror(-r));
+                        err_set(err, errlen, r, "cannot open '%s': %s", cfg->ref, strerror(-r));
                 goto fail;
         }
         r = image_open(e->src, &e->img, why, sizeof why);
         if (r < 0) {
-                fail(err, errlen, r, "%s", why[0] ? why : strerror(-r));
+                err_set(err, errlen, r, "%s", why[0] ? why : strerror(-r));
                 goto fail;
         }
         e->x = e->img->index;
@@ -145,7 +133,7 @@ int export_open(const struct export_config *cfg, const struct export_env *env, s
         if (cfg->overlay) {
                 r = overlay_open(cfg->overlay, e->x->image_size, &e->img->manifest_digest, &e->ov, why, sizeof why);
                 if (r < 0) {
-                        fail(err, errlen, r, "%s", why[0] ? why : strerror(-r));
+                        err_set(err, errlen, r, "%s", why[0] ? why : strerror(-r));
                         goto fail;
                 }
         }

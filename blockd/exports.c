@@ -3,13 +3,13 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "profile-find.h"
@@ -27,18 +27,6 @@ struct exports {
         exports_kick_fn kick;
         void *kick_userdata;
 };
-
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
-        va_list ap;
-
-        if (err && errlen) {
-                va_start(ap, fmt);
-                vsnprintf(err, errlen, fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
 
 int exports_new(const struct export_env *env, struct exports **ret) {
         struct exports *x = calloc(1, sizeof *x);
@@ -98,9 +86,9 @@ int exports_attach(struct exports *x, const struct export_config *cfg, struct ex
         int r;
 
         if (!export_name_valid(cfg->name))
-                return fail(err, errlen, -EINVAL,
-                            "invalid export name '%s' (1-128 of A-Z a-z 0-9 . _ + -, not starting with . or -)",
-                            cfg->name);
+                return err_set(err, errlen, -EINVAL,
+                               "invalid export name '%s' (1-128 of A-Z a-z 0-9 . _ + -, not starting with . or -)",
+                               cfg->name);
         en = calloc(1, sizeof *en);
         if (!en || !(en->name = strdup(cfg->name))) {
                 free(en);
@@ -111,7 +99,7 @@ int exports_attach(struct exports *x, const struct export_config *cfg, struct ex
                 pthread_mutex_unlock(&x->lock);
                 free(en->name);
                 free(en);
-                return fail(err, errlen, -EEXIST, "an export named '%s' already exists", cfg->name);
+                return err_set(err, errlen, -EEXIST, "an export named '%s' already exists", cfg->name);
         }
         for (tail = &x->head; *tail; tail = &(*tail)->next)
                 ;
@@ -159,7 +147,7 @@ int exports_detach(struct exports *x, const char *name, unsigned timeout_s, char
         en = *pp;
         if (!en) {
                 pthread_mutex_unlock(&x->lock);
-                return fail(err, errlen, -ENOENT, "no export named '%s'", name);
+                return err_set(err, errlen, -ENOENT, "no export named '%s'", name);
         }
         *pp = en->next;
         kick = x->kick;
@@ -195,7 +183,7 @@ int exports_detach(struct exports *x, const char *name, unsigned timeout_s, char
         free(en->name);
         free(en);
         log_info("Detached export %s", name);
-        return r < 0 ? fail(err, errlen, r, "flushing the overlay failed: %s", strerror(-r)) : 0;
+        return r < 0 ? err_set(err, errlen, r, "flushing the overlay failed: %s", strerror(-r)) : 0;
 }
 
 struct export *exports_get(struct exports *x, const char *name) {

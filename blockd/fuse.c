@@ -15,21 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 #include "common/cleanup.h"
+#include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
 
-
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
-        va_list ap;
-
-        if (err && errlen) {
-                va_start(ap, fmt);
-                vsnprintf(err, errlen, fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
 
 /* libfuse's own messages go to our log. */
 static void fuse_log_to_ours(enum fuse_log_level level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
@@ -119,9 +108,9 @@ int fusefe_start(const struct fusefe_config *cfg, const struct fusefe_exports *x
         int r = -EAGAIN;
 
         if (stat(cfg->dir, &st) < 0)
-                return fail(err, errlen, -errno, "%s: %s", cfg->dir, strerror(errno));
+                return err_set(err, errlen, -errno, "%s: %s", cfg->dir, strerror(errno));
         if (!S_ISDIR(st.st_mode))
-                return fail(err, errlen, -ENOTDIR, "%s is not a directory", cfg->dir);
+                return err_set(err, errlen, -ENOTDIR, "%s is not a directory", cfg->dir);
         f = calloc(1, sizeof *f);
         if (!f)
                 return -ENOMEM;
@@ -146,11 +135,11 @@ int fusefe_start(const struct fusefe_config *cfg, const struct fusefe_exports *x
         f->se = fuse_session_new(&args, &fusefe_ops, sizeof fusefe_ops, f);
         fuse_opt_free_args(&args);
         if (!f->se) {
-                r = fail(err, errlen, -EIO, "cannot start a FUSE session (see the log)");
+                r = err_set(err, errlen, -EIO, "cannot start a FUSE session (see the log)");
                 goto fail;
         }
         if (fuse_session_mount(f->se, f->dir) != 0) {
-                r = fail(err, errlen, -EIO, "cannot mount FUSE on %s (is /dev/fuse there? see the log)", f->dir);
+                r = err_set(err, errlen, -EIO, "cannot mount FUSE on %s (is /dev/fuse there? see the log)", f->dir);
                 fuse_session_destroy(f->se);
                 f->se = NULL;
                 goto fail;
@@ -161,7 +150,7 @@ int fusefe_start(const struct fusefe_config *cfg, const struct fusefe_exports *x
                         break;
         }
         if (f->n_threads == 0) {
-                fail(err, errlen, r, "cannot start FUSE threads: %s", strerror(-r));
+                err_set(err, errlen, r, "cannot start FUSE threads: %s", strerror(-r));
                 fuse_session_unmount(f->se);
                 fuse_session_destroy(f->se);
                 f->se = NULL;

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -49,18 +49,6 @@ struct overlay {
 
         uint64_t n_data, n_zero, n_flushes;     /* atomic */
 };
-
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
-        va_list ap;
-
-        if (err && errlen) {
-                va_start(ap, fmt);
-                vsnprintf(err, errlen, fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
 
 /* The layout for an image of `size` bytes. */
 static void layout(uint64_t size, uint64_t *nblocks, uint64_t *map_offset, uint64_t *map_len,
@@ -108,10 +96,10 @@ static int header_check(const struct overlay *o, const uint8_t h[HEADER_SIZE], c
         char a[DIGEST_STRING_MAX], b[DIGEST_STRING_MAX];
 
         if (memcmp(h, OVERLAY_MAGIC, 8) != 0)
-                return fail(err, errlen, -EBADMSG, "not a hocus-blk overlay (bad magic)");
+                return err_set(err, errlen, -EBADMSG, "not a hocus-blk overlay (bad magic)");
         digest_compute(h, HEADER_FIELDS, &sum);
         if (memcmp(h + HEADER_FIELDS, sum.b, DIGEST_LEN) != 0)
-                return fail(err, errlen, -EBADMSG, "overlay header is damaged (checksum mismatch)");
+                return err_set(err, errlen, -EBADMSG, "overlay header is damaged (checksum mismatch)");
         memcpy(&version, h + 8, 4);
         memcpy(&bs, h + 12, 4);
         memcpy(&size, h + 16, 8);
@@ -120,18 +108,18 @@ static int header_check(const struct overlay *o, const uint8_t h[HEADER_SIZE], c
         memcpy(&dof, h + 40, 8);
         memcpy(image.b, h + 48, DIGEST_LEN);
         if (le32toh(version) != OVERLAY_VERSION)
-                return fail(err, errlen, -EPROTONOSUPPORT, "overlay version %u is not supported",
-                            le32toh(version));
+                return err_set(err, errlen, -EPROTONOSUPPORT, "overlay version %u is not supported",
+                               le32toh(version));
         if (le32toh(bs) != OVERLAY_BLOCK_SIZE)
-                return fail(err, errlen, -EPROTONOSUPPORT, "overlay block size %u is not supported", le32toh(bs));
+                return err_set(err, errlen, -EPROTONOSUPPORT, "overlay block size %u is not supported", le32toh(bs));
         if (!digest_equal(&image, &o->image))
-                return fail(err, errlen, -EMEDIUMTYPE, "overlay belongs to image %s, not %s",
-                            digest_to_string(&image, a), digest_to_string(&o->image, b));
+                return err_set(err, errlen, -EMEDIUMTYPE, "overlay belongs to image %s, not %s",
+                               digest_to_string(&image, a), digest_to_string(&o->image, b));
         if (le64toh(size) != o->size)
-                return fail(err, errlen, -EMEDIUMTYPE, "overlay is for %llu bytes, the image has %llu",
-                            (unsigned long long) le64toh(size), (unsigned long long) o->size);
+                return err_set(err, errlen, -EMEDIUMTYPE, "overlay is for %llu bytes, the image has %llu",
+                               (unsigned long long) le64toh(size), (unsigned long long) o->size);
         if (le64toh(mo) != o->map_offset || le64toh(ml) != o->map_len || le64toh(dof) != o->data_offset)
-                return fail(err, errlen, -EBADMSG, "overlay layout does not match its size");
+                return err_set(err, errlen, -EBADMSG, "overlay layout does not match its size");
         return 0;
 }
 
@@ -208,9 +196,9 @@ static int load_map(struct overlay *o, char *err, size_t errlen) {
                 ssize_t got = pread_full(o->fd, buf, n, o->map_offset + pos);
 
                 if (got < 0)
-                        return fail(err, errlen, (int) got, "cannot read the overlay map: %s", strerror((int) -got));
+                        return err_set(err, errlen, (int) got, "cannot read the overlay map: %s", strerror((int) -got));
                 if ((size_t) got != n)
-                        return fail(err, errlen, -EBADMSG, "overlay file is truncated");
+                        return err_set(err, errlen, -EBADMSG, "overlay file is truncated");
                 for (size_t p = 0; p < n; p += MAP_PAGE) {
                         if (buf_is_zero(buf + p, MAP_PAGE))
                                 continue;
@@ -221,9 +209,9 @@ static int load_map(struct overlay *o, char *err, size_t errlen) {
                                 w = le64toh(w);
                                 /* State 3 is invalid; so is anything past the last block. */
                                 if ((w & PATTERN_DATA) & ((w & PATTERN_ZERO) >> 1))
-                                        return fail(err, errlen, -EBADMSG, "overlay map is damaged (invalid state)");
+                                        return err_set(err, errlen, -EBADMSG, "overlay map is damaged (invalid state)");
                                 if (w && wi * BLOCKS_PER_WORD >= o->nblocks)
-                                        return fail(err, errlen, -EBADMSG, "overlay map is damaged (blocks past the end)");
+                                        return err_set(err, errlen, -EBADMSG, "overlay map is damaged (blocks past the end)");
                                 if (wi >= o->map_words)
                                         continue;
                                 if (w) {
@@ -304,7 +292,7 @@ static int create_file(struct overlay *o, char *err, size_t errlen) {
                 return -ENOMEM;
         fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0)
-                return fail(err, errlen, -errno, "cannot create '%s': %m", tmp);
+                return err_set(err, errlen, -errno, "cannot create '%s': %m", tmp);
         header_encode(o, h);
         r = pwrite_all(fd, h, sizeof h, 0);
         if (r >= 0 && ftruncate(fd, (off_t) (o->data_offset + o->size)) < 0)
@@ -319,10 +307,10 @@ static int create_file(struct overlay *o, char *err, size_t errlen) {
         if (r == -EEXIST)
                 return r;
         if (r < 0)
-                return fail(err, errlen, r, "cannot create overlay '%s': %s", o->path, strerror(-r));
+                return err_set(err, errlen, r, "cannot create overlay '%s': %s", o->path, strerror(-r));
         r = fsync_parent(o->path);
         if (r < 0)
-                return fail(err, errlen, r, "cannot sync the directory of '%s': %s", o->path, strerror(-r));
+                return err_set(err, errlen, r, "cannot sync the directory of '%s': %s", o->path, strerror(-r));
         return TAKE_FD(fd);
 }
 
@@ -333,23 +321,23 @@ static int open_existing(struct overlay *o, int fd, char *err, size_t errlen) {
         int r;
 
         if (flock(fd, LOCK_EX | LOCK_NB) < 0)
-                return fail(err, errlen, errno == EWOULDBLOCK ? -EBUSY : -errno,
-                            "overlay '%s' is in use by another export or process", o->path);
+                return err_set(err, errlen, errno == EWOULDBLOCK ? -EBUSY : -errno,
+                               "overlay '%s' is in use by another export or process", o->path);
         if (fstat(fd, &st) < 0)
-                return fail(err, errlen, -errno, "cannot stat '%s': %m", o->path);
+                return err_set(err, errlen, -errno, "cannot stat '%s': %m", o->path);
         if (!S_ISREG(st.st_mode))
-                return fail(err, errlen, -EINVAL, "'%s' is not a regular file", o->path);
+                return err_set(err, errlen, -EINVAL, "'%s' is not a regular file", o->path);
         n = pread_full(fd, h, sizeof h, 0);
         if (n < 0)
-                return fail(err, errlen, (int) n, "cannot read '%s': %s", o->path, strerror((int) -n));
+                return err_set(err, errlen, (int) n, "cannot read '%s': %s", o->path, strerror((int) -n));
         if ((size_t) n < sizeof h)
-                return fail(err, errlen, -EBADMSG, "'%s' is not a hocus-blk overlay (too short)", o->path);
+                return err_set(err, errlen, -EBADMSG, "'%s' is not a hocus-blk overlay (too short)", o->path);
         r = header_check(o, h, err, errlen);
         if (r < 0)
                 return r;
         if ((uint64_t) st.st_size < o->data_offset + o->size)
-                return fail(err, errlen, -EBADMSG, "overlay '%s' is truncated (%llu bytes, want %llu)", o->path,
-                            (unsigned long long) st.st_size, (unsigned long long) (o->data_offset + o->size));
+                return err_set(err, errlen, -EBADMSG, "overlay '%s' is truncated (%llu bytes, want %llu)", o->path,
+                               (unsigned long long) st.st_size, (unsigned long long) (o->data_offset + o->size));
         return 0;
 }
 
@@ -359,7 +347,7 @@ int overlay_open(const char *path, uint64_t size, const struct digest *image, st
         int r;
 
         if (size == 0)
-                return fail(err, errlen, -EINVAL, "cannot make an overlay for an empty image");
+                return err_set(err, errlen, -EINVAL, "cannot make an overlay for an empty image");
         o = overlay_alloc(path, size, image);
         if (!o)
                 return -ENOMEM;
@@ -372,7 +360,7 @@ int overlay_open(const char *path, uint64_t size, const struct digest *image, st
                         goto done;
                 }
                 if (errno != ENOENT) {
-                        r = fail(err, errlen, -errno, "cannot open overlay '%s': %m", path);
+                        r = err_set(err, errlen, -errno, "cannot open overlay '%s': %m", path);
                         goto done;
                 }
                 r = create_file(o, err, errlen);
@@ -385,7 +373,7 @@ int overlay_open(const char *path, uint64_t size, const struct digest *image, st
                 }
                 goto done;
         }
-        r = fail(err, errlen, -EBUSY, "overlay '%s' keeps changing under us", path);
+        r = err_set(err, errlen, -EBUSY, "overlay '%s' keeps changing under us", path);
 done:
         if (r < 0) {
                 overlay_close(o);

@@ -3,7 +3,6 @@
 
 #include <endian.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 
 #include "codec.h"
 #include "common/cleanup.h"
+#include "common/err.h"
 
 static void put_u32(uint8_t *p, uint32_t v) {
         v = htole32(v);
@@ -34,18 +34,6 @@ static uint64_t get_u64(const uint8_t *p) {
 
         memcpy(&v, p, 8);
         return le64toh(v);
-}
-
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
-        va_list ap;
-
-        if (err && errlen) {
-                va_start(ap, fmt);
-                vsnprintf(err, errlen, fmt, ap);
-                va_end(ap);
-        }
-        return r;
 }
 
 /* Largest stored length a chunk of raw_len bytes may have: compressed
@@ -96,44 +84,44 @@ int blkindex_validate(const struct blkindex *x, char *err, size_t errlen) {
         uint32_t c = x->chunk_size;
 
         if (c < BLKINDEX_MIN_CHUNK || c > BLKINDEX_MAX_CHUNK || (c & (c - 1)))
-                return fail(err, errlen, -EINVAL, "chunk size %u is not a power of two in [%u, %u]", c,
-                            BLKINDEX_MIN_CHUNK, BLKINDEX_MAX_CHUNK);
+                return err_set(err, errlen, -EINVAL, "chunk size %u is not a power of two in [%u, %u]", c,
+                               BLKINDEX_MIN_CHUNK, BLKINDEX_MAX_CHUNK);
         if (x->image_size > BLKINDEX_MAX_IMAGE)
-                return fail(err, errlen, -EINVAL, "image size %llu exceeds the limit of %llu",
-                            (unsigned long long) x->image_size, (unsigned long long) BLKINDEX_MAX_IMAGE);
+                return err_set(err, errlen, -EINVAL, "image size %llu exceeds the limit of %llu",
+                               (unsigned long long) x->image_size, (unsigned long long) BLKINDEX_MAX_IMAGE);
         if (x->n_map != blkindex_map_len(x->image_size, c))
-                return fail(err, errlen, -EINVAL, "map has %llu entries, image needs %llu",
-                            (unsigned long long) x->n_map,
-                            (unsigned long long) blkindex_map_len(x->image_size, c));
+                return err_set(err, errlen, -EINVAL, "map has %llu entries, image needs %llu",
+                               (unsigned long long) x->n_map,
+                               (unsigned long long) blkindex_map_len(x->image_size, c));
         if (x->n_packs > BLKINDEX_MAX_PACKS)
-                return fail(err, errlen, -EINVAL, "%u packs exceed the limit of %u", x->n_packs,
-                            BLKINDEX_MAX_PACKS);
+                return err_set(err, errlen, -EINVAL, "%u packs exceed the limit of %u", x->n_packs,
+                               BLKINDEX_MAX_PACKS);
         if (x->n_chunks > BLKINDEX_MAX_CHUNKS)
-                return fail(err, errlen, -EINVAL, "too many chunks (%u)", x->n_chunks);
+                return err_set(err, errlen, -EINVAL, "too many chunks (%u)", x->n_chunks);
 
         for (uint32_t i = 0; i < x->n_chunks; i++) {
                 const struct blkindex_chunk *k = &x->chunks[i];
 
                 if (k->pack >= x->n_packs)
-                        return fail(err, errlen, -EINVAL, "chunk %u names pack %u of %u", i, k->pack,
-                                    x->n_packs);
+                        return err_set(err, errlen, -EINVAL, "chunk %u names pack %u of %u", i, k->pack,
+                                       x->n_packs);
                 if (k->codec >= _CODEC_MAX)
-                        return fail(err, errlen, -EINVAL, "chunk %u has unknown codec %u", i, k->codec);
+                        return err_set(err, errlen, -EINVAL, "chunk %u has unknown codec %u", i, k->codec);
                 if (k->raw_len == 0 || k->raw_len > c)
-                        return fail(err, errlen, -EINVAL, "chunk %u has raw length %u (chunk size %u)", i,
-                                    k->raw_len, c);
+                        return err_set(err, errlen, -EINVAL, "chunk %u has raw length %u (chunk size %u)", i,
+                                       k->raw_len, c);
                 if (k->stored_len == 0 || k->stored_len > stored_len_max(k->raw_len))
-                        return fail(err, errlen, -EINVAL, "chunk %u has stored length %u for %u raw bytes",
-                                    i, k->stored_len, k->raw_len);
+                        return err_set(err, errlen, -EINVAL, "chunk %u has stored length %u for %u raw bytes",
+                                       i, k->stored_len, k->raw_len);
                 if (k->codec == CODEC_RAW && k->stored_len != k->raw_len)
-                        return fail(err, errlen, -EINVAL, "raw chunk %u stores %u bytes for %u", i,
-                                    k->stored_len, k->raw_len);
+                        return err_set(err, errlen, -EINVAL, "raw chunk %u stores %u bytes for %u", i,
+                                       k->stored_len, k->raw_len);
                 if (k->offset > x->packs[k->pack].size ||
                     k->stored_len > x->packs[k->pack].size - k->offset)
-                        return fail(err, errlen, -EINVAL,
-                                    "chunk %u (offset %llu, length %u) lies outside pack %u of %llu bytes",
-                                    i, (unsigned long long) k->offset, k->stored_len, k->pack,
-                                    (unsigned long long) x->packs[k->pack].size);
+                        return err_set(err, errlen, -EINVAL,
+                                       "chunk %u (offset %llu, length %u) lies outside pack %u of %llu bytes",
+                                       i, (unsigned long long) k->offset, k->stored_len, k->pack,
+                                       (unsigned long long) x->packs[k->pack].size);
         }
         for (uint64_t i = 0; i < x->n_map; i++) {
                 uint32_t m = x->map[i];
@@ -141,13 +129,13 @@ int blkindex_validate(const struct blkindex *x, char *err, size_t errlen) {
                 if (m == BLKINDEX_ZERO)
                         continue;
                 if (m >= x->n_chunks)
-                        return fail(err, errlen, -EINVAL, "map entry %llu names chunk %u of %u",
-                                    (unsigned long long) i, m, x->n_chunks);
+                        return err_set(err, errlen, -EINVAL, "map entry %llu names chunk %u of %u",
+                                       (unsigned long long) i, m, x->n_chunks);
                 if (x->chunks[m].raw_len != blkindex_chunk_len(x, i))
-                        return fail(err, errlen, -EINVAL,
-                                    "map entry %llu needs %u bytes but chunk %u holds %u",
-                                    (unsigned long long) i, blkindex_chunk_len(x, i), m,
-                                    x->chunks[m].raw_len);
+                        return err_set(err, errlen, -EINVAL,
+                                       "map entry %llu needs %u bytes but chunk %u holds %u",
+                                       (unsigned long long) i, blkindex_chunk_len(x, i), m,
+                                       x->chunks[m].raw_len);
         }
         return 0;
 }
@@ -228,10 +216,10 @@ int blkindex_decode(const void *buf, size_t len, struct blkindex **ret, char *er
         int r;
 
         if (len < BLKINDEX_HEADER_SIZE)
-                return fail(err, errlen, -EBADMSG, "index is %zu bytes, shorter than its %d-byte header",
-                            len, BLKINDEX_HEADER_SIZE);
+                return err_set(err, errlen, -EBADMSG, "index is %zu bytes, shorter than its %d-byte header",
+                               len, BLKINDEX_HEADER_SIZE);
         if (memcmp(h, BLKINDEX_MAGIC, 8) != 0)
-                return fail(err, errlen, -EBADMSG, "bad index magic");
+                return err_set(err, errlen, -EBADMSG, "bad index magic");
         version = get_u32(h + 8);
         flags = get_u32(h + 12);
         image_size = get_u64(h + 16);
@@ -244,40 +232,40 @@ int blkindex_decode(const void *buf, size_t len, struct blkindex **ret, char *er
         n_map = get_u64(h + 56);
 
         if (version != BLKINDEX_VERSION)
-                return fail(err, errlen, -EBADMSG, "index version %u is not supported (this build reads %d)",
-                            version, BLKINDEX_VERSION);
+                return err_set(err, errlen, -EBADMSG, "index version %u is not supported (this build reads %d)",
+                               version, BLKINDEX_VERSION);
         if (flags != 0)
-                return fail(err, errlen, -EBADMSG, "unknown index flags 0x%x", flags);
+                return err_set(err, errlen, -EBADMSG, "unknown index flags 0x%x", flags);
         if (chunk_size < BLKINDEX_MIN_CHUNK || chunk_size > BLKINDEX_MAX_CHUNK ||
             (chunk_size & (chunk_size - 1)))
-                return fail(err, errlen, -EBADMSG, "chunk size %u is not a power of two in [%u, %u]",
-                            chunk_size, BLKINDEX_MIN_CHUNK, BLKINDEX_MAX_CHUNK);
+                return err_set(err, errlen, -EBADMSG, "chunk size %u is not a power of two in [%u, %u]",
+                               chunk_size, BLKINDEX_MIN_CHUNK, BLKINDEX_MAX_CHUNK);
         if (image_size > BLKINDEX_MAX_IMAGE)
-                return fail(err, errlen, -EBADMSG, "image size %llu exceeds the limit",
-                            (unsigned long long) image_size);
+                return err_set(err, errlen, -EBADMSG, "image size %llu exceeds the limit",
+                               (unsigned long long) image_size);
         if (n_map != blkindex_map_len(image_size, chunk_size))
-                return fail(err, errlen, -EBADMSG, "map count %llu does not match the image size",
-                            (unsigned long long) n_map);
+                return err_set(err, errlen, -EBADMSG, "map count %llu does not match the image size",
+                               (unsigned long long) n_map);
         if (n_packs > BLKINDEX_MAX_PACKS || n_chunks > BLKINDEX_MAX_CHUNKS)
-                return fail(err, errlen, -EBADMSG, "pack or chunk count out of range (%u, %u)", n_packs,
-                            n_chunks);
+                return err_set(err, errlen, -EBADMSG, "pack or chunk count out of range (%u, %u)", n_packs,
+                               n_chunks);
         if (body_codec != CODEC_ZSTD)
-                return fail(err, errlen, -EBADMSG, "index body codec %u is not zstd", body_codec);
+                return err_set(err, errlen, -EBADMSG, "index body codec %u is not zstd", body_codec);
         if (stored != len - BLKINDEX_HEADER_SIZE)
-                return fail(err, errlen, -EBADMSG, "index body is %zu bytes, header says %llu (truncated?)",
-                            len - BLKINDEX_HEADER_SIZE, (unsigned long long) stored);
+                return err_set(err, errlen, -EBADMSG, "index body is %zu bytes, header says %llu (truncated?)",
+                               len - BLKINDEX_HEADER_SIZE, (unsigned long long) stored);
         expect = (uint64_t) n_packs * BLKINDEX_PACK_SIZE + (uint64_t) n_chunks * BLKINDEX_CHUNK_SIZE + n_map * 4;
         if (raw != expect || raw > BLKINDEX_MAX_BODY)
-                return fail(err, errlen, -EBADMSG, "index body length %llu does not match its counts",
-                            (unsigned long long) raw);
+                return err_set(err, errlen, -EBADMSG, "index body length %llu does not match its counts",
+                               (unsigned long long) raw);
 
         body = malloc(MAX(raw, 1));
         if (!body)
                 return -ENOMEM;
         n = ZSTD_decompress(body, raw, h + BLKINDEX_HEADER_SIZE, stored);
         if (ZSTD_isError(n) || n != raw)
-                return fail(err, errlen, -EBADMSG, "index body does not decompress to %llu bytes",
-                            (unsigned long long) raw);
+                return err_set(err, errlen, -EBADMSG, "index body does not decompress to %llu bytes",
+                               (unsigned long long) raw);
 
         r = blkindex_new(image_size, chunk_size, n_packs, n_chunks, &x);
         if (r < 0)
@@ -298,7 +286,7 @@ int blkindex_decode(const void *buf, size_t len, struct blkindex **ret, char *er
                 k->codec = p[52];
                 if (p[53] || p[54] || p[55]) {
                         blkindex_free(x);
-                        return fail(err, errlen, -EBADMSG, "chunk %u has nonzero padding", i);
+                        return err_set(err, errlen, -EBADMSG, "chunk %u has nonzero padding", i);
                 }
         }
         for (uint64_t i = 0; i < n_map; i++, p += 4)
@@ -307,7 +295,7 @@ int blkindex_decode(const void *buf, size_t len, struct blkindex **ret, char *er
         r = blkindex_validate(x, why, sizeof why);
         if (r < 0) {
                 blkindex_free(x);
-                return fail(err, errlen, -EBADMSG, "%s", why);
+                return err_set(err, errlen, -EBADMSG, "%s", why);
         }
         *ret = x;
         return 0;

@@ -4,26 +4,14 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "common/err.h"
 #include "common/util.h"
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-        va_list ap;
-
-        if (err && errlen) {
-                va_start(ap, fmt);
-                vsnprintf(err, errlen, fmt, ap);
-                va_end(ap);
-        }
-        return -EBADMSG;
-}
 
 void profile_free(struct profile *p) {
         if (!p)
@@ -68,7 +56,7 @@ int profile_decode(const void *buf, size_t len, struct profile **ret, char *err,
         uint64_t reserved;
 
         if (len < PROFILE_HEADER_SIZE || memcmp(b, PROFILE_MAGIC, 8) != 0)
-                return fail(err, errlen, "not a hocus-blk profile (bad magic or too short)");
+                return err_set(err, errlen, -EBADMSG, "not a hocus-blk profile (bad magic or too short)");
         memcpy(&version, b + 8, 4);
         memcpy(&flags, b + 12, 4);
         memcpy(&count, b + 20, 4);
@@ -77,14 +65,14 @@ int profile_decode(const void *buf, size_t len, struct profile **ret, char *err,
         flags = le32toh(flags);
         count = le32toh(count);
         if (version != PROFILE_VERSION)
-                return fail(err, errlen, "profile version %u is not supported", version);
+                return err_set(err, errlen, -EBADMSG, "profile version %u is not supported", version);
         if (flags || reserved)
-                return fail(err, errlen, "profile has unknown flags");
+                return err_set(err, errlen, -EBADMSG, "profile has unknown flags");
         if (count > PROFILE_MAX_ENTRIES)
-                return fail(err, errlen, "profile has %u entries, more than the limit", count);
+                return err_set(err, errlen, -EBADMSG, "profile has %u entries, more than the limit", count);
         if (len != PROFILE_HEADER_SIZE + (size_t) count * PROFILE_ENTRY_SIZE)
-                return fail(err, errlen, "profile is %zu bytes, its %u entries need %zu", len, count,
-                            PROFILE_HEADER_SIZE + (size_t) count * PROFILE_ENTRY_SIZE);
+                return err_set(err, errlen, -EBADMSG, "profile is %zu bytes, its %u entries need %zu", len, count,
+                               PROFILE_HEADER_SIZE + (size_t) count * PROFILE_ENTRY_SIZE);
         p = calloc(1, sizeof *p);
         if (!p || !(p->entries = calloc(count ? count : 1, sizeof *p->entries))) {
                 free(p);
@@ -106,7 +94,7 @@ int profile_decode(const void *buf, size_t len, struct profile **ret, char *err,
                 p->entries[i].t_ms = le32toh(t);
                 if (p->entries[i].offset > UINT64_MAX - p->entries[i].length) {
                         profile_free(p);
-                        return fail(err, errlen, "profile entry %u overflows", i);
+                        return err_set(err, errlen, -EBADMSG, "profile entry %u overflows", i);
                 }
         }
         *ret = p;
@@ -120,11 +108,8 @@ int profile_load(const char *path, struct profile **ret, char *err, size_t errle
 
         r = read_file_all(AT_FDCWD, path, PROFILE_HEADER_SIZE + (size_t) PROFILE_MAX_ENTRIES * PROFILE_ENTRY_SIZE,
                           &buf, &len);
-        if (r < 0) {
-                if (err && errlen)
-                        snprintf(err, errlen, "cannot read '%s': %s", path, strerror(-r));
-                return r;
-        }
+        if (r < 0)
+                return err_set(err, errlen, r, "cannot read '%s': %m", path);
         return profile_decode(buf, len, ret, err, errlen);
 }
 

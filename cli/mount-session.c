@@ -20,6 +20,7 @@
 #include "chunkstore/digest.h"
 #include "cli.h"
 #include "common/cleanup.h"
+#include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "loopdev.h"
@@ -33,18 +34,6 @@
 #define READY_TIMEOUT_S 120
 #define STOP_TIMEOUT_S 60
 #define LOOP_CLEAR_MS 5000
-
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
-        va_list ap;
-
-        if (err && errlen) {
-                va_start(ap, fmt);
-                vsnprintf(err, errlen, fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
 
 /* snprintf whose truncation (of over-long paths) is checked by the
  * callers that care, not by the compiler. */
@@ -345,12 +334,12 @@ int msession_start(struct msession *s, const struct msession_daemon *d, char *er
 
         r = mkdir_p(s->run, 0700);
         if (r < 0)
-                return fail(err, errlen, r, "cannot create %s: %s", s->run, strerror(-r));
+                return err_set(err, errlen, r, "cannot create %s: %s", s->run, strerror(-r));
         if (mkdir(s->fuse_dir, 0700) < 0 && errno != EEXIST)
-                return fail(err, errlen, -errno, "cannot create %s: %m", s->fuse_dir);
+                return err_set(err, errlen, -errno, "cannot create %s: %m", s->fuse_dir);
         r = write_auth(s);
         if (r < 0)
-                return fail(err, errlen, r, "cannot write credentials for blockd: %s", strerror(-r));
+                return err_set(err, errlen, r, "cannot write credentials for blockd: %s", strerror(-r));
         find_blockd(blockd, sizeof blockd);
         snprintf(export_arg, sizeof export_arg, "%s=%s%s%s%s%s", MSESSION_EXPORT, s->ref,
                  s->overlay[0] ? ",overlay=" : "", s->overlay, d->profile ? ",profile=" : "",
@@ -394,12 +383,12 @@ int msession_start(struct msession *s, const struct msession_daemon *d, char *er
 
         logfd = open(s->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         if (logfd < 0)
-                return fail(err, errlen, -errno, "cannot create %s: %m", s->log);
+                return err_set(err, errlen, -errno, "cannot create %s: %m", s->log);
         (void) unlink(s->pidfile);
         log_debug("Starting %s for %s", blockd, s->ref);
         pid = fork();
         if (pid < 0)
-                return fail(err, errlen, -errno, "fork: %m");
+                return err_set(err, errlen, -errno, "fork: %m");
         if (pid == 0) {
                 /* The daemon: its own session (a ^C at the terminal is not
                  * for it), default signals, stdio to the log, in /. */
@@ -435,12 +424,12 @@ int msession_start(struct msession *s, const struct msession_daemon *d, char *er
                         s->pid = 0;
                         s->pid_is_child = false;
                         log_reason(s, why, sizeof why);
-                        return fail(err, errlen, -EIO, "%s", why[0] ? why : "blockd exited during startup (see its log)");
+                        return err_set(err, errlen, -EIO, "%s", why[0] ? why : "blockd exited during startup (see its log)");
                 }
                 if (now_ns() >= deadline)
-                        return fail(err, errlen, -ETIMEDOUT, "blockd did not become ready within %d s", READY_TIMEOUT_S);
+                        return err_set(err, errlen, -ETIMEDOUT, "blockd did not become ready within %d s", READY_TIMEOUT_S);
                 if (msession_interrupted())
-                        return fail(err, errlen, -EINTR, "interrupted");
+                        return err_set(err, errlen, -EINTR, "interrupted");
                 usleep(10 * 1000);
         }
 }
@@ -461,8 +450,8 @@ int msession_call(struct msession *s, const char *cmd, struct json_object *req, 
         if (r < 0)
                 return r;
         if (!json_object_object_get_ex(resp, "ok", &ok) || !json_object_get_boolean(ok)) {
-                r = fail(err, errlen, -EIO, "%s",
-                         json_object_object_get_ex(resp, "error", &msg) ? json_object_get_string(msg) : "refused");
+                r = err_set(err, errlen, -EIO, "%s",
+                            json_object_object_get_ex(resp, "error", &msg) ? json_object_get_string(msg) : "refused");
                 json_object_put(resp);
                 return r;
         }
@@ -521,29 +510,29 @@ int msession_mount_fs(struct msession *s, int partition, char *err, size_t errle
 
         fd = open(s->file, O_RDONLY | O_CLOEXEC);
         if (fd < 0 || fstat(fd, &st) < 0)
-                return fail(err, errlen, -errno, "cannot open the image file %s: %m", s->file);
+                return err_set(err, errlen, -errno, "cannot open the image file %s: %m", s->file);
         r = disk_probe(fd, (uint64_t) st.st_size, &layout, why, sizeof why);
         if (r < 0)
-                return fail(err, errlen, r, "%s", why);
+                return err_set(err, errlen, r, "%s", why);
         disk_describe(&layout, table, sizeof table);
         r = disk_choose(&layout, partition, &p, why, sizeof why);
         if (r < 0) {
-                fail(err, errlen, r, "%s; the image holds:\n%s", why, table);
+                err_set(err, errlen, r, "%s; the image holds:\n%s", why, table);
                 goto out;
         }
         if (!p->fstype[0]) {
                 if (p->number)
-                        r = fail(err, errlen, -EMEDIUMTYPE, "no filesystem found in partition %d; the image holds:\n%s",
-                                 p->number, table);
+                        r = err_set(err, errlen, -EMEDIUMTYPE, "no filesystem found in partition %d; the image holds:\n%s",
+                                    p->number, table);
                 else
-                        r = fail(err, errlen, -EMEDIUMTYPE,
-                                 "no filesystem found on the image (neither a filesystem nor a partition table)");
+                        r = err_set(err, errlen, -EMEDIUMTYPE,
+                                    "no filesystem found on the image (neither a filesystem nor a partition table)");
                 goto out;
         }
         if (!fstype_is_linux(p->fstype) && strcmp(p->fstype, "vfat") != 0 && strcmp(p->fstype, "iso9660") != 0) {
-                r = fail(err, errlen, -EMEDIUMTYPE, "cannot mount %s %s: not a filesystem hocus-blk mounts%s%s",
-                         p->number ? "partition with" : "an image with", p->fstype, p->number ? "; the image holds:\n" : "",
-                         p->number ? table : "");
+                r = err_set(err, errlen, -EMEDIUMTYPE, "cannot mount %s %s: not a filesystem hocus-blk mounts%s%s",
+                            p->number ? "partition with" : "an image with", p->fstype, p->number ? "; the image holds:\n" : "",
+                            p->number ? table : "");
                 goto out;
         }
         snprintf(s->fstype, sizeof s->fstype, "%s", p->fstype);
@@ -555,7 +544,7 @@ int msession_mount_fs(struct msession *s, int partition, char *err, size_t errle
         lfd = loop_attach(s->file, s->offset, s->size, s->readonly, true, s->loop, sizeof s->loop);
         if (lfd < 0) {
                 s->loop[0] = 0;
-                r = fail(err, errlen, lfd, "cannot set up a loop device over %s: %s", s->file, strerror(-lfd));
+                r = err_set(err, errlen, lfd, "cannot set up a loop device over %s: %s", s->file, strerror(-lfd));
                 goto out;
         }
         (void) msession_save(s);
@@ -575,9 +564,9 @@ int msession_mount_fs(struct msession *s, int partition, char *err, size_t errle
                         break;
         }
         if (r < 0) {
-                fail(err, errlen, r, "mounting the %s filesystem%s on %s failed: %s%s", s->fstype,
-                     s->partition ? " of the partition" : "", s->dir, strerror(-r),
-                     r == -EINVAL || r == -EUCLEAN ? " (the kernel log, dmesg, may say more)" : "");
+                err_set(err, errlen, r, "mounting the %s filesystem%s on %s failed: %s%s", s->fstype,
+                        s->partition ? " of the partition" : "", s->dir, strerror(-r),
+                        r == -EINVAL || r == -EUCLEAN ? " (the kernel log, dmesg, may say more)" : "");
                 goto out;
         }
         s->fs_mounted = true;
@@ -695,7 +684,7 @@ static int stop_daemon(struct msession *s, char *err, size_t errlen) {
                                 while (pid_alive(s->pid))
                                         usleep(10 * 1000);
                         s->pid = 0;
-                        return fail(err, errlen, -ETIMEDOUT, "blockd did not stop; killed it");
+                        return err_set(err, errlen, -ETIMEDOUT, "blockd did not stop; killed it");
                 }
                 usleep(5 * 1000);
         }
@@ -737,16 +726,16 @@ int msession_teardown(struct msession *s, bool lazy, char *err, size_t errlen) {
                 if (umount2(s->dir, lazy ? MNT_DETACH : 0) < 0 && errno != EINVAL && errno != ENOENT) {
                         r = -errno;
                         if (r == -EBUSY)
-                                return fail(err, errlen, r, "%s is busy (a process uses it; see fuser -m %s), or use --lazy",
-                                            s->dir, s->dir);
-                        ret = fail(err, errlen, r, "cannot unmount %s: %s", s->dir, strerror(-r));
+                                return err_set(err, errlen, r, "%s is busy (a process uses it; see fuser -m %s), or use --lazy",
+                                               s->dir, s->dir);
+                        ret = err_set(err, errlen, r, "cannot unmount %s: %s", s->dir, strerror(-r));
                 }
                 s->fs_mounted = false;
         }
         if (s->loop[0]) {
                 r = loop_detach(s->loop, s->file, LOOP_CLEAR_MS);
                 if (r < 0 && ret == 0)
-                        ret = fail(err, errlen, r, "cannot detach %s: %s", s->loop, strerror(-r));
+                        ret = err_set(err, errlen, r, "cannot detach %s: %s", s->loop, strerror(-r));
                 if (r >= 0)
                         s->loop[0] = 0;
         }
@@ -755,7 +744,7 @@ int msession_teardown(struct msession *s, bool lazy, char *err, size_t errlen) {
                 ret = r;
         /* blockd unmounts its FUSE directory when it stops; if it died. */
         if (path_is_mountpoint(s->fuse_dir) && umount2(s->fuse_dir, MNT_DETACH) < 0 && ret == 0)
-                ret = fail(err, errlen, -errno, "cannot unmount %s: %m", s->fuse_dir);
+                ret = err_set(err, errlen, -errno, "cannot unmount %s: %m", s->fuse_dir);
         if (!path_is_mountpoint(s->fuse_dir))
                 remove_run_dir(s);
         return ret;

@@ -3,13 +3,13 @@
 
 #include <blkid/blkid.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "common/cleanup.h"
+#include "common/err.h"
 #include "common/util.h"
 
 /* GPT partition types of a Linux root (discoverable partitions spec). */
@@ -18,18 +18,6 @@ static const char *const root_types[] = {
         "b921b045-1df0-41c3-af44-4c6f280d3fae", /* arm64 */
         "44479540-f297-41b2-9af7-d131d5f0458a", /* x86 */
 };
-
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
-        va_list ap;
-
-        if (err && errlen) {
-                va_start(ap, fmt);
-                vsnprintf(err, errlen, fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
 
 bool fstype_is_linux(const char *t) {
         static const char *const linux_fs[] = { "ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "erofs",
@@ -83,7 +71,7 @@ int disk_probe(int fd, uint64_t size, struct disk_layout *ret, char *err, size_t
                 return -ENOMEM;
         if (blkid_probe_set_device(pr, fd, 0, (blkid_loff_t) size) < 0) {
                 blkid_free_probe(pr);
-                return fail(err, errlen, -EIO, "cannot read the image to probe it");
+                return err_set(err, errlen, -EIO, "cannot read the image to probe it");
         }
         blkid_probe_enable_superblocks(pr, 1);
         blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_LABEL | BLKID_SUBLKS_USAGE);
@@ -92,8 +80,8 @@ int disk_probe(int fd, uint64_t size, struct disk_layout *ret, char *err, size_t
         r = blkid_do_safeprobe(pr);
         if (r < 0) {
                 blkid_free_probe(pr);
-                return fail(err, errlen, r == -2 ? -ENOTUNIQ : -EIO,
-                            r == -2 ? "the image start looks like several things at once (blkid is ambivalent)"
+                return err_set(err, errlen, r == -2 ? -ENOTUNIQ : -EIO,
+                               r == -2 ? "the image start looks like several things at once (blkid is ambivalent)"
                                     : "probing the image failed (I/O error reading it?)");
         }
         copy_value(pr, "PTTYPE", l.pttype, sizeof l.pttype);
@@ -190,16 +178,16 @@ int disk_choose(const struct disk_layout *l, int number, const struct part **ret
 
         if (number > 0) {
                 if (!l->pttype[0])
-                        return fail(err, errlen, -ENOENT, "--partition %d: the image has no partition table (it holds %s)",
-                                    number, l->n_parts && l->parts[0].fstype[0] ? l->parts[0].fstype : "nothing recognised");
+                        return err_set(err, errlen, -ENOENT, "--partition %d: the image has no partition table (it holds %s)",
+                                       number, l->n_parts && l->parts[0].fstype[0] ? l->parts[0].fstype : "nothing recognised");
                 for (size_t i = 0; i < l->n_parts; i++)
                         if (l->parts[i].number == number)
                                 pick = &l->parts[i];
                 if (!pick)
-                        return fail(err, errlen, -ENOENT, "the %s partition table has no partition %d",
-                                    l->pttype, number);
+                        return err_set(err, errlen, -ENOENT, "the %s partition table has no partition %d",
+                                       l->pttype, number);
                 if (pick->container)
-                        return fail(err, errlen, -EMEDIUMTYPE, "partition %d is an extended partition (a container)", number);
+                        return err_set(err, errlen, -EMEDIUMTYPE, "partition %d is an extended partition (a container)", number);
                 *ret = pick;
                 return 0;
         }
@@ -226,8 +214,8 @@ int disk_choose(const struct disk_layout *l, int number, const struct part **ret
                 *ret = root;
                 return 0;
         }
-        return fail(err, errlen, linux_n ? -ENOTUNIQ : -ENOENT,
-                    linux_n ? "the %s partition table has %u partitions with Linux filesystems: choose one with --partition N"
+        return err_set(err, errlen, linux_n ? -ENOTUNIQ : -ENOENT,
+                       linux_n ? "the %s partition table has %u partitions with Linux filesystems: choose one with --partition N"
                             : "the %s partition table has no partition with a Linux filesystem%.0u",
-                    l->pttype, linux_n);
+                       l->pttype, linux_n);
 }

@@ -2,26 +2,14 @@
 #include "image.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "chunkstore/codec.h"
 #include "common/cleanup.h"
+#include "common/err.h"
 #include "common/log.h"
-
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
-        va_list ap;
-
-        if (err && errlen) {
-                va_start(ap, fmt);
-                vsnprintf(err, errlen, fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
 
 void image_free(struct image *img) {
         if (!img)
@@ -40,12 +28,12 @@ static int check_packs(const struct image *img, char *err, size_t errlen) {
         char ds[DIGEST_STRING_MAX];
 
         if (m->n_packs != x->n_packs)
-                return fail(err, errlen, -EBADMSG, "manifest lists %u packs, index names %u", m->n_packs,
-                            x->n_packs);
+                return err_set(err, errlen, -EBADMSG, "manifest lists %u packs, index names %u", m->n_packs,
+                               x->n_packs);
         for (uint32_t i = 0; i < x->n_packs; i++)
                 if (!digest_equal(&m->packs[i].digest, &x->packs[i].digest) || m->packs[i].size != x->packs[i].size)
-                        return fail(err, errlen, -EBADMSG, "pack %u (%s) differs between manifest and index", i,
-                                    digest_to_string(&x->packs[i].digest, ds));
+                        return err_set(err, errlen, -EBADMSG, "pack %u (%s) differs between manifest and index", i,
+                                       digest_to_string(&x->packs[i].digest, ds));
         return 0;
 }
 
@@ -60,16 +48,16 @@ int image_open(struct blob_source *src, struct image **ret, char *err, size_t er
 
         r = source_manifest_get(src, reference, &mt, &body, &len, NULL);
         if (r == -ENOENT)
-                return fail(err, errlen, r, "%s: no such image (unknown tag or digest)", src->ref->text);
+                return err_set(err, errlen, r, "%s: no such image (unknown tag or digest)", src->ref->text);
         if (r == -ENOTUNIQ)
-                return fail(err, errlen, -EINVAL, "%s: the layout holds several images; name one with :TAG",
-                            src->ref->text);
+                return err_set(err, errlen, -EINVAL, "%s: the layout holds several images; name one with :TAG",
+                               src->ref->text);
         if (r == -EBADMSG)
-                return fail(err, errlen, r, "%s: manifest does not match its digest", src->ref->text);
+                return err_set(err, errlen, r, "%s: manifest does not match its digest", src->ref->text);
         if (r < 0) {
                 char why_net[512];
-                return fail(err, errlen, r, "%s: cannot fetch manifest: %s", src->ref->text,
-                            source_strerror(src, r, why_net, sizeof why_net));
+                return err_set(err, errlen, r, "%s: cannot fetch manifest: %s", src->ref->text,
+                               source_strerror(src, r, why_net, sizeof why_net));
         }
 
         img = calloc(1, sizeof *img);
@@ -81,28 +69,28 @@ int image_open(struct blob_source *src, struct image **ret, char *err, size_t er
 
         r = image_manifest_parse(mt, body, len, &img->manifest, why, sizeof why);
         if (r < 0) {
-                fail(err, errlen, r, "%s: %s", src->ref->text, why);
+                err_set(err, errlen, r, "%s: %s", src->ref->text, why);
                 goto fail;
         }
         if (img->manifest->has_subject) {
-                r = fail(err, errlen, -EMEDIUMTYPE, "%s: not a hocus-blk image: this is a boot profile artifact",
-                         src->ref->text);
+                r = err_set(err, errlen, -EMEDIUMTYPE, "%s: not a hocus-blk image: this is a boot profile artifact",
+                            src->ref->text);
                 goto fail;
         }
         r = source_blob_get(src, &img->manifest->index.digest, img->manifest->index.size, INDEX_BLOB_MAX, &idx);
         if (r < 0) {
-                fail(err, errlen, r, "%s: cannot fetch the index blob: %s", src->ref->text,
-                     r == -EBADMSG ? "its bytes do not match its digest" : source_strerror(src, r, why, sizeof why));
+                err_set(err, errlen, r, "%s: cannot fetch the index blob: %s", src->ref->text,
+                        r == -EBADMSG ? "its bytes do not match its digest" : source_strerror(src, r, why, sizeof why));
                 goto fail;
         }
         r = blkindex_decode(idx, img->manifest->index.size, &img->index, why, sizeof why);
         if (r < 0) {
-                fail(err, errlen, r, "%s: malformed index: %s", src->ref->text, why);
+                err_set(err, errlen, r, "%s: malformed index: %s", src->ref->text, why);
                 goto fail;
         }
         r = check_packs(img, why, sizeof why);
         if (r < 0) {
-                fail(err, errlen, r, "%s: %s", src->ref->text, why);
+                err_set(err, errlen, r, "%s: %s", src->ref->text, why);
                 goto fail;
         }
         *ret = img;

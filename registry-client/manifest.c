@@ -4,24 +4,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <json-c/json.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/cleanup.h"
-
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
-        va_list ap;
-
-        if (err && errlen) {
-                va_start(ap, fmt);
-                vsnprintf(err, errlen, fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
+#include "common/err.h"
 
 void empty_config_digest(struct digest *ret) {
         digest_compute(EMPTY_JSON, strlen(EMPTY_JSON), ret);
@@ -89,15 +77,15 @@ static int parse_descriptor(struct json_object *o, struct descriptor *d, const c
             !json_object_is_type(mt, json_type_string) || !json_object_object_get_ex(o, "digest", &dg) ||
             !json_object_is_type(dg, json_type_string) || !json_object_object_get_ex(o, "size", &sz) ||
             !json_object_is_type(sz, json_type_int))
-                return fail(err, errlen, -EBADMSG, "%s descriptor lacks mediaType, digest or size", what);
+                return err_set(err, errlen, -EBADMSG, "%s descriptor lacks mediaType, digest or size", what);
         if (json_object_get_int64(sz) < 0)
-                return fail(err, errlen, -EBADMSG, "%s descriptor has a negative size", what);
+                return err_set(err, errlen, -EBADMSG, "%s descriptor has a negative size", what);
         r = digest_parse(json_object_get_string(dg), &d->digest);
         if (r < 0)
-                return fail(err, errlen, -EBADMSG, "%s descriptor has an unsupported digest '%s'", what,
-                            json_object_get_string(dg));
+                return err_set(err, errlen, -EBADMSG, "%s descriptor has an unsupported digest '%s'", what,
+                               json_object_get_string(dg));
         if ((size_t) json_object_get_string_len(mt) >= sizeof d->media_type)
-                return fail(err, errlen, -EBADMSG, "%s descriptor media type is too long", what);
+                return err_set(err, errlen, -EBADMSG, "%s descriptor media type is too long", what);
         strcpy(d->media_type, json_object_get_string(mt));
         d->size = (uint64_t) json_object_get_int64(sz);
         return 0;
@@ -129,8 +117,8 @@ int image_manifest_parse(const char *media_type, const char *body, size_t len, s
 
         if (media_type && (!strcmp(media_type, MT_DOCKER_MANIFEST) || !strcmp(media_type, MT_DOCKER_LIST) ||
                            !strcmp(media_type, MT_OCI_INDEX)))
-                return fail(err, errlen, -EMEDIUMTYPE,
-                            "not a hocus-blk image: the manifest is %s (a container image?)", media_type);
+                return err_set(err, errlen, -EMEDIUMTYPE,
+                               "not a hocus-blk image: the manifest is %s (a container image?)", media_type);
         tok = json_tokener_new();
         if (!tok)
                 return -ENOMEM;
@@ -138,22 +126,22 @@ int image_manifest_parse(const char *media_type, const char *body, size_t len, s
         json_tokener_free(tok);
         if (!root || !json_object_is_type(root, json_type_object)) {
                 json_object_put(root);
-                return fail(err, errlen, -EBADMSG, "manifest is not a JSON object");
+                return err_set(err, errlen, -EBADMSG, "manifest is not a JSON object");
         }
         if (json_object_object_get_ex(root, "artifactType", &o))
                 at = json_object_get_string(o);
         if (!at || (strcmp(at, MT_IMAGE) != 0 && strcmp(at, MT_PROFILE) != 0)) {
-                r = fail(err, errlen, -EMEDIUMTYPE, "not a hocus-blk image: artifactType is %s%s%s",
-                         at ? "'" : "", at ? at : "missing (a container image?)", at ? "'" : "");
+                r = err_set(err, errlen, -EMEDIUMTYPE, "not a hocus-blk image: artifactType is %s%s%s",
+                            at ? "'" : "", at ? at : "missing (a container image?)", at ? "'" : "");
                 goto out;
         }
         if (!json_object_object_get_ex(root, "layers", &layers) || !json_object_is_type(layers, json_type_array)) {
-                r = fail(err, errlen, -EBADMSG, "manifest has no layers array");
+                r = err_set(err, errlen, -EBADMSG, "manifest has no layers array");
                 goto out;
         }
         n = json_object_array_length(layers);
         if (n > (1u << 20) + 2) {
-                r = fail(err, errlen, -EBADMSG, "manifest has %zu layers", n);
+                r = err_set(err, errlen, -EBADMSG, "manifest has %zu layers", n);
                 goto out;
         }
         m = calloc(1, sizeof *m);
@@ -175,30 +163,30 @@ int image_manifest_parse(const char *media_type, const char *body, size_t len, s
                         goto out;
                 if (!strcmp(d.media_type, MT_INDEX)) {
                         if (i != 0) {
-                                r = fail(err, errlen, -EBADMSG, "the index must be the first layer");
+                                r = err_set(err, errlen, -EBADMSG, "the index must be the first layer");
                                 goto out;
                         }
                         m->index = d;
                 } else if (!strcmp(d.media_type, MT_PACK)) {
                         if (m->has_profile) {
-                                r = fail(err, errlen, -EBADMSG, "a pack follows the profile layer");
+                                r = err_set(err, errlen, -EBADMSG, "a pack follows the profile layer");
                                 goto out;
                         }
                         m->packs[m->n_packs++] = d;
                 } else if (!strcmp(d.media_type, MT_PROFILE)) {
                         if (m->has_profile) {
-                                r = fail(err, errlen, -EBADMSG, "more than one profile layer");
+                                r = err_set(err, errlen, -EBADMSG, "more than one profile layer");
                                 goto out;
                         }
                         m->profile = d;
                         m->has_profile = true;
                 } else {
-                        r = fail(err, errlen, -EBADMSG, "unknown layer media type '%s'", d.media_type);
+                        r = err_set(err, errlen, -EBADMSG, "unknown layer media type '%s'", d.media_type);
                         goto out;
                 }
         }
         if (!m->has_subject && (n == 0 || strcmp(m->index.media_type, MT_INDEX) != 0)) {
-                r = fail(err, errlen, -EBADMSG, "manifest has no index layer");
+                r = err_set(err, errlen, -EBADMSG, "manifest has no index layer");
                 goto out;
         }
         {

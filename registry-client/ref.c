@@ -2,23 +2,13 @@
 #include "ref.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "chunkstore/digest.h"
 #include "common/cleanup.h"
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-        return -EINVAL;
-}
+#include "common/err.h"
 
 void image_ref_free(struct image_ref *r) {
         if (!r)
@@ -115,9 +105,9 @@ static int split_digest(char *rest, struct image_ref *r, char *err, size_t errle
                 return 0;
         q = digest_parse(at + 1, &d);
         if (q == -EOPNOTSUPP)
-                return fail(err, errlen, "unsupported digest algorithm in '%s' (only sha256)", at + 1);
+                return err_set(err, errlen, -EINVAL, "unsupported digest algorithm in '%s' (only sha256)", at + 1);
         if (q < 0)
-                return fail(err, errlen, "malformed digest '%s' (want sha256:<64 lowercase hex>)", at + 1);
+                return err_set(err, errlen, -EINVAL, "malformed digest '%s' (want sha256:<64 lowercase hex>)", at + 1);
         r->digest = strdup(at + 1);
         if (!r->digest)
                 return -ENOMEM;
@@ -140,17 +130,17 @@ static int parse_oci(const char *body, struct image_ref *r, char *err, size_t er
         colon = strrchr(slash ? slash : s, ':');
         if (colon) {
                 if (r->digest)
-                        return fail(err, errlen, "a reference takes a tag or a digest, not both");
+                        return err_set(err, errlen, -EINVAL, "a reference takes a tag or a digest, not both");
                 if (!image_ref_tag_valid(colon + 1))
-                        return fail(err, errlen, "invalid tag '%s' (want [A-Za-z0-9_][A-Za-z0-9._-]{0,127})",
-                                    colon + 1);
+                        return err_set(err, errlen, -EINVAL, "invalid tag '%s' (want [A-Za-z0-9_][A-Za-z0-9._-]{0,127})",
+                                       colon + 1);
                 r->tag = strdup(colon + 1);
                 if (!r->tag)
                         return -ENOMEM;
                 *colon = 0;
         }
         if (!*s)
-                return fail(err, errlen, "missing directory in oci:DIR[:TAG]");
+                return err_set(err, errlen, -EINVAL, "missing directory in oci:DIR[:TAG]");
         r->layout_dir = strdup(s);
         return r->layout_dir ? 0 : -ENOMEM;
 }
@@ -167,18 +157,18 @@ static int parse_docker(const char *body, struct image_ref *r, char *err, size_t
                 return q;
         slash = strchr(s, '/');
         if (!slash || slash == s)
-                return fail(err, errlen, "want docker://HOST[:PORT]/REPO[:TAG|@sha256:HEX]");
+                return err_set(err, errlen, -EINVAL, "want docker://HOST[:PORT]/REPO[:TAG|@sha256:HEX]");
         *slash = 0;
         repo = slash + 1;
         if (!host_valid(s))
-                return fail(err, errlen, "invalid registry host '%s'", s);
+                return err_set(err, errlen, -EINVAL, "invalid registry host '%s'", s);
         colon = strrchr(repo, ':');
         if (colon) {
                 if (r->digest)
-                        return fail(err, errlen, "a reference takes a tag or a digest, not both");
+                        return err_set(err, errlen, -EINVAL, "a reference takes a tag or a digest, not both");
                 if (!image_ref_tag_valid(colon + 1))
-                        return fail(err, errlen, "invalid tag '%s' (want [A-Za-z0-9_][A-Za-z0-9._-]{0,127})",
-                                    colon + 1);
+                        return err_set(err, errlen, -EINVAL, "invalid tag '%s' (want [A-Za-z0-9_][A-Za-z0-9._-]{0,127})",
+                                       colon + 1);
                 r->tag = strdup(colon + 1);
                 if (!r->tag)
                         return -ENOMEM;
@@ -189,9 +179,9 @@ static int parse_docker(const char *body, struct image_ref *r, char *err, size_t
                         return -ENOMEM;
         }
         if (!repository_valid(repo))
-                return fail(err, errlen,
-                            "invalid repository '%s' (lowercase letters, digits and . _ - separators, '/' between parts)",
-                            repo);
+                return err_set(err, errlen, -EINVAL,
+                               "invalid repository '%s' (lowercase letters, digits and . _ - separators, '/' between parts)",
+                               repo);
         r->registry = strdup(s);
         r->repository = strdup(repo);
         return r->registry && r->repository ? 0 : -ENOMEM;
@@ -202,7 +192,7 @@ int image_ref_parse(const char *s, struct image_ref **ret, char *err, size_t err
         int q;
 
         if (!s || !*s)
-                return fail(err, errlen, "empty reference");
+                return err_set(err, errlen, -EINVAL, "empty reference");
         r = calloc(1, sizeof *r);
         if (!r)
                 return -ENOMEM;
@@ -218,9 +208,9 @@ int image_ref_parse(const char *s, struct image_ref **ret, char *err, size_t err
                 r->transport = REF_DOCKER;
                 q = parse_docker(s + 9, r, err, errlen);
         } else {
-                q = fail(err, errlen,
-                         "'%s' is not a reference: use oci:DIR[:TAG] or docker://HOST[:PORT]/REPO[:TAG|@sha256:HEX]",
-                         s);
+                q = err_set(err, errlen, -EINVAL,
+                            "'%s' is not a reference: use oci:DIR[:TAG] or docker://HOST[:PORT]/REPO[:TAG|@sha256:HEX]",
+                            s);
         }
         if (q < 0) {
                 image_ref_free(r);

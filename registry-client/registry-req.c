@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "errors.h"
@@ -40,7 +41,7 @@ int reg_fail(struct registry *reg, int r, const char *fmt, ...) {
 
         pthread_mutex_lock(&reg->lock);
         va_start(ap, fmt);
-        vsnprintf(reg->last_error, sizeof reg->last_error, fmt, ap);
+        err_setv(reg->last_error, sizeof reg->last_error, r, fmt, ap);
         va_end(ap);
         reg->last_errno = r;
         pthread_mutex_unlock(&reg->lock);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "errors.h"
@@ -696,7 +697,7 @@ int registry_open(struct image_ref *ref, const struct source_options *o, struct 
         r = ping(reg);
         if (r < 0) {
                 if (err && errlen && !reg_describe_error(s, r, err, errlen))
-                        snprintf(err, errlen, "%s", strerror(-r));
+                        err_set(err, errlen, r, "%m");
                 goto fail;
         }
         s->ref = ref;

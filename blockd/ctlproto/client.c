@@ -2,7 +2,6 @@
 #include "client.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,22 +10,11 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/err.h"
 #include "common/util.h"
 #include "message.h"
 
 #define MAX_RESPONSE (16u << 20)
-
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
-        va_list ap;
-
-        if (err && errlen) {
-                va_start(ap, fmt);
-                vsnprintf(err, errlen, fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
 
 const char *control_default_path(char *buf, size_t len) {
         const char *e = getenv("HOCUS_BLK_CONTROL");
@@ -56,19 +44,19 @@ int control_call(const char *path, struct json_object *req, struct json_object *
         int r;
 
         if (strlen(path) >= sizeof sa.sun_path)
-                return fail(err, errlen, -ENAMETOOLONG, "control socket path is too long");
+                return err_set(err, errlen, -ENAMETOOLONG, "control socket path is too long");
         strcpy(sa.sun_path, path);
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
-                return fail(err, errlen, -errno, "socket: %m");
+                return err_set(err, errlen, -errno, "socket: %m");
         if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
                 r = -errno;
-                return fail(err, errlen, r, "cannot reach blockd at %s: %s%s", path, strerror(-r),
-                            r == -ENOENT || r == -ECONNREFUSED ? " (is blockd running with --control?)" : "");
+                return err_set(err, errlen, r, "cannot reach blockd at %s: %s%s", path, strerror(-r),
+                               r == -ENOENT || r == -ECONNREFUSED ? " (is blockd running with --control?)" : "");
         }
         r = ctlproto_send(fd, req);
         if (r < 0)
-                return fail(err, errlen, r, "cannot send to blockd: %s", strerror(-r));
+                return err_set(err, errlen, r, "cannot send to blockd: %s", strerror(-r));
         for (;;) {
                 ssize_t n;
 
@@ -76,7 +64,7 @@ int control_call(const char *path, struct json_object *req, struct json_object *
                         char *p;
                         cap = cap ? cap * 2 : 65536;
                         if (cap > MAX_RESPONSE)
-                                return fail(err, errlen, -EMSGSIZE, "response from blockd is too large");
+                                return err_set(err, errlen, -EMSGSIZE, "response from blockd is too large");
                         p = realloc(buf, cap);
                         if (!p)
                                 return -ENOMEM;
@@ -86,7 +74,7 @@ int control_call(const char *path, struct json_object *req, struct json_object *
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
-                        return fail(err, errlen, -errno, "cannot read from blockd: %m");
+                        return err_set(err, errlen, -errno, "cannot read from blockd: %m");
                 }
                 if (n == 0)
                         break;
@@ -96,10 +84,10 @@ int control_call(const char *path, struct json_object *req, struct json_object *
                         break;
         }
         if (len == 0)
-                return fail(err, errlen, -EPROTO, "blockd closed the connection without answering");
+                return err_set(err, errlen, -EPROTO, "blockd closed the connection without answering");
         buf[len] = 0;
         if (ctlproto_parse(buf, &resp) < 0)
-                return fail(err, errlen, -EPROTO, "blockd sent a malformed response");
+                return err_set(err, errlen, -EPROTO, "blockd sent a malformed response");
         *ret = resp;
         return 0;
 }

@@ -2,13 +2,14 @@
 #include "tls.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
 #include <openssl/x509.h>
+
+#include "common/err.h"
 
 struct nbdsrv_tls {
         SSL_CTX *ctx;
@@ -25,18 +26,6 @@ const char *nbdsrv_tls_error(char *buf, size_t len) {
         return buf;
 }
 
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...) {
-        va_list ap;
-
-        if (err && errlen) {
-                va_start(ap, fmt);
-                vsnprintf(err, errlen, fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
-
 int nbdsrv_tls_new(const char *cert, const char *key, const char *ca, struct nbdsrv_tls **ret, char *err,
                    size_t errlen) {
         struct nbdsrv_tls *t;
@@ -48,31 +37,31 @@ int nbdsrv_tls_new(const char *cert, const char *key, const char *ca, struct nbd
                 return -ENOMEM;
         t->ctx = SSL_CTX_new(TLS_server_method());
         if (!t->ctx) {
-                r = fail(err, errlen, -ENOMEM, "cannot create a TLS context: %s", nbdsrv_tls_error(why, sizeof why));
+                r = err_set(err, errlen, -ENOMEM, "cannot create a TLS context: %s", nbdsrv_tls_error(why, sizeof why));
                 goto fail;
         }
         SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
         SSL_CTX_set_options(t->ctx, SSL_OP_NO_RENEGOTIATION);
         SSL_CTX_set_mode(t->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
         if (SSL_CTX_use_certificate_chain_file(t->ctx, cert) != 1) {
-                r = fail(err, errlen, -EINVAL, "cannot load TLS certificate '%s': %s", cert,
-                         nbdsrv_tls_error(why, sizeof why));
+                r = err_set(err, errlen, -EINVAL, "cannot load TLS certificate '%s': %s", cert,
+                            nbdsrv_tls_error(why, sizeof why));
                 goto fail;
         }
         if (SSL_CTX_use_PrivateKey_file(t->ctx, key, SSL_FILETYPE_PEM) != 1) {
-                r = fail(err, errlen, -EINVAL, "cannot load TLS key '%s': %s", key, nbdsrv_tls_error(why, sizeof why));
+                r = err_set(err, errlen, -EINVAL, "cannot load TLS key '%s': %s", key, nbdsrv_tls_error(why, sizeof why));
                 goto fail;
         }
         if (SSL_CTX_check_private_key(t->ctx) != 1) {
-                r = fail(err, errlen, -EINVAL, "TLS key '%s' does not match certificate '%s'", key, cert);
+                r = err_set(err, errlen, -EINVAL, "TLS key '%s' does not match certificate '%s'", key, cert);
                 goto fail;
         }
         if (ca) {
                 STACK_OF(X509_NAME) *names;
 
                 if (SSL_CTX_load_verify_locations(t->ctx, ca, NULL) != 1) {
-                        r = fail(err, errlen, -EINVAL, "cannot load TLS CA '%s': %s", ca,
-                                 nbdsrv_tls_error(why, sizeof why));
+                        r = err_set(err, errlen, -EINVAL, "cannot load TLS CA '%s': %s", ca,
+                                    nbdsrv_tls_error(why, sizeof why));
                         goto fail;
                 }
                 names = SSL_load_client_CA_file(ca);
@@ -102,21 +91,21 @@ int nbdsrv_tls_accept(struct nbdsrv_tls *t, int fd, SSL **ret, char *err, size_t
         ERR_clear_error();
         ssl = SSL_new(t->ctx);
         if (!ssl)
-                return fail(err, errlen, -ENOMEM, "cannot create a TLS session");
+                return err_set(err, errlen, -ENOMEM, "cannot create a TLS session");
         if (SSL_set_fd(ssl, fd) != 1) {
                 SSL_free(ssl);
-                return fail(err, errlen, -EIO, "cannot attach the TLS session");
+                return err_set(err, errlen, -EIO, "cannot attach the TLS session");
         }
         r = SSL_accept(ssl);
         if (r != 1) {
                 int e = SSL_get_error(ssl, r);
 
                 if (e == SSL_ERROR_SYSCALL && errno)
-                        fail(err, errlen, -EIO, "TLS handshake failed: %m");
+                        err_set(err, errlen, -EIO, "TLS handshake failed: %s", strerror(errno));
                 else if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN)
-                        fail(err, errlen, -EIO, "TLS handshake failed: the client closed the connection");
+                        err_set(err, errlen, -EIO, "TLS handshake failed: the client closed the connection");
                 else
-                        fail(err, errlen, -EIO, "TLS handshake failed: %s", nbdsrv_tls_error(why, sizeof why));
+                        err_set(err, errlen, -EIO, "TLS handshake failed: %s", nbdsrv_tls_error(why, sizeof why));
                 SSL_free(ssl);
                 return -EPROTO;
         }
