@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -170,21 +169,6 @@ static int records_save(struct blockd *d) {
         return ret;
 }
 
-/* Registry tuning from the environment, as the CLI reads it (tests use it
- * to fail fast); ignored when unset or malformed. */
-static void env_unsigned(const char *name, unsigned *ret) {
-        const char *e = getenv(name);
-        char *end;
-        unsigned long v;
-
-        if (!e || !*e)
-                return;
-        v = strtoul(e, &end, 10);
-        if (*end || v == 0 || v > 3600)
-                return;
-        *ret = (unsigned) v;
-}
-
 /* Raise the soft open-file limit to the hard one; returns the limit. */
 static uint64_t raise_nofile(void) {
         struct rlimit rl;
@@ -197,15 +181,6 @@ static uint64_t raise_nofile(void) {
                 (void) getrlimit(RLIMIT_NOFILE, &rl);
         }
         return rl.rlim_cur;
-}
-
-static const char *cache_dir(void) {
-        const char *e;
-
-        if (arg.cache_dir)
-                return arg.cache_dir;
-        e = getenv("HOCUS_BLK_CACHE");
-        return e && *e ? e : "/var/cache/hocus-blk";
 }
 
 /* Run the captive command with $uri (and $unixsocket or $port) set. */
@@ -297,12 +272,9 @@ int main(int argc, char **argv) {
                                     (unsigned long long) nofile);
         }
 
-        env_unsigned("HOCUS_BLK_HTTP_STALL_TIMEOUT", &arg.source.stall_timeout_s);
-        env_unsigned("HOCUS_BLK_HTTP_ATTEMPTS", &arg.source.max_attempts);
-        env_unsigned("HOCUS_BLK_HTTP_CONNECTIONS", &arg.source.max_connections);
         d.start_ns = now_ns();
-        d.source = arg.source;
-        d.cache_dir = cache_dir();
+        d.source = common_source_options(&arg.common);
+        d.cache_dir = common_cache_dir(&arg.common);
         r = chunkstore_open(d.cache_dir, arg.cache_max, &d.store);
         if (r < 0) {
                 log_error_errno(r, "Cannot open the chunk store '%s': %m", d.cache_dir);

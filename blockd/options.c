@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* blockd's command line: --help and the parser that fills `arg`. */
+/* blockd's options: the table (--help and the parser come from it) and
+ * what each option does to `arg`. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "blockd/options.h"
+#include "common/err.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -19,63 +20,97 @@ struct blockd_args arg = {
         .sched = { .background = true },
 };
 
-static void help(void) {
-        printf("Usage: blockd [OPTIONS]\n\n"
-               "Serve hocus-blk images as block devices over NBD. One process serves many\n"
-               "exports over one local chunk store; exports are given here or attached later\n"
-               "through the control socket (hocus-blk attach|detach|ls|stats).\n\n"
-               "Serving:\n"
-               "  --export NAME=REF[,overlay=PATH][,profile=auto|none|FILE]\n"
-               "                       serve image REF as export NAME; with an overlay the\n"
-               "                       export is writable (repeatable). At attach the image's\n"
-               "                       boot profile is prefetched (auto: the published one)\n"
-               "  --nbd-socket PATH    NBD on a Unix socket\n"
-               "  --nbd-listen HOST:PORT  NBD on TCP (PORT 0 picks a free port, logged)\n"
-               "  --tls=off|on|require TLS for NBD (on: clients may upgrade; require: they must)\n"
-               "  --tls-cert FILE      server certificate chain (PEM)\n"
-               "  --tls-key FILE       server private key (PEM)\n"
-               "  --tls-ca FILE        require client certificates issued by this CA\n"
-               "  --control PATH       control socket (default $HOCUS_BLK_CONTROL,\n"
-               "                       /run/hocus-blk/control.sock as root, else\n"
-               "                       $XDG_RUNTIME_DIR/hocus-blk/control.sock; none with --run)\n"
-               "  --fuse DIR           every export as a regular file DIR/NAME (FUSE), for loop\n"
-               "                       mounts and VMMs that take a path\n"
-               "  --record NAME=PATH   record export NAME's boot profile from the start; saved\n"
-               "                       to PATH at exit (repeatable; see hocus-blk record)\n"
-               "  --metrics HOST:PORT  Prometheus metrics over HTTP\n"
-               "  --fetch-log FILE     append one line per range request (class, chunks,\n"
-               "                       start and end time, result) to FILE\n"
-               "  --run COMMAND        captive mode: serve, run COMMAND with $uri set to the\n"
-               "                       first export's NBD URI (and $HOCUS_BLK_FILE to its\n"
-               "                       FUSE file with --fuse), exit with its status\n"
-               "  --pidfile FILE       write the pid once ready (removed at exit)\n\n"
-               "Tuning:\n"
-               "  --cache-max SIZE     bound the chunk store (LRU eviction; background fetching\n"
-               "                       stops short of it, it never evicts)\n"
-               "  --background off|on|RATE\n"
-               "                       after demand reads and the boot profile, fetch the rest\n"
-               "                       of every export until it is fully local (default on,\n"
-               "                       or $HOCUS_BLK_BACKGROUND; RATE caps it, in bytes/s: 50M)\n"
-               "  --fetch-timeout SECONDS\n"
-               "                       a read of data not local yet fails with EIO when the\n"
-               "                       registry has not delivered it by then (default 30)\n"
-               "  --threads N          threads per NBD connection (default 16)\n"
-               "  --fd-cache N         chunk store entries kept open (default 8192, at most\n"
-               "                       half the open-file limit)\n"
-               "  --no-sendfile        copy cached data through user space\n"
-               "  --poll-us N          an idle NBD reader polls N microseconds before sleeping\n"
-               "                       (default 50; 0 turns polling off)\n\n"
-               "Common options:\n"
-               "  --cache DIR          chunk store (default $HOCUS_BLK_CACHE or /var/cache/hocus-blk)\n"
-               "  --plain-http         talk HTTP, not HTTPS, to docker:// registries\n"
-               "  --ca-file FILE       trust this CA for registry TLS\n"
-               "  --creds USER:PASS    registry credentials\n"
-               "  --authfile FILE      registry auth file\n"
-               "  -v, --verbose        debug logging\n"
-               "  -D NAME[=N]          one debug flag (nbd.requests logs every request)\n"
-               "  -h, --help           show this help\n"
-               "  --version            show the version\n");
-}
+enum {
+        OPT_CACHE_MAX = 0x100,
+        OPT_NBD_SOCKET,
+        OPT_NBD_LISTEN,
+        OPT_CONTROL,
+        OPT_EXPORT,
+        OPT_RUN,
+        OPT_TLS,
+        OPT_TLS_CERT,
+        OPT_TLS_KEY,
+        OPT_TLS_CA,
+        OPT_METRICS,
+        OPT_PIDFILE,
+        OPT_THREADS,
+        OPT_FD_CACHE,
+        OPT_NO_SENDFILE,
+        OPT_POLL_US,
+        OPT_VERSION,
+        OPT_FUSE,
+        OPT_RECORD,
+        OPT_BACKGROUND,
+        OPT_FETCH_TIMEOUT,
+        OPT_FETCH_LOG,
+};
+
+static const struct opt serving_options[] = {
+        { "export", OPT_EXPORT, "NAME=REF[,overlay=PATH][,profile=auto|none|FILE]",
+          "serve image REF as export NAME; with an overlay the\n"
+          "export is writable (repeatable). At attach the image's\n"
+          "boot profile is prefetched (auto: the published one)",
+          OPT_NO_CONFIG },
+        { "nbd-socket", OPT_NBD_SOCKET, "PATH", "NBD on a Unix socket", 0 },
+        { "nbd-listen", OPT_NBD_LISTEN, "HOST:PORT", "NBD on TCP (PORT 0 picks a free port, logged)", 0 },
+        { "tls", OPT_TLS, "off|on|require", "TLS for NBD (on: clients may upgrade; require: they must)", 0 },
+        { "tls-cert", OPT_TLS_CERT, "FILE", "server certificate chain (PEM)", 0 },
+        { "tls-key", OPT_TLS_KEY, "FILE", "server private key (PEM)", 0 },
+        { "tls-ca", OPT_TLS_CA, "FILE", "require client certificates issued by this CA", 0 },
+        { "control", OPT_CONTROL, "PATH",
+          "control socket (default $HOCUS_BLK_CONTROL,\n"
+          "/run/hocus-blk/control.sock as root, else\n"
+          "$XDG_RUNTIME_DIR/hocus-blk/control.sock; none with --run)",
+          0 },
+        { "fuse", OPT_FUSE, "DIR",
+          "every export as a regular file DIR/NAME (FUSE), for loop\n"
+          "mounts and VMMs that take a path",
+          0 },
+        { "record", OPT_RECORD, "NAME=PATH",
+          "record export NAME's boot profile from the start; saved\n"
+          "to PATH at exit (repeatable; see hocus-blk record)",
+          OPT_NO_CONFIG },
+        { "metrics", OPT_METRICS, "HOST:PORT", "Prometheus metrics over HTTP", 0 },
+        { "fetch-log", OPT_FETCH_LOG, "FILE",
+          "append one line per range request (class, chunks,\n"
+          "start and end time, result) to FILE",
+          0 },
+        { "run", OPT_RUN, "COMMAND",
+          "captive mode: serve, run COMMAND with $uri set to the\n"
+          "first export's NBD URI (and $HOCUS_BLK_FILE to its\n"
+          "FUSE file with --fuse), exit with its status",
+          OPT_NO_CONFIG },
+        { "pidfile", OPT_PIDFILE, "FILE", "write the pid once ready (removed at exit)", 0 },
+        { "version", OPT_VERSION, NULL, "show the version", OPT_STOP },
+        { NULL, 0, NULL, NULL, 0 },
+};
+
+static const struct opt tuning_options[] = {
+        { "cache-max", OPT_CACHE_MAX, "SIZE",
+          "bound the chunk store (LRU eviction; background fetching\n"
+          "stops short of it, it never evicts)",
+          0 },
+        { "background", OPT_BACKGROUND, "off|on|RATE",
+          "after demand reads and the boot profile, fetch the rest\n"
+          "of every export until it is fully local (default on,\n"
+          "or $HOCUS_BLK_BACKGROUND; RATE caps it, in bytes/s: 50M)",
+          0 },
+        { "fetch-timeout", OPT_FETCH_TIMEOUT, "SECONDS",
+          "a read of data not local yet fails with EIO when the\n"
+          "registry has not delivered it by then (default 30)",
+          0 },
+        { "threads", OPT_THREADS, "N", "threads per NBD connection (default 16)", 0 },
+        { "fd-cache", OPT_FD_CACHE, "N",
+          "chunk store entries kept open (default 8192, at most\n"
+          "half the open-file limit)",
+          0 },
+        { "no-sendfile", OPT_NO_SENDFILE, NULL, "copy cached data through user space", 0 },
+        { "poll-us", OPT_POLL_US, "N",
+          "an idle NBD reader polls N microseconds before sleeping\n"
+          "(default 50; 0 turns polling off)",
+          0 },
+        { NULL, 0, NULL, NULL, 0 },
+};
 
 /* NAME=REF[,overlay=PATH][,profile=HOW]: each value runs to the next
  * option or the end. */
@@ -114,36 +149,6 @@ static int parse_export(const char *spec, struct export_config *ret) {
         return 0;
 }
 
-enum {
-        OPT_CACHE = 0x100,
-        OPT_CACHE_MAX,
-        OPT_NBD_SOCKET,
-        OPT_NBD_LISTEN,
-        OPT_CONTROL,
-        OPT_EXPORT,
-        OPT_RUN,
-        OPT_TLS,
-        OPT_TLS_CERT,
-        OPT_TLS_KEY,
-        OPT_TLS_CA,
-        OPT_METRICS,
-        OPT_PIDFILE,
-        OPT_THREADS,
-        OPT_FD_CACHE,
-        OPT_NO_SENDFILE,
-        OPT_POLL_US,
-        OPT_PLAIN_HTTP,
-        OPT_CA_FILE,
-        OPT_CREDS,
-        OPT_AUTHFILE,
-        OPT_VERSION,
-        OPT_FUSE,
-        OPT_RECORD,
-        OPT_BACKGROUND,
-        OPT_FETCH_TIMEOUT,
-        OPT_FETCH_LOG,
-};
-
 /* --background off|on|RATE (also $HOCUS_BLK_BACKGROUND, the default). */
 static int parse_background(const char *s) {
         uint64_t rate;
@@ -162,192 +167,172 @@ static int parse_background(const char *s) {
         return 0;
 }
 
+/* An unsigned in [min, max] into *ret; else the reason in err. */
+static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned *ret, char *err, size_t errlen) {
+        char *end;
+        unsigned long v;
+
+        errno = 0;
+        v = strtoul(s, &end, 10);
+        if (errno || end == s || *end || v < min || v > max) {
+                return err_set(err, errlen, -EINVAL, "wants %lu-%lu, not '%s'", min, max, s);
+        }
+        *ret = (unsigned) v;
+        return 0;
+}
+
+/* opt_table.set for blockd's own options. */
+static int blockd_option_set(void *ctx, int id, const char *value, char *err, size_t errlen) {
+        struct blockd_args *a = ctx;
+        int r;
+
+        switch (id) {
+        case OPT_CACHE_MAX:
+                if (parse_size(value, &a->cache_max) < 0)
+                        goto bad_size;
+                return 0;
+        case OPT_NBD_SOCKET:
+                a->nbd_socket = value;
+                return 0;
+        case OPT_NBD_LISTEN:
+                a->nbd_listen = value;
+                return 0;
+        case OPT_CONTROL:
+                a->control = value;
+                return 0;
+        case OPT_EXPORT: {
+                struct export_config *e = realloc(a->exports, (a->n_exports + 1) * sizeof *e);
+                if (!e)
+                        return -ENOMEM;
+                a->exports = e;
+                e = &a->exports[a->n_exports];
+                *e = (struct export_config) { 0 };
+                r = parse_export(value, e);
+                if (r < 0) {
+                        free((char *) e->name);
+                        free((char *) e->ref);
+                        free((char *) e->overlay);
+                        free((char *) e->profile);
+                        return err_set(err, errlen, r, "wants NAME=REF[,overlay=PATH], not '%s'", value);
+                }
+                a->n_exports++;
+                return 0;
+        }
+        case OPT_RUN:
+                a->run = value;
+                return 0;
+        case OPT_TLS:
+                if (!strcmp(value, "off"))
+                        a->tls = NBDSRV_TLS_OFF;
+                else if (!strcmp(value, "on"))
+                        a->tls = NBDSRV_TLS_ON;
+                else if (!strcmp(value, "require"))
+                        a->tls = NBDSRV_TLS_REQUIRE;
+                else {
+                        return err_set(err, errlen, -EINVAL, "wants off, on or require, not '%s'", value);
+                }
+                return 0;
+        case OPT_TLS_CERT:
+                a->tls_cert = value;
+                return 0;
+        case OPT_TLS_KEY:
+                a->tls_key = value;
+                return 0;
+        case OPT_TLS_CA:
+                a->tls_ca = value;
+                return 0;
+        case OPT_METRICS:
+                a->metrics = value;
+                return 0;
+        case OPT_PIDFILE:
+                a->pidfile = value;
+                return 0;
+        case OPT_THREADS:
+                return parse_uint(value, 1, 256, &a->threads, err, errlen);
+        case OPT_FD_CACHE:
+                return parse_uint(value, 16, 1000000, &a->fd_cache, err, errlen);
+        case OPT_NO_SENDFILE:
+                a->sendfile = false;
+                return 0;
+        case OPT_POLL_US:
+                return parse_uint(value, 0, 100000, &a->poll_us, err, errlen);
+        case OPT_FUSE:
+                a->fuse = value;
+                return 0;
+        case OPT_BACKGROUND:
+                if (parse_background(value) < 0) {
+                        return err_set(err, errlen, -EINVAL, "wants off, on or a rate such as 50M (bytes/s), not '%s'", value);
+                }
+                return 0;
+        case OPT_FETCH_TIMEOUT: {
+                char *end;
+                double v = strtod(value, &end);
+                if (end == value || *end || !(v >= 0.1 && v <= 86400)) {
+                        return err_set(err, errlen, -EINVAL, "wants seconds (0.1 to 86400), not '%s'", value);
+                }
+                a->sched.fetch_timeout_ns = (uint64_t) (v * 1e9);
+                return 0;
+        }
+        case OPT_FETCH_LOG:
+                a->sched.fetch_log = value;
+                return 0;
+        case OPT_RECORD: {
+                char **rec = realloc(a->records, (a->n_records + 1) * sizeof *rec);
+                const char *eq = strchr(value, '=');
+                if (!rec)
+                        return -ENOMEM;
+                a->records = rec;
+                if (!eq || eq == value || !eq[1]) {
+                        return err_set(err, errlen, -EINVAL, "wants NAME=PATH, not '%s'", value);
+                }
+                a->records[a->n_records++] = (char *) value;
+                return 0;
+        }
+        default:
+                return err_set(err, errlen, -EINVAL, "is not a blockd option");
+        }
+bad_size:
+        return err_set(err, errlen, -EINVAL, "wants a size such as 20G, not '%s'", value);
+}
+
+static const struct opt_table serving_table = { "Serving", serving_options, blockd_option_set, &arg };
+static const struct opt_table tuning_table = { "Tuning", tuning_options, blockd_option_set, &arg };
+static const struct opt_table common_table = { "Common options", common_options, common_option_set, &arg.common };
+const struct opt_table *const blockd_option_tables[] = { &serving_table, &tuning_table, &common_table };
+const size_t blockd_n_option_tables = ARRAY_SIZE(blockd_option_tables);
+
+static void help(void) {
+        printf("Usage: blockd [OPTIONS]\n\n"
+               "Serve hocus-blk images as block devices over NBD. One process serves many\n"
+               "exports over one local chunk store; exports are given here or attached later\n"
+               "through the control socket (hocus-blk attach|detach|ls|stats).\n\n");
+        for (size_t i = 0; i < blockd_n_option_tables; i++) {
+                opt_table_help(stdout, blockd_option_tables[i]);
+                if (i + 1 < blockd_n_option_tables)
+                        printf("\n");
+        }
+}
+
 int blockd_parse_args(int argc, char **argv) {
-        static const struct option options[] = {
-                { "cache", required_argument, NULL, OPT_CACHE },
-                { "cache-max", required_argument, NULL, OPT_CACHE_MAX },
-                { "nbd-socket", required_argument, NULL, OPT_NBD_SOCKET },
-                { "nbd-listen", required_argument, NULL, OPT_NBD_LISTEN },
-                { "control", required_argument, NULL, OPT_CONTROL },
-                { "export", required_argument, NULL, OPT_EXPORT },
-                { "run", required_argument, NULL, OPT_RUN },
-                { "tls", required_argument, NULL, OPT_TLS },
-                { "tls-cert", required_argument, NULL, OPT_TLS_CERT },
-                { "tls-key", required_argument, NULL, OPT_TLS_KEY },
-                { "tls-ca", required_argument, NULL, OPT_TLS_CA },
-                { "metrics", required_argument, NULL, OPT_METRICS },
-                { "pidfile", required_argument, NULL, OPT_PIDFILE },
-                { "threads", required_argument, NULL, OPT_THREADS },
-                { "fd-cache", required_argument, NULL, OPT_FD_CACHE },
-                { "no-sendfile", no_argument, NULL, OPT_NO_SENDFILE },
-                { "poll-us", required_argument, NULL, OPT_POLL_US },
-                { "plain-http", no_argument, NULL, OPT_PLAIN_HTTP },
-                { "ca-file", required_argument, NULL, OPT_CA_FILE },
-                { "creds", required_argument, NULL, OPT_CREDS },
-                { "authfile", required_argument, NULL, OPT_AUTHFILE },
-                { "fuse", required_argument, NULL, OPT_FUSE },
-                { "record", required_argument, NULL, OPT_RECORD },
-                { "background", required_argument, NULL, OPT_BACKGROUND },
-                { "fetch-timeout", required_argument, NULL, OPT_FETCH_TIMEOUT },
-                { "fetch-log", required_argument, NULL, OPT_FETCH_LOG },
-                { "verbose", no_argument, NULL, 'v' },
-                { "debug", required_argument, NULL, 'D' },
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, OPT_VERSION },
-                { NULL, 0, NULL, 0 },
-        };
         const char *env = getenv("HOCUS_BLK_BACKGROUND");
-        int c, r;
+        char err[512];
+        int r;
 
         if (env && *env && parse_background(env) < 0)
                 log_warning("Ignoring $HOCUS_BLK_BACKGROUND='%s' (want off, on or a rate)", env);
-        while ((c = getopt_long(argc, argv, "hvD:", options, NULL)) >= 0) {
-                switch (c) {
-                case 'h':
-                        help();
-                        return 0;
-                case OPT_VERSION:
-                        printf("blockd %s\n", HOCUS_VERSION);
-                        return 0;
-                case 'v':
-                        log_set_level(LOG_LVL_DEBUG);
-                        debug_flags_set_default(1);
-                        break;
-                case 'D':
-                        if (debug_flag_parse(optarg) < 0)
-                                return log_error_errno(EINVAL, "Invalid debug flag '%s' (want NAME or NAME=N)", optarg);
-                        log_set_level(LOG_LVL_DEBUG);
-                        break;
-                case OPT_CACHE:
-                        arg.cache_dir = optarg;
-                        break;
-                case OPT_CACHE_MAX:
-                        if (parse_size(optarg, &arg.cache_max) < 0)
-                                return log_error_errno(EINVAL, "--cache-max wants a size such as 20G, not '%s'", optarg);
-                        break;
-                case OPT_NBD_SOCKET:
-                        arg.nbd_socket = optarg;
-                        break;
-                case OPT_NBD_LISTEN:
-                        arg.nbd_listen = optarg;
-                        break;
-                case OPT_CONTROL:
-                        arg.control = optarg;
-                        break;
-                case OPT_EXPORT: {
-                        struct export_config *a = realloc(arg.exports, (arg.n_exports + 1) * sizeof *a);
-                        if (!a)
-                                return log_error_errno(ENOMEM, "Out of memory");
-                        arg.exports = a;
-                        r = parse_export(optarg, &arg.exports[arg.n_exports]);
-                        if (r < 0)
-                                return log_error_errno(EINVAL, "--export wants NAME=REF[,overlay=PATH], not '%s'", optarg);
-                        arg.n_exports++;
-                        break;
-                }
-                case OPT_RUN:
-                        arg.run = optarg;
-                        break;
-                case OPT_TLS:
-                        if (!strcmp(optarg, "off"))
-                                arg.tls = NBDSRV_TLS_OFF;
-                        else if (!strcmp(optarg, "on"))
-                                arg.tls = NBDSRV_TLS_ON;
-                        else if (!strcmp(optarg, "require"))
-                                arg.tls = NBDSRV_TLS_REQUIRE;
-                        else
-                                return log_error_errno(EINVAL, "--tls wants off, on or require, not '%s'", optarg);
-                        break;
-                case OPT_TLS_CERT:
-                        arg.tls_cert = optarg;
-                        break;
-                case OPT_TLS_KEY:
-                        arg.tls_key = optarg;
-                        break;
-                case OPT_TLS_CA:
-                        arg.tls_ca = optarg;
-                        break;
-                case OPT_METRICS:
-                        arg.metrics = optarg;
-                        break;
-                case OPT_PIDFILE:
-                        arg.pidfile = optarg;
-                        break;
-                case OPT_THREADS: {
-                        char *end;
-                        unsigned long v = strtoul(optarg, &end, 10);
-                        if (*end || v < 1 || v > 256)
-                                return log_error_errno(EINVAL, "--threads wants 1-256, not '%s'", optarg);
-                        arg.threads = (unsigned) v;
-                        break;
-                }
-                case OPT_FD_CACHE: {
-                        char *end;
-                        unsigned long v = strtoul(optarg, &end, 10);
-                        if (*end || v < 16 || v > 1000000)
-                                return log_error_errno(EINVAL, "--fd-cache wants 16-1000000, not '%s'", optarg);
-                        arg.fd_cache = (unsigned) v;
-                        break;
-                }
-                case OPT_NO_SENDFILE:
-                        arg.sendfile = false;
-                        break;
-                case OPT_POLL_US: {
-                        char *end;
-                        unsigned long v = strtoul(optarg, &end, 10);
-                        if (*end || v > 100000)
-                                return log_error_errno(EINVAL, "--poll-us wants 0-100000, not '%s'", optarg);
-                        arg.poll_us = (unsigned) v;
-                        break;
-                }
-                case OPT_PLAIN_HTTP:
-                        arg.source.plain_http = true;
-                        break;
-                case OPT_CA_FILE:
-                        arg.source.ca_file = optarg;
-                        break;
-                case OPT_CREDS:
-                        if (!strchr(optarg, ':'))
-                                return log_error_errno(EINVAL, "--creds wants USER:PASS");
-                        arg.source.creds = optarg;
-                        break;
-                case OPT_AUTHFILE:
-                        arg.source.auth_file = optarg;
-                        break;
-                case OPT_FUSE:
-                        arg.fuse = optarg;
-                        break;
-                case OPT_BACKGROUND:
-                        if (parse_background(optarg) < 0)
-                                return log_error_errno(EINVAL, "--background wants off, on or a rate such as 50M (bytes/s), not '%s'",
-                                                       optarg);
-                        break;
-                case OPT_FETCH_TIMEOUT: {
-                        char *end;
-                        double v = strtod(optarg, &end);
-                        if (end == optarg || *end || !(v >= 0.1 && v <= 86400))
-                                return log_error_errno(EINVAL, "--fetch-timeout wants seconds (0.1 to 86400), not '%s'", optarg);
-                        arg.sched.fetch_timeout_ns = (uint64_t) (v * 1e9);
-                        break;
-                }
-                case OPT_FETCH_LOG:
-                        arg.sched.fetch_log = optarg;
-                        break;
-                case OPT_RECORD: {
-                        char **a = realloc(arg.records, (arg.n_records + 1) * sizeof *a);
-                        const char *eq = strchr(optarg, '=');
-                        if (!a)
-                                return log_error_errno(ENOMEM, "Out of memory");
-                        arg.records = a;
-                        if (!eq || eq == optarg || !eq[1])
-                                return log_error_errno(EINVAL, "--record wants NAME=PATH, not '%s'", optarg);
-                        arg.records[arg.n_records++] = optarg;
-                        break;
-                }
-                default:
-                        return log_error_errno(EINVAL, "Unknown option (see 'blockd --help')");
-                }
+        r = opt_parse_argv(argc, argv, blockd_option_tables, blockd_n_option_tables, err, sizeof err);
+        if (r == 'h') {
+                help();
+                return 0;
         }
+        if (r == OPT_VERSION) {
+                printf("blockd %s\n", HOCUS_VERSION);
+                return 0;
+        }
+        if (r == -ENOMEM)
+                return log_error_errno(r, "Out of memory");
+        if (r < 0)
+                return log_error_errno(r, "%s (see 'blockd --help')", err);
         if (optind < argc)
                 return log_error_errno(EINVAL, "Unexpected argument '%s' (see 'blockd --help')", argv[optind]);
         if (arg.tls != NBDSRV_TLS_OFF && (!arg.tls_cert || !arg.tls_key))

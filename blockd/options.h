@@ -8,13 +8,13 @@
 #include "blockd/nbd/server.h"
 #include "blockd/nbd/tls.h"
 #include "blockd/sched.h"
-#include "registry-client/source.h"
+#include "common/opttable.h"
+#include "registry-client/common-options.h"
 
 /* blockd's options, as the command line (and a few HOCUS_BLK_* variables)
  * set them. */
 struct blockd_args {
-        struct source_options source;
-        const char *cache_dir;
+        struct common_args common;      /* --cache, registry options */
         uint64_t cache_max;
         const char *nbd_socket;
         const char *nbd_listen;
@@ -37,6 +37,10 @@ struct blockd_args {
 };
 
 extern struct blockd_args arg;
+
+/* Every option blockd takes: its own tables and the common one. */
+extern const struct opt_table *const blockd_option_tables[];
+extern const size_t blockd_n_option_tables;
 
 /* Parse argv into `arg`: 1 to go on, 0 when --help or --version answered,
  * a negative errno (logged) on a bad command line. */

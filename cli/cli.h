@@ -10,49 +10,25 @@
 #include <stdbool.h>
 
 #include "chunkstore/store.h"
+#include "registry-client/common-options.h"
 #include "registry-client/image.h"
 #include "registry-client/source.h"
 
-extern struct source_options arg_source;
-extern const char *arg_cache_dir;
+/* --cache and the registry options (registry-client/common-options.h:
+ * the table blockd takes too). */
+extern struct common_args arg_common;
 
-enum {
-        OPT_COMMON_FIRST = 0x1000,
-        OPT_PLAIN_HTTP,
-        OPT_CA_FILE,
-        OPT_CREDS,
-        OPT_AUTHFILE,
-        OPT_CACHE,
-        OPT_COMMON_LAST,
-};
-
-/* Long options every subcommand takes; put at the end of its table. */
-#define COMMON_LONG_OPTIONS                                               \
-        { "help", no_argument, NULL, 'h' },                              \
-        { "verbose", no_argument, NULL, 'v' },                           \
-        { "debug", required_argument, NULL, 'D' },                       \
-        { "plain-http", no_argument, NULL, OPT_PLAIN_HTTP },             \
-        { "ca-file", required_argument, NULL, OPT_CA_FILE },             \
-        { "creds", required_argument, NULL, OPT_CREDS },                 \
-        { "authfile", required_argument, NULL, OPT_AUTHFILE },           \
-        { "cache", required_argument, NULL, OPT_CACHE },                 \
-        { NULL, 0, NULL, 0 }
 #define COMMON_SHORT_OPTIONS "hvD:"
 
-#define COMMON_HELP                                                                        \
-        "Common options:\n"                                                                \
-        "  --cache DIR          chunk store (default $HOCUS_BLK_CACHE or /var/cache/hocus-blk)\n" \
-        "  --plain-http         talk HTTP, not HTTPS, to docker:// registries\n"          \
-        "  --ca-file FILE       trust this CA for registry TLS\n"                          \
-        "  --creds USER:PASS    registry credentials\n"                                    \
-        "  --authfile FILE      registry auth file (else $REGISTRY_AUTH_FILE, auth.json,\n" \
-        "                       $DOCKER_CONFIG/config.json)\n"                             \
-        "  -v, --verbose        debug logging\n"                                           \
-        "  -D NAME[=N]          turn on one debug flag (e.g. registry.http)\n"            \
-        "  -h, --help           show this help\n"
+/* A command's getopt table (ending in a zero entry) followed by the
+ * common options. The array is static: one command parses per process. */
+const struct option *cli_options(const struct option *own);
+
+/* The common options' help, from their table. */
+void cli_common_help(void);
 
 /*
- * Handle an option from COMMON_LONG_OPTIONS. Returns 1 if handled, 0 if
+ * Handle one of the common options. Returns 1 if handled, 0 if
  * not a common option, 2 for --help (caller prints its help, exits 0),
  * or -EINVAL (already logged).
  */

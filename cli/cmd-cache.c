@@ -17,7 +17,8 @@ static void help(void) {
                "                       temp files left by crashed writers\n\n"
                "Options:\n"
                "  --max-size SIZE      bound for gc (e.g. 20G)\n"
-               "  --json               machine-readable output (stats)\n\n" COMMON_HELP);
+               "  --json               machine-readable output (stats)\n\n");
+        cli_common_help();
 }
 
 static void report_bad(const char *name, const char *reason, void *u) {
@@ -29,7 +30,7 @@ int cmd_cache(int argc, char **argv) {
         static const struct option options[] = {
                 { "max-size", required_argument, NULL, 'm' },
                 { "json", no_argument, NULL, 'j' },
-                COMMON_LONG_OPTIONS,
+                { NULL, 0, NULL, 0 },
         };
         struct chunkstore *cs = NULL;
         struct chunkstore_stats st;
@@ -39,7 +40,7 @@ int cmd_cache(int argc, char **argv) {
         char a[32], b[32];
         int c, r;
 
-        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, cli_options(options), NULL)) >= 0) {
                 switch (c) {
                 case 'm':
                         if (parse_size(optarg, &max) < 0)

@@ -32,7 +32,8 @@ static void help(void) {
                "Chunks are read through the local chunk store and verified.\n\n"
                "Options:\n"
                "  --no-cache           bypass the chunk store\n"
-               "  --threads N          parallel chunk readers (default 4)\n\n" COMMON_HELP);
+               "  --threads N          parallel chunk readers (default 4)\n\n");
+        cli_common_help();
 }
 
 struct export_job {
@@ -135,7 +136,7 @@ int cmd_export(int argc, char **argv) {
         static const struct option options[] = {
                 { "no-cache", no_argument, NULL, 'n' },
                 { "threads", required_argument, NULL, 't' },
-                COMMON_LONG_OPTIONS,
+                { NULL, 0, NULL, 0 },
         };
         struct blob_source *src = NULL;
         struct image *img = NULL;
@@ -149,7 +150,7 @@ int cmd_export(int argc, char **argv) {
         uint64_t t0, v;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, cli_options(options), NULL)) >= 0) {
                 switch (c) {
                 case 'n':
                         use_cache = false;

@@ -21,7 +21,8 @@ static void help(void) {
                "  --chunks             with --json: the chunk table (pack, offset, stored and raw\n"
                "                       length, codec of each unique chunk) and the map of data\n"
                "                       chunks (logical chunk number, unique chunk)\n"
-               "  --verify             read every stored chunk and check it against its digest\n\n" COMMON_HELP);
+               "  --verify             read every stored chunk and check it against its digest\n\n");
+        cli_common_help();
 }
 
 struct summary {
@@ -187,7 +188,7 @@ int cmd_inspect(int argc, char **argv) {
                 { "json", no_argument, NULL, 'j' },
                 { "verify", no_argument, NULL, 'V' },
                 { "chunks", no_argument, NULL, 'C' },
-                COMMON_LONG_OPTIONS,
+                { NULL, 0, NULL, 0 },
         };
         struct blob_source *src = NULL;
         struct image *img = NULL;
@@ -196,7 +197,7 @@ int cmd_inspect(int argc, char **argv) {
         uint64_t bad = 0;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, cli_options(options), NULL)) >= 0) {
                 switch (c) {
                 case 'j':
                         json = true;

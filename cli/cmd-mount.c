@@ -36,7 +36,8 @@ static void mount_help(void) {
                "  --rw                 mount read-write; writes go to the overlay (needs --overlay)\n"
                "  --overlay PATH       writable overlay file (created if missing)\n"
                "  --profile FILE       prefetch this boot profile instead of the published one\n"
-               "  --no-profile         prefetch nothing\n\n" COMMON_HELP);
+               "  --no-profile         prefetch nothing\n\n");
+        cli_common_help();
 }
 
 static void umount_help(void) {
@@ -129,7 +130,7 @@ int cmd_mount(int argc, char **argv) {
                 { "overlay", required_argument, NULL, OPT_OVERLAY },
                 { "profile", required_argument, NULL, OPT_PROFILE },
                 { "no-profile", no_argument, NULL, OPT_NO_PROFILE },
-                COMMON_LONG_OPTIONS,
+                { NULL, 0, NULL, 0 },
         };
         const char *overlay = NULL, *profile = NULL;
         char dir[PATH_MAX], err[4096], profile_abs[PATH_MAX], what[128], a[32];
@@ -143,7 +144,7 @@ int cmd_mount(int argc, char **argv) {
         uint64_t t0, fetched = 0, misses = 0, queued = 0;
         double secs;
 
-        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, cli_options(options), NULL)) >= 0) {
                 switch (c) {
                 case OPT_PARTITION: {
                         char *end;

@@ -31,7 +31,8 @@ static void help(void) {
                "                            use; --all lists every published one)\n"
                "  get REF --out FILE        download REF's profile\n"
                "  merge A B... --out FILE   merge the profiles of several boots\n\n"
-               "Record a profile with 'hocus-blk record'.\n\n" COMMON_HELP);
+               "Record a profile with 'hocus-blk record'.\n\n");
+        cli_common_help();
 }
 
 enum {
@@ -286,13 +287,13 @@ int cmd_profile(int argc, char **argv) {
         static const struct option options[] = {
                 { "out", required_argument, NULL, OPT_OUT },
                 { "all", no_argument, NULL, OPT_ALL },
-                COMMON_LONG_OPTIONS,
+                { NULL, 0, NULL, 0 },
         };
         const char *out = NULL, *sub;
         bool all = false;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, cli_options(options), NULL)) >= 0) {
                 switch (c) {
                 case OPT_OUT:
                         out = optarg;

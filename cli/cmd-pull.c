@@ -44,8 +44,9 @@ static void help(void) {
                "  --range-size SIZE    largest coalesced range request (default 4M)\n"
                "  --no-store           fetch the missing ranges but decode and store nothing\n"
                "                       (measures the registry path alone; see bench/pull.sh)\n"
-               "  --quiet              print nothing on success\n\n" COMMON_HELP,
+               "  --quiet              print nothing on success\n\n",
                DEFAULT_JOBS);
+        cli_common_help();
 }
 
 struct range {
@@ -183,7 +184,7 @@ int cmd_pull(int argc, char **argv) {
                 { "range-size", required_argument, NULL, 'R' },
                 { "quiet", no_argument, NULL, 'q' },
                 { "no-store", no_argument, NULL, 'N' },
-                COMMON_LONG_OPTIONS,
+                { NULL, 0, NULL, 0 },
         };
         struct blob_source *src = NULL;
         struct image *img = NULL;
@@ -200,7 +201,7 @@ int cmd_pull(int argc, char **argv) {
         bool quiet = false, no_store = false;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS "q", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS "q", cli_options(options), NULL)) >= 0) {
                 switch (c) {
                 case 'j':
                         if (parse_size(optarg, &v) < 0 || v < 1 || v > 256)

@@ -27,7 +27,8 @@ static void help(void) {
                "  --profile FILE       lay out the chunks this boot profile reads first, and attach it\n"
                "  --threads N          worker threads (default: number of CPUs)\n"
                "  --pack-size SIZE     bound on pack blobs (default 64M)\n"
-               "  --quiet              print only the manifest digest\n\n" COMMON_HELP);
+               "  --quiet              print only the manifest digest\n\n");
+        cli_common_help();
 }
 
 static void print_result(const char *ref, const struct push_result *r, bool quiet) {
@@ -76,7 +77,7 @@ int cmd_push(int argc, char **argv) {
                 { "threads", required_argument, NULL, 't' },
                 { "pack-size", required_argument, NULL, 'P' },
                 { "quiet", no_argument, NULL, 'q' },
-                COMMON_LONG_OPTIONS,
+                { NULL, 0, NULL, 0 },
         };
         struct push_options o = { .codec = CODEC_ZSTD, .level = 3 };
         const char *base_ref = NULL, *profile_path = NULL, *src_path, *dst_ref;
@@ -91,7 +92,7 @@ int cmd_push(int argc, char **argv) {
         uint64_t v;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS "q", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS "q", cli_options(options), NULL)) >= 0) {
                 switch (c) {
                 case 'c':
                         if (parse_size(optarg, &v) < 0 || v < 4096 || v > (16u << 20) || (v & (v - 1)))

@@ -48,7 +48,8 @@ static void help(void) {
                "  --partition N        with --mount: which partition\n"
                "  --merge FILE         merge with an earlier profile (e.g. other boots)\n"
                "  --cache DIR          use this chunk store instead of an empty temporary one\n"
-               "                       (kept; reads are still recorded, timings are warm)\n\n" COMMON_HELP);
+               "                       (kept; reads are still recorded, timings are warm)\n\n");
+        cli_common_help();
 }
 
 enum {
@@ -158,7 +159,7 @@ int cmd_record(int argc, char **argv) {
                 { "mount", no_argument, NULL, OPT_MOUNT },
                 { "partition", required_argument, NULL, OPT_PARTITION },
                 { "merge", required_argument, NULL, OPT_MERGE },
-                COMMON_LONG_OPTIONS,
+                { NULL, 0, NULL, 0 },
         };
         const char *out = NULL, *merge = NULL;
         char tmp_cache[PATH_MAX] = "", err[4096], a[32];
@@ -174,7 +175,7 @@ int cmd_record(int argc, char **argv) {
         /* Our options end at "--"; COMMAND's are its own. */
         for (dd = 1; dd < argc && strcmp(argv[dd], "--") != 0; dd++)
                 ;
-        while ((c = getopt_long(dd, argv, COMMON_SHORT_OPTIONS, options, NULL)) >= 0) {
+        while ((c = getopt_long(dd, argv, COMMON_SHORT_OPTIONS, cli_options(options), NULL)) >= 0) {
                 switch (c) {
                 case OPT_OUT:
                         out = optarg;
@@ -221,7 +222,7 @@ int cmd_record(int argc, char **argv) {
         if (r < 0)
                 return log_error_errno(r, "No run directory for hocus-blk (set $HOCUS_BLK_RUN_DIR)");
         msession_block_signals();
-        if (!arg_cache_dir) {
+        if (!arg_common.cache_dir) {
                 const char *t = getenv("TMPDIR");
                 snprintf(tmp_cache, sizeof tmp_cache, "%s/hocus-blk-record.XXXXXX", t && *t ? t : "/var/tmp");
                 if (!mkdtemp(tmp_cache))

@@ -24,7 +24,8 @@ static void help(void) {
                "Options:\n"
                "  --profile FILE       the order to use (default: REF's published profile)\n"
                "  --pack-size SIZE     bound on pack blobs (default 64M)\n"
-               "  --quiet              print only the new manifest digest\n\n" COMMON_HELP);
+               "  --quiet              print only the new manifest digest\n\n");
+        cli_common_help();
 }
 
 enum {
@@ -38,7 +39,7 @@ int cmd_repack(int argc, char **argv) {
                 { "profile", required_argument, NULL, OPT_PROFILE },
                 { "pack-size", required_argument, NULL, OPT_PACK_SIZE },
                 { "quiet", no_argument, NULL, OPT_QUIET },
-                COMMON_LONG_OPTIONS,
+                { NULL, 0, NULL, 0 },
         };
         const char *profile_path = NULL, *ref, *newref;
         struct blob_source *src = NULL, *dst = NULL;
@@ -54,7 +55,7 @@ int cmd_repack(int argc, char **argv) {
         uint64_t n = 0, v;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, cli_options(options), NULL)) >= 0) {
                 switch (c) {
                 case OPT_PROFILE:
                         profile_path = optarg;

@@ -235,7 +235,7 @@ static int write_auth(struct msession *s) {
         _cleanup_free_ char *text = NULL;
         struct image_ref *ref = NULL;
         unsigned char b64[1024];
-        const char *creds = arg_source.creds;
+        const char *creds = arg_common.source.creds;
         int r, n;
 
         if (!creds)
@@ -364,18 +364,18 @@ int msession_start(struct msession *s, const struct msession_daemon *d, char *er
                 argv[n++] = "--record";
                 argv[n++] = record_arg;
         }
-        if (arg_source.plain_http)
+        if (arg_common.source.plain_http)
                 argv[n++] = "--plain-http";
-        if (arg_source.ca_file) {
+        if (arg_common.source.ca_file) {
                 argv[n++] = "--ca-file";
-                argv[n++] = arg_source.ca_file;
+                argv[n++] = arg_common.source.ca_file;
         }
-        if (arg_source.creds) {
+        if (arg_common.source.creds) {
                 argv[n++] = "--authfile";
                 argv[n++] = s->auth;
-        } else if (arg_source.auth_file) {
+        } else if (arg_common.source.auth_file) {
                 argv[n++] = "--authfile";
-                argv[n++] = arg_source.auth_file;
+                argv[n++] = arg_common.source.auth_file;
         }
         for (size_t i = 0; d->blockd_args && d->blockd_args[i] && n < ARRAY_SIZE(argv) - 1; i++)
                 argv[n++] = d->blockd_args[i];

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -6,48 +7,47 @@
 #include <string.h>
 
 #include "cli.h"
+#include "common/cleanup.h"
 #include "common/log.h"
 
-struct source_options arg_source;
-const char *arg_cache_dir;
+struct common_args arg_common;
+
+const struct option *cli_options(const struct option *own) {
+        static struct option all[64];
+        size_t n = 0;
+        int r;
+
+        while (own[n].name) {
+                assert(n + 1 < ARRAY_SIZE(all));
+                all[n] = own[n];
+                n++;
+        }
+        r = opt_getopt_append(common_options, all, n, ARRAY_SIZE(all));
+        assert(r >= 0);
+        return all;
+}
+
+void cli_common_help(void) {
+        opt_table_help(stdout, &COMMON_OPTION_TABLE(&arg_common));
+}
 
 int cli_common_option(int c, const char *arg) {
-        switch (c) {
-        case 'h':
+        char err[256] = "";
+        int r;
+
+        if (c == 'h')
                 return 2;
-        case 'v':
-                log_set_level(LOG_LVL_DEBUG);
-                debug_flags_set_default(1);
-                return 1;
-        case 'D':
-                if (debug_flag_parse(arg) < 0) {
-                        log_error("Invalid debug flag '%s' (want NAME or NAME=N)", arg);
-                        return -EINVAL;
-                }
-                log_set_level(LOG_LVL_DEBUG);
-                return 1;
-        case OPT_PLAIN_HTTP:
-                arg_source.plain_http = true;
-                return 1;
-        case OPT_CA_FILE:
-                arg_source.ca_file = arg;
-                return 1;
-        case OPT_CREDS:
-                if (!strchr(arg, ':')) {
-                        log_error("--creds wants USER:PASS");
-                        return -EINVAL;
-                }
-                arg_source.creds = arg;
-                return 1;
-        case OPT_AUTHFILE:
-                arg_source.auth_file = arg;
-                return 1;
-        case OPT_CACHE:
-                arg_cache_dir = arg;
-                return 1;
-        default:
+        if (!(c == 'v' || c == 'D' || (c > OPT_COMMON_FIRST && c < OPT_COMMON_LAST)))
                 return 0;
+        r = common_option_set(&arg_common, c, arg, err, sizeof err);
+        if (r < 0) {
+                const struct opt *o = common_options;
+                while (o->name && o->id != c)
+                        o++;
+                log_error("--%s %s", o->name, err);
+                return r;
         }
+        return 1;
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
@@ -81,30 +81,12 @@ static const char *open_error(int r) {
         }
 }
 
-/* Tuning knobs for docker:// sources from the environment (tests use
- * them to fail fast); ignored when unset or malformed. */
-static void env_unsigned(const char *name, unsigned *ret) {
-        const char *e = getenv(name);
-        char *end;
-        unsigned long v;
-
-        if (!e || !*e)
-                return;
-        v = strtoul(e, &end, 10);
-        if (*end || v == 0 || v > 3600)
-                return;
-        *ret = (unsigned) v;
-}
-
 int cli_open_source(const char *ref, bool create, struct blob_source **ret) {
-        struct source_options o = arg_source;
+        struct source_options o = common_source_options(&arg_common);
         char err[512] = "";
         int r;
 
         o.create = create;
-        env_unsigned("HOCUS_BLK_HTTP_STALL_TIMEOUT", &o.stall_timeout_s);
-        env_unsigned("HOCUS_BLK_HTTP_ATTEMPTS", &o.max_attempts);
-        env_unsigned("HOCUS_BLK_HTTP_CONNECTIONS", &o.max_connections);
         r = source_open(ref, &o, ret, err, sizeof err);
         /* A registry says what went wrong in err (any error). */
         if (r < 0 && r != -EINVAL && err[0])
@@ -134,14 +116,7 @@ int cli_open_image(const char *ref, struct blob_source **ret_src, struct image *
 }
 
 const char *cli_cache_dir(void) {
-        const char *e;
-
-        if (arg_cache_dir)
-                return arg_cache_dir;
-        e = getenv("HOCUS_BLK_CACHE");
-        if (e && *e)
-                return e;
-        return "/var/cache/hocus-blk";
+        return common_cache_dir(&arg_common);
 }
 
 int cli_open_cache(uint64_t max_bytes, struct chunkstore **ret) {

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The options every hocus-blk program takes: table, parser, defaults. */
+#include "registry-client/common-options.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/log.h"
+
+const struct opt common_options[] = {
+        { "cache", OPT_CACHE, "DIR", "chunk store (default $HOCUS_BLK_CACHE or /var/cache/hocus-blk)", 0 },
+        { "plain-http", OPT_PLAIN_HTTP, NULL, "talk HTTP, not HTTPS, to docker:// registries", 0 },
+        { "ca-file", OPT_CA_FILE, "FILE", "trust this CA for registry TLS", 0 },
+        { "creds", OPT_CREDS, "USER:PASS", "registry credentials", 0 },
+        { "authfile", OPT_AUTHFILE, "FILE",
+          "registry auth file (else $REGISTRY_AUTH_FILE, auth.json,\n$DOCKER_CONFIG/config.json)", 0 },
+        { "verbose", 'v', NULL, "debug logging", 0 },
+        { "debug", 'D', "NAME[=N]", "turn on one debug flag (registry.http, nbd.requests, ...)", 0 },
+        { "help", 'h', NULL, "show this help", OPT_STOP },
+        { NULL, 0, NULL, NULL, 0 },
+};
+
+int common_option_set(void *ctx, int id, const char *value, char *err, size_t errlen) {
+        struct common_args *a = ctx;
+
+        switch (id) {
+        case 'v':
+                log_set_level(LOG_LVL_DEBUG);
+                debug_flags_set_default(1);
+                return 0;
+        case 'D':
+                if (debug_flag_parse(value) < 0) {
+                        return err_set(err, errlen, -EINVAL, "wants NAME or NAME=N, not '%s'", value);
+                }
+                log_set_level(LOG_LVL_DEBUG);
+                return 0;
+        case OPT_CACHE:
+                a->cache_dir = value;
+                return 0;
+        case OPT_PLAIN_HTTP:
+                a->source.plain_http = true;
+                return 0;
+        case OPT_CA_FILE:
+                a->source.ca_file = value;
+                return 0;
+        case OPT_CREDS:
+                if (!strchr(value, ':')) {
+                        return err_set(err, errlen, -EINVAL, "wants USER:PASS");
+                }
+                a->source.creds = value;
+                return 0;
+        case OPT_AUTHFILE:
+                a->source.auth_file = value;
+                return 0;
+        default:
+                return err_set(err, errlen, -EINVAL, "is not a common option");
+        }
+}
+
+const char *common_cache_dir(const struct common_args *a) {
+        const char *e;
+
+        if (a->cache_dir)
+                return a->cache_dir;
+        e = getenv("HOCUS_BLK_CACHE");
+        return e && *e ? e : "/var/cache/hocus-blk";
+}
+
+/* An unsigned from the environment into *ret; ignored unless 1-3600. */
+static void env_unsigned(const char *name, unsigned *ret) {
+        const char *e = getenv(name);
+        char *end;
+        unsigned long v;
+
+        if (!e || !*e)
+                return;
+        v = strtoul(e, &end, 10);
+        if (*end || v == 0 || v > 3600)
+                return;
+        *ret = (unsigned) v;
+}
+
+struct source_options common_source_options(const struct common_args *a) {
+        struct source_options o = a->source;
+
+        env_unsigned("HOCUS_BLK_HTTP_STALL_TIMEOUT", &o.stall_timeout_s);
+        env_unsigned("HOCUS_BLK_HTTP_ATTEMPTS", &o.max_attempts);
+        env_unsigned("HOCUS_BLK_HTTP_CONNECTIONS", &o.max_connections);
+        return o;
+}
