@@ -13,6 +13,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 enum {
         LOG_LVL_ERR = 3,
@@ -49,6 +50,18 @@ int log_internalv(int level, int error, const char *func, const char *fmt, va_li
                 if (log_get_level() >= LOG_LVL_DEBUG)                   \
                         log_full_errno(LOG_LVL_DEBUG, 0, __VA_ARGS__);  \
         })
+
+/* A string from outside (a client, a file, the network) made safe to put
+ * in a log line, so that it cannot forge lines or drive a terminal:
+ * newline, CR and tab become \n \r \t, a backslash \\, other control
+ * characters (C0, DEL, C1, U+2028/U+2029) and invalid UTF-8 \xNN per
+ * byte; valid printable UTF-8 is kept. Cut to fit size (ending in "...").
+ * Returns buf (size > 4); s NULL gives "(null)". log_escape_n takes len
+ * bytes that may hold NULs. */
+const char *log_escape(const char *s, char *buf, size_t size);
+const char *log_escape_n(const void *s, size_t len, char *buf, size_t size);
+/* A buffer size for log_escape that keeps a 100-character name whole. */
+#define LOG_ESCAPE_MAX 512
 
 /* "-D name=value" (value defaults to 1). 0 or -EINVAL. */
 int debug_flag_parse(const char *assignment);
