@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/debug-flags.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "sched-internal.h"
@@ -99,7 +100,7 @@ static void fetch_log(struct sched *s, const struct sched_range *rg, const uint6
         char line[LOG_LINE_MAX], res[64];
         size_t pos;
 
-        if (s->log_fd < 0 && !debug_flag("sched.fetch"))
+        if (s->log_fd < 0 && !debug_sched_fetch)
                 return;
         if (rg->r == 0)
                 snprintf(res, sizeof res, "ok");
@@ -117,7 +118,7 @@ static void fetch_log(struct sched *s, const struct sched_range *rg, const uint6
                 append_chunks(line, sizeof line, &pos, bad, n_bad);
         }
         pos = MIN(pos, sizeof line - 2);
-        if (debug_flag("sched.fetch"))
+        if (debug_sched_fetch)
                 log_debug("%.*s", (int) pos, line);
         if (s->log_fd >= 0) {
                 line[pos++] = '\n';
@@ -137,7 +138,7 @@ static bool end_job(struct sched *s, struct sched_range *rg, struct sched_job *j
         j->inflight = false;
         if (r == 0) {
                 se->st.chunks[rg->cls]++;
-                if (debug_flag("export.fetch"))
+                if (debug_export_fetch)
                         log_debug("Export %s: fetch %s chunk %llu (%u bytes)", se->name, sched_class_name(rg->cls),
                                   (unsigned long long) j->i, se->x->chunks[j->k].stored_len);
                 j->stored = stored;

@@ -18,6 +18,7 @@
 
 #include "cli.h"
 #include "common/cleanup.h"
+#include "common/debug-flags.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "mount-session.h"

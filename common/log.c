@@ -5,7 +5,6 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -98,56 +97,4 @@ int log_internal(int level, int error, const char *func, const char *fmt, ...) {
         r = log_internalv(level, error, func, fmt, ap);
         va_end(ap);
         return r;
-}
-
-/* Debug flags: a small fixed table, written at start-up by option parsing
- * and read afterwards (reads are lock-free; writes happen before threads). */
-#define DEBUG_FLAGS_MAX 64
-static struct {
-        char name[48];
-        int value;
-} debug_flags[DEBUG_FLAGS_MAX];
-static int debug_flags_n;
-static int debug_flags_default;
-
-int debug_flag_parse(const char *assignment) {
-        const char *eq = strchr(assignment, '=');
-        size_t len = eq ? (size_t) (eq - assignment) : strlen(assignment);
-        int value = 1;
-
-        if (len == 0 || len >= sizeof debug_flags[0].name)
-                return -EINVAL;
-        if (eq) {
-                char *end;
-                long v;
-
-                errno = 0;
-                v = strtol(eq + 1, &end, 10);
-                if (errno || end == eq + 1 || *end || v < 0 || v > 1000)
-                        return -EINVAL;
-                value = (int) v;
-        }
-        for (int i = 0; i < debug_flags_n; i++)
-                if (strlen(debug_flags[i].name) == len && !memcmp(debug_flags[i].name, assignment, len)) {
-                        debug_flags[i].value = value;
-                        return 0;
-                }
-        if (debug_flags_n >= DEBUG_FLAGS_MAX)
-                return -E2BIG;
-        memcpy(debug_flags[debug_flags_n].name, assignment, len);
-        debug_flags[debug_flags_n].name[len] = 0;
-        debug_flags[debug_flags_n].value = value;
-        debug_flags_n++;
-        return 0;
-}
-
-void debug_flags_set_default(int value) {
-        debug_flags_default = value;
-}
-
-int debug_flag(const char *name) {
-        for (int i = 0; i < debug_flags_n; i++)
-                if (!strcmp(debug_flags[i].name, name))
-                        return debug_flags[i].value;
-        return debug_flags_default;
 }

@@ -5,9 +5,8 @@
  * log_*_errno() return -abs(error), so "return log_error_errno(r, ...)"
  * both logs and propagates. "%m" prints strerror(error).
  *
- * Debug is per module: debug_flag("registry.http") is nonzero when the user
- * passed "-D registry.http=1" (or -v, which turns every flag on at level 1).
- * Thread-safe: each message is written with one write(2).
+ * Per-kind debug output is gated by the flags of debug-flags.h
+ * ("-D registry.http=1"). Thread-safe: each message is written with one write(2).
  */
 #pragma once
 
@@ -63,9 +62,3 @@ const char *log_escape_n(const void *s, size_t len, char *buf, size_t size);
 /* A buffer size for log_escape that keeps a 100-character name whole. */
 #define LOG_ESCAPE_MAX 512
 
-/* "-D name=value" (value defaults to 1). 0 or -EINVAL. */
-int debug_flag_parse(const char *assignment);
-/* Turn every flag on at this value unless set explicitly (-v). */
-void debug_flags_set_default(int value);
-/* Current value of a flag; 0 when unset. Cheap enough for per-request use. */
-int debug_flag(const char *name);

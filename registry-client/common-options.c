@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/debug-flags.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -18,13 +19,14 @@ const struct opt common_options[] = {
         { "authfile", OPT_AUTHFILE, "FILE",
           "registry auth file (else $REGISTRY_AUTH_FILE, auth.json,\n$DOCKER_CONFIG/config.json)", 0 },
         { "verbose", 'v', NULL, "debug logging", 0 },
-        { "debug", 'D', "NAME[=N]", "turn on one debug flag (registry.http, nbd.requests, ...)", 0 },
+        { "debug", 'D', "NAME[=N]", DEBUG_FLAGS_HELP, 0 },
         { "help", 'h', NULL, "show this help", OPT_STOP },
         { NULL, 0, NULL, NULL, 0 },
 };
 
 int common_option_set(void *ctx, int id, const char *value, char *err, size_t errlen) {
         struct common_args *a = ctx;
+        int r;
 
         switch (id) {
         case 'v':
@@ -32,9 +34,9 @@ int common_option_set(void *ctx, int id, const char *value, char *err, size_t er
                 debug_flags_set_default(1);
                 return 0;
         case 'D':
-                if (debug_flag_parse(value) < 0) {
-                        return err_set(err, errlen, -EINVAL, "wants NAME or NAME=N, not '%s'", value);
-                }
+                r = debug_flag_parse(value, err, errlen);
+                if (r < 0)
+                        return r;
                 log_set_level(LOG_LVL_DEBUG);
                 return 0;
         case OPT_CACHE:

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/debug-flags.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "errors.h"
@@ -154,7 +155,7 @@ static const char *version_name(long v) {
 /* Hand a finished request to its owner. r may be freed by done. */
 static void finish(struct http_engine *e, struct http_req *r, int err) {
         r->r = err;
-        if (debug_flag("registry.http")) {
+        if (debug_registry_http) {
                 double ms = r->start_ns ? (double) (now_ns() - r->start_ns) / 1e6 : 0;
                 if (err < 0)
                         log_debug("http: %s %s -> %s (%s) after %u attempt(s), %.1f ms", r->method, r->url,
@@ -257,11 +258,11 @@ static void completed(struct http_engine *e, struct http_req *r, CURLcode cc) {
                                 delay = (uint64_t) MIN(ra, (int64_t) RETRY_AFTER_CAP_MS);
                 }
                 if (!r->deadline_ns || now + delay * 1000000 < r->deadline_ns) {
-                        if (debug_flag("registry.http"))
+                        if (debug_registry_http)
                                 log_debug("http: %s %s -> %s; retry %u in %llu ms", r->method, r->url,
                                           cc != CURLE_OK ? curl_easy_strerror(cc) : "transient status",
                                           r->attempts, (unsigned long long) delay);
-                        if (cc == CURLE_OK && debug_flag("registry.http"))
+                        if (cc == CURLE_OK && debug_registry_http)
                                 log_debug("http: (status %ld)", r->status);
                         http_req_reset(r);
                         r->due_ns = now + delay * 1000000;

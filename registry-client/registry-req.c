@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "common/debug-flags.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -405,7 +406,7 @@ static void on_token_done(struct http_req *h) {
         w = f->waiters;
         f->waiters = NULL;
         pthread_mutex_unlock(&reg->lock);
-        if (debug_flag("registry.auth"))
+        if (debug_registry_auth)
                 log_debug("registry: token for %s: %s (valid %u s)", f->scopes, r == 0 ? "granted" : strerror(-r),
                           expires_in);
         token_fetch_free(f);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/debug-flags.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -103,7 +104,7 @@ int source_blob_stat(struct blob_source *s, const struct digest *d, uint64_t *re
         int r;
 
         r = s->ops->blob_stat(s, d, ret_size);
-        if (debug_flag("registry.blob"))
+        if (debug_registry_blob)
                 log_debug("%s: stat %s: %d", s->ops->name, digest_to_string(d, ds), r);
         return r;
 }
@@ -113,7 +114,7 @@ int source_blob_read(struct blob_source *s, const struct digest *d, uint64_t off
         int r;
 
         r = s->ops->blob_read(s, d, off, buf, len);
-        if (debug_flag("registry.blob"))
+        if (debug_registry_blob)
                 log_debug("%s: read %s [%llu, +%zu): %d", s->ops->name, digest_to_string(d, ds),
                           (unsigned long long) off, len, r);
         /* A range past the blob's end means the blob is not what its

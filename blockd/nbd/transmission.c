@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/debug-flags.h"
 #include "common/log.h"
 #include "conn.h"
 #include "nbd-protocol.h"
@@ -84,7 +85,7 @@ static int reply_error(struct conn *c, const struct nbdsrv_request *rq, int r, b
 
         if (err == 0)
                 err = NBD_EIO;
-        if (debug_flag("nbd.requests"))
+        if (debug_nbd_requests)
                 log_debug("nbd: client %llu: %s %llu+%u failed: %s (%s)", (unsigned long long) c->id,
                           nbdsrv_cmd_name(rq->type), (unsigned long long) rq->offset, rq->length, strerror(-r),
                           msg ? msg : "");
@@ -691,7 +692,7 @@ int nbdsrv_execute(struct worker *w, const struct nbdsrv_request *rq) {
         w->has_pending = false;
 
         __atomic_fetch_add(&c->srv->requests, 1, __ATOMIC_RELAXED);
-        if (debug_flag("nbd.requests"))
+        if (debug_nbd_requests)
                 log_debug("nbd: client %llu: %s flags=0x%x %llu+%u", (unsigned long long) c->id,
                           nbdsrv_cmd_name(rq->type), rq->flags, (unsigned long long) rq->offset, rq->length);
         if (__atomic_load_n(&c->kicked, __ATOMIC_RELAXED))

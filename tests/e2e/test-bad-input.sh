@@ -40,6 +40,14 @@ expect_fail "see 'hocus-blk push --help'" hb push "$T/ok.img"
 expect_fail "--chunk-size wants a power of two" hb push "$T/ok.img" "$L:x" --chunk-size 3000
 expect_fail "--compress wants" hb push "$T/ok.img" "$L:x" --compress gzip
 expect_fail "Unknown command" hb frobnicate
+# Unknown debug flags are refused, naming the known ones; so are bad values.
+expect_fail "--debug wants a known debug flag, not 'registry.htp' \\(known: registry.http, .*nbd.requests" hb inspect -D registry.htp "$L:ok"
+expect_fail "--debug wants NAME=N with N 0-1000, not 'registry.http=on'" hb inspect -D registry.http=on "$L:ok"
+grep -q "^ *registry.http: " <<<"$(hb inspect --help)" || fail "hocus-blk --help does not list the debug flags"
+if [ -n "${BLOCKD:-}" ]; then
+        expect_fail "--debug wants a known debug flag, not 'nbd.request' \\(known: " "$BLOCKD" -D nbd.request --nbd-socket "$T/never.sock"
+        grep -q "^ *nbd.requests: " <<<"$("$BLOCKD" --help)" || fail "blockd --help does not list the debug flags"
+fi
 
 # Damage the blobs behind a copy of the image. Find them from the manifest.
 damage_copy() {
