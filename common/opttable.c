@@ -47,16 +47,15 @@ int opt_getopt_append(const struct opt *opts, struct option *out, size_t n, size
         return (int) n;
 }
 
-/* What getopt complained about (c is '?' or ':'), as a sentence. */
-static void bad_option(int c, char **argv, char *err, size_t errlen) {
+/* What getopt complained about (c is '?' or ':'), as a sentence; -EINVAL. */
+static int bad_option(int c, char **argv, char *err, size_t errlen) {
         const char *bad = argv[optind - 1];
 
         if (c == ':')
-                snprintf(err, errlen, "option '%s' needs an argument", bad);
-        else if (optopt > 0 && optopt < 0x100)
-                snprintf(err, errlen, "unknown option '-%c'", optopt);
-        else
-                snprintf(err, errlen, "unknown option '%s'", bad);
+                return err_set(err, errlen, -EINVAL, "option '%s' needs an argument", bad);
+        if (optopt > 0 && optopt < 0x100)
+                return err_set(err, errlen, -EINVAL, "unknown option '-%c'", optopt);
+        return err_set(err, errlen, -EINVAL, "unknown option '%s'", bad);
 }
 
 int opt_parse_argv(int argc, char **argv, const struct opt_table *const *tables, size_t n, char *err,
@@ -92,10 +91,8 @@ int opt_parse_argv(int argc, char **argv, const struct opt_table *const *tables,
                 const struct opt *o = c == '?' || c == ':' ? NULL : find_id(tables, n, c, &t);
                 char why[256] = "";
 
-                if (!o) {
-                        bad_option(c, argv, err, errlen);
-                        return -EINVAL;
-                }
+                if (!o)
+                        return bad_option(c, argv, err, errlen);
                 if (o->flags & OPT_STOP)
                         return o->id;
                 r = t->set(t->ctx, o->id, o->arg ? optarg : NULL, why, sizeof why);
