@@ -30,7 +30,9 @@
  * is retried with backoff for as long as a reader waits; a reader waits
  * at most the fetch timeout and then gets -EIO. Background passes back
  * off (1 s doubling to 16 s) while the source fails and resume by
- * themselves. Cached ranges never touch the scheduler.
+ * themselves. A cached range is never fetched and never takes the
+ * scheduler's lock; its reader only notes it (sched_note_hit,
+ * sched_export_note_read: atomic bits and a timestamp).
  *
  * Threads: one dispatcher (starts requests, walks the profile and
  * background cursors), a few decoders, and the fetchers' backend threads

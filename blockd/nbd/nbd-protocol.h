@@ -3,8 +3,13 @@
  * The NBD wire format: the only copy in the tree. Constants follow the
  * names of the protocol document (NetworkBlockDevice/nbd doc/proto.md);
  * every multi-byte field is big-endian on the wire. The codec below
- * (blockd/nbd/codec.c) is the only code that packs or unpacks these
- * messages; handshake.c and server.c work on the decoded structs.
+ * (blockd/nbd/codec.c) packs and unpacks the fixed headers (greeting,
+ * option and option reply, request, simple reply, structured chunk,
+ * NBD_INFO replies); handshake.c and transmission.c work on the decoded
+ * structs and append the variable payloads after those headers (option
+ * data, read offsets, error messages, block status descriptors) with the
+ * nbd_put and nbd_get helpers below; server.c peeks at a buffered
+ * request's command and length with them.
  */
 #pragma once
 
