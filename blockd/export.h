@@ -2,8 +2,8 @@
 /*
  * An export: an image (manifest + index, chunks through the local store)
  * with an optional writable overlay, as a range of bytes. This is the API
- * every frontend (NBD now; FUSE and ublk next) is written against; they
- * include this header and nothing below it.
+ * every frontend (NBD and FUSE; ublk would be the next) is written
+ * against; they include this header and nothing below it.
  *
  * Reading. Either export_pread() (copy into a buffer) or, for frontends
  * that can send from a file descriptor or describe holes, the segment

@@ -62,7 +62,7 @@ struct overlay_stats {
 
 /*
  * Open the overlay at path for an image of `size` bytes identified by its
- * manifest digest, creating it (atomically: temp file, fsync, rename) if
+ * manifest digest, creating it (atomically: temp file, fsync, link into place) if
  * it does not exist. An existing overlay must have been made for the same
  * image (-EMEDIUMTYPE otherwise) and be intact (-EBADMSG). The file is
  * locked (flock) while open: a second opener gets -EBUSY. err gets a

@@ -24,8 +24,9 @@
  *   round trip's worth of bytes plus the request being transferred must
  *   be in flight. Requests that shared a busy pipe are not samples: their
  *   latency is mostly queueing, and taking it would inflate the window
- *   without end. Until the first sample the window is the minimum, so
- *   that the pipe is quiet enough to take one.
+ *   without end. Until the first request completes the window is
+ *   initial_window; from then until the first round-trip sample it is the
+ *   minimum, so that the pipe is quiet enough to take one.
  * - window = gain x bandwidth x rtt / (mean request size), within
  *   [min_window, max_window]; gain 2 leaves room for the bandwidth
  *   estimate to grow (a window that only just fills the pipe cannot
@@ -57,8 +58,8 @@ struct bdp_slot {
 struct bdp {
         struct bdp_options o;
         uint64_t first_ns;      /* the first request's send time */
-        uint64_t inflight;
-        uint64_t sent;          /* bytes of requests sent so far */      /* bytes of requests sent and not done */
+        uint64_t inflight;      /* bytes of requests sent and not done */
+        uint64_t sent;          /* bytes of requests sent so far */
         struct bdp_slot tp[BDP_TP_SLOTS];
         struct bdp_slot bw[BDP_BW_SLOTS];
         struct bdp_slot rtt[BDP_RTT_SLOTS];

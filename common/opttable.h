@@ -44,7 +44,7 @@ const struct opt *opt_find(const struct opt_table *const *tables, size_t n, cons
  * Parse argv (getopt_long, options and arguments may mix). Every option is
  * applied through its table. Returns 0 when the options are through
  * (optind points at the first argument), the id of an OPT_STOP option, or
- * -EINVAL with "--name: reason" (or the unknown option) in err.
+ * -EINVAL with "--name reason" (or the unknown option) in err.
  */
 int opt_parse_argv(int argc, char **argv, const struct opt_table *const *tables, size_t n, char *err,
                    size_t errlen);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* One NBD connection: shared by handshake.c and server.c only. */
+/* One NBD connection: shared by handshake.c, server.c and transmission.c only. */
 #pragma once
 
 #include <pthread.h>
