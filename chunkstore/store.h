@@ -83,8 +83,9 @@ int chunkstore_stats(struct chunkstore *cs, struct chunkstore_stats *ret);
 
 /*
  * Hash every entry; remove the ones whose content does not match their
- * name, calling bad(id_hex, reason) for each. Returns the number of bad
- * entries found, or -errno.
+ * name, calling bad(name, reason, userdata) for each (name: the entry's file
+ * name, its 64 hex digits). Returns the number of bad entries found, or -errno;
+ * ret_checked (may be NULL) gets what was checked.
  */
 int chunkstore_verify_all(struct chunkstore *cs, void (*bad)(const char *name, const char *reason, void *u),
                           void *userdata, struct chunkstore_stats *ret_checked);

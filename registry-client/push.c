@@ -412,7 +412,8 @@ static int ensure_base_pack(struct builder *b, const struct blkindex_pack *pk) {
                         return r;
                 off += n;
         }
-        /* put_fd verifies the digest of what it stores. */
+        /* The destination's blob_put_fd never stores bytes under a digest
+         * they do not hash to (source.h), so a bad copy fails here. */
         return upload_fd(b, &pk->digest, fd, pk->size);
 }
 

@@ -8,7 +8,7 @@
  * NBD_INFO replies); handshake.c and transmission.c work on the decoded
  * structs and append the variable payloads after those headers (option
  * data, read offsets, error messages, block status descriptors) with the
- * nbd_put and nbd_get helpers below; server.c peeks at a buffered
+ * nbd_put16/32/64 and nbd_get16/32/64 below; server.c peeks at a buffered
  * request's command and length with them.
  */
 #pragma once
