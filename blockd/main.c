@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * blockd: serve hocus-blk images as block devices over NBD. One process,
- * many exports over one chunk store; exports come from the command line
- * and from the control socket. Signals are handled synchronously in the
- * main thread (sigwaitinfo): SIGTERM/SIGINT stop accepting, let in-flight
- * requests finish, flush the overlays and exit 0.
+ * blockd: serve hocus-blk images as block devices over NBD and as files
+ * (FUSE). One process, many exports over one chunk store; exports come
+ * from the command line and from the control socket. Signals are handled
+ * synchronously in the main thread (sigwaitinfo): SIGTERM/SIGINT stop
+ * accepting, let in-flight requests finish, flush the overlays and exit 0
+ * (1 if a flush or a --record save failed; with --run, the command's
+ * status).
  */
 #include <errno.h>
 #include <fcntl.h>

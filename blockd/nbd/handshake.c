@@ -4,9 +4,12 @@
  * "Handshake"): EXPORT_NAME, ABORT, LIST, STARTTLS, INFO, GO,
  * STRUCTURED_REPLY, LIST_META_CONTEXT and SET_META_CONTEXT with
  * base:allocation. Unknown options get NBD_REP_ERR_UNSUP and the next
- * option is parsed; malformed ones NBD_REP_ERR_INVALID. Only a broken
- * stream (bad magic, unknown client flags, an option too large to skip,
- * too many options) ends the session without a reply.
+ * option is parsed; malformed ones NBD_REP_ERR_INVALID. The session ends
+ * without a reply on a broken stream (bad magic, unknown client flags, an
+ * option too large to skip, too many options, data sent after STARTTLS
+ * before our answer, a handshake past its timeout) and, as the protocol
+ * has no error reply for it, on an EXPORT_NAME that is malformed, names
+ * no export, or comes before TLS when TLS is required.
  */
 #include <errno.h>
 #include <stdarg.h>

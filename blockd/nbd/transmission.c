@@ -8,10 +8,11 @@
  * Reads with structured replies are streamed: the export resolves the
  * range into segments (zeroes, cached chunk files, the overlay file, or
  * memory after a miss); zero runs become NBD_REPLY_TYPE_OFFSET_HOLE, data
- * runs NBD_REPLY_TYPE_OFFSET_DATA, sent with sendfile(2) on plain sockets
- * (no copy through user space) or copied and written (TLS). Each chunk is
- * written whole under the connection's write lock; chunks of different
- * replies may interleave, which the protocol allows.
+ * runs NBD_REPLY_TYPE_OFFSET_DATA. File pieces of 64 KiB or more that
+ * are in the page cache go out with sendfile(2) on plain sockets (no copy
+ * through user space); the rest, and everything over TLS, is copied and
+ * written. Each chunk is written whole under the connection's write lock;
+ * chunks of different replies may interleave, which the protocol allows.
  */
 #include <errno.h>
 #include <stdio.h>
