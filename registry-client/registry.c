@@ -93,7 +93,7 @@ out:
 }
 
 /* PUT one manifest under reference (a tag or a digest). Sets
- * *ret_has_subject_header when the registry answered OCI-Subject. */
+ * *ret_subject_header (may be NULL) when the registry answered OCI-Subject. */
 static int put_manifest(struct registry *reg, const char *reference, const char *media_type, const void *body,
                         size_t len, bool *ret_subject_header) {
         _cleanup_free_ char *path = NULL, *ct = NULL, *what = NULL;
