@@ -2,8 +2,8 @@
 /*
  * The control socket: a Unix stream socket (mode 0600, so only blockd's
  * user can use it) through which `hocus-blk attach|detach|ls|stats` talk to
- * a running blockd. The server: the messages, the counters' JSON and the
- * client are blockd/ctlproto/. The protocol is documented in
+ * a running blockd. This is the server; the messages, the counters' JSON
+ * and the client are in blockd/ctlproto/. The protocol is documented in
  * docs/ARCHITECTURE.md ("Control protocol"): one JSON object per line each
  * way, e.g.
  *
