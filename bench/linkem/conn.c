@@ -29,7 +29,7 @@
 #define BUFFER_MIN (1ULL << 20)
 #define BUFFER_MAX (64ULL << 20)
 
-/* The smallest power of two >= v (ring offsets are masked). */
+/* The smallest power of two >= v (a pipe's size is one). */
 static uint64_t roundup_pow2(uint64_t v) {
         uint64_t p = 1;
 
@@ -38,9 +38,10 @@ static uint64_t roundup_pow2(uint64_t v) {
         return p;
 }
 
-/* Bytes of ring per connection and direction: twice the link's
- * bandwidth-delay product (in flight plus as much queued), at least
- * 1 MiB. Without a cap, size for 10 Gbit/s. */
+/* Bytes a connection may hold per direction (a limit: memory is taken
+ * as bytes arrive, io.c): twice the link's bandwidth-delay product (in
+ * flight plus as much queued), at least 1 MiB. Without a cap, size for
+ * 10 Gbit/s. */
 size_t conn_buffer_size(const struct options *o) {
         uint64_t want = BUFFER_MIN;
         int d;

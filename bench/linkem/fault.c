@@ -100,7 +100,7 @@ void fault_flip(struct loop *lp, struct half *h, uint64_t from, uint64_t n) {
 
         if (h->dir != DOWN || c->flip_at < from || c->flip_at >= from + n)
                 return;
-        h->buf[c->flip_at & (h->cap - 1)] ^= (char) 0xff;
+        *half_io_byte(h, c->flip_at) ^= (char) 0xff;
         log_debug("conn %" PRIu64 ": flipped byte %" PRIu64, c->id, c->flip_at);
         c->flip_at = UINT64_MAX;
         lp->faults_fired++;

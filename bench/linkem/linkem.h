@@ -134,7 +134,8 @@ struct half {
         struct conn *c;
         int dir;
         int src, dst;           /* borrowed from the connection */
-        char *buf;              /* ring of cap bytes (power of two), or */
+        char **segs;            /* n_slots segments, allocated as they fill (io.c), or */
+        size_t n_slots;
         int pipe[2];            /* a pipe of cap bytes for splice(2) */
         bool use_splice;        /* wanted for this half (io.c decides) */
         size_t cap;
@@ -218,7 +219,9 @@ size_t conn_buffer_size(const struct options *o);
 /* io.c */
 ssize_t half_io_in(struct half *h, size_t max);
 ssize_t half_io_out(struct half *h, size_t max);
+char *half_io_byte(struct half *h, uint64_t off);
 void half_io_free(struct half *h);
+void half_io_pool_free(void);
 
 /* fault.c */
 void fault_setup(struct loop *lp, struct conn *c, uint64_t now);

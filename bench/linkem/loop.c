@@ -261,6 +261,7 @@ void loop_free(struct loop *lp) {
                 link_free(l);
         }
         conn_reap(lp);
+        half_io_pool_free();
         closep(&lp->lfd);
         closep(&lp->sigfd);
         closep(&lp->epfd);

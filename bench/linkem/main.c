@@ -53,7 +53,7 @@ static void describe(const struct options *o, uint64_t port) {
                 else
                         snprintf(rate[d], sizeof(rate[d]), "uncapped");
         }
-        log_info("port %" PRIu64 "%s: delay %.3f/%.3f ms (up/down), rate %s/%s, buffer %zu KiB, %zu fault(s)",
+        log_info("port %" PRIu64 "%s: delay %.3f/%.3f ms (up/down), rate %s/%s, buffer up to %zu KiB, %zu fault(s)",
                  port, o->refuse_all ? " (refusing connections)" : "",
                  (double) o->delay_ns[UP] / 1e6, (double) o->delay_ns[DOWN] / 1e6,
                  rate[UP], rate[DOWN], conn_buffer_size(o) >> 10, o->n_faults);

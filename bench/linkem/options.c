@@ -230,7 +230,7 @@ static void usage(FILE *f) {
 "  --delay-up D, --delay-down D   one direction only (up: client->server)\n"
 "  --rate R             cap each direction, e.g. 1gbit, 10gbit (0: none)\n"
 "  --rate-up R, --rate-down R     one direction only\n"
-"  --buffer SIZE        buffer per connection and direction (default: auto)\n"
+"  --buffer SIZE        most bytes held per connection and direction (default: auto)\n"
 "  --no-handshake-rtt   don't charge new connections the TCP handshake RTT\n"
 "  --copy               copy through memory instead of splice(2) (slower)\n"
 "  --spin D             busy-poll D before each timer (sharper delays, more CPU)\n"

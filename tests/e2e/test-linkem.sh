@@ -2,8 +2,10 @@
 # linkem, the link emulator of bench/, in front of a real docker-registry:
 # delay (round trips), rate caps each way, a link shared by parallel
 # transfers, every fault mode, the stats file, usage errors and a clean
-# exit on SIGTERM. Timing checks are lower bounds that physics guarantees,
-# with generous upper bounds for a busy machine. About 10 s.
+# exit on SIGTERM. Timing checks are only lower bounds that physics
+# guarantees (a busy machine makes everything slower, never faster); how
+# close linkem comes to its configured delay and rate is a benchmark,
+# bench/linkem-accuracy.sh. About 10 s.
 . "${TESTS_DIR:-$(dirname "$0")/..}/functions.sh"
 
 LINKEM=${LINKEM:-$BUILD_DIR/bench/linkem}
@@ -46,15 +48,15 @@ push_blob() {
         echo "$digest"
 }
 
-# median_ms URL N: median time of N GETs on one kept-alive connection (the
+# best_ms URL N: the fastest of N GETs on one kept-alive connection (the
 # first, which connects, is left out), in ms.
-median_ms() {
+best_ms() {
         local args=() i
         for ((i = 0; i <= $2; i++)); do
                 args+=(-o /dev/null "$1")
         done
         curl -fsS -w '%{time_total}\n' "${args[@]}" | tail -n +2 | sort -g |
-                awk '{ v[NR] = $1 } END { printf "%.3f\n", v[int((NR + 1) / 2)] * 1000 }'
+                awk 'NR == 1 { printf "%.3f\n", $1 * 1000 }'
 }
 
 # calc EXPR: floating-point arithmetic.
@@ -62,11 +64,15 @@ calc() {
         awk "BEGIN { printf \"%.6g\n\", $* }"
 }
 
-# within VALUE LOW HIGH WHAT: LOW <= VALUE <= HIGH (decimals).
-within() {
-        awk -v v="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(v >= lo && v <= hi) }' ||
-                fail "$4: $1 not within [$2, $3]"
-        echo "ok: $4: $1 in [$2, $3]"
+# at_least VALUE LOW WHAT: VALUE >= LOW (decimals), a bound physics sets.
+at_least() {
+        awk -v v="$1" -v lo="$2" 'BEGIN { exit !(v >= lo) }' || fail "$3: $1 < $2"
+        echo "ok: $3: $1 >= $2"
+}
+
+# wire_s BYTES BITS_PER_S: the least time BYTES take on a line of that rate.
+wire_s() {
+        calc "$1 * 8 / $2"
 }
 
 head -c $((16 << 20)) /dev/urandom >"$T/big"
@@ -82,8 +88,6 @@ expect_fail "Invalid delay '5'" "$LINKEM" --connect "$REGISTRY" --delay 5
 expect_fail "Invalid fault 'flip-at=x'" "$LINKEM" --connect "$REGISTRY" --fault flip-at=x
 
 echo "== delay: --delay 5ms is a 10 ms round trip; a new connection pays one more"
-# Timed against bench/httpd.py: docker-registry's own response time varies
-# by milliseconds, too much to see a delay in.
 mkdir -p "$T/www"
 echo hello >"$T/www/small"
 python3 "$TESTS_DIR/../bench/httpd.py" "$T/www" --port-file "$T/httpd.port" &
@@ -91,17 +95,15 @@ HTTPD_PID=$!
 cleanup_fn "kill $HTTPD_PID; wait $HTTPD_PID"
 wait_for 10 test -s "$T/httpd.port" || fail "httpd.py did not start"
 HTTPD=127.0.0.1:$(cat "$T/httpd.port")
-direct=$(median_ms "http://$HTTPD/small" 20)
 start_linkem delay --connect "$HTTPD" --delay 5ms --stats "$T/delay.json"
-rtt=$(median_ms "http://$LK/small" 20)
-echo "median small GET: $direct ms direct, $rtt ms through linkem"
-# 10 ms added; the lower bound leaves room for the direct median's own noise
-# (a loaded ASan run once measured 8.97), and still fails without the delay.
-within "$(calc "$rtt - $direct")" 8 15 "added round trip (ms)"
+# A request goes up and its answer comes down: 2 x 5 ms at the least, on
+# every request (the fastest of 20 included).
+at_least "$(best_ms "http://$LK/small" 20)" 10 "kept-alive round trip, fastest of 20 (ms)"
+# A new connection also pays the handshake's round trip first.
 first=$(for i in 1 2 3 4 5; do
         curl -fsS -o /dev/null -w '%{time_starttransfer}\n' "http://$LK/small"
 done | sort -g | head -1)
-within "$(calc "$first * 1000")" 19.5 60 "first byte on a new connection, best of 5 (ms)"
+at_least "$(calc "$first * 1000")" 20 "first byte on a new connection, fastest of 5 (ms)"
 stop_linkem
 jq -e '.connections == 6 and .bytes_down > 100 and .faults_fired == 0' \
         "$T/delay.json" >/dev/null || fail "unexpected stats: $(cat "$T/delay.json")"
@@ -110,14 +112,16 @@ start_linkem delay2 --delay 5ms
 curl -fsS "http://$LK/$blob/$big" | cmp - "$T/big" || fail "data changed through linkem"
 stop_linkem
 
-echo "== rate: 16 MiB at --rate-down 200mbit takes 0.67 s; uploads at --rate-up 100mbit"
-start_linkem rate --rate-down 200mbit --rate-up 100mbit
-t=$(curl -fsS -o /dev/null -w '%{time_total}' "http://$LK/$blob/$big")
-within "$t" 0.64 1.6 "16 MiB download at 200 Mbit/s (s)"
+echo "== rate: 16 MiB at --rate-down 200mbit take 0.67 s at least; uploads at --rate-up 100mbit"
+start_linkem rate --rate-down 200mbit --rate-up 100mbit --stats "$T/rate.json"
+t=$(curl -fsS -o "$T/r1" -w '%{time_total}' "http://$LK/$blob/$big")
+cmp "$T/r1" "$T/big" || fail "data changed by the rate cap"
+at_least "$t" "$(wire_s $((16 << 20)) 200e6)" "16 MiB download at 200 Mbit/s (s)"
 head -c $((8 << 20)) /dev/urandom >"$T/up"
 start=$(date +%s.%N)
-push_blob "$T/up" "$LK" >/dev/null
-within "$(calc "$(date +%s.%N) - $start")" 0.64 2.5 "8 MiB upload at 100 Mbit/s (s)"
+up=$(push_blob "$T/up" "$LK")
+at_least "$(calc "$(date +%s.%N) - $start")" "$(wire_s $((8 << 20)) 100e6)" "8 MiB upload at 100 Mbit/s (s)"
+curl -fsS "http://$REGISTRY/$blob/$up" | cmp - "$T/up" || fail "upload changed through linkem"
 echo "== rate: four parallel downloads share the link"
 start=$(date +%s.%N)
 pids=()
@@ -128,11 +132,14 @@ done
 for p in "${pids[@]}"; do
         wait "$p" || fail "a parallel download failed"
 done
-within "$(calc "$(date +%s.%N) - $start")" 2.6 6 "4 x 16 MiB in parallel at 200 Mbit/s (s)"
+# One line for all four: the link, not each connection, has the rate.
+at_least "$(calc "$(date +%s.%N) - $start")" "$(wire_s $((64 << 20)) 200e6)" "4 x 16 MiB in parallel at 200 Mbit/s (s)"
 for i in 1 2 3 4; do
         cmp "$T/par$i" "$T/big" || fail "parallel download $i differs"
 done
 stop_linkem
+jq -e '.connections == 7 and .max_concurrent >= 1 and .bytes_down > 5 * 16777216' \
+        "$T/rate.json" >/dev/null || fail "unexpected stats: $(cat "$T/rate.json")"
 
 echo "== fault reset-after: the client sees a reset after exactly N bytes"
 start_linkem reset --fault reset-after=5000
@@ -156,17 +163,30 @@ stop_linkem
 jq -e '.faults_fired == 1 and .connections == 3' "$T/flip.json" >/dev/null ||
         fail "unexpected stats: $(cat "$T/flip.json")"
 
-echo "== fault stall: 1 s after 64 KiB, then the rest; stall=inf never finishes"
+echo "== fault stall: 1 s after 64 KiB, then the rest; stall=inf stops at 64 KiB"
 start_linkem stall --fault stall=1,after=64K
 t=$(curl -fsS -o "$T/s1" -w '%{time_total}' "http://$LK/$blob/$big")
-within "$t" 1 5 "download with a 1 s stall (s)"
+at_least "$t" 1 "download with a 1 s stall (s)"
 cmp "$T/s1" "$T/big" || fail "data changed by a stall"
 stop_linkem
 start_linkem stallinf --fault stall=inf,after=64K
-rc=0
-got=$(curl -sS -m 1.5 -o /dev/null -w '%{size_download}' "http://$LK/$blob/$big" 2>/dev/null) || rc=$?
-assert_eq "$rc" 28 "curl exit status on an endless stall (timeout)"
-within "$got" 60000 65536 "bytes received before the stall"
+curl -sS -N -i -o "$T/si" "http://$LK/$blob/$big" 2>/dev/null &
+curl_pid=$!
+cleanup_fn "kill $curl_pid"
+# The response stream (-i: headers and body, -N: unbuffered) stops at
+# exactly 64 KiB, and the download never ends.
+stream_bytes() {
+        stat -c %s "$T/si" 2>/dev/null || echo 0
+}
+stalled() {
+        [ "$(stream_bytes)" -ge 65536 ] || ! kill -0 "$curl_pid" 2>/dev/null
+}
+wait_for 60 stalled || fail "the first 64 KiB did not arrive: $(stream_bytes) bytes"
+sleep 0.3
+kill -0 "$curl_pid" 2>/dev/null || fail "the download ended through an endless stall"
+assert_eq "$(stream_bytes)" 65536 "bytes received before the stall"
+kill "$curl_pid"
+wait "$curl_pid" 2>/dev/null || true
 stop_linkem
 
 echo "== fault refuse: connection refused; refuse,conn=1: the first is reset"
