@@ -166,8 +166,20 @@ int conn_read(struct conn *c, void *buf, size_t len) {
         return 0;
 }
 
+/* The connection's last thread. Everything the connection holds of the
+ * daemon (its export reference above all) is let go before it leaves the
+ * list: nbdsrv_shutdown() returns once the list is empty, and the daemon
+ * then frees the exports and the scheduler they live in. What remains is
+ * the connection's own memory, which nobody else sees. */
 static void conn_destroy(struct conn *c) {
         struct nbdsrv *s = c->srv;
+
+        if (c->exp) {
+                log_debug("nbd: client %llu disconnected from export %s", (unsigned long long) c->id,
+                          export_name(c->exp));
+                export_client_remove(c->exp);
+                export_unref(c->exp);
+        }
 
         pthread_mutex_lock(&s->lock);
         if (c->prev)
@@ -180,12 +192,6 @@ static void conn_destroy(struct conn *c) {
         pthread_cond_broadcast(&s->cond);
         pthread_mutex_unlock(&s->lock);
 
-        if (c->exp) {
-                log_debug("nbd: client %llu disconnected from export %s", (unsigned long long) c->id,
-                          export_name(c->exp));
-                export_client_remove(c->exp);
-                export_unref(c->exp);
-        }
         nbdsrv_io_close(&c->io);
         pthread_mutex_destroy(&c->read_lock);
         pthread_mutex_destroy(&c->write_lock);
