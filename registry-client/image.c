@@ -2,11 +2,13 @@
 #include "image.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "chunkstore/codec.h"
+#include "chunkstore/meta.h"
 #include "common/cleanup.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -37,29 +39,85 @@ static int check_packs(const struct image *img, char *err, size_t errlen) {
         return 0;
 }
 
-int image_open(struct blob_source *src, struct image **ret, char *err, size_t errlen) {
-        _cleanup_free_ char *mt = NULL, *body = NULL;
-        _cleanup_free_ void *idx = NULL;
+/* The manifest: the pinned one (local copy first, else fetched by digest,
+ * which the source verifies), or whatever the source's reference names
+ * now. What comes from the source is kept locally when meta is given. */
+static int get_manifest(struct blob_source *src, struct chunkstore *meta, const struct digest *pin, char **ret_mt,
+                        char **ret_body, size_t *ret_len, char *err, size_t errlen) {
+        char ds[DIGEST_STRING_MAX], why_net[512];
         const char *reference = image_ref_reference(src->ref);
-        struct image *img;
-        char why[256];
-        size_t len;
+        struct digest d;
         int r;
 
-        r = source_manifest_get(src, reference, &mt, &body, &len, NULL);
+        if (pin && meta) {
+                void *buf;
+                r = chunkstore_meta_get(meta, pin, INDEX_BLOB_MAX, &buf, ret_len);
+                if (r >= 0) {
+                        *ret_mt = NULL;         /* the body names it */
+                        *ret_body = buf;
+                        return 0;
+                }
+        }
+        if (pin)
+                reference = digest_to_string(pin, ds);
+        r = source_manifest_get(src, reference, ret_mt, ret_body, ret_len, &d);
         if (r == -ENOENT)
-                return err_set(err, errlen, r, "%s: no such image (unknown tag or digest)", src->ref->text);
+                return err_set(err, errlen, r, "%s: no such image (%s)", src->ref->text,
+                               pin ? "the pinned manifest is gone from the registry" : "unknown tag or digest");
         if (r == -ENOTUNIQ)
                 return err_set(err, errlen, -EINVAL, "%s: the layout holds several images; name one with :TAG",
                                src->ref->text);
         if (r == -EBADMSG)
                 return err_set(err, errlen, r, "%s: manifest does not match its digest", src->ref->text);
-        if (r < 0) {
-                char why_net[512];
+        if (r < 0)
                 return err_set(err, errlen, r, "%s: cannot fetch manifest: %s", src->ref->text,
                                source_strerror(src, r, why_net, sizeof why_net));
+        if (meta) {
+                digest_compute(*ret_body, *ret_len, &d);
+                r = chunkstore_meta_put(meta, &d, *ret_body, *ret_len);
+                if (r < 0)
+                        log_debug("keeping manifest %s locally failed: %s", digest_to_string(&d, ds), strerror(-r));
         }
+        return 0;
+}
 
+/* The index blob: the local copy, else fetched (verified) and kept. */
+static int get_index(struct image *img, struct chunkstore *meta, void **ret, char *err, size_t errlen) {
+        const struct descriptor *b = &img->manifest->index;
+        struct blob_source *src = img->src;
+        char why[256];
+        size_t len;
+        int r;
+
+        if (meta && chunkstore_meta_get(meta, &b->digest, INDEX_BLOB_MAX, ret, &len) >= 0) {
+                if (len == b->size)
+                        return 0;
+                free(*ret);
+        }
+        r = source_blob_get(src, &b->digest, b->size, INDEX_BLOB_MAX, ret);
+        if (r < 0)
+                return err_set(err, errlen, r, "%s: cannot fetch the index blob: %s", src->ref->text,
+                               r == -EBADMSG ? "its bytes do not match its digest" : source_strerror(src, r, why, sizeof why));
+        if (meta) {
+                r = chunkstore_meta_put(meta, &b->digest, *ret, b->size);
+                if (r < 0)
+                        log_debug("keeping the index blob locally failed: %s", strerror(-r));
+        }
+        return 0;
+}
+
+int image_open_at(struct blob_source *src, struct chunkstore *meta, const struct digest *pin, struct image **ret,
+                  char *err, size_t errlen) {
+        _cleanup_free_ char *mt = NULL, *body = NULL;
+        _cleanup_free_ void *idx = NULL;
+        struct image *img;
+        char why[256];
+        size_t len;
+        int r;
+
+        r = get_manifest(src, meta, pin, &mt, &body, &len, err, errlen);
+        if (r < 0)
+                return r;
         img = calloc(1, sizeof *img);
         if (!img)
                 return -ENOMEM;
@@ -77,12 +135,9 @@ int image_open(struct blob_source *src, struct image **ret, char *err, size_t er
                             src->ref->text);
                 goto fail;
         }
-        r = source_blob_get(src, &img->manifest->index.digest, img->manifest->index.size, INDEX_BLOB_MAX, &idx);
-        if (r < 0) {
-                err_set(err, errlen, r, "%s: cannot fetch the index blob: %s", src->ref->text,
-                        r == -EBADMSG ? "its bytes do not match its digest" : source_strerror(src, r, why, sizeof why));
+        r = get_index(img, meta, &idx, err, errlen);
+        if (r < 0)
                 goto fail;
-        }
         r = blkindex_decode(idx, img->manifest->index.size, &img->index, why, sizeof why);
         if (r < 0) {
                 err_set(err, errlen, r, "%s: malformed index: %s", src->ref->text, why);
@@ -98,6 +153,10 @@ int image_open(struct blob_source *src, struct image **ret, char *err, size_t er
 fail:
         image_free(img);
         return r;
+}
+
+int image_open(struct blob_source *src, struct image **ret, char *err, size_t errlen) {
+        return image_open_at(src, NULL, NULL, ret, err, errlen);
 }
 
 int image_decode_chunk(const struct image *img, uint32_t k, const void *stored, void *buf) {

@@ -30,6 +30,16 @@ struct image {
  * hocus-blk image), -EBADMSG (malformed or mismatching content).
  */
 int image_open(struct blob_source *src, struct image **ret, char *err, size_t errlen);
+/*
+ * The same, with local copies: pin (optional) is the manifest digest to
+ * open instead of what the reference names now (a running export stays on
+ * the manifest it attached); meta (optional) is the chunk store whose
+ * metadata (chunkstore/meta.h) is read first and keeps what is fetched,
+ * so a pinned image whose manifest and index are local opens without the
+ * source.
+ */
+int image_open_at(struct blob_source *src, struct chunkstore *meta, const struct digest *pin, struct image **ret,
+                  char *err, size_t errlen);
 void image_free(struct image *img);
 
 /*

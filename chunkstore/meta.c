@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "meta.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/util.h"
+
+/* DIR/meta, created on first use. Returns an fd or -errno. */
+static int meta_dir(struct chunkstore *cs, bool create) {
+        _cleanup_free_ char *path = NULL;
+        int fd;
+
+        if (asprintf(&path, "%s/meta", chunkstore_dir(cs)) < 0)
+                return -ENOMEM;
+        if (create && mkdir(path, 0755) < 0 && errno != EEXIST)
+                return -errno;
+        fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        return fd < 0 ? -errno : fd;
+}
+
+int chunkstore_meta_put(struct chunkstore *cs, const struct digest *d, const void *buf, size_t len) {
+        _cleanup_close_ int dfd = -EBADF;
+        char hex[DIGEST_HEX_LEN + 1];
+        struct digest got;
+        int r;
+
+        digest_compute(buf, len, &got);
+        if (!digest_equal(&got, d))
+                return -EBADMSG;
+        dfd = meta_dir(cs, true);
+        if (dfd < 0)
+                return dfd;
+        digest_to_hex(d, hex);
+        if (faccessat(dfd, hex, F_OK, 0) == 0)
+                return 0;
+        r = write_file_atomic(dfd, hex, buf, len, 0644);
+        if (r < 0)
+                return r;
+        if (fsync(dfd) < 0)
+                return -errno;
+        log_debug("meta: stored %s (%zu bytes)", hex, len);
+        return 0;
+}
+
+int chunkstore_meta_get(struct chunkstore *cs, const struct digest *d, size_t max, void **ret_buf, size_t *ret_len) {
+        _cleanup_close_ int dfd = -EBADF;
+        char hex[DIGEST_HEX_LEN + 1], *buf = NULL;
+        struct digest got;
+        size_t len;
+        int r;
+
+        dfd = meta_dir(cs, false);
+        if (dfd < 0)
+                return dfd == -ENOENT ? -ENOENT : dfd;
+        digest_to_hex(d, hex);
+        r = read_file_all(dfd, hex, max, &buf, &len);
+        if (r < 0)
+                return r == -EFBIG ? -ENOENT : r;
+        digest_compute(buf, len, &got);
+        if (!digest_equal(&got, d)) {
+                log_debug("meta: %s is damaged; removed", hex);
+                (void) unlinkat(dfd, hex, 0);
+                free(buf);
+                return -ENOENT;
+        }
+        *ret_buf = buf;
+        *ret_len = len;
+        return 0;
+}
+
+int chunkstore_meta_has(struct chunkstore *cs, const struct digest *d) {
+        _cleanup_close_ int dfd = -EBADF;
+        char hex[DIGEST_HEX_LEN + 1];
+
+        dfd = meta_dir(cs, false);
+        if (dfd < 0)
+                return dfd == -ENOENT ? 0 : dfd;
+        digest_to_hex(d, hex);
+        if (faccessat(dfd, hex, F_OK, 0) == 0)
+                return 1;
+        return errno == ENOENT ? 0 : -errno;
+}
