@@ -75,6 +75,32 @@ static struct json_object *describe(struct control *ctl, struct export *e) {
         json_object_object_add(o, "uri", uri ? json_object_new_string(uri) : NULL);
         if (file)
                 json_object_object_add(o, "file", json_object_new_string(file));
+        {
+                struct export_stats st;
+                char why[512] = "";
+                bool online = export_online(e, why, sizeof why);
+
+                json_object_object_add(o, "state", json_object_new_string(online ? "online" : "offline"));
+                if (!online)
+                        json_object_object_add(o, "error", json_object_new_string(why));
+                export_get_stats(e, &st);
+                json_object_object_add(o, "hydration_pct",
+                                       json_object_new_double((double) (uint64_t) (export_stats_hydration(&st) * 1000.0) / 10.0));
+        }
+        return o;
+}
+
+/* An export that failed to attach and is retried: what `ls` shows of it. */
+static struct json_object *describe_failed(const struct state_export *se, const char *why) {
+        struct json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "name", json_object_new_string(se->name));
+        json_object_object_add(o, "ref", json_object_new_string(se->ref));
+        json_object_object_add(o, "manifest", se->manifest ? json_object_new_string(se->manifest) : NULL);
+        json_object_object_add(o, "readonly", json_object_new_boolean(!se->overlay));
+        json_object_object_add(o, "overlay", se->overlay ? json_object_new_string(se->overlay) : NULL);
+        json_object_object_add(o, "state", json_object_new_string("failed"));
+        json_object_object_add(o, "error", json_object_new_string(why));
         return o;
 }
 
@@ -105,7 +131,38 @@ static void list_one(struct export *e, void *u) {
         json_object_array_add(l->arr, l->stats ? export_stats_json(e) : describe(l->ctl, e));
 }
 
+static void list_failed(const struct state_export *se, const char *why, void *u) {
+        struct list_ctx *l = u;
+
+        if (l->stats || (l->only && strcmp(l->only, se->name) != 0))
+                return;
+        json_object_array_add(l->arr, describe_failed(se, why));
+}
+
 /* --- Commands --- */
+
+/* attach with "update": resolve the export's reference again. */
+static struct json_object *cmd_update(struct control *ctl, const char *name) {
+        struct json_object *o;
+        struct export *e;
+        char err[512] = "";
+        bool changed = false;
+        int r;
+
+        r = exports_update(ctl->cfg.src.exports, name, DETACH_TIMEOUT_S, &changed, err, sizeof err);
+        if (r < 0) {
+                log_warning("Control: update of %s failed: %s", name, err[0] ? err : strerror(-r));
+                return ctlproto_error(r, err);
+        }
+        e = exports_get(ctl->cfg.src.exports, name);
+        if (!e)
+                return ctlproto_error(-ENOENT, "the export was detached meanwhile");
+        o = ctlproto_ok();
+        json_object_object_add(o, "export", describe(ctl, e));
+        json_object_object_add(o, "changed", json_object_new_boolean(changed));
+        export_unref(e);
+        return o;
+}
 
 static struct json_object *cmd_attach(struct control *ctl, struct json_object *req) {
         struct export_config cfg = {
@@ -119,6 +176,10 @@ static struct json_object *cmd_attach(struct control *ctl, struct json_object *r
         char err[512] = "";
         int r;
 
+        struct json_object *upd;
+
+        if (cfg.name && json_object_object_get_ex(req, "update", &upd) && json_object_get_boolean(upd))
+                return cmd_update(ctl, cfg.name);
         if (!cfg.name || !cfg.ref)
                 return ctlproto_error(-EINVAL, "attach needs \"name\" and \"ref\"");
         if (cfg.overlay && cfg.overlay[0] != '/')
@@ -151,6 +212,7 @@ static struct json_object *cmd_list(struct control *ctl, struct json_object *req
         struct json_object *o;
 
         exports_for_each(d->exports, list_one, &l);
+        exports_for_each_failed(d->exports, list_failed, &l);
         if (l.only && json_object_array_length(l.arr) == 0) {
                 char msg[300];
                 json_object_put(l.arr);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/uio.h>
 
+#include "blockd/origin.h"
 #include "blockd/overlay.h"
 #include "blockd/profile-rec.h"
 #include "blockd/sched.h"
@@ -80,6 +81,7 @@ static void export_free(struct export *e) {
 int export_open(const struct export_config *cfg, const struct export_env *env, struct export **ret, char *err,
                 size_t errlen) {
         struct export *e;
+        struct digest pin;
         char why[512] = "";
         int r;
 
@@ -99,7 +101,11 @@ int export_open(const struct export_config *cfg, const struct export_env *env, s
                 r = -ENOMEM;
                 goto fail;
         }
-        r = source_open(cfg->ref, env->source, &e->src, why, sizeof why);
+        if (cfg->manifest && digest_parse(cfg->manifest, &pin) < 0) {
+                r = err_set(err, errlen, -EINVAL, "pinned manifest '%s' is not a sha256: digest", cfg->manifest);
+                goto fail;
+        }
+        r = origin_open(cfg->ref, env->source, &e->src, why, sizeof why);
         if (r < 0) {
                 if (r == -EINVAL && why[0])
                         err_set(err, errlen, r, "invalid reference: %s", why);
@@ -109,7 +115,7 @@ int export_open(const struct export_config *cfg, const struct export_env *env, s
                         err_set(err, errlen, r, "cannot open '%s': %s", cfg->ref, strerror(-r));
                 goto fail;
         }
-        r = image_open(e->src, &e->img, why, sizeof why);
+        r = image_open_at(e->src, env->store, cfg->manifest ? &pin : NULL, &e->img, why, sizeof why);
         if (r < 0) {
                 err_set(err, errlen, r, "%s", why[0] ? why : strerror(-r));
                 goto fail;
@@ -184,6 +190,10 @@ uint32_t export_chunk_size(const struct export *e) {
 
 const struct digest *export_manifest_digest(const struct export *e) {
         return &e->img->manifest_digest;
+}
+
+bool export_online(struct export *e, char *why, size_t len) {
+        return origin_online(e->src, why, len);
 }
 
 void export_client_add(struct export *e) {

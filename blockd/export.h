@@ -58,6 +58,11 @@ struct export_config {
         /* Boot profile to prefetch at attach (profile-find.h): NULL or
          * "auto" = the published one, "none", or a file. */
         const char *profile;
+        /* "sha256:..." to open this manifest rather than what ref names
+         * now (restored exports stay on the manifest they attached);
+         * NULL: resolve ref. Read from the chunk store's metadata when it
+         * is there (chunkstore/meta.h), so the registry may be down. */
+        const char *manifest;
 };
 
 /* Names: 1-128 characters of [A-Za-z0-9._+-], not starting with '.' or '-'. */
@@ -78,6 +83,9 @@ uint64_t export_size(const struct export *e);
 bool export_readonly(const struct export *e);
 uint32_t export_chunk_size(const struct export *e);
 const struct digest *export_manifest_digest(const struct export *e);
+/* Whether the image's registry answered last time (always for oci:);
+ * why gets the reason when not. */
+bool export_online(struct export *e, char *why, size_t len);
 
 /* Clients (frontend connections) using the export, for ls and detach. */
 void export_client_add(struct export *e);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -14,27 +15,219 @@
 #include "common/util.h"
 #include "profile-find.h"
 
+#define RETRY_MIN_NS (2 * 1000000000ull)
+#define RETRY_MAX_NS (30 * 1000000000ull)
+
 struct entry {
-        char *name;
-        struct export *e;               /* NULL while being attached */
+        struct state_export se;         /* what attaches it again; se.manifest: the pin */
+        struct export *e;               /* NULL while being attached, or failed */
+        bool attaching;                 /* an attach, retry or update is in progress */
+        bool persist;                   /* in the state file */
+        char *why;                      /* failed: the reason (retrying) */
+        uint64_t next_retry_ns, backoff_ns;
         struct entry *next;
 };
 
 struct exports {
         struct export_env env;
         pthread_mutex_t lock;
+        pthread_cond_t cond;            /* the retry thread waits on it */
         struct entry *head;             /* attach order */
         exports_kick_fn kick;
         void *kick_userdata;
+        struct state *st;
+        pthread_mutex_t save_lock;      /* saves in order; taken before lock */
+        bool save_failed;
+        pthread_t retry_thread;
+        bool stopping;
 };
+
+static void entry_free(struct entry *en) {
+        if (!en)
+                return;
+        state_export_clear(&en->se);
+        free(en->why);
+        free(en);
+}
+
+static struct entry *find(struct exports *x, const char *name) {
+        for (struct entry *en = x->head; en; en = en->next)
+                if (strcmp(en->se.name, name) == 0)
+                        return en;
+        return NULL;
+}
+
+/* Unlink en from the table (caller holds the lock). */
+static void unlink_entry(struct exports *x, struct entry *en) {
+        for (struct entry **pp = &x->head; *pp; pp = &(*pp)->next)
+                if (*pp == en) {
+                        *pp = en->next;
+                        return;
+                }
+}
+
+/* Write the table to the state directory, if there is one. */
+static void save(struct exports *x) {
+        struct state_export *v = NULL;
+        size_t n = 0, cap = 0;
+        int r = 0;
+
+        if (!x->st)
+                return;
+        pthread_mutex_lock(&x->save_lock);
+        pthread_mutex_lock(&x->lock);
+        for (struct entry *en = x->head; en; en = en->next)
+                cap += en->persist;
+        v = calloc(cap ? cap : 1, sizeof *v);
+        for (struct entry *en = x->head; v && en; en = en->next)
+                if (en->persist && (r = state_export_copy(&en->se, &v[n])) >= 0)
+                        n++;
+        pthread_mutex_unlock(&x->lock);
+        if (!v || r < 0)
+                r = -ENOMEM;
+        else
+                r = state_save(x->st, v, n);
+        if (r < 0 && !x->save_failed)
+                log_error_errno(r, "Cannot save the export table in %s: %m; changes will not survive a restart",
+                                state_dir(x->st));
+        else if (r >= 0 && x->save_failed)
+                log_info("Export table saved in %s again", state_dir(x->st));
+        x->save_failed = r < 0;
+        pthread_mutex_unlock(&x->save_lock);
+        state_exports_free(v, n);
+}
+
+/* Open the export en describes (not under the lock). */
+static int open_entry(struct exports *x, const struct state_export *se, bool pinned, struct export **ret, char *err,
+                      size_t errlen) {
+        struct export_config cfg = {
+                .name = se->name,
+                .ref = se->ref,
+                .overlay = se->overlay,
+                .profile = se->profile,
+                .manifest = pinned ? se->manifest : NULL,
+        };
+
+        return export_open(&cfg, &x->env, ret, err, errlen);
+}
+
+/* After an export is in the table: its profile, then the background stream. */
+static void started(struct export *e, const char *profile) {
+        (void) profile_prefetch_attach(e, profile, NULL);
+        export_background_start(e);     /* after the profile, which goes first */
+}
+
+/* The pin of an attached entry: the manifest it opened. Caller holds the lock. */
+static int set_pin(struct entry *en, struct export *e) {
+        char ds[DIGEST_STRING_MAX];
+        char *m = strdup(digest_to_string(export_manifest_digest(e), ds));
+
+        if (!m)
+                return -ENOMEM;
+        free(en->se.manifest);
+        en->se.manifest = m;
+        return 0;
+}
+
+/* Retries exports that failed to attach, with backoff, until stopped. */
+static void *retry_main(void *arg) {
+        struct exports *x = arg;
+
+        pthread_mutex_lock(&x->lock);
+        while (!x->stopping) {
+                uint64_t now = now_ns(), next = UINT64_MAX;
+                struct entry *due = NULL;
+                struct state_export se = { 0 };
+                struct export *e = NULL;
+                char err[512] = "";
+                int r;
+
+                for (struct entry *en = x->head; en; en = en->next) {
+                        if (!en->why || en->attaching)
+                                continue;
+                        if (en->next_retry_ns <= now) {
+                                due = en;
+                                break;
+                        }
+                        next = MIN(next, en->next_retry_ns);
+                }
+                if (!due) {
+                        if (next == UINT64_MAX) {
+                                pthread_cond_wait(&x->cond, &x->lock);
+                        } else {
+                                struct timespec ts;
+                                uint64_t t = next - now;
+                                clock_gettime(CLOCK_MONOTONIC, &ts);
+                                ts.tv_sec += (time_t) (t / 1000000000ull);
+                                ts.tv_nsec += (long) (t % 1000000000ull);
+                                if (ts.tv_nsec >= 1000000000L) {
+                                        ts.tv_sec++;
+                                        ts.tv_nsec -= 1000000000L;
+                                }
+                                pthread_cond_timedwait(&x->cond, &x->lock, &ts);
+                        }
+                        continue;
+                }
+                due->attaching = true;
+                r = state_export_copy(&due->se, &se);
+                pthread_mutex_unlock(&x->lock);
+                if (r >= 0)
+                        r = open_entry(x, &se, se.manifest != NULL, &e, err, sizeof err);
+                pthread_mutex_lock(&x->lock);
+                due->attaching = false;
+                if (r >= 0 && set_pin(due, e) >= 0) {
+                        due->e = e;
+                        free(due->why);
+                        due->why = NULL;
+                        pthread_mutex_unlock(&x->lock);
+                        log_info("Attached export %s: %s, %llu bytes (after failing to at first)", export_name(e),
+                                 export_ref_text(e), (unsigned long long) export_size(e));
+                        save(x);
+                        started(e, se.profile);
+                        state_export_clear(&se);
+                        pthread_mutex_lock(&x->lock);
+                        continue;
+                }
+                state_export_clear(&se);
+                if (r >= 0) {
+                        export_unref(e);
+                        r = -ENOMEM;
+                }
+                if (!due->why || strcmp(due->why, err[0] ? err : strerror(-r)) != 0) {
+                        log_warning("Export %s still cannot be attached: %s; retrying", due->se.name,
+                                    err[0] ? err : strerror(-r));
+                        free(due->why);
+                        due->why = strdup(err[0] ? err : strerror(-r));
+                }
+                due->backoff_ns = MIN(due->backoff_ns * 2, RETRY_MAX_NS);
+                due->next_retry_ns = now_ns() + due->backoff_ns;
+        }
+        pthread_mutex_unlock(&x->lock);
+        return NULL;
+}
 
 int exports_new(const struct export_env *env, struct exports **ret) {
         struct exports *x = calloc(1, sizeof *x);
+        pthread_condattr_t ca;
+        int r;
 
         if (!x)
                 return -ENOMEM;
         x->env = *env;
         pthread_mutex_init(&x->lock, NULL);
+        pthread_mutex_init(&x->save_lock, NULL);
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&x->cond, &ca);
+        pthread_condattr_destroy(&ca);
+        r = -pthread_create(&x->retry_thread, NULL, retry_main, x);
+        if (r < 0) {
+                pthread_cond_destroy(&x->cond);
+                pthread_mutex_destroy(&x->lock);
+                pthread_mutex_destroy(&x->save_lock);
+                free(x);
+                return r;
+        }
         *ret = x;
         return 0;
 }
@@ -46,11 +239,23 @@ void exports_set_kick(struct exports *x, exports_kick_fn fn, void *userdata) {
         pthread_mutex_unlock(&x->lock);
 }
 
+void exports_set_state(struct exports *x, struct state *st) {
+        pthread_mutex_lock(&x->save_lock);
+        x->st = st;
+        pthread_mutex_unlock(&x->save_lock);
+        save(x);
+}
+
 int exports_free(struct exports *x) {
         int ret = 0;
 
         if (!x)
                 return 0;
+        pthread_mutex_lock(&x->lock);
+        x->stopping = true;
+        pthread_cond_broadcast(&x->cond);
+        pthread_mutex_unlock(&x->lock);
+        pthread_join(x->retry_thread, NULL);
         while (x->head) {
                 struct entry *en = x->head;
 
@@ -58,105 +263,115 @@ int exports_free(struct exports *x) {
                 if (en->e) {
                         int r = export_flush(en->e);
                         if (r < 0) {
-                                log_error_errno(r, "Export %s: flushing the overlay failed: %m", en->name);
+                                log_error_errno(r, "Export %s: flushing the overlay failed: %m", en->se.name);
                                 if (ret == 0)
                                         ret = r;
                         }
                         export_unref(en->e);
                 }
-                free(en->name);
-                free(en);
+                entry_free(en);
         }
+        pthread_cond_destroy(&x->cond);
         pthread_mutex_destroy(&x->lock);
+        pthread_mutex_destroy(&x->save_lock);
         free(x);
         return ret;
 }
 
-static struct entry *find(struct exports *x, const char *name) {
-        for (struct entry *en = x->head; en; en = en->next)
-                if (strcmp(en->name, name) == 0)
-                        return en;
-        return NULL;
-}
-
-int exports_attach(struct exports *x, const struct export_config *cfg, struct export **ret, char *err,
-                   size_t errlen) {
+int exports_add(struct exports *x, const struct state_export *se, bool retry, struct export **ret, char *err,
+                size_t errlen) {
         struct entry *en, **tail;
-        struct export *e;
+        struct export *e = NULL;
         int r;
 
-        if (!export_name_valid(cfg->name))
+        if (!export_name_valid(se->name))
                 return err_set(err, errlen, -EINVAL,
                                "invalid export name '%s' (1-128 of A-Z a-z 0-9 . _ + -, not starting with . or -)",
-                               cfg->name);
+                               se->name);
         en = calloc(1, sizeof *en);
-        if (!en || !(en->name = strdup(cfg->name))) {
+        if (!en || state_export_copy(se, &en->se) < 0) {
                 free(en);
                 return -ENOMEM;
         }
+        en->attaching = true;
+        en->persist = retry;            /* a restored export stays saved while it attaches */
         pthread_mutex_lock(&x->lock);
-        if (find(x, cfg->name)) {
+        if (find(x, se->name)) {
                 pthread_mutex_unlock(&x->lock);
-                free(en->name);
-                free(en);
-                return err_set(err, errlen, -EEXIST, "an export named '%s' already exists", cfg->name);
+                entry_free(en);
+                return err_set(err, errlen, -EEXIST, "an export named '%s' already exists", se->name);
         }
         for (tail = &x->head; *tail; tail = &(*tail)->next)
                 ;
         *tail = en;             /* reserved; invisible to lookups until e is set */
         pthread_mutex_unlock(&x->lock);
 
-        r = export_open(cfg, &x->env, &e, err, errlen);
+        r = open_entry(x, se, se->manifest != NULL, &e, err, errlen);
 
         pthread_mutex_lock(&x->lock);
-        if (r < 0) {
-                for (tail = &x->head; *tail != en; tail = &(*tail)->next)
-                        ;
-                *tail = en->next;
-        } else {
+        en->attaching = false;
+        if (r >= 0 && (r = set_pin(en, e)) < 0)
+                export_unref(e);
+        if (r >= 0) {
                 en->e = e;
+                en->persist = true;
+        } else if (retry && r != -EINVAL && r != -ENOMEM) {
+                en->why = strdup(err && err[0] ? err : strerror(-r));
+                if (!en->why)
+                        en->why = strdup("out of memory");
+                en->backoff_ns = RETRY_MIN_NS;
+                en->next_retry_ns = now_ns() + RETRY_MIN_NS;
+                pthread_cond_broadcast(&x->cond);
+        } else {
+                unlink_entry(x, en);
         }
         pthread_mutex_unlock(&x->lock);
-        if (r < 0) {
-                free(en->name);
-                free(en);
+        if (r < 0 && !en->why) {
+                entry_free(en);
                 return r;
         }
-        log_info("Attached export %s: %s, %llu bytes%s%s", cfg->name, cfg->ref, (unsigned long long) export_size(e),
-                 cfg->overlay ? ", overlay " : ", read-only", cfg->overlay ? cfg->overlay : "");
-        (void) profile_prefetch_attach(e, cfg->profile, NULL);
-        export_background_start(e);     /* after the profile, which goes first */
+        save(x);
+        if (r < 0) {
+                log_error("Cannot attach export %s: %s; retrying in the background", se->name,
+                          err && err[0] ? err : strerror(-r));
+                return 0;
+        }
+        log_info("Attached export %s: %s, %llu bytes%s%s, manifest %s", se->name, se->ref,
+                 (unsigned long long) export_size(e), se->overlay ? ", overlay " : ", read-only",
+                 se->overlay ? se->overlay : "", en->se.manifest);
+        started(e, se->profile);
         if (ret)
                 *ret = export_ref(e);
         return 0;
 }
 
-int exports_detach(struct exports *x, const char *name, unsigned timeout_s, char *err, size_t errlen) {
-        struct entry *en, **pp;
+int exports_attach(struct exports *x, const struct export_config *cfg, struct export **ret, char *err,
+                   size_t errlen) {
+        struct state_export se = {
+                .name = (char *) cfg->name,
+                .ref = (char *) cfg->ref,
+                .overlay = (char *) cfg->overlay,
+                .profile = (char *) cfg->profile,
+                .manifest = (char *) cfg->manifest,
+                .added_by = STATE_BY_ATTACH,
+        };
+
+        return exports_add(x, &se, false, ret, err, errlen);
+}
+
+/* Send e's clients away (hard after timeout_s), then wait to hold the
+ * last reference besides the caller's. */
+static void drain(struct exports *x, struct export *e, const char *name, unsigned timeout_s) {
+        uint64_t deadline = now_ns() + (uint64_t) timeout_s * 1000000000ull, next_kick = 0;
         exports_kick_fn kick;
         void *kick_ud;
-        uint64_t deadline = now_ns() + (uint64_t) timeout_s * 1000000000ull, next_kick = 0;
         bool hard = false;
-        struct export *e;
-        int r;
 
         pthread_mutex_lock(&x->lock);
-        for (pp = &x->head; *pp; pp = &(*pp)->next)
-                if (strcmp((*pp)->name, name) == 0 && (*pp)->e)
-                        break;
-        en = *pp;
-        if (!en) {
-                pthread_mutex_unlock(&x->lock);
-                return err_set(err, errlen, -ENOENT, "no export named '%s'", name);
-        }
-        *pp = en->next;
         kick = x->kick;
         kick_ud = x->kick_userdata;
         pthread_mutex_unlock(&x->lock);
-        e = en->e;
-
         export_prefetch_cancel(e);
-        /* New clients cannot find it now; send the current ones away. */
         while (export_clients(e) > 0) {
                 uint64_t now = now_ns();
                 if (now >= next_kick && kick) {
@@ -173,17 +388,111 @@ int exports_detach(struct exports *x, const char *name, unsigned timeout_s, char
         }
         /* The last connections drop their references as they close. Wait
          * to hold the last one, so that the overlay is closed (and its
-         * lock released) when detach returns. */
+         * lock released) when we return. */
         for (int i = 0; export_refcount(e) > 1 && i < 500; i++)
                 usleep(10 * 1000);
+}
+
+int exports_detach(struct exports *x, const char *name, unsigned timeout_s, char *err, size_t errlen) {
+        struct entry *en;
+        struct export *e;
+        int r;
+
+        pthread_mutex_lock(&x->lock);
+        en = find(x, name);
+        if (!en || (!en->e && !en->why)) {
+                pthread_mutex_unlock(&x->lock);
+                return err_set(err, errlen, -ENOENT, "no export named '%s'", name);
+        }
+        if (en->attaching) {
+                pthread_mutex_unlock(&x->lock);
+                return err_set(err, errlen, -EBUSY, "export '%s' is being attached or updated; try again", name);
+        }
+        unlink_entry(x, en);
+        pthread_mutex_unlock(&x->lock);
+        save(x);
+        e = en->e;
+        if (!e) {
+                log_info("Detached export %s (it had failed to attach: %s)", name, en->why);
+                entry_free(en);
+                return 0;
+        }
+        drain(x, e, name, timeout_s);
         r = export_flush(e);
         if (r < 0)
                 log_error_errno(r, "Export %s: flushing the overlay failed: %m", name);
         export_unref(e);
-        free(en->name);
-        free(en);
+        entry_free(en);
         log_info("Detached export %s", name);
         return r < 0 ? err_set(err, errlen, r, "flushing the overlay failed: %s", strerror(-r)) : 0;
+}
+
+int exports_update(struct exports *x, const char *name, unsigned timeout_s, bool *ret_changed, char *err,
+                   size_t errlen) {
+        struct state_export se;
+        struct export *old, *e = NULL;
+        struct entry *en;
+        char ds[DIGEST_STRING_MAX];
+        int r;
+
+        pthread_mutex_lock(&x->lock);
+        en = find(x, name);
+        if (!en || (!en->e && !en->why)) {
+                pthread_mutex_unlock(&x->lock);
+                return err_set(err, errlen, -ENOENT, "no export named '%s'", name);
+        }
+        if (en->attaching || !en->e) {
+                r = en->attaching ? err_set(err, errlen, -EBUSY, "export '%s' is being attached or updated; try again", name)
+                                  : err_set(err, errlen, -EAGAIN, "export '%s' is not attached yet (%s)", name, en->why);
+                pthread_mutex_unlock(&x->lock);
+                return r;
+        }
+        if (!export_readonly(en->e)) {
+                pthread_mutex_unlock(&x->lock);
+                return err_set(err, errlen, -EMEDIUMTYPE,
+                               "export '%s' is writable: its overlay holds writes against manifest %s; detach it and "
+                               "attach the new image with a new overlay",
+                               name, en->se.manifest);
+        }
+        r = state_export_copy(&en->se, &se);
+        if (r < 0) {
+                pthread_mutex_unlock(&x->lock);
+                return r;
+        }
+        en->attaching = true;
+        pthread_mutex_unlock(&x->lock);
+
+        r = open_entry(x, &se, false, &e, err, errlen);
+        pthread_mutex_lock(&x->lock);
+        en->attaching = false;
+        old = en->e;
+        if (r >= 0 && digest_equal(export_manifest_digest(e), export_manifest_digest(old))) {
+                pthread_mutex_unlock(&x->lock);
+                export_unref(e);
+                state_export_clear(&se);
+                *ret_changed = false;
+                log_info("Export %s: %s still names manifest %s", name, export_ref_text(old),
+                         digest_to_string(export_manifest_digest(old), ds));
+                return 0;
+        }
+        if (r >= 0 && (r = set_pin(en, e)) < 0)
+                export_unref(e);
+        if (r < 0) {
+                pthread_mutex_unlock(&x->lock);
+                state_export_clear(&se);
+                return r;
+        }
+        en->e = e;              /* new clients get the new image from now on */
+        pthread_mutex_unlock(&x->lock);
+        save(x);
+        log_info("Export %s: updated to manifest %s (was %s)", name, en->se.manifest,
+                 digest_to_string(export_manifest_digest(old), ds));
+        started(e, se.profile);
+        state_export_clear(&se);
+        drain(x, old, name, timeout_s);
+        export_unref(old);
+        *ret_changed = true;
+        return 0;
 }
 
 struct export *exports_get(struct exports *x, const char *name) {
@@ -191,7 +500,7 @@ struct export *exports_get(struct exports *x, const char *name) {
 
         pthread_mutex_lock(&x->lock);
         for (struct entry *en = x->head; en; en = en->next)
-                if (en->e && (name[0] == 0 || strcmp(en->name, name) == 0)) {
+                if (en->e && (name[0] == 0 || strcmp(en->se.name, name) == 0)) {
                         e = export_ref(en->e);
                         break;
                 }
@@ -222,6 +531,33 @@ void exports_for_each(struct exports *x, void (*fn)(struct export *e, void *ctx)
                 export_unref(list[i]);
         }
         free(list);
+}
+
+void exports_for_each_failed(struct exports *x, void (*fn)(const struct state_export *se, const char *why, void *ctx),
+                             void *ctx) {
+        struct state_export *v = NULL;
+        char **why = NULL;
+        size_t n = 0, cap = 0;
+
+        pthread_mutex_lock(&x->lock);
+        for (struct entry *en = x->head; en; en = en->next)
+                cap += !en->e && en->why;
+        if (cap) {
+                v = calloc(cap, sizeof *v);
+                why = calloc(cap, sizeof *why);
+        }
+        for (struct entry *en = x->head; v && why && en; en = en->next)
+                if (!en->e && en->why && state_export_copy(&en->se, &v[n]) >= 0) {
+                        why[n] = strdup(en->why);
+                        n++;
+                }
+        pthread_mutex_unlock(&x->lock);
+        for (size_t i = 0; i < n; i++) {
+                fn(&v[i], why[i] ? why[i] : "", ctx);
+                free(why[i]);
+        }
+        free(why);
+        state_exports_free(v, n);
 }
 
 unsigned exports_count(struct exports *x) {

@@ -27,6 +27,7 @@
 #include "blockd/metrics.h"
 #include "blockd/nbd/server.h"
 #include "blockd/options.h"
+#include "blockd/restore.h"
 #include "blockd/nbd/tls.h"
 #include "blockd/sched.h"
 #include "chunkstore/profile.h"
@@ -240,6 +241,7 @@ int main(int argc, char **argv) {
         struct control *ctl = NULL;
         struct metrics_http *mh = NULL;
         struct metrics_sources msrc;
+        struct state *state = NULL;
         _cleanup_free_ char *tmpdir = NULL, *tmpsock = NULL;
         char control_buf[4096];
         const char *control_path = NULL;
@@ -297,14 +299,15 @@ int main(int argc, char **argv) {
                 if (r < 0)
                         goto fail;
         }
-        for (size_t i = 0; i < arg.n_exports; i++) {
-                char err[512] = "";
-                r = exports_attach(d.exports, &arg.exports[i], NULL, err, sizeof err);
-                if (r < 0) {
-                        log_error_errno(r, "Cannot attach export %s: %s", arg.exports[i].name, err[0] ? err : strerror(-r));
-                        goto fail;
-                }
-        }
+        /* With a state directory blockd is a service: it never exits for
+         * one export that cannot be attached. */
+        r = blockd_state_open(arg.state_dir, arg.run, &state);
+        if (r < 0)
+                goto fail;
+        r = exports_restore(d.exports, state, arg.exports, arg.n_exports, state != NULL);
+        if (r < 0)
+                goto fail;
+        exports_set_state(d.exports, state);
 
         if (arg.tls != NBDSRV_TLS_OFF) {
                 char err[512];
@@ -499,6 +502,7 @@ shutdown:
                 exit_code = 1;
         if (exports_free(d.exports) < 0 && exit_code == 0)
                 exit_code = 1;
+        state_free(state);
         nbdsrv_free(d.nbd);
         nbdsrv_tls_free(tls);
         sched_free(d.sched);

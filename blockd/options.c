@@ -43,6 +43,7 @@ enum {
         OPT_BACKGROUND,
         OPT_FETCH_TIMEOUT,
         OPT_FETCH_LOG,
+        OPT_STATE_DIR,
 };
 
 static const struct opt serving_options[] = {
@@ -81,6 +82,11 @@ static const struct opt serving_options[] = {
           "FUSE file with --fuse), exit with its status",
           OPT_NO_CONFIG },
         { "pidfile", OPT_PIDFILE, "FILE", "write the pid once ready (removed at exit)", 0 },
+        { "state-dir", OPT_STATE_DIR, "DIR|none",
+          "keep the export table here and restore it at start\n"
+          "(default $HOCUS_BLK_STATE_DIR, /var/lib/hocus-blk as\n"
+          "root, else $XDG_STATE_HOME/hocus-blk; none with --run)",
+          0 },
         { "version", OPT_VERSION, NULL, "show the version", OPT_STOP },
         { NULL, 0, NULL, NULL, 0 },
 };
@@ -273,6 +279,9 @@ static int blockd_option_set(void *ctx, int id, const char *value, char *err, si
                 a->sched.fetch_timeout_ns = (uint64_t) (v * 1e9);
                 return 0;
         }
+        case OPT_STATE_DIR:
+                a->state_dir = value;
+                return 0;
         case OPT_FETCH_LOG:
                 a->sched.fetch_log = value;
                 return 0;

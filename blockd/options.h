@@ -31,6 +31,7 @@ struct blockd_args {
         struct export_config *exports;
         size_t n_exports;
         const char *fuse;
+        const char *state_dir;       /* NULL: the default; "none": no state */
         char **records;              /* NAME=PATH */
         size_t n_records;
         struct sched_options sched;

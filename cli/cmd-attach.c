@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* hocus-blk attach NAME REF [--overlay PATH]: add an export to a running blockd. */
+/* hocus-blk attach NAME REF [--overlay PATH]: add an export to a running
+ * blockd; attach --update NAME: move it to what its reference names now. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,12 +14,18 @@
 #include "common/util.h"
 
 static void help(void) {
-        printf("Usage: hocus-blk attach NAME REF [OPTIONS]\n\n"
+        printf("Usage: hocus-blk attach NAME REF [OPTIONS]\n"
+               "       hocus-blk attach --update NAME\n\n"
                "Ask a running blockd to serve image REF as export NAME. Without --overlay the\n"
                "export is read-only; with it, writes go to the overlay file PATH (created if\n"
-               "missing; reattaching the same file continues where it left off).\n\n"
+               "missing; reattaching the same file continues where it left off). The export is\n"
+               "pinned to the manifest REF names now, across blockd restarts: a tag pushed anew\n"
+               "changes nothing until --update.\n\n"
                "Options:\n"
                "  --overlay PATH       writable overlay file\n"
+               "  --update             resolve export NAME's reference again and serve the\n"
+               "                       manifest it names now (read-only exports; clients are\n"
+               "                       disconnected and reconnect to the new image)\n"
                "  --json               print the new export as JSON\n" BLOCKD_HELP);
 }
 
@@ -48,12 +55,39 @@ static char *absolute_ref(const char *ref) {
         return r;
 }
 
+/* attach --update NAME */
+static int update_export(const char *name, const char *control, bool json) {
+        struct json_object *req = json_object_new_object(), *resp, *e, *v, *ch;
+        int r;
+
+        json_object_object_add(req, "name", json_object_new_string(name));
+        json_object_object_add(req, "update", json_object_new_boolean(true));
+        r = blockd_call("attach", control, req, &resp);
+        if (r < 0)
+                return r;
+        if (!json_object_object_get_ex(resp, "export", &e) || !json_object_object_get_ex(resp, "changed", &ch)) {
+                json_object_put(resp);
+                return log_error_errno(EPROTO, "blockd answered without the export");
+        }
+        if (json) {
+                printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
+        } else {
+                json_object_object_get_ex(e, "manifest", &v);
+                printf("%s %s %s\n", name, json_object_get_boolean(ch) ? "updated to" : "unchanged: still",
+                       json_object_get_string(v));
+        }
+        json_object_put(resp);
+        return 0;
+}
+
 int cmd_attach(int argc, char **argv) {
         static const struct option options[] = {
                 { "overlay", required_argument, NULL, OPT_BLOCKD_OVERLAY },
+                { "update", no_argument, NULL, OPT_BLOCKD_OVERLAY + 100 },
                 BLOCKD_LONG_OPTIONS,
         };
         const char *control = NULL, *overlay = NULL;
+        bool update = false;
         _cleanup_free_ char *ref = NULL, *ov = NULL;
         struct json_object *req, *resp, *e, *v;
         bool json = false;
@@ -65,6 +99,10 @@ int cmd_attach(int argc, char **argv) {
                         overlay = optarg;
                         continue;
                 }
+                if (c == OPT_BLOCKD_OVERLAY + 100) {
+                        update = true;
+                        continue;
+                }
                 r = blockd_option(c, optarg, &control, &json);
                 if (r == 2) {
                         help();
@@ -72,6 +110,11 @@ int cmd_attach(int argc, char **argv) {
                 }
                 if (r <= 0)
                         return cli_usage_error("attach", "unknown option");
+        }
+        if (update) {
+                if (argc - optind != 1 || overlay)
+                        return cli_usage_error("attach", "attach --update takes NAME only");
+                return update_export(argv[optind], control, json);
         }
         if (argc - optind != 2)
                 return cli_usage_error("attach", "attach takes NAME and REF");

@@ -8,8 +8,10 @@
 
 static void help(void) {
         printf("Usage: hocus-blk ls [OPTIONS]\n\n"
-               "List the exports of a running blockd: name, size, mode, clients, NBD URI and\n"
-               "image reference.\n\n"
+               "List the exports of a running blockd: name, size, mode, clients, state\n"
+               "(online; offline: the registry is unreachable and only local data is served;\n"
+               "failed: not attached, retried, with the reason), hydration (the share of the\n"
+               "image that is local), NBD URI, image reference and the manifest it is pinned to.\n\n"
                "Options:\n"
                "  --json               machine-readable output\n" BLOCKD_HELP);
 }
@@ -51,16 +53,22 @@ int cmd_ls(int argc, char **argv) {
         if (json) {
                 printf("%s\n", json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
         } else {
-                printf("%-20s %10s %-10s %7s  %s\n", "NAME", "SIZE", "MODE", "CLIENTS", "URI / REF");
+                printf("%-20s %10s %-10s %7s %-8s %9s  %s\n", "NAME", "SIZE", "MODE", "CLIENTS", "STATE",
+                       "HYDRATED", "URI / REF / MANIFEST");
                 for (size_t i = 0; i < json_object_array_length(arr); i++) {
-                        struct json_object *e = json_object_array_get_idx(arr, i), *ro;
-                        char sz[32];
+                        struct json_object *e = json_object_array_get_idx(arr, i), *ro, *h = NULL, *err = NULL;
+                        char sz[32] = "-", hy[16] = "-";
 
                         json_object_object_get_ex(e, "readonly", &ro);
-                        format_size((uint64_t) num(e, "size"), sz, sizeof sz);
-                        printf("%-20s %10s %-10s %7lld  %s\n%-51s %s\n", str(e, "name"), sz,
+                        if (json_object_object_get_ex(e, "size", NULL))
+                                format_size((uint64_t) num(e, "size"), sz, sizeof sz);
+                        if (json_object_object_get_ex(e, "hydration_pct", &h) && h)
+                                snprintf(hy, sizeof hy, "%.1f%%", json_object_get_double(h));
+                        printf("%-20s %10s %-10s %7lld %-8s %9s  %s\n%-70s %s\n%-70s %s\n", str(e, "name"), sz,
                                json_object_get_boolean(ro) ? "read-only" : "writable", (long long) num(e, "clients"),
-                               str(e, "uri"), "", str(e, "ref"));
+                               str(e, "state"), hy, str(e, "uri"), "", str(e, "ref"), "", str(e, "manifest"));
+                        if (json_object_object_get_ex(e, "error", &err) && err)
+                                printf("%-70s %s: %s\n", "", str(e, "state"), json_object_get_string(err));
                 }
         }
         json_object_put(resp);

@@ -351,6 +351,8 @@ int msession_start(struct msession *s, const struct msession_daemon *d, char *er
         argv[n++] = s->control;
         argv[n++] = "--pidfile";
         argv[n++] = s->pidfile;
+        argv[n++] = "--state-dir";      /* a private session: nothing to restore */
+        argv[n++] = "none";
         argv[n++] = "--fuse";
         argv[n++] = s->fuse_dir;
         argv[n++] = "--export";

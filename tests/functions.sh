@@ -10,6 +10,8 @@ set -euo pipefail
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/hocus-test.XXXXXX")
 export HOCUS_BLK_CACHE=$T/cache
+# blockd keeps its export table here (never the host's /var/lib/hocus-blk).
+export HOCUS_BLK_STATE_DIR=$T/state
 export HOCUS_BLK_NO_PROGRESS=1
 _cleanups=()
 
