@@ -39,9 +39,9 @@
 
 struct export;
 
-/* What exports share: borrowed, must outlive every export. */
 struct sched;
 
+/* What exports share: borrowed, must outlive every export. */
 struct export_env {
         struct chunkstore *store;
         struct chunkfd_cache *fds;
