@@ -66,7 +66,12 @@ static int reply_error(struct conn *c, uint32_t opt, uint32_t type, const char *
         va_end(ap);
         if (n < 0)
                 n = 0;
-        log_debug("nbd: client %llu: %s: %s", (unsigned long long) c->id, nbdsrv_opt_name(opt), msg);
+        if (log_get_level() >= LOG_LVL_DEBUG) {
+                /* The message quotes what the client sent (names, queries). */
+                char esc[LOG_ESCAPE_MAX];
+                log_debug("nbd: client %llu: %s: %s", (unsigned long long) c->id, nbdsrv_opt_name(opt),
+                          log_escape_n(msg, MIN((size_t) n, sizeof msg - 1), esc, sizeof esc));
+        }
         return reply(c, opt, type, msg, MIN((size_t) n, sizeof msg - 1));
 }
 
@@ -210,8 +215,9 @@ static int opt_export_name(struct conn *c, const uint8_t *data, uint32_t len) {
         e = c->srv->exports.get(c->srv->exports.userdata, name);
         if (!e) {
                 /* This option cannot fail politely: the protocol says hang up. */
+                char esc[LOG_ESCAPE_MAX];
                 log_warning("nbd: client %llu asked for unknown export '%s'; disconnecting", (unsigned long long) c->id,
-                            name);
+                            log_escape(name, esc, sizeof esc));
                 return -ENOENT;
         }
         c->meta_alloc = c->meta_alloc && c->meta_export && strcmp(c->meta_export, name) == 0;

@@ -341,6 +341,17 @@ def vanish_during_handshake_many():
     for s in socks:
         s.close()
 
+@case
+def names_with_newlines():
+    # Logged escaped: a name cannot forge a log line.
+    forged = "x\nFORGED-LINE blockd: error: y"
+    s = conn(); greet(s)
+    n = forged.encode()
+    opt(s, OPT_GO, struct.pack(">I", len(n)) + n + struct.pack(">H", 0))
+    assert reply(s)[1] == ERR_UNKNOWN
+    opt(s, OPT_EXPORT_NAME, n)
+    assert closed(s)
+
 for c in cases:
     c()
     healthy()
@@ -358,4 +369,6 @@ cmp -i 4096 "$T/b.img" "$T/b.out" || fail "rw differs beyond the zeroed block"
 wait_for 10 sh -c "test \"\$('$HOCUS_BLK' stats --control '$T/control.sock' --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"nbd\"][\"connections\"])')\" = 0" ||
         fail "connections were not all closed"
 stop_blockd
+! grep -q "^FORGED-LINE" "$T/blockd.log" || fail "a client's export name forged a log line"
+grep -q 'unknown export .x\\nFORGED-LINE' "$T/blockd.log" || fail "the unknown export name is not logged escaped"
 echo ok
