@@ -5,6 +5,7 @@
 #include <assert.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/utf8.h"
@@ -65,8 +66,30 @@ static void test_escape(void) {
         }
 }
 
+/* The logger keeps one message on one line even unescaped. */
+static void test_log_one_line(void) {
+        char buf[512];
+        int p[2], saved = dup(STDERR_FILENO);
+        ssize_t n;
+
+        assert(pipe(p) == 0 && saved >= 0);
+        assert(dup2(p[1], STDERR_FILENO) == STDERR_FILENO);
+        log_set_ident("t");
+        log_error("name %s", "ws\nt: error: forged\r\x1b[2J");
+        log_error("trailing newline\n");
+        assert(dup2(saved, STDERR_FILENO) == STDERR_FILENO);
+        close(p[1]);
+        n = read(p[0], buf, sizeof buf - 1);
+        assert(n > 0);
+        buf[n] = 0;
+        assert(!strcmp(buf, "t: error: name ws\\nt: error: forged\\r\\x1b[2J\nt: error: trailing newline\n"));
+        close(p[0]);
+        close(saved);
+}
+
 int main(void) {
         test_utf8();
         test_escape();
+        test_log_one_line();
         return 0;
 }
