@@ -3,12 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,7 +14,9 @@
 #include "chunkstore/profile.h"
 #include "common/cleanup.h"
 #include "common/log.h"
+#include "common/sockio.h"
 #include "common/util.h"
+#include "clientpool.h"
 #include "ctlproto/counters.h"
 #include "ctlproto/message.h"
 #include "export.h"
@@ -29,26 +28,13 @@
 #include "sockets.h"
 
 #define MAX_LINE (64u << 10)
-#define MAX_CLIENTS 32u
-#define IDLE_TIMEOUT_S 300
+#define IDLE_TIMEOUT_NS (300ull * 1000000000ull)
 #define DETACH_TIMEOUT_S 30
-
-struct client {
-        struct control *ctl;
-        int fd;
-        struct client *next;
-};
 
 struct control {
         struct control_config cfg;
         char *path;
-        int fd, wake;
-        pthread_t thread;
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
-        struct client *clients;
-        unsigned n_clients;
-        bool stopping;
+        struct clientpool *pool;
 };
 
 /* --- Responses --- */
@@ -186,7 +172,9 @@ static struct json_object *cmd_attach(struct control *ctl, struct json_object *r
                 return ctlproto_error(-EINVAL, "the overlay path must be absolute");
         r = exports_attach(ctl->cfg.src.exports, &cfg, &e, err, sizeof err);
         if (r < 0) {
-                log_warning("Control: attach %s %s failed: %s", cfg.name, cfg.ref, err[0] ? err : strerror(-r));
+                char n[LOG_ESCAPE_MAX], f[LOG_ESCAPE_MAX], why[LOG_ESCAPE_MAX];
+                log_warning("Control: attach %s %s failed: %s", log_escape(cfg.name, n, sizeof n),
+                            log_escape(cfg.ref, f, sizeof f), log_escape(err[0] ? err : strerror(-r), why, sizeof why));
                 return ctlproto_error(r, err);
         }
         o = ctlproto_ok();
@@ -315,7 +303,9 @@ static struct json_object *cmd_record(struct control *ctl, struct json_object *r
                         profile_free(p);
                         return ctlproto_error(r, msg);
                 }
-                log_info("Export %s: saved its boot profile (%u ranges) to %s", name, p->count, path);
+                char esc[LOG_ESCAPE_MAX];
+                log_info("Export %s: saved its boot profile (%u ranges) to %s", name, p->count,
+                         log_escape(path, esc, sizeof esc));
         }
         if (r < 0)
                 return ctlproto_error(r, NULL);
@@ -369,14 +359,19 @@ static struct json_object *cmd_metrics(struct control *ctl) {
         return o;
 }
 
-static struct json_object *dispatch(struct control *ctl, const char *line) {
+static struct json_object *dispatch(struct control *ctl, const char *line, size_t len) {
         struct json_object *req, *resp;
         const char *cmd;
+        char esc[LOG_ESCAPE_MAX];
+        int r;
 
-        if (ctlproto_parse(line, &req) < 0)
+        r = ctlproto_parse(line, len, &req);
+        if (r == -EILSEQ)
+                return ctlproto_error(r, "request is not valid UTF-8 (or a string holds \\u0000): send UTF-8 text");
+        if (r < 0)
                 return ctlproto_error(-EINVAL, "malformed request: want one JSON object per line");
         cmd = ctlproto_get_string(req, "cmd");
-        log_debug("Control: %s", cmd ? cmd : "(no cmd)");
+        log_debug("Control: %s", cmd ? log_escape(cmd, esc, sizeof esc) : "(no cmd)");
         if (!cmd)
                 resp = ctlproto_error(-EINVAL, "request has no \"cmd\"");
         else if (!strcmp(cmd, "attach"))
@@ -407,192 +402,149 @@ static struct json_object *dispatch(struct control *ctl, const char *line) {
 
 /* --- Connections --- */
 
-static void *client_thread(void *arg) {
-        struct client *cl = arg;
-        struct control *ctl = cl->ctl;
+/* Answer o on the client within the request timeout. 0 or -errno. */
+static int reply(struct control *ctl, struct clientpool_client *pc, struct json_object *o) {
+        return ctlproto_send(clientpool_fd(pc), o, deadline_after(ctl->cfg.request_timeout_ns), clientpool_cancel_fd(pc));
+}
+
+static void reply_error(struct control *ctl, struct clientpool_client *pc, int r, const char *msg) {
+        struct json_object *e = ctlproto_error(r, msg);
+
+        (void) reply(ctl, pc, e);
+        json_object_put(e);
+}
+
+/*
+ * One client: requests, one line each, answered in order. Between
+ * requests the client is idle (closed after IDLE_TIMEOUT_NS, or sooner to
+ * make room for a new client at the cap); once a request's first byte is
+ * in, the whole line must arrive within the request timeout, and so must
+ * the answer leave. A client that sends slowly or stops reading holds a
+ * slot no longer than that. A first line "GET ..." is HTTP: the metrics.
+ */
+static void serve(struct clientpool_client *pc, void *userdata) {
+        struct control *ctl = userdata;
+        int fd = clientpool_fd(pc), cancel = clientpool_cancel_fd(pc);
         _cleanup_free_ char *buf = malloc(MAX_LINE + 1);
+        uint64_t deadline = 0;          /* of the request coming in */
         size_t len = 0;
         bool first = true;
 
         while (buf) {
-                char *nl;
+                char *nl = memchr(buf, '\n', len), *end;
                 ssize_t n;
 
-                nl = memchr(buf, '\n', len);
                 if (!nl) {
                         if (len == MAX_LINE) {
-                                struct json_object *e = ctlproto_error(-EMSGSIZE, "request line too long");
-                                (void) ctlproto_send(cl->fd, e);
-                                json_object_put(e);
+                                reply_error(ctl, pc, -EMSGSIZE, "request line too long");
                                 break;
                         }
-                        n = recv(cl->fd, buf + len, MAX_LINE - len, 0);
+                        if (len == 0) {
+                                clientpool_set_idle(pc, true);
+                                n = recv_until(fd, buf, MAX_LINE, deadline_after(IDLE_TIMEOUT_NS), cancel);
+                                if (!clientpool_set_idle(pc, false))
+                                        break;
+                                deadline = deadline_after(ctl->cfg.request_timeout_ns);
+                        } else {
+                                n = recv_until(fd, buf + len, MAX_LINE - len, deadline, cancel);
+                        }
+                        if (n == -ETIMEDOUT && len > 0) {
+                                log_debug("Control: a client did not send its request within the request timeout");
+                                reply_error(ctl, pc, -ETIMEDOUT, "the request did not arrive in time (see blockd --request-timeout)");
+                        }
                         if (n <= 0)
                                 break;
                         len += (size_t) n;
                         continue;
                 }
                 if (first && strncmp(buf, "GET ", 4) == 0) {
-                        /* HTTP: read the rest of the head, then answer. */
+                        /* HTTP: the rest of the head, within the same deadline. */
                         while (!memmem(buf, len, "\r\n\r\n", 4) && !memmem(buf, len, "\n\n", 2) && len < MAX_LINE) {
-                                n = recv(cl->fd, buf + len, MAX_LINE - len, 0);
+                                n = recv_until(fd, buf + len, MAX_LINE - len, deadline, cancel);
                                 if (n <= 0)
-                                        break;
+                                        return;
                                 len += (size_t) n;
                         }
                         *nl = 0;
-                        metrics_http_answer(&ctl->cfg.src, cl->fd, buf);
+                        metrics_http_answer(&ctl->cfg.src, fd, buf, deadline_after(ctl->cfg.request_timeout_ns), cancel);
                         break;
                 }
-                *nl = 0;
                 first = false;
-                if (nl > buf && nl[-1] == '\r')
-                        nl[-1] = 0;
-                if (buf[0]) {
-                        struct json_object *resp = dispatch(ctl, buf);
-                        int r = ctlproto_send(cl->fd, resp);
+                end = nl > buf && nl[-1] == '\r' ? nl - 1 : nl;
+                if (end > buf) {
+                        struct json_object *resp = dispatch(ctl, buf, (size_t) (end - buf));
+                        int r = reply(ctl, pc, resp);
                         json_object_put(resp);
-                        if (r < 0)
+                        if (r < 0) {
+                                log_debug_errno(r, "Control: dropping a client that did not take its answer: %m");
                                 break;
+                        }
                 }
                 len -= (size_t) (nl + 1 - buf);
                 memmove(buf, nl + 1, len);
-        }
-
-        pthread_mutex_lock(&ctl->lock);
-        for (struct client **pp = &ctl->clients; *pp; pp = &(*pp)->next)
-                if (*pp == cl) {
-                        *pp = cl->next;
-                        break;
-                }
-        ctl->n_clients--;
-        pthread_cond_broadcast(&ctl->cond);
-        pthread_mutex_unlock(&ctl->lock);
-        close(cl->fd);
-        free(cl);
-        return NULL;
-}
-
-static void accept_client(struct control *ctl) {
-        struct timeval tv = { .tv_sec = IDLE_TIMEOUT_S };
-        struct client *cl;
-        pthread_attr_t attr;
-        pthread_t t;
-        int fd, r;
-
-        fd = accept4(ctl->fd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0)
-                return;
-        (void) setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        pthread_mutex_lock(&ctl->lock);
-        if (ctl->n_clients >= MAX_CLIENTS || ctl->stopping) {
-                pthread_mutex_unlock(&ctl->lock);
-                close(fd);
-                return;
-        }
-        cl = calloc(1, sizeof *cl);
-        if (!cl) {
-                pthread_mutex_unlock(&ctl->lock);
-                close(fd);
-                return;
-        }
-        cl->ctl = ctl;
-        cl->fd = fd;
-        cl->next = ctl->clients;
-        ctl->clients = cl;
-        ctl->n_clients++;
-        pthread_mutex_unlock(&ctl->lock);
-
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        r = pthread_create(&t, &attr, client_thread, cl);
-        pthread_attr_destroy(&attr);
-        if (r != 0) {
-                pthread_mutex_lock(&ctl->lock);
-                ctl->clients = cl->next;
-                ctl->n_clients--;
-                pthread_mutex_unlock(&ctl->lock);
-                close(fd);
-                free(cl);
+                deadline = deadline_after(ctl->cfg.request_timeout_ns);        /* the next one, if it began */
         }
 }
 
-static void *accept_thread(void *arg) {
-        struct control *ctl = arg;
-        struct pollfd p[2] = { { .fd = ctl->fd, .events = POLLIN }, { .fd = ctl->wake, .events = POLLIN } };
+/* At the cap with every client busy: say so, in one send that cannot block. */
+static void refuse(int fd, void *userdata) {
+        struct control *ctl = userdata;
+        struct json_object *e;
+        char msg[256];
 
-        for (;;) {
-                if (poll(p, 2, -1) < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        break;
-                }
-                if (p[1].revents)
-                        break;
-                if (p[0].revents & POLLIN)
-                        accept_client(ctl);
-        }
-        return NULL;
+        snprintf(msg, sizeof msg,
+                 "blockd is serving %u control clients, all busy (--control-max-clients); try again", ctl->cfg.max_clients);
+        e = ctlproto_error(-EBUSY, msg);
+        (void) ctlproto_send(fd, e, 0, -1);
+        json_object_put(e);
 }
 
 int control_start(const struct control_config *cfg, const char *path, struct control **ret) {
         struct control *ctl = calloc(1, sizeof *ctl);
-        int r;
+        struct clientpool_config pcfg = { .what = "Control", .serve = serve, .refuse = refuse };
+        int fd, r;
 
         if (!ctl)
                 return -ENOMEM;
         ctl->cfg = *cfg;
-        ctl->fd = ctl->wake = -EBADF;
-        pthread_mutex_init(&ctl->lock, NULL);
-        pthread_cond_init(&ctl->cond, NULL);
+        if (!ctl->cfg.max_clients)
+                ctl->cfg.max_clients = CONTROL_MAX_CLIENTS_DEFAULT;
+        if (!ctl->cfg.request_timeout_ns)
+                ctl->cfg.request_timeout_ns = CONTROL_REQUEST_TIMEOUT_DEFAULT_S * 1000000000ull;
         ctl->path = strdup(path);
-        ctl->wake = eventfd(0, EFD_CLOEXEC);
-        if (!ctl->path || ctl->wake < 0) {
-                r = -ENOMEM;
-                goto fail;
+        if (!ctl->path) {
+                free(ctl);
+                return -ENOMEM;
         }
-        ctl->fd = unix_listen(path, 0600);
-        if (ctl->fd < 0) {
-                r = ctl->fd;
-                goto fail;
+        fd = unix_listen(path, 0600);
+        if (fd < 0) {
+                free(ctl->path);
+                free(ctl);
+                return fd;
         }
-        r = -pthread_create(&ctl->thread, NULL, accept_thread, ctl);
+        pcfg.max_clients = ctl->cfg.max_clients;
+        pcfg.userdata = ctl;
+        r = clientpool_start(&pcfg, fd, &ctl->pool);
         if (r < 0) {
                 (void) unlink(path);
-                goto fail;
+                free(ctl->path);
+                free(ctl);
+                return r;
         }
         *ret = ctl;
         return 0;
-fail:
-        if (ctl->fd >= 0)
-                close(ctl->fd);
-        if (ctl->wake >= 0)
-                close(ctl->wake);
-        free(ctl->path);
-        free(ctl);
-        return r;
 }
 
-void control_stop(struct control *ctl) {
-        uint64_t one = 1;
+unsigned control_stop(struct control *ctl) {
+        unsigned left;
 
         if (!ctl)
-                return;
-        (void) write(ctl->wake, &one, sizeof one);
-        pthread_join(ctl->thread, NULL);
-        close(ctl->fd);
+                return 0;
+        left = clientpool_stop(ctl->pool, ctl->cfg.request_timeout_ns);
         (void) unlink(ctl->path);
-        pthread_mutex_lock(&ctl->lock);
-        ctl->stopping = true;
-        /* Idle clients wake up and leave; a request in progress finishes. */
-        for (struct client *cl = ctl->clients; cl; cl = cl->next)
-                (void) shutdown(cl->fd, SHUT_RD);
-        while (ctl->n_clients > 0)
-                pthread_cond_wait(&ctl->cond, &ctl->lock);
-        pthread_mutex_unlock(&ctl->lock);
-        close(ctl->wake);
-        pthread_mutex_destroy(&ctl->lock);
-        pthread_cond_destroy(&ctl->cond);
+        if (left > 0)
+                return left;    /* the abandoned requests still use ctl */
         free(ctl->path);
         free(ctl);
+        return 0;
 }

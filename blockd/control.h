@@ -15,8 +15,16 @@
  * A connection may carry any number of requests. A connection whose
  * first line is "GET /metrics HTTP/1.x" gets the Prometheus metrics as an
  * HTTP response instead (curl --unix-socket works).
+ *
+ * Clients are bounded (blockd/clientpool.h): at most max_clients at once
+ * (at the cap the one idle longest is closed to make room); a request
+ * must arrive whole, and its answer leave, within request_timeout_ns; a
+ * request that is not valid UTF-8 gets an EILSEQ error, and answers are
+ * always JSON.
  */
 #pragma once
+
+#include <stdint.h>
 
 #include "metrics.h"
 
@@ -30,6 +38,8 @@ struct control_ops {
         char *(*export_file)(void *userdata, const char *name);
 };
 
+#define CONTROL_MAX_CLIENTS_DEFAULT 32u
+
 struct control_config {
         /* The objects the commands act on and report (borrowed; they
          * outlive the server): exports, the fetch scheduler, the NBD
@@ -37,8 +47,14 @@ struct control_config {
         struct metrics_sources src;
         const struct control_ops *ops;
         void *userdata;
+        unsigned max_clients;           /* 0: CONTROL_MAX_CLIENTS_DEFAULT */
+        uint64_t request_timeout_ns;    /* 0: CONTROL_REQUEST_TIMEOUT_DEFAULT_S */
 };
 
 int control_start(const struct control_config *cfg, const char *path, struct control **ret);
-/* Stop accepting, end idle connections, wait for requests in progress. */
-void control_stop(struct control *c);
+/* Stop accepting, end every connection's I/O, and wait up to the request
+ * timeout for commands still running (an attach waiting on a registry).
+ * Returns how many were still running: they are abandoned, and the
+ * objects they use (exports, scheduler, ...) must not be freed: the
+ * daemon flushes the overlays and exits. NULL-safe. */
+unsigned control_stop(struct control *c);

@@ -172,6 +172,34 @@ static int records_save(struct blockd *d) {
         return ret;
 }
 
+static void flush_one(struct export *e, void *ctx) {
+        int *ret = ctx, r = export_flush(e);
+
+        if (r < 0) {
+                log_error_errno(r, "Export %s: flushing the overlay failed: %m", export_name(e));
+                if (*ret == 0)
+                        *ret = r;
+        }
+}
+
+/* Stop while abandoned control requests still use the exports and what
+ * is under them: flush every overlay, and exit without freeing anything. */
+static _Noreturn void stop_abandoned(struct blockd *d, bool pidfile_written, const char *tmpdir, int exit_code) {
+        int r = 0;
+
+        if (d->exports)
+                exports_for_each(d->exports, flush_one, &r);
+        if (r < 0 && exit_code == 0)
+                exit_code = 1;
+        if (pidfile_written)
+                (void) unlink(arg.pidfile);
+        if (tmpdir)
+                (void) rmdir(tmpdir);
+        if (exit_code == 0)
+                log_info("Stopped (overlays flushed; abandoned the control requests still running)");
+        _exit(exit_code);
+}
+
 /* Raise the soft open-file limit to the hard one; returns the limit. */
 static uint64_t raise_nofile(void) {
         struct rlimit rl;
@@ -248,6 +276,7 @@ int main(int argc, char **argv) {
         sigset_t sigs;
         pid_t child = 0;
         bool pidfile_written = false;
+        unsigned abandoned;
         int r, status = 0, exit_code = 0;
 
         log_set_ident("blockd");
@@ -371,7 +400,9 @@ int main(int argc, char **argv) {
         if (control_path) {
                 _cleanup_free_ char *dir = strdup(control_path);
                 char *slash = dir ? strrchr(dir, '/') : NULL;
-                struct control_config ccfg = { .src = msrc, .ops = &control_ops, .userdata = &d };
+                struct control_config ccfg = { .src = msrc, .ops = &control_ops, .userdata = &d,
+                                               .max_clients = arg.control_max_clients,
+                                               .request_timeout_ns = arg.request_timeout_ns };
 
                 if (slash && slash != dir) {
                         *slash = 0;
@@ -394,7 +425,7 @@ int main(int argc, char **argv) {
         }
         if (arg.metrics) {
                 unsigned port = 0;
-                r = metrics_http_start(&msrc, arg.metrics, &mh, &port);
+                r = metrics_http_start(&msrc, arg.metrics, arg.metrics_max_clients, arg.request_timeout_ns, &mh, &port);
                 if (r < 0) {
                         log_error_errno(r, "Cannot serve metrics on %s: %m", arg.metrics);
                         goto fail;
@@ -492,14 +523,17 @@ int main(int argc, char **argv) {
 fail:
         exit_code = 1;
 shutdown:
-        metrics_http_stop(mh);
-        control_stop(ctl);
+        /* Neither server waits on a client for long: a command still
+         * running past the request timeout is abandoned. */
+        abandoned = metrics_http_stop(mh) + control_stop(ctl);
         if (d.nbd)
                 nbdsrv_shutdown(d.nbd, SHUTDOWN_GRACE_S);
         fusefe_stop(d.fuse);
         d.fuse = NULL;
         if (records_save(&d) < 0 && exit_code == 0)
                 exit_code = 1;
+        if (abandoned > 0)
+                stop_abandoned(&d, pidfile_written, tmpdir, exit_code);
         if (exports_free(d.exports) < 0 && exit_code == 0)
                 exit_code = 1;
         state_free(state);

@@ -2,13 +2,9 @@
 #include "metrics.h"
 
 #include <errno.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -20,7 +16,6 @@
 #include "exports.h"
 #include "nbd/server.h"
 #include "sched.h"
-#include "sockets.h"
 
 static void metric_head(FILE *f, const char *name, const char *type, const char *help) {
         fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -180,121 +175,4 @@ int metrics_render(const struct metrics_sources *d, char **ret, size_t *ret_len)
         *ret = buf;
         *ret_len = len;
         return 0;
-}
-
-static void write_str(int fd, const char *s, size_t len) {
-        (void) write_all(fd, s, len);
-}
-
-void metrics_http_answer(const struct metrics_sources *d, int fd, const char *line) {
-        _cleanup_free_ char *body = NULL;
-        char head[256], path[256] = "";
-        size_t len = 0;
-        int n;
-
-        if (sscanf(line, "GET %255s", path) != 1 || (strcmp(path, "/metrics") != 0 && strcmp(path, "/") != 0)) {
-                static const char nf[] = "HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 30\r\n"
-                                         "Connection: close\r\n\r\nonly GET /metrics is served\r\n\r\n";
-                write_str(fd, nf, sizeof nf - 1);
-                return;
-        }
-        if (metrics_render(d, &body, &len) < 0) {
-                static const char err[] = "HTTP/1.0 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n";
-                write_str(fd, err, sizeof err - 1);
-                return;
-        }
-        n = snprintf(head, sizeof head,
-                     "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %zu\r\n"
-                     "Connection: close\r\n\r\n",
-                     len);
-        write_str(fd, head, (size_t) n);
-        write_str(fd, body, len);
-}
-
-/* Read an HTTP request head (up to the empty line) and answer it. */
-static void serve_one(const struct metrics_sources *d, int fd) {
-        char buf[8192];
-        size_t len = 0;
-        struct timeval tv = { .tv_sec = 5 };
-
-        (void) setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        while (len < sizeof buf - 1) {
-                ssize_t n = recv(fd, buf + len, sizeof buf - 1 - len, 0);
-                if (n <= 0)
-                        return;
-                len += (size_t) n;
-                buf[len] = 0;
-                if (strstr(buf, "\r\n\r\n") || strstr(buf, "\n\n"))
-                        break;
-        }
-        metrics_http_answer(d, fd, buf);
-}
-
-struct metrics_http {
-        struct metrics_sources src;
-        int fd, wake;
-        pthread_t thread;
-};
-
-static void *http_thread(void *arg) {
-        struct metrics_http *m = arg;
-        struct pollfd p[2] = { { .fd = m->fd, .events = POLLIN }, { .fd = m->wake, .events = POLLIN } };
-
-        for (;;) {
-                int c;
-
-                if (poll(p, 2, -1) < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        break;
-                }
-                if (p[1].revents)
-                        break;
-                c = accept4(m->fd, NULL, NULL, SOCK_CLOEXEC);
-                if (c < 0)
-                        continue;
-                serve_one(&m->src, c);
-                close(c);
-        }
-        return NULL;
-}
-
-int metrics_http_start(const struct metrics_sources *src, const char *host_port, struct metrics_http **ret,
-                       unsigned *ret_port) {
-        struct metrics_http *m = calloc(1, sizeof *m);
-        int r;
-
-        if (!m)
-                return -ENOMEM;
-        m->src = *src;
-        m->wake = eventfd(0, EFD_CLOEXEC);
-        m->fd = tcp_listen(host_port, ret_port);
-        if (m->fd < 0 || m->wake < 0) {
-                r = m->fd < 0 ? m->fd : -errno;
-                goto fail;
-        }
-        r = -pthread_create(&m->thread, NULL, http_thread, m);
-        if (r < 0)
-                goto fail;
-        *ret = m;
-        return 0;
-fail:
-        if (m->fd >= 0)
-                close(m->fd);
-        if (m->wake >= 0)
-                close(m->wake);
-        free(m);
-        return r;
-}
-
-void metrics_http_stop(struct metrics_http *m) {
-        uint64_t one = 1;
-
-        if (!m)
-                return;
-        (void) write(m->wake, &one, sizeof one);
-        pthread_join(m->thread, NULL);
-        close(m->fd);
-        close(m->wake);
-        free(m);
 }

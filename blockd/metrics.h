@@ -29,14 +29,22 @@ struct metrics_sources {
 /* Render the metrics into a malloc'd string. */
 int metrics_render(const struct metrics_sources *m, char **ret, size_t *ret_len);
 
-struct metrics_http;
-/* Serve GET /metrics on HOST:PORT (one thread, one request per
- * connection). ret_port gets the bound port. m is copied. */
-int metrics_http_start(const struct metrics_sources *m, const char *host_port, struct metrics_http **ret,
-                       unsigned *ret_port);
-void metrics_http_stop(struct metrics_http *m);
+#define METRICS_MAX_CLIENTS_DEFAULT 8u
+#define CONTROL_REQUEST_TIMEOUT_DEFAULT_S 10u
 
-/* Answer an HTTP request whose first line is in line (already read) on
- * fd: reads the rest of the headers, writes the response. Shared by the
- * control socket. */
-void metrics_http_answer(const struct metrics_sources *m, int fd, const char *line);
+struct metrics_http;
+/* Serve GET /metrics on HOST:PORT (metrics-http.c): one request per
+ * connection, up to max_clients at once (0: METRICS_MAX_CLIENTS_DEFAULT;
+ * more get a 503), each request's head in and answer out within
+ * request_timeout_ns (0: CONTROL_REQUEST_TIMEOUT_DEFAULT_S). ret_port
+ * gets the bound port. m is copied. */
+int metrics_http_start(const struct metrics_sources *m, const char *host_port, unsigned max_clients,
+                       uint64_t request_timeout_ns, struct metrics_http **ret, unsigned *ret_port);
+/* Stop; returns how many clients were abandoned (see clientpool_stop). */
+unsigned metrics_http_stop(struct metrics_http *m);
+
+/* Answer an HTTP request whose first line is in line (the whole head was
+ * read) on fd, by the deadline (common/sockio.h). Shared by the control
+ * socket. */
+void metrics_http_answer(const struct metrics_sources *m, int fd, const char *line, uint64_t deadline_ns,
+                         int cancel_fd);

@@ -44,6 +44,9 @@ enum {
         OPT_FETCH_TIMEOUT,
         OPT_FETCH_LOG,
         OPT_STATE_DIR,
+        OPT_CONTROL_MAX_CLIENTS,
+        OPT_METRICS_MAX_CLIENTS,
+        OPT_REQUEST_TIMEOUT,
 };
 
 static const struct opt serving_options[] = {
@@ -72,6 +75,18 @@ static const struct opt serving_options[] = {
           "to PATH at exit (repeatable; see hocus-blk record)",
           OPT_NO_CONFIG },
         { "metrics", OPT_METRICS, "HOST:PORT", "Prometheus metrics over HTTP", 0 },
+        { "control-max-clients", OPT_CONTROL_MAX_CLIENTS, "N",
+          "control connections at once (default 32); at the cap\n"
+          "the one idle longest is closed to make room",
+          0 },
+        { "metrics-max-clients", OPT_METRICS_MAX_CLIENTS, "N",
+          "--metrics connections at once (default 8; more get 503)", 0 },
+        { "request-timeout", OPT_REQUEST_TIMEOUT, "SECONDS",
+          "a control or metrics client must send each request,\n"
+          "and take its answer, within SECONDS (default 10); at\n"
+          "stop, control commands still running after that long\n"
+          "are abandoned (overlays are flushed all the same)",
+          0 },
         { "fetch-log", OPT_FETCH_LOG, "FILE",
           "append one line per range request (class, chunks,\n"
           "start and end time, result) to FILE",
@@ -285,6 +300,18 @@ static int blockd_option_set(void *ctx, int id, const char *value, char *err, si
         case OPT_FETCH_LOG:
                 a->sched.fetch_log = value;
                 return 0;
+        case OPT_CONTROL_MAX_CLIENTS:
+                return parse_uint(value, 1, 4096, &a->control_max_clients, err, errlen);
+        case OPT_METRICS_MAX_CLIENTS:
+                return parse_uint(value, 1, 4096, &a->metrics_max_clients, err, errlen);
+        case OPT_REQUEST_TIMEOUT: {
+                char *end;
+                double v = strtod(value, &end);
+                if (end == value || *end || !(v >= 0.1 && v <= 3600))
+                        return err_set(err, errlen, -EINVAL, "wants seconds (0.1 to 3600), not '%s'", value);
+                a->request_timeout_ns = (uint64_t) (v * 1e9);
+                return 0;
+        }
         case OPT_RECORD: {
                 char **rec = realloc(a->records, (a->n_records + 1) * sizeof *rec);
                 const char *eq = strchr(value, '=');

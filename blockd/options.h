@@ -22,6 +22,9 @@ struct blockd_args {
         const char *run;
         const char *pidfile;
         const char *metrics;
+        unsigned control_max_clients;   /* 0: the default (control.h) */
+        unsigned metrics_max_clients;   /* 0: the default (metrics.h) */
+        uint64_t request_timeout_ns;    /* control and metrics clients; 0: the default */
         enum nbdsrv_tls_mode tls;
         const char *tls_cert, *tls_key, *tls_ca;
         unsigned threads;

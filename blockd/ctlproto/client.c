@@ -11,6 +11,7 @@
 
 #include "common/cleanup.h"
 #include "common/err.h"
+#include "common/sockio.h"
 #include "common/util.h"
 #include "message.h"
 
@@ -41,7 +42,8 @@ int control_call(const char *path, struct json_object *req, struct json_object *
         _cleanup_free_ char *buf = NULL;
         size_t len = 0, cap = 0;
         struct json_object *resp;
-        int r;
+        char *nl;
+        int r, send_r;
 
         if (strlen(path) >= sizeof sa.sun_path)
                 return err_set(err, errlen, -ENAMETOOLONG, "control socket path is too long");
@@ -54,9 +56,10 @@ int control_call(const char *path, struct json_object *req, struct json_object *
                 return err_set(err, errlen, r, "cannot reach blockd at %s: %s%s", path, strerror(-r),
                                r == -ENOENT || r == -ECONNREFUSED ? " (is blockd running with --control?)" : "");
         }
-        r = ctlproto_send(fd, req);
-        if (r < 0)
-                return err_set(err, errlen, r, "cannot send to blockd: %s", strerror(-r));
+        /* A failed send (blockd closed the connection: it may have said
+         * why first, e.g. that it has too many clients) still reads what
+         * blockd sent. Never SIGPIPE. */
+        send_r = ctlproto_send(fd, req, DEADLINE_NEVER, -1);
         for (;;) {
                 ssize_t n;
 
@@ -74,6 +77,8 @@ int control_call(const char *path, struct json_object *req, struct json_object *
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
+                        if (send_r < 0 || errno == ECONNRESET)
+                                break;
                         return err_set(err, errlen, -errno, "cannot read from blockd: %m");
                 }
                 if (n == 0)
@@ -83,10 +88,13 @@ int control_call(const char *path, struct json_object *req, struct json_object *
                 if (memchr(buf, '\n', len))
                         break;
         }
-        if (len == 0)
-                return err_set(err, errlen, -EPROTO, "blockd closed the connection without answering");
-        buf[len] = 0;
-        if (ctlproto_parse(buf, &resp) < 0)
+        nl = len ? memchr(buf, '\n', len) : NULL;
+        if (!nl && send_r < 0)
+                return err_set(err, errlen, send_r, "blockd at %s closed the connection before taking the request (%s)",
+                               path, strerror(-send_r));
+        if (!nl)
+                return err_set(err, errlen, -EPROTO, "blockd at %s closed the connection without answering", path);
+        if (ctlproto_parse(buf, (size_t) (nl - buf), &resp) < 0)
                 return err_set(err, errlen, -EPROTO, "blockd sent a malformed response");
         *ret = resp;
         return 0;

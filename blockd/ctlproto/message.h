@@ -8,6 +8,9 @@
  */
 #pragma once
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include <json-c/json.h>
 
 /* {"ok":true}, for the command's fields to be added. */
@@ -17,11 +20,15 @@ struct json_object *ctlproto_error(int r, const char *msg);
 /* The string under key, or NULL (missing, or not a string). */
 const char *ctlproto_get_string(struct json_object *o, const char *key);
 
-/* Write o as one line. 0 or -errno. */
-int ctlproto_send(int fd, struct json_object *o);
-/* Parse one line (without its newline) into an object. -EINVAL if it is
- * not a JSON object. */
-int ctlproto_parse(const char *line, struct json_object **ret);
+/* Write o as one line, by the deadline (common/sockio.h: DEADLINE_NEVER,
+ * cancel_fd -1 for none). What goes out is always valid UTF-8 (a byte
+ * that is not, in a string, is sent as U+FFFD), so always JSON. 0 or
+ * -errno (-ETIMEDOUT, -EPIPE, ...; never SIGPIPE). */
+int ctlproto_send(int fd, struct json_object *o, uint64_t deadline_ns, int cancel_fd);
+/* Parse one line (len bytes, without its newline) into an object.
+ * -EILSEQ if it is not valid UTF-8 or a string holds a NUL (\u0000);
+ * -EINVAL if it is not one JSON object (and nothing else but space). */
+int ctlproto_parse(const char *line, size_t len, struct json_object **ret);
 
 /* 0 for an answer with "ok":true, else the -errno its "errno" names
  * (-EIO when it names none we know). */

@@ -8,9 +8,12 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "blockd/ctlproto/counters.h"
 #include "blockd/ctlproto/message.h"
+#include "common/sockio.h"
 
 /* The "stats" keys and Prometheus families as released: renaming one
  * breaks scripts, dashboards and the e2e tests. */
@@ -120,6 +123,10 @@ static void test_json(void) {
         assert(export_stats_hydration(&st) == 1.0);
 }
 
+static int parse(const char *line, struct json_object **ret) {
+        return ctlproto_parse(line, strlen(line), ret);
+}
+
 static void test_messages(void) {
         struct json_object *o;
 
@@ -135,21 +142,67 @@ static void test_messages(void) {
         assert(ctlproto_answer_errno(o) == 0 && !ctlproto_get_string(o, "ok"));
         json_object_put(o);
 
-        assert(ctlproto_parse("{\"ok\":false,\"errno\":\"ENOTANERRNO\"}", &o) == 0);
+        assert(parse("{\"ok\":false,\"errno\":\"ENOTANERRNO\"}", &o) == 0);
         assert(ctlproto_answer_errno(o) == -EIO);
         json_object_put(o);
-        assert(ctlproto_parse("{\"ok\":false}", &o) == 0);
+        assert(parse("{\"ok\":false}", &o) == 0);
         assert(ctlproto_answer_errno(o) == -EIO);
         json_object_put(o);
-        assert(ctlproto_parse("not json", &o) == -EINVAL);
-        assert(ctlproto_parse("[1,2]", &o) == -EINVAL);
-        assert(ctlproto_parse("\"cmd\"", &o) == -EINVAL);
+        assert(parse("not json", &o) == -EINVAL);
+        assert(parse("[1,2]", &o) == -EINVAL);
+        assert(parse("\"cmd\"", &o) == -EINVAL);
+        assert(parse("", &o) == -EINVAL);
+        assert(parse("{\"cmd\":\"ls\"", &o) == -EINVAL);                /* unfinished */
+        assert(parse("{\"cmd\":\"ls\"} trailing", &o) == -EINVAL);      /* one object, nothing after */
+        assert(parse("{\"cmd\":\"ls\"}{}", &o) == -EINVAL);
+        assert(parse("{\"cmd\":\"ls\"} \t", &o) == 0);
+        json_object_put(o);
+}
+
+/* Requests must be UTF-8; answers always are, so always JSON. */
+static void test_utf8(void) {
+        struct json_object *o;
+        char buf[4096];
+        int sv[2];
+        ssize_t n;
+
+        assert(parse("{\"cmd\":\"attach\",\"name\":\"caf\xc3\xa9\"}", &o) == 0);
+        assert(strcmp(ctlproto_get_string(o, "name"), "caf\xc3\xa9") == 0);
+        json_object_put(o);
+        assert(parse("{\"cmd\":\"attach\",\"name\":\"\xff\"}", &o) == -EILSEQ);
+        assert(parse("{\"cmd\":\"attach\",\"name\":\"\xc0\xaf\"}", &o) == -EILSEQ);     /* overlong */
+        assert(parse("{\"cmd\":\"attach\",\"\xed\xa0\x80\":1}", &o) == -EILSEQ);        /* surrogate key */
+        assert(parse("{\"cmd\":\"x\\u0000y\"}", &o) == -EILSEQ);                     /* NUL in a string */
+        assert(ctlproto_parse("{\"cmd\":\"x\"}\0", 13, &o) == -EILSEQ);                 /* a NUL byte */
+        assert(parse("{\"cmd\":[\"ok\",{\"a\":\"\xfe\"}]}", &o) == -EILSEQ);           /* nested */
+        /* An escaped lone surrogate decodes to U+FFFD: valid. */
+        assert(parse("{\"cmd\":\"\\ud800\"}", &o) == 0);
+        json_object_put(o);
+
+        /* A string with invalid bytes goes out as U+FFFD, one line of JSON. */
+        assert(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+        o = ctlproto_error(-ENOENT, "no export named '\xff\xfe\xc3'");
+        assert(ctlproto_send(sv[0], o, DEADLINE_NEVER, -1) == 0);
+        json_object_put(o);
+        n = read(sv[1], buf, sizeof buf - 1);
+        assert(n > 0 && buf[n - 1] == '\n');
+        assert(ctlproto_parse(buf, (size_t) n - 1, &o) == 0);
+        assert(strcmp(ctlproto_get_string(o, "error"), "no export named '\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd'") == 0);
+        assert(ctlproto_answer_errno(o) == -ENOENT);
+        json_object_put(o);
+        /* The peer is gone: an error, not SIGPIPE. */
+        close(sv[1]);
+        o = ctlproto_ok();
+        assert(ctlproto_send(sv[0], o, DEADLINE_NEVER, -1) == -EPIPE);
+        json_object_put(o);
+        close(sv[0]);
 }
 
 int main(void) {
         test_table();
         test_json();
         test_messages();
+        test_utf8();
         printf("ok\n");
         return 0;
 }
