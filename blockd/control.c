@@ -137,7 +137,9 @@ static struct json_object *cmd_update(struct control *ctl, const char *name) {
 
         r = exports_update(ctl->cfg.src.exports, name, DETACH_TIMEOUT_S, &changed, err, sizeof err);
         if (r < 0) {
-                log_warning("Control: update of %s failed: %s", name, err[0] ? err : strerror(-r));
+                char n[LOG_ESCAPE_MAX], why[LOG_ESCAPE_MAX];
+                log_warning("Control: update of %s failed: %s", log_escape(name, n, sizeof n),
+                            log_escape(err[0] ? err : strerror(-r), why, sizeof why));
                 return ctlproto_error(r, err);
         }
         e = exports_get(ctl->cfg.src.exports, name);
