@@ -38,7 +38,14 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+        const struct opt_table common = COMMON_OPTION_TABLE(&arg_common), *const tables[] = { &common };
+
         log_set_ident("hocus-blk");
+        /* --creds out of sight of ps before anything else. */
+        if (opt_hide_secrets(argc, argv, tables, 1) < 0) {
+                log_error("Out of memory");
+                return 1;
+        }
         if (argc < 2) {
                 usage(stderr);
                 return 2;

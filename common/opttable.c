@@ -58,6 +58,52 @@ static int bad_option(int c, char **argv, char *err, size_t errlen) {
         return err_set(err, errlen, -EINVAL, "unknown option '%s'", bad);
 }
 
+/* The OPT_SECRET option that arg names ("--NAME" or "--NAME=..."), or NULL. */
+static const struct opt *secret_named(const struct opt_table *const *tables, size_t n, const char *arg) {
+        if (strncmp(arg, "--", 2) != 0)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                for (const struct opt *o = tables[i]->opts; o->name; o++) {
+                        size_t len = strlen(o->name);
+                        if ((o->flags & OPT_SECRET) && o->arg && !strncmp(arg + 2, o->name, len) &&
+                            (arg[2 + len] == 0 || arg[2 + len] == '='))
+                                return o;
+                }
+        return NULL;
+}
+
+/* Move a secret argument to the heap and blank it in the argument area. */
+static int hide_arg(char **argv, int i, size_t from) {
+        char *copy = strdup(argv[i]);
+
+        if (!copy)
+                return -ENOMEM;
+        memset(argv[i] + from, 'x', strlen(argv[i] + from));
+        argv[i] = copy;
+        return 0;
+}
+
+int opt_hide_secrets(int argc, char **argv, const struct opt_table *const *tables, size_t n) {
+        for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+                const struct opt *o = secret_named(tables, n, argv[i]);
+                const char *eq;
+                int r;
+
+                if (!o)
+                        continue;
+                eq = strchr(argv[i], '=');
+                if (eq)
+                        r = hide_arg(argv, i, (size_t) (eq + 1 - argv[i]));
+                else if (i + 1 < argc)
+                        r = hide_arg(argv, ++i, 0);
+                else
+                        r = 0;
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int opt_parse_argv(int argc, char **argv, const struct opt_table *const *tables, size_t n, char *err,
                    size_t errlen) {
         _cleanup_free_ struct option *longopts = NULL;
@@ -85,6 +131,9 @@ int opt_parse_argv(int argc, char **argv, const struct opt_table *const *tables,
         }
         shortopts[s] = 0;
         err[0] = 0;
+        r = opt_hide_secrets(argc, argv, tables, n);
+        if (r < 0)
+                return r;
         opterr = 0;
         while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) >= 0) {
                 const struct opt_table *t;

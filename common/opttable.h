@@ -17,6 +17,7 @@ enum {
         OPT_NO_CONFIG = 1 << 0, /* command line only: not a config file key */
         OPT_STOP = 1 << 1,      /* --help, --version: parsing stops and returns its id */
         OPT_HIDDEN = 1 << 2,    /* not in --help */
+        OPT_SECRET = 1 << 3,    /* its value is a secret: opt_parse_argv hides it from ps */
 };
 
 struct opt {
@@ -41,13 +42,20 @@ const struct opt *opt_find(const struct opt_table *const *tables, size_t n, cons
                            const struct opt_table **ret_table);
 
 /*
- * Parse argv (getopt_long, options and arguments may mix). Every option is
+ * Parse argv (getopt_long, options and arguments may mix). The values of
+ * OPT_SECRET options (--NAME VALUE, --NAME=VALUE) are first copied to the
+ * heap and overwritten with 'x' where they were: the kernel shows that
+ * memory to every local user as /proc/PID/cmdline (ps). The copies live
+ * as long as the process. Every option is
  * applied through its table. Returns 0 when the options are through
  * (optind points at the first argument), the id of an OPT_STOP option, or
  * -EINVAL with "--name reason" (or the unknown option) in err.
  */
 int opt_parse_argv(int argc, char **argv, const struct opt_table *const *tables, size_t n, char *err,
                    size_t errlen);
+/* Just that hiding, for a program that parses argv another way: call it
+ * before parsing. 0 or -ENOMEM. */
+int opt_hide_secrets(int argc, char **argv, const struct opt_table *const *tables, size_t n);
 
 /*
  * Apply `name = value` from a config file: a switch takes true/false

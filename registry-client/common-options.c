@@ -3,6 +3,7 @@
 #include "registry-client/common-options.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,12 +11,18 @@
 #include "common/debug-flags.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/util.h"
 
 const struct opt common_options[] = {
         { "cache", OPT_CACHE, "DIR", "chunk store (default $HOCUS_BLK_CACHE or /var/cache/hocus-blk)", 0 },
         { "plain-http", OPT_PLAIN_HTTP, NULL, "talk HTTP, not HTTPS, to docker:// registries", 0 },
         { "ca-file", OPT_CA_FILE, "FILE", "trust this CA for registry TLS", 0 },
-        { "creds", OPT_CREDS, "USER:PASS", "registry credentials", 0 },
+        { "creds", OPT_CREDS, "USER:PASS",
+          "registry credentials; other local users can see them\n"
+          "while the program starts: prefer --creds-file or\n"
+          "$HOCUS_BLK_CREDS",
+          OPT_SECRET },
+        { "creds-file", OPT_CREDS_FILE, "FILE", "registry credentials (USER:PASS) from FILE", 0 },
         { "authfile", OPT_AUTHFILE, "FILE",
           "registry auth file (else $REGISTRY_AUTH_FILE, auth.json,\n$DOCKER_CONFIG/config.json)", 0 },
         { "verbose", 'v', NULL, "debug logging", 0 },
@@ -23,6 +30,33 @@ const struct opt common_options[] = {
         { "help", 'h', NULL, "show this help", OPT_STOP },
         { NULL, 0, NULL, NULL, 0 },
 };
+
+/* --creds-file: USER:PASS on the file's first line. */
+static int creds_file(struct common_args *a, const char *path, char *err, size_t errlen) {
+        char *buf = NULL;
+        size_t len;
+        int r;
+
+        r = read_file_all(AT_FDCWD, path, 4096, &buf, &len);
+        if (r == -EFBIG)
+                return err_set(err, errlen, r, "%s is too large for credentials (USER:PASS)", path);
+        if (r < 0)
+                return err_set(err, errlen, r, "cannot read %s: %m", path);
+        len = strcspn(buf, "\r\n");
+        buf[len] = 0;
+        if (!strchr(buf, ':') || buf[0] == ':') {
+                explicit_bzero(buf, len);
+                free(buf);
+                return err_set(err, errlen, -EINVAL, "%s does not hold USER:PASS on its first line", path);
+        }
+        if (a->creds_buf) {
+                explicit_bzero(a->creds_buf, strlen(a->creds_buf));
+                free(a->creds_buf);
+        }
+        a->creds_buf = buf;
+        a->source.creds = buf;
+        return 0;
+}
 
 int common_option_set(void *ctx, int id, const char *value, char *err, size_t errlen) {
         struct common_args *a = ctx;
@@ -54,6 +88,8 @@ int common_option_set(void *ctx, int id, const char *value, char *err, size_t er
                 }
                 a->source.creds = value;
                 return 0;
+        case OPT_CREDS_FILE:
+                return creds_file(a, value, err, errlen);
         case OPT_AUTHFILE:
                 a->source.auth_file = value;
                 return 0;
@@ -87,6 +123,10 @@ static void env_unsigned(const char *name, unsigned *ret) {
 
 struct source_options common_source_options(const struct common_args *a) {
         struct source_options o = a->source;
+        const char *creds = getenv("HOCUS_BLK_CREDS");
+
+        if (!o.creds && creds && strchr(creds, ':'))
+                o.creds = creds;
 
         env_unsigned("HOCUS_BLK_HTTP_STALL_TIMEOUT", &o.stall_timeout_s);
         env_unsigned("HOCUS_BLK_HTTP_ATTEMPTS", &o.max_attempts);

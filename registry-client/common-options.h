@@ -16,6 +16,7 @@
 struct common_args {
         struct source_options source;
         const char *cache_dir;          /* NULL: common_cache_dir() picks */
+        char *creds_buf;                /* --creds-file's contents (source.creds points here) */
 };
 
 /* getopt values of the common long options ('h', 'v', 'D' are short ones). */
@@ -24,6 +25,7 @@ enum {
         OPT_PLAIN_HTTP,
         OPT_CA_FILE,
         OPT_CREDS,
+        OPT_CREDS_FILE,
         OPT_AUTHFILE,
         OPT_CACHE,
         OPT_COMMON_LAST,
@@ -42,7 +44,9 @@ int common_option_set(void *ctx, int id, const char *value, char *err, size_t er
 /* --cache, else $HOCUS_BLK_CACHE, else /var/cache/hocus-blk. */
 const char *common_cache_dir(const struct common_args *a);
 
-/* The source options with the registry tuning from the environment
+/* The source options with credentials from $HOCUS_BLK_CREDS (USER:PASS)
+ * when neither --creds nor --creds-file gave any, and the registry tuning
+ * from the environment
  * (HOCUS_BLK_HTTP_STALL_TIMEOUT, _ATTEMPTS, _CONNECTIONS: tests use them
  * to fail fast; ignored when unset or malformed). */
 struct source_options common_source_options(const struct common_args *a);
