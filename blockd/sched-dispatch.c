@@ -20,7 +20,7 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "registry-client/coalesce.h"
+#include "chunkstore/coalesce.h"
 #include "sched-internal.h"
 
 #define HOLD_MIN_NS (10 * 1000000ull)   /* background waits this long after demand, at least */

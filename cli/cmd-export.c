@@ -1,15 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * hocus-blk export REF DEST: the raw image back out, sparse and
- * byte-identical to what was pushed. Chunks come through the local chunk
- * store (hits are local reads, misses are fetched, verified and inserted).
+ * byte-identical to what was pushed. The bulk engine moves each unique
+ * chunk once (store hits are local reads; misses are fetched in coalesced
+ * ranges, verified and inserted) and write_chunk puts it wherever the map
+ * uses it.
  * A regular DEST is written under a temp name and renamed at the end, so a
  * failed export never leaves a file that looks complete.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,12 +19,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "chunkstore/codec.h"
 #include "cli.h"
 #include "common/cleanup.h"
 #include "common/log.h"
-#include "common/progress.h"
 #include "common/util.h"
+#include "registry-client/bulk.h"
 
 static void help(void) {
         printf("Usage: hocus-blk export REF DEST [OPTIONS]\n\n"
@@ -32,74 +32,95 @@ static void help(void) {
                "Chunks are read through the local chunk store and verified.\n\n"
                "Options:\n"
                "  --no-cache           bypass the chunk store\n"
-               "  --threads N          parallel chunk readers (default 4)\n\n");
+               "  --threads N          threads decoding, verifying and writing chunks (default:\n"
+               "                       one per CPU, at most 8)\n\n");
         cli_common_help();
 }
 
 struct export_job {
-        struct image *img;
-        struct chunkstore *store;
+        const struct blkindex *x;
         int fd;
         bool blockdev;
-        _Atomic uint64_t next;
-        _Atomic uint64_t done_bytes;
-        _Atomic uint64_t fetched;
-        _Atomic uint64_t hits;
-        _Atomic uint64_t misses;
-        _Atomic int err;
-        _Atomic uint64_t bad_chunk;
+        uint64_t *first;                /* unique chunk -> its first logical chunk, or UINT64_MAX */
+        uint64_t *next;                 /* logical chunk -> the next one with the same unique chunk */
+        _Atomic uint64_t bad_chunk;     /* a logical chunk, for the error message */
 };
 
-static void *export_worker(void *arg) {
-        struct export_job *j = arg;
-        const struct blkindex *x = j->img->index;
-        void *buf = malloc(x->chunk_size), *scratch = malloc(codec_bound(x->chunk_size));
+/* A verified chunk: write it wherever the map uses it. Called by the
+ * engine's decoder threads, several at once. */
+static int write_chunk(void *userdata, uint32_t k, int r, const void *stored, const void *raw) {
+        struct export_job *j = userdata;
+        const struct blkindex *x = j->x;
 
-        if (!buf || !scratch) {
-                j->err = -ENOMEM;
-                goto out;
+        (void) stored;
+        j->bad_chunk = j->first[k];
+        if (r < 0)
+                return r;
+        for (uint64_t i = j->first[k]; i != UINT64_MAX; i = j->next[i]) {
+                uint32_t len = blkindex_chunk_len(x, i);
+
+                if (len != x->chunks[k].raw_len)
+                        return -EBADMSG;
+                j->bad_chunk = i;
+                r = pwrite_all(j->fd, raw, len, i * x->chunk_size);
+                if (r < 0)
+                        return r;
         }
-        for (;;) {
-                uint64_t i = atomic_fetch_add(&j->next, 1), fetched, off;
-                uint32_t k, len;
-                int r;
+        return 0;
+}
 
-                if (i >= x->n_map || j->err)
-                        break;
-                off = i * x->chunk_size;
-                len = blkindex_chunk_len(x, i);
-                k = x->map[i];
-                if (k == BLKINDEX_ZERO) {
-                        if (j->blockdev) {
-                                uint64_t range[2] = { off, len };
-                                if (ioctl(j->fd, BLKZEROOUT, range) < 0) {
-                                        j->err = -errno;
-                                        break;
-                                }
-                        }
-                        j->done_bytes += len;
+/* Index the map by unique chunk: the chunks to move (each once), and for
+ * each the logical chunks that use it. */
+static int plan_export(struct export_job *j, uint32_t **ret_chunks, uint32_t *ret_n) {
+        const struct blkindex *x = j->x;
+        _cleanup_free_ uint64_t *last = malloc(MAX(x->n_chunks, 1u) * sizeof *last);
+        uint32_t *chunks = malloc(MAX(x->n_chunks, 1u) * sizeof *chunks), n = 0;
+
+        j->first = malloc(MAX(x->n_chunks, 1u) * sizeof *j->first);
+        j->next = malloc(MAX(x->n_map, 1u) * sizeof *j->next);
+        if (!last || !chunks || !j->first || !j->next) {
+                free(chunks);
+                return -ENOMEM;
+        }
+        for (uint32_t k = 0; k < x->n_chunks; k++)
+                j->first[k] = last[k] = UINT64_MAX;
+        for (uint64_t i = 0; i < x->n_map; i++) {
+                uint32_t k = x->map[i];
+
+                j->next[i] = UINT64_MAX;
+                if (k == BLKINDEX_ZERO)
+                        continue;
+                if (last[k] == UINT64_MAX) {
+                        j->first[k] = i;
+                        chunks[n++] = k;
+                } else {
+                        j->next[last[k]] = i;
+                }
+                last[k] = i;
+        }
+        *ret_chunks = chunks;
+        *ret_n = n;
+        return 0;
+}
+
+/* A block device may hold old data where the image has zero chunks:
+ * zero them, a run of zero chunks at a time. */
+static int zero_blockdev(int fd, const struct blkindex *x) {
+        for (uint64_t i = 0; i < x->n_map;) {
+                uint64_t e = i;
+
+                if (x->map[i] != BLKINDEX_ZERO) {
+                        i++;
                         continue;
                 }
-                r = image_get_chunk(j->img, j->store, k, buf, scratch, &fetched);
-                if (r >= 0)
-                        r = pwrite_all(j->fd, buf, len, off);
-                if (r < 0) {
-                        j->bad_chunk = i;
-                        j->err = r;
-                        break;
-                }
-                if (fetched) {
-                        j->fetched += fetched;
-                        j->misses++;
-                } else {
-                        j->hits++;
-                }
-                j->done_bytes += len;
+                while (e < x->n_map && x->map[e] == BLKINDEX_ZERO)
+                        e++;
+                uint64_t range[2] = { i * x->chunk_size, MIN(e * x->chunk_size, x->image_size) - i * x->chunk_size };
+                if (ioctl(fd, BLKZEROOUT, range) < 0)
+                        return -errno;
+                i = e;
         }
-out:
-        free(buf);
-        free(scratch);
-        return NULL;
+        return 0;
 }
 
 /* Open DEST: a block device in place, else a temp file beside DEST. */
@@ -142,11 +163,13 @@ int cmd_export(int argc, char **argv) {
         struct image *img = NULL;
         struct chunkstore *store = NULL;
         _cleanup_free_ char *tmp = NULL;
+        _cleanup_free_ uint32_t *chunks = NULL;
         struct export_job j = { .fd = -EBADF };
-        pthread_t tids[64];
-        unsigned threads = 4, started = 0;
+        struct bulk_options o = { .flags = BULK_READ_STORED, .gap_max = BULK_DEFAULT_GAP, .progress = "export",
+                                  .chunk = write_chunk, .userdata = &j };
+        struct bulk_result res;
         bool use_cache = true;
-        struct progress p;
+        uint32_t n_chunks = 0;
         uint64_t t0, v;
         int c, r;
 
@@ -158,7 +181,7 @@ int cmd_export(int argc, char **argv) {
                 case 't':
                         if (parse_size(optarg, &v) < 0 || v < 1 || v > 64)
                                 return cli_usage_error("export", "--threads wants 1 to 64");
-                        threads = (unsigned) v;
+                        o.decoders = (unsigned) v;
                         break;
                 case '?':
                         return cli_usage_error("export", "unknown option");
@@ -200,21 +223,21 @@ int cmd_export(int argc, char **argv) {
                 goto out;
         }
 
-        j.img = img;
-        j.store = store;
+        j.x = img->index;
         t0 = now_ns();
-        for (; started < threads; started++)
-                if (pthread_create(&tids[started], NULL, export_worker, &j) != 0)
-                        break;
-        progress_start(&p, "export", img->index->image_size);
-        while (started && j.done_bytes < img->index->image_size && !j.err) {
-                usleep(100000);
-                progress_update(&p, j.done_bytes);
+        r = plan_export(&j, &chunks, &n_chunks);
+        if (r < 0) {
+                log_error_errno(r, "Cannot plan the export: %m");
+                goto out;
         }
-        for (unsigned i = 0; i < started; i++)
-                pthread_join(tids[i], NULL);
-        progress_end(&p);
-        r = started ? j.err : -EAGAIN;
+        if (j.blockdev) {
+                r = zero_blockdev(j.fd, j.x);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot zero the holes of '%s': %m", dest);
+                        goto out;
+                }
+        }
+        r = bulk_run(img, store, chunks, n_chunks, &o, &res);
         if (r < 0) {
                 if (r == -EBADMSG)
                         log_error("Chunk %llu of '%s' does not match its digest: refusing to write unverified data",
@@ -244,8 +267,8 @@ int cmd_export(int argc, char **argv) {
 
                 printf("Exported %s to %s: %s in %.2f s; fetched %s (%llu chunks), %llu chunks from the cache, %s/s\n",
                        argv[optind], dest, format_size(img->index->image_size, a, sizeof a), secs,
-                       format_size(j.fetched, b, sizeof b), (unsigned long long) j.misses,
-                       (unsigned long long) j.hits,
+                       format_size(res.stored_fetched, b, sizeof b), (unsigned long long) res.chunks_fetched,
+                       (unsigned long long) res.chunks_read,
                        format_size(secs > 0 ? (uint64_t) ((double) img->index->image_size / secs) : 0, cbuf, sizeof cbuf));
         }
         r = 0;
@@ -254,6 +277,8 @@ out:
                 close(j.fd);
         if (tmp)
                 (void) unlink(tmp);
+        free(j.first);
+        free(j.next);
         chunkstore_free(store);
         image_free(img);
         source_free(src);

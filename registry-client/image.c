@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chunkstore/codec.h"
+#include "chunkstore/chunk-decode.h"
 #include "chunkstore/meta.h"
 #include "common/cleanup.h"
 #include "common/err.h"
@@ -160,64 +160,5 @@ int image_open(struct blob_source *src, struct image **ret, char *err, size_t er
 }
 
 int image_decode_chunk(const struct image *img, uint32_t k, const void *stored, void *buf) {
-        const struct blkindex_chunk *c = &img->index->chunks[k];
-        struct digest got;
-        int r;
-
-        r = codec_decompress(c->codec, stored, c->stored_len, buf, c->raw_len);
-        if (r < 0)
-                return r;
-        digest_compute(buf, c->raw_len, &got);
-        return digest_equal(&got, &c->digest) ? 0 : -EBADMSG;
-}
-
-int image_read_chunk(struct image *img, uint32_t k, void *buf, void *scratch) {
-        const struct blkindex_chunk *c = &img->index->chunks[k];
-        _cleanup_free_ void *own = NULL;
-        int r;
-
-        if (c->codec == CODEC_RAW) {
-                /* Read straight into buf, then verify. */
-                r = source_blob_read(img->src, &img->index->packs[c->pack].digest, c->offset, buf, c->stored_len);
-                if (r < 0)
-                        return r;
-                struct digest got;
-                digest_compute(buf, c->raw_len, &got);
-                return digest_equal(&got, &c->digest) ? 0 : -EBADMSG;
-        }
-        if (!scratch) {
-                own = malloc(c->stored_len);
-                if (!own)
-                        return -ENOMEM;
-                scratch = own;
-        }
-        r = source_blob_read(img->src, &img->index->packs[c->pack].digest, c->offset, scratch, c->stored_len);
-        if (r < 0)
-                return r;
-        return image_decode_chunk(img, k, scratch, buf);
-}
-
-int image_get_chunk(struct image *img, struct chunkstore *store, uint32_t k, void *buf, void *scratch,
-                    uint64_t *ret_fetched) {
-        const struct blkindex_chunk *c = &img->index->chunks[k];
-        int r;
-
-        if (ret_fetched)
-                *ret_fetched = 0;
-        if (store) {
-                r = chunkstore_get(store, &c->digest, buf, c->raw_len);
-                if (r != -ENOENT)
-                        return r;
-        }
-        r = image_read_chunk(img, k, buf, scratch);
-        if (r < 0)
-                return r;
-        if (ret_fetched)
-                *ret_fetched = c->stored_len;
-        if (store) {
-                r = chunkstore_put_verified(store, &c->digest, buf, c->raw_len);
-                if (r < 0)
-                        log_debug("chunk store insert failed: %s", strerror(-r));
-        }
-        return 0;
+        return chunk_decode(&img->index->chunks[k], stored, buf);
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * An opened hocus-blk image: its manifest, its decoded index, and the
- * source its packs live in. Chunk reads are verified here: nobody above
- * sees bytes that do not hash to the chunk's digest.
+ * source its packs live in. Chunks are moved by the bulk engine (bulk.h)
+ * and verified by chunk_decode (chunkstore/chunk-decode.h).
  */
 #pragma once
 
@@ -42,23 +42,6 @@ int image_open_at(struct blob_source *src, struct chunkstore *meta, const struct
                   char *err, size_t errlen);
 void image_free(struct image *img);
 
-/*
- * Read unique chunk k from its pack, decode it into buf (raw_len bytes)
- * and verify its digest (-EBADMSG on mismatch). scratch, if not NULL, must
- * hold stored_len bytes (saves an allocation per call).
- */
-int image_read_chunk(struct image *img, uint32_t k, void *buf, void *scratch);
-
-/*
- * Decode and verify unique chunk k from its stored bytes (e.g. part of a
- * larger range read). Returns 0 or -EBADMSG.
- */
+/* Decode and verify unique chunk k from its stored bytes (chunk_decode).
+ * Returns 0 or -EBADMSG. */
 int image_decode_chunk(const struct image *img, uint32_t k, const void *stored, void *buf);
-
-/*
- * Get chunk k through the local store: a hit is read from the store, a
- * miss is read from the source and inserted. store may be NULL. Sets
- * *ret_fetched to the stored bytes fetched from the source (0 on a hit).
- */
-int image_get_chunk(struct image *img, struct chunkstore *store, uint32_t k, void *buf, void *scratch,
-                    uint64_t *ret_fetched);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The fetch scheduler: its pure parts (coalescing, the class gate, the
+ * The fetch scheduler: its pure parts (the class gate, the
  * token bucket, the bandwidth-delay controller), then the whole of it
  * over an in-memory image and a fake source that records every range
  * read, can hold reads at a gate, fail them or flip a byte. Everything is
@@ -21,63 +21,12 @@
 #include "chunkstore/codec.h"
 #include "common/cleanup.h"
 #include "common/util.h"
-#include "registry-client/coalesce.h"
 
 #define CS (64u << 10)
 #define NCHUNKS 64
 #define MS 1000000ull
 
 /* --- Pure parts --- */
-
-static void test_coalesce(void) {
-        struct blkindex *x;
-        struct coalesce_range *v;
-        uint32_t n, wanted[] = { 5, 0, 1, 2, 4, 7, 6 };
-        const struct coalesce_limits tight = { .range_max = 3 * CS, .gap_max = 0 };
-        const struct coalesce_limits gappy = { .range_max = 16 * CS, .gap_max = CS };
-
-        /* 8 chunks in pack 0, back to back, 2 more in pack 1. */
-        assert(blkindex_new(10 * (uint64_t) CS, CS, 2, 10, &x) == 0);
-        for (uint32_t k = 0; k < 10; k++)
-                x->chunks[k] = (struct blkindex_chunk) { .pack = k < 8 ? 0 : 1, .offset = (uint64_t) (k % 8) * CS,
-                                                         .stored_len = CS, .raw_len = CS };
-        coalesce_sort(x, wanted, 7);
-        for (uint32_t i = 0; i < 7; i++)
-                assert(i == 0 || x->chunks[wanted[i]].offset > x->chunks[wanted[i - 1]].offset);
-        /* 0 1 2 | 4 5 6 | 7: at most 3 chunks, no gaps. */
-        assert(coalesce_plan(x, wanted, 7, &tight, &v, &n) == 0);
-        assert(n == 3);
-        assert(v[0].off == 0 && v[0].len == 3 * CS && v[0].first == 0 && v[0].n == 3);
-        assert(v[1].off == 4 * CS && v[1].len == 3 * CS && v[1].n == 3);
-        assert(v[2].off == 7 * CS && v[2].n == 1);
-        free(v);
-        /* Through the one-chunk gap (chunk 3): one range. */
-        assert(coalesce_plan(x, wanted, 7, &gappy, &v, &n) == 0);
-        assert(n == 1 && v[0].off == 0 && v[0].len == 8 * CS && v[0].n == 7);
-        free(v);
-        /* Packs never mix. */
-        uint32_t two[] = { 7, 8 };
-        assert(coalesce_plan(x, two, 2, &gappy, &v, &n) == 0 && n == 2);
-        free(v);
-        /* A chunk larger than the bound is a range of its own. */
-        assert(!coalesce_extends(&(struct coalesce_range) { .pack = 0, .off = 0, .len = CS }, &x->chunks[1],
-                                 &(struct coalesce_limits) { .range_max = CS }));
-        blkindex_free(x);
-
-        /* Around a head: forward first, then backward, only adjacent. */
-        struct coalesce_extent e[] = {
-                { 0, 0, 10 }, { 0, 10, 10 }, { 0, 20, 10 }, { 0, 30, 10 }, { 0, 50, 10 }, { 1, 60, 10 },
-        };
-        size_t lo, hi;
-        coalesce_around(e, 6, 1, 1000, &lo, &hi);
-        assert(lo == 0 && hi == 4);
-        coalesce_around(e, 6, 1, 20, &lo, &hi);
-        assert(lo == 1 && hi == 3);     /* forward wins */
-        coalesce_around(e, 6, 3, 30, &lo, &hi);
-        assert(lo == 1 && hi == 4);     /* nothing ahead: backward */
-        coalesce_around(e, 6, 4, 1000, &lo, &hi);
-        assert(lo == 4 && hi == 5);     /* a gap, then another pack */
-}
 
 static void test_gate(void) {
         struct sched_gate g = { .window = 4, .background_on = true, .hold_ns = 10 * MS };
@@ -771,7 +720,6 @@ static void test_remove_while_shared(void) {
 int main(void) {
         char dir[] = "/tmp/hocus-sched-XXXXXX";
 
-        test_coalesce();
         test_gate();
         test_bdp();
         test_profile_batch();

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "chunkstore/blkindex.h"
+#include "blkindex.h"
 
 struct coalesce_limits {
         uint64_t range_max;     /* bytes in one range (a larger chunk is a range of its own) */
