@@ -2,8 +2,8 @@
 /*
  * What happens when a range request ends. The fetcher's completion
  * (a backend thread, which must not block) only records the result and
- * queues the range; decoder threads then decode and verify each chunk
- * (image_decode_chunk), insert it into the store, and end its job:
+ * queues the range; decoder threads then decode, verify and store each
+ * chunk (bulk_chunk_store, the bulk engine's own step), and end its job:
  * readers get the bytes, a chunk that did not match its digest is queued
  * again (SCHED_MAX_BAD fetches at most), a failed fetch is retried while
  * a reader still waits. Ranges a reader waits for are decoded first.
@@ -19,6 +19,7 @@
 #include "common/debug-flags.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "registry-client/bulk.h"
 #include "sched-internal.h"
 
 #define RETRY_BASE_NS (100 * 1000000ull)       /* a reader's fetch: 100 ms doubling */
@@ -199,15 +200,14 @@ static void finish_range(struct sched *s, struct sched_range *rg) {
                         res[m] = -ENOMEM;
                         continue;
                 }
-                res[m] = image_decode_chunk(se->img, j->k, (const uint8_t *) rg->buf + (c->offset - rg->off),
-                                            bufs[m]->data);
+                res[m] = bulk_chunk_store(s->store, c, (const uint8_t *) rg->buf + (c->offset - rg->off),
+                                          bufs[m]->data, &r);
                 if (res[m] < 0) {
                         if (res[m] == -EBADMSG)
                                 bad[n_bad++] = j->i;
                         sched_buf_put(TAKE_PTR(bufs[m]));
                         continue;
                 }
-                r = chunkstore_put_verified(s->store, &c->digest, bufs[m]->data, c->raw_len);
                 if (r < 0)
                         log_warning_errno(r, "Export %s: cannot store chunk %llu: %m", se->name, (unsigned long long) j->i);
                 stored[m] = r >= 0;

@@ -11,7 +11,7 @@
  *               fully hydrated (--background off|on|RATE).
  *
  * Demand never waits behind the others (sched-policy.h). Adjacent chunks
- * of one pack are fetched with one range request (registry-client/
+ * of one pack are fetched with one range request (chunkstore/
  * coalesce.h), as many requests in flight as the link's bandwidth-delay
  * product asks for (sched-bdp.h), asynchronously through each export's
  * range fetcher (registry-client/fetch.h): no thread blocks on the
@@ -20,7 +20,7 @@
  * Chunks are keyed by digest across exports: one fetch per digest however
  * many readers of however many exports wait for it, and a chunk fetched
  * for one export is a store hit for every other. Fetched ranges are
- * decoded and verified (image_decode_chunk) by decoder threads before
+ * decoded, verified and stored (bulk_chunk_store) by decoder threads before
  * anything sees them: a chunk that does not match its digest is fetched
  * again (3 attempts) and never served. Verified chunks go into the local
  * store, and straight to the readers that waited (so a tiny --cache-max

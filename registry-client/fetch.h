@@ -11,7 +11,8 @@
  *
  * The bytes are not verified here: a range is part of a pack, and
  * whoever decodes the chunks in it verifies each against its digest
- * (image_decode_chunk, chunkstore_put) before anything else sees it.
+ * (chunk_decode, through the bulk engine or bulk_chunk_store) before
+ * anything else sees it.
  *
  * Thread-safety: every function may be called from any thread, including
  * from inside a done callback (except fetcher_drain and fetcher_free).

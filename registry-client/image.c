@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chunkstore/chunk-decode.h"
 #include "chunkstore/meta.h"
 #include "common/cleanup.h"
 #include "common/err.h"
@@ -157,8 +156,4 @@ fail:
 
 int image_open(struct blob_source *src, struct image **ret, char *err, size_t errlen) {
         return image_open_at(src, NULL, NULL, ret, err, errlen);
-}
-
-int image_decode_chunk(const struct image *img, uint32_t k, const void *stored, void *buf) {
-        return chunk_decode(&img->index->chunks[k], stored, buf);
 }

@@ -41,7 +41,3 @@ int image_open(struct blob_source *src, struct image **ret, char *err, size_t er
 int image_open_at(struct blob_source *src, struct chunkstore *meta, const struct digest *pin, struct image **ret,
                   char *err, size_t errlen);
 void image_free(struct image *img);
-
-/* Decode and verify unique chunk k from its stored bytes (chunk_decode).
- * Returns 0 or -EBADMSG. */
-int image_decode_chunk(const struct image *img, uint32_t k, const void *stored, void *buf);

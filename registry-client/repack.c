@@ -10,8 +10,8 @@
 #include "chunkstore/blkindex.h"
 #include "common/cleanup.h"
 #include "common/log.h"
-#include "common/progress.h"
 #include "common/util.h"
+#include "bulk.h"
 #include "manifest.h"
 #include "push.h"
 
@@ -153,6 +153,26 @@ static int finish(struct image *img, struct blob_source *dst, const char *tag, c
         return source_manifest_put(dst, tag, MT_OCI_MANIFEST, MT_IMAGE, mjson, mlen, &res->manifest_digest);
 }
 
+struct copy {
+        struct packer *pk;
+        struct blkindex_chunk *chunks;  /* the new chunk table */
+        uint64_t bytes;                 /* stored bytes copied */
+};
+
+/* A verified chunk, in the new order: append its stored bytes as they are. */
+static int copy_chunk(void *userdata, uint32_t k, int r, const void *stored, const void *raw) {
+        struct copy *cp = userdata;
+
+        (void) raw;
+        if (r < 0)
+                return r;
+        r = pack_append(cp->pk, stored, cp->chunks[k].stored_len, &cp->chunks[k].pack, &cp->chunks[k].offset);
+        if (r < 0)
+                return r;
+        cp->bytes += cp->chunks[k].stored_len;
+        return 0;
+}
+
 int image_repack(struct image *img, struct blob_source *dst, const char *tag, const struct repack_options *o,
                  struct repack_result *ret) {
         const struct blkindex *x = img->index;
@@ -161,65 +181,26 @@ int image_repack(struct image *img, struct blob_source *dst, const char *tag, co
         struct blkindex nx = *x;
         _cleanup_free_ uint32_t *order = NULL;
         _cleanup_free_ struct blkindex_chunk *chunks = NULL;
-        _cleanup_free_ uint8_t *run = NULL, *raw = NULL;
-        struct progress prog;
-        uint64_t t0 = now_ns(), first, total = 0, run_max = READ_RUN_MAX;
+        struct copy cp = { .pk = &pk };
+        /* The new order, read in ranges of chunks adjacent in the old
+         * packs, each chunk verified, delivered in order. */
+        struct bulk_options bo = { .flags = BULK_ORDERED, .range_max = READ_RUN_MAX, .chunk = copy_chunk,
+                                   .userdata = &cp, .progress = o->progress ? "repack" : NULL };
+        struct bulk_result br;
+        uint64_t t0 = now_ns(), first;
         int r;
 
         r = unique_order(x, o, &order, &first);
         if (r < 0)
                 return r;
-        for (uint32_t k = 0; k < x->n_chunks; k++)
-                run_max = MAX(run_max, (uint64_t) x->chunks[k].stored_len);
         chunks = malloc(MAX(x->n_chunks, 1u) * sizeof *chunks);
-        run = malloc(run_max);
-        raw = malloc(x->chunk_size);
-        if (!chunks || !run || !raw)
+        if (!chunks)
                 return -ENOMEM;
         memcpy(chunks, x->chunks, (size_t) x->n_chunks * sizeof *chunks);
-        for (uint32_t k = 0; k < x->n_chunks; k++)
-                total += x->chunks[k].stored_len;
-        if (o->progress)
-                progress_start(&prog, "repack", total);
-
-        /* Walk the new order; read runs of chunks that are adjacent in the
-         * old packs with one range read each. */
-        for (uint32_t i = 0; i < x->n_chunks;) {
-                const struct blkindex_chunk *c0 = &x->chunks[order[i]];
-                uint64_t run_len = c0->stored_len;
-                uint32_t j = i + 1;
-                uint64_t off = 0;
-
-                while (j < x->n_chunks) {
-                        const struct blkindex_chunk *prev = &x->chunks[order[j - 1]], *c = &x->chunks[order[j]];
-                        if (c->pack != c0->pack || c->offset != prev->offset + prev->stored_len ||
-                            run_len + c->stored_len > run_max)
-                                break;
-                        run_len += c->stored_len;
-                        j++;
-                }
-                r = source_blob_read(img->src, &x->packs[c0->pack].digest, c0->offset, run, run_len);
-                if (r < 0)
-                        goto out;
-                res.reads++;
-                for (uint32_t q = i; q < j; q++) {
-                        uint32_t k = order[q];
-                        const struct blkindex_chunk *c = &x->chunks[k];
-
-                        /* Copy only what hashes to its digest. */
-                        r = image_decode_chunk(img, k, run + off, raw);
-                        if (r < 0)
-                                goto out;
-                        r = pack_append(&pk, run + off, c->stored_len, &chunks[k].pack, &chunks[k].offset);
-                        if (r < 0)
-                                goto out;
-                        off += c->stored_len;
-                        res.bytes += c->stored_len;
-                }
-                i = j;
-                if (o->progress)
-                        progress_update(&prog, res.bytes);
-        }
+        cp.chunks = chunks;
+        r = bulk_run(img, NULL, order, x->n_chunks, &bo, &br);
+        if (r < 0)
+                goto out;
         r = pack_finish(&pk);
         if (r < 0)
                 goto out;
@@ -232,11 +213,11 @@ int image_repack(struct image *img, struct blob_source *dst, const char *tag, co
         res.chunks = x->n_chunks;
         res.chunks_first = first;
         res.packs = pk.n_packs;
+        res.bytes = cp.bytes;
+        res.reads = br.ranges;
         res.seconds = (double) (now_ns() - t0) / 1e9;
         *ret = res;
 out:
-        if (o->progress)
-                progress_end(&prog);
         if (pk.fd >= 0)
                 close(pk.fd);
         free(pk.packs);
