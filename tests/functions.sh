@@ -107,13 +107,13 @@ stop_pid() {
         local pid=$1 name=${2:-process} rc=0 i
         kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || rc=$?; [ "$rc" -eq 0 ] || fail "$name exited with $rc before stop"; return 0; }
         kill -TERM "$pid"
-        for i in $(seq 1 200); do
+        for i in $(seq 1 1200); do
                 kill -0 "$pid" 2>/dev/null || break
                 sleep 0.05
         done
         if kill -0 "$pid" 2>/dev/null; then
                 kill -KILL "$pid" 2>/dev/null
-                fail "$name did not stop within 10 s of SIGTERM"
+                fail "$name did not stop within 60 s of SIGTERM"
         fi
         wait "$pid" 2>/dev/null || rc=$?
         [ "$rc" -eq 0 ] || [ "$rc" -eq 143 ] || fail "$name exited with status $rc after SIGTERM"
@@ -326,7 +326,7 @@ start_blockd() {
                 "$BLOCKD" $verbose --pidfile "$pidfile" "$@" >>"$T/blockd.log" 2>&1 &
         BLOCKD_PID=$!
         cleanup_fn "kill -TERM $BLOCKD_PID 2>/dev/null; wait $BLOCKD_PID 2>/dev/null"
-        local deadline=$((SECONDS + 30))
+        local deadline=$((SECONDS + 120))
         until [ -s "$pidfile" ]; do
                 if ! kill -0 "$BLOCKD_PID" 2>/dev/null; then
                         wait "$BLOCKD_PID" 2>/dev/null || true

@@ -94,7 +94,7 @@ h = nbd.NBD()
 h.connect_uri(sys.argv[1])
 h.pread(4096, 0)
 open(sys.argv[2], "w").write("connected")
-deadline = time.time() + 30
+deadline = time.time() + 120
 while time.time() < deadline:
     try:
         h.pread(4096, 0)

@@ -75,15 +75,15 @@ stop_blockd
 
 # --- The background stream resumes by itself ---------------------------------
 export HOCUS_BLK_CACHE=$T/cache2
-start_blockd --nbd-socket "$T/nbd.sock" --control "$T/control.sock" --plain-http --background 2M \
+start_blockd --nbd-socket "$T/nbd.sock" --control "$T/control.sock" --plain-http --background 1M \
         --fetch-timeout 2 --export "ws=$REF"
-deadline=$((SECONDS + 30))
+deadline=$((SECONDS + 120))
 until [ "$(blockd_stat ws background_requests)" -ge 2 ]; do
         [ "$SECONDS" -lt "$deadline" ] || fail "the stream did not start"
         sleep 0.1
 done
 stop_registry
-deadline=$((SECONDS + 60))
+deadline=$((SECONDS + 120))
 until [ "$(blockd_stat ws fetch_errors)" -ge 1 ]; do
         [ "$SECONDS" -lt "$deadline" ] || fail "no fetch failed with the registry gone"
         sleep 0.1

@@ -80,7 +80,7 @@ MAX=$((12 * 1048576))
 start_blockd --nbd-socket "$T/nbd.sock" --control "$T/control.sock" --plain-http --cache-max $MAX \
         --export "v1=$R1"
 # The stream stops short of the bound by itself.
-deadline=$((SECONDS + 60))
+deadline=$((SECONDS + 120))
 until [ "$(blockd_stat v1 background)" = cache-full ]; do
         [ "$SECONDS" -lt "$deadline" ] || fail "background did not stop at the bound: $(blockd_stat v1 background)"
         sleep 0.1

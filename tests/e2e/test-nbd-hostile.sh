@@ -30,7 +30,7 @@ READ, WRITE, DISC, FLUSH, TRIM, WZ, BS = 0, 1, 2, 3, 4, 6, 7
 
 def conn():
     s = socket.socket(socket.AF_UNIX)
-    s.settimeout(20)
+    s.settimeout(120)   # a hang detector only: every answer is expected at once
     s.connect(SOCK)
     return s
 

@@ -53,7 +53,7 @@ expect_fail "" nbdinfo "nbd://127.0.0.1:$PORT/ws"
 expect_fail "" nbdinfo "$(tls_uri "$C/wrong")"
 python3 - "$PORT" <<'PY'
 import socket, struct, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=120)
 assert s.recv(18)[:8] == b"NBDMAGIC"
 s.sendall(struct.pack(">I", 1))
 IHAVEOPT = 0x49484156454F5054

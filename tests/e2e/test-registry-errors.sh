@@ -28,11 +28,12 @@ wait_for 30 test -d "$T/cache/chunks" || fail "the pull stored nothing"
 wait_for 30 sh -c "[ \$(find '$T/cache/chunks' -type f | wc -l) -ge 8 ]" || fail "the pull stored too little"
 kill -TERM "$PROXY_PID"
 wait "$PROXY_PID" 2>/dev/null || true
-start=$SECONDS
+# Connections are refused from now on: the pull must give up (a generous
+# bound catches a hang), with a clear message.
+wait_for 120 sh -c "! kill -0 $pull" || fail "the pull did not give up with the registry gone"
 rc=0
 wait "$pull" || rc=$?
 [ "$rc" -ne 0 ] && [ "$rc" -lt 128 ] || fail "pull through a dying registry exited $rc"
-[ $((SECONDS - start)) -lt 60 ] || fail "the failing pull took $((SECONDS - start)) s"
 grep -Eq "Pull of .* failed: .*(connection refused|connection lost).*run pull again to resume" "$T/p1.err" ||
         fail "unclear message: $(cat "$T/p1.err")"
 timeout 120 "$HOCUS_BLK" pull "$R/err/img:v1" --plain-http >"$T/p2.out" || fail "resumed pull"

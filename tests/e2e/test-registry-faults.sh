@@ -36,11 +36,13 @@ for kind in "500 auth=no fault" "503 auth=no fault" "429 auth=no fault" "reset" 
 done
 stop_pid "$PROXY_PID" proxy
 
-# A stalled body: the stall timeout aborts it and the retry succeeds.
+# A stalled body (silent for an hour): the stall timeout aborts it and the
+# retry succeeds, so the pull ends (check_pull's generous timeout would
+# catch a hang), no sooner than the 2 s the stall timeout waits.
 start_fault_proxy stall "$REGISTRY" --fault stall:1:/blobs/
 start=$SECONDS
 check_pull stall env HOCUS_BLK_HTTP_STALL_TIMEOUT=2 "$HOCUS_BLK" pull "docker://$PROXY/f/img:v1" --plain-http
-[ $((SECONDS - start)) -lt 30 ] || fail "a stall took $((SECONDS - start)) s"
+[ $((SECONDS - start)) -ge 2 ] || fail "the stall was cut short: $((SECONDS - start)) s"
 grep -q "(1 retries)" "$T/stall.out" || fail "the stall was not retried: $(cat "$T/stall.out")"
 stop_pid "$PROXY_PID" stall
 
@@ -50,13 +52,12 @@ check_pull norange "$HOCUS_BLK" pull "docker://$PROXY/f/img:v1" --plain-http
 grep -q "GET /v2/f/img/blobs/sha256:[0-9a-f]* 200" "$PROXY_LOG" || fail "no 200 answer to a range (test is vacuous)"
 stop_pid "$PROXY_PID" norange
 
-# A fault that stays: bounded failure, with the status and the attempts.
+# A fault that stays: the pull gives up after a count of attempts (its
+# message says so; the timeout only catches a hang), with the status.
 start_fault_proxy broken "$REGISTRY" --fault 500:0:/blobs/
 rm -rf "$T/cache"
-start=$SECONDS
 expect_fail "answered HTTP 500 \(after 3 attempts\)" env HOCUS_BLK_HTTP_ATTEMPTS=3 \
-        timeout 60 "$HOCUS_BLK" pull "docker://$PROXY/f/img:v1" --plain-http
-[ $((SECONDS - start)) -lt 30 ] || fail "failing took $((SECONDS - start)) s"
+        timeout 120 "$HOCUS_BLK" pull "docker://$PROXY/f/img:v1" --plain-http
 stop_pid "$PROXY_PID" broken
 
 # Redirects to a storage backend: behind a Bearer registry, blob GETs are

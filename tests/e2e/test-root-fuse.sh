@@ -96,8 +96,9 @@ grep -q " $T/fuse " /proc/self/mountinfo && fail "FUSE mount left after SIGTERM"
 losetup -d "$loop"
 
 # A slow fetch blocks only its reader: behind a proxy that stalls the
-# first GET of one pack, a read of another pack completes while the stalled
-# read is still waiting.
+# first GET of one pack until the test releases it, a read of another pack
+# completes while the stalled read is still waiting; then the stall ends
+# (the connection closes), the retry serves the stalled read.
 start_registry reg
 truncate -s 8M "$T/two.img"
 head -c 1M /dev/urandom | dd of="$T/two.img" bs=1M seek=0 conv=notrunc status=none
@@ -106,17 +107,21 @@ hb push "$T/two.img" "docker://$REGISTRY/two:v1" --plain-http --compress none --
 first_pack=$(hb inspect "docker://$REGISTRY/two:v1" --plain-http --json |
         python3 -c 'import json,sys; m=json.load(sys.stdin); assert len(m["packs"]) == 2, m; print(m["packs"][0]["digest"])') ||
         fail "expected two packs"
-start_fault_proxy proxy "$REGISTRY" --fault "stall:1:GET /v2/two/blobs/$first_pack"
+start_fault_proxy proxy "$REGISTRY" --fault "stall:1:GET /v2/two/blobs/$first_pack" --release "$T/release"
 rm -rf "$T/cache"
-HOCUS_BLK_HTTP_STALL_TIMEOUT=4 start_blockd --fuse "$T/fuse" --control "$T/control.sock" --plain-http --background off \
-        --export "two=docker://$PROXY/two:v1"
+# The stall and fetch timeouts are far beyond any wait here: only the
+# release ends the stall.
+HOCUS_BLK_HTTP_STALL_TIMEOUT=600 start_blockd --fuse "$T/fuse" --control "$T/control.sock" --plain-http --background off \
+        --fetch-timeout 600 --export "two=docker://$PROXY/two:v1"
 dd if="$T/fuse/two" of="$T/slow.out" bs=64K count=1 iflag=direct status=none &
 slow=$!
-sleep 0.5
-kill -0 "$slow" 2>/dev/null || fail "the stalled read did not stall (is the fault on the right pack?)"
-timeout 3 dd if="$T/fuse/two" of="$T/fast.out" bs=64K skip=64 count=1 iflag=direct status=none ||
+cleanup_fn "touch $T/release; kill $slow"
+wait_for 120 grep -q "GET /v2/two/blobs/$first_pack .* stall" "$PROXY_LOG" ||
+        fail "the read of the first pack never met the stall (is the fault on the right pack?)"
+timeout 120 dd if="$T/fuse/two" of="$T/fast.out" bs=64K skip=64 count=1 iflag=direct status=none ||
         fail "a read of another pack waited for the stalled one"
-kill -0 "$slow" 2>/dev/null || fail "the stalled read finished before the fast one; nothing was shown"
+kill -0 "$slow" 2>/dev/null || fail "the stalled read finished before its stall was released"
+touch "$T/release"
 wait "$slow" || fail "the stalled read failed after the retry"
 cmp -n 65536 "$T/two.img" "$T/slow.out" || fail "stalled read returned wrong bytes"
 cmp -n 65536 <(dd if="$T/two.img" bs=64K skip=64 count=1 status=none) "$T/fast.out" || fail "fast read returned wrong bytes"

@@ -15,6 +15,12 @@ hb push "$T/ext4.img" "oci:$T/layout:ext4" >/dev/null
 mkdir "$T/mnt"
 mount_cleanup "$T/mnt"
 
+# blockd_dies PID: kill -9 a mount's daemon and wait until it is gone.
+blockd_dies() {
+        kill -9 "$1"
+        wait_for 60 sh -c "! kill -0 $1 2>/dev/null" || fail "blockd $1 outlived kill -9"
+}
+
 # Bad references: no such tag, no such layout, not a reference, a registry
 # that is not there.
 expect_fail "no such image" hb mount "oci:$T/layout:nope" "$T/mnt"
@@ -78,10 +84,13 @@ check_files "$T/mnt" "$T/files.sha256"
 
 # umount: busy (a process has its cwd there) fails and keeps everything;
 # --lazy detaches it.
-(cd "$T/mnt" && sleep 30) &
+(cd "$T/mnt" && exec sleep 600) &
 holder=$!
 cleanup_fn "kill $holder"
-sleep 0.2
+holder_inside() {
+        [ "$(readlink "/proc/$holder/cwd" 2>/dev/null)" = "$T/mnt" ]
+}
+wait_for 60 holder_inside || fail "the holder did not enter the mount"
 expect_fail "is busy" hb umount "$T/mnt"
 check_files "$T/mnt" "$T/files.sha256"
 kill "$holder"; wait "$holder" 2>/dev/null || true
@@ -97,8 +106,7 @@ umount "$T/busy"
 # The daemon dies under a mount: umount still cleans everything up.
 hb mount "oci:$T/layout:ext4" "$T/mnt" >/dev/null
 run=$(mount_run_dir "$T/mnt")
-kill -9 "$(cat "$run/blockd.pid")"
-sleep 0.2
+blockd_dies "$(cat "$run/blockd.pid")"
 hb umount --lazy "$T/mnt" >/dev/null || fail "umount after the daemon died failed"
 assert_no_leftovers "after the daemon died"
 
@@ -106,8 +114,7 @@ assert_no_leftovers "after the daemon died"
 # block the next mount of the same directory.
 hb mount "oci:$T/layout:ext4" "$T/mnt" >/dev/null
 run=$(mount_run_dir "$T/mnt")
-kill -9 "$(cat "$run/blockd.pid")"
-sleep 0.2
+blockd_dies "$(cat "$run/blockd.pid")"
 umount -l "$T/mnt"
 hb mount "oci:$T/layout:ext4" "$T/mnt" >/dev/null || fail "mount over a stale run directory failed"
 check_files "$T/mnt" "$T/files.sha256"

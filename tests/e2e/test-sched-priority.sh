@@ -33,7 +33,7 @@ start_blockd --nbd-socket "$T/nbd.sock" --control "$T/control.sock" --plain-http
         --fetch-log "$T/fetch.log" --export "ws=$REF,profile=$T/boot.prf"
 
 # The profile first, in its order, before the stream's first request.
-deadline=$((SECONDS + 30))
+deadline=$((SECONDS + 120))
 until [ "$(grep -c ' class=background ' "$T/fetch.log")" -ge 2 ]; do
         [ "$SECONDS" -lt "$deadline" ] || fail "the background stream did not start: $(cat "$T/fetch.log")"
         sleep 0.1

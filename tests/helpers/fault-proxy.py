@@ -19,6 +19,9 @@ answer back, except where a fault matches "METHOD PATH":
                                  them from upstream and logs whether it saw
                                  an Authorization header
   --rate BYTES                   send response bodies at about BYTES/s
+  --release FILE                 a stall ends (the connection closes) once
+                                 FILE exists, not after an hour: a test
+                                 decides the order, not a clock
   --latency MS                   wait before forwarding each request
 
 --log gets one line per request: "METHOD PATH STATUS auth=yes|no [fault]";
@@ -46,6 +49,7 @@ def main():
     ap.add_argument("--redirect-blobs", action="store_true")
     ap.add_argument("--rate", type=int, default=0)
     ap.add_argument("--latency", type=int, default=0)
+    ap.add_argument("--release", default=None)
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--log", required=True)
     a = ap.parse_args()
@@ -107,7 +111,9 @@ def main():
                         time.sleep(ahead)
             self.wfile.flush()
             if fault == "stall":
-                time.sleep(3600)
+                end = time.monotonic() + 3600
+                while time.monotonic() < end and not (a.release and os.path.exists(a.release)):
+                    time.sleep(0.05)
             if fault in ("truncate", "stall"):
                 self.close_connection = True
                 try:

@@ -4,7 +4,10 @@
  * token bucket, the bandwidth-delay controller), then the whole of it
  * over an in-memory image and a fake source that records every range
  * read, can hold reads at a gate, fail them or flip a byte. Everything is
- * asserted on orders and counts, never on time.
+ * asserted on orders and counts, never on time: waits poll for a state
+ * (bounded by WAIT_NS, generous for a loaded machine), and the one check
+ * that needs the reads to come faster than the scheduler's quiet period
+ * is made only when they measurably did.
  */
 #undef NDEBUG
 #include <assert.h>
@@ -25,6 +28,18 @@
 #define CS (64u << 10)
 #define NCHUNKS 64
 #define MS 1000000ull
+/* How long a wait for a state may take before the test calls it a hang. */
+#define WAIT_NS (120000 * MS)
+
+/* Poll cond every millisecond until it holds, at most WAIT_NS. */
+#define WAIT_UNTIL(cond)                                                \
+        do {                                                            \
+                uint64_t wait_deadline_ = now_ns() + WAIT_NS;           \
+                while (!(cond)) {                                       \
+                        assert(now_ns() < wait_deadline_);              \
+                        usleep(1000);                                   \
+                }                                                       \
+        } while (0)
 
 /* --- Pure parts --- */
 
@@ -264,16 +279,18 @@ static void fake_set(struct fake *f, bool gate_closed, int fail) {
         pthread_mutex_unlock(&f->lock);
 }
 
+static unsigned fake_at_gate(struct fake *f) {
+        unsigned n;
+
+        pthread_mutex_lock(&f->lock);
+        n = f->at_gate;
+        pthread_mutex_unlock(&f->lock);
+        return n;
+}
+
 /* Wait (bounded) until n reads are held at the gate. */
 static void fake_wait_gate(struct fake *f, unsigned n) {
-        pthread_mutex_lock(&f->lock);
-        for (int i = 0; f->at_gate < n; i++) {
-                assert(i < 10000);
-                pthread_mutex_unlock(&f->lock);
-                usleep(1000);
-                pthread_mutex_lock(&f->lock);
-        }
-        pthread_mutex_unlock(&f->lock);
+        WAIT_UNTIL(fake_at_gate(f) >= n);
 }
 
 static unsigned fake_reads(struct fake *f) {
@@ -394,15 +411,14 @@ static void *reader_main(void *arg) {
 }
 
 static void wait_waiting(struct sched *s, unsigned n) {
-        for (int i = 0;; i++) {
-                struct sched_stats st;
+        struct sched_stats st;
 
-                sched_get_stats(s, &st);
-                if (st.demand_waiting >= n)
-                        return;
-                assert(i < 10000);
-                usleep(1000);
-        }
+        WAIT_UNTIL((sched_get_stats(s, &st), st.demand_waiting >= n));
+}
+
+/* Wait (bounded) until se's background stream is done; its stats in st. */
+static void wait_bg_done(struct sched_export *se, struct sched_export_stats *st) {
+        WAIT_UNTIL((sched_export_get_stats(se, st), st->bg_state == SCHED_BG_DONE));
 }
 
 /* --- The scheduler, whole --- */
@@ -501,17 +517,7 @@ static void test_demand_first(void) {
         assert(m.fake.reads[0].off == pack_off(&m, 0));
         assert(m.fake.reads[1].off == pack_off(&m, 60));
         /* Then the stream goes on, and finishes: every chunk, once. */
-        for (int i = 0;; i++) {
-                sched_export_get_stats(se, &st);
-                if (st.bg_state == SCHED_BG_DONE)
-                        break;
-                if (i == 9999)
-                        fprintf(stderr, "bg %llu pos %llu hydrated %llu/%llu reads %u\n", (unsigned long long) st.bg_state,
-                                (unsigned long long) st.bg_position, (unsigned long long) st.hydrated_chunks,
-                                (unsigned long long) st.image_chunks, fake_reads(&m.fake));
-                assert(i < 10000);
-                usleep(1000);
-        }
+        wait_bg_done(se, &st);
         assert(st.hydrated_chunks == st.image_chunks && st.hydrated_bytes == st.image_bytes);
         assert(st.chunks[SCHED_DEMAND] == 1 && st.chunks[SCHED_BACKGROUND] == st.image_chunks - 1);
         assert(fake_reads(&m.fake) == st.image_chunks);
@@ -531,24 +537,35 @@ static void test_background_settles(void) {
         struct sched_export *se;
         struct sched_export_stats st;
         struct img m;
+        uint64_t t0, prev, longest = 0;
+        unsigned early;
 
         img_make(&m, false);
         assert(sched_new(cs, &(struct sched_options) { .background = true }, &s) == 0);
         assert(sched_export_add(s, "a", &m.image, &m.src, 0, &se) == 0);
+        t0 = prev = now_ns();
         sched_export_note_read(se);
         sched_background_start(se);
         for (int i = 0; i < 20; i++) {  /* 100 ms of reads, 5 ms apart: never quiet for 250 ms */
+                uint64_t before;
+
                 usleep(5000);
+                before = now_ns();
                 sched_export_note_read(se);
+                longest = MAX(longest, now_ns() - prev);
+                prev = before;
         }
-        assert(fake_reads(&m.fake) == 0);
-        for (int i = 0;; i++) {
-                sched_export_get_stats(se, &st);
-                if (st.bg_state == SCHED_BG_DONE)
-                        break;
-                assert(i < 10000);
-                usleep(1000);
-        }
+        early = fake_reads(&m.fake);
+        longest = MAX(longest, now_ns() - prev);
+        /* The stream may begin after 250 ms without a read, or 5 s after it
+         * was let start: check that it did not only when the reads
+         * measurably came faster (a loaded machine may pause this thread). */
+        if (longest < 250 * MS && now_ns() - t0 < 5000 * MS)
+                assert(early == 0);
+        else
+                fprintf(stderr, "background_settles: reads paused %llu ms (the machine is busy); the early-start check is skipped\n",
+                        (unsigned long long) (longest / MS));
+        wait_bg_done(se, &st);
         assert(fake_reads(&m.fake) > 0 && st.hydrated_chunks == st.image_chunks);
         sched_export_remove(se);
         sched_free(s);
@@ -556,15 +573,9 @@ static void test_background_settles(void) {
         chunkstore_free(cs);
 }
 
-/* Wait (at most 10 s) until se's profile list is through. */
+/* Wait (bounded) until se's profile list is through. */
 static void profile_wait(struct sched_export *se, struct sched_export_stats *st) {
-        for (int i = 0;; i++) {
-                sched_export_get_stats(se, st);
-                if (!st->profile_active)
-                        return;
-                assert(i < 10000);
-                usleep(1000);
-        }
+        WAIT_UNTIL((sched_export_get_stats(se, st), !st->profile_active));
 }
 
 /* Profile positions in their order, adjacent ones in one request. */
@@ -645,7 +656,7 @@ static void test_faults(void) {
         fake_set(&m.fake, false, -ECONNREFUSED);
         uint64_t t0 = now_ns();
         assert(demand(se, 9, 0, NULL) == -EIO);
-        assert(now_ns() - t0 >= 300 * MS && now_ns() - t0 < 60000 * MS);  /* it ended, it did not hang */
+        assert(now_ns() - t0 >= 300 * MS);                                   /* not before the timeout */
         assert(fake_reads(&m.fake) > 3);                                     /* retried meanwhile */
         sched_export_get_stats(se, &st);
         assert(st.demand_failures == 1 && st.fetch_errors >= 2);
