@@ -361,7 +361,7 @@ static struct json_object *cmd_metrics(struct control *ctl) {
         return o;
 }
 
-static struct json_object *dispatch(struct control *ctl, const char *line, size_t len) {
+struct json_object *control_dispatch(struct control *ctl, const char *line, size_t len) {
         struct json_object *req, *resp;
         const char *cmd;
         char esc[LOG_ESCAPE_MAX];
@@ -474,7 +474,7 @@ static void serve(struct clientpool_client *pc, void *userdata) {
                 first = false;
                 end = nl > buf && nl[-1] == '\r' ? nl - 1 : nl;
                 if (end > buf) {
-                        struct json_object *resp = dispatch(ctl, buf, (size_t) (end - buf));
+                        struct json_object *resp = control_dispatch(ctl, buf, (size_t) (end - buf));
                         int r = reply(ctl, pc, resp);
                         json_object_put(resp);
                         if (r < 0) {
@@ -501,10 +501,8 @@ static void refuse(int fd, void *userdata) {
         json_object_put(e);
 }
 
-int control_start(const struct control_config *cfg, const char *path, struct control **ret) {
+int control_new(const struct control_config *cfg, struct control **ret) {
         struct control *ctl = calloc(1, sizeof *ctl);
-        struct clientpool_config pcfg = { .what = "Control", .serve = serve, .refuse = refuse };
-        int fd, r;
 
         if (!ctl)
                 return -ENOMEM;
@@ -513,15 +511,33 @@ int control_start(const struct control_config *cfg, const char *path, struct con
                 ctl->cfg.max_clients = CONTROL_MAX_CLIENTS_DEFAULT;
         if (!ctl->cfg.request_timeout_ns)
                 ctl->cfg.request_timeout_ns = CONTROL_REQUEST_TIMEOUT_DEFAULT_S * 1000000000ull;
+        *ret = ctl;
+        return 0;
+}
+
+void control_free(struct control *ctl) {
+        if (!ctl)
+                return;
+        free(ctl->path);
+        free(ctl);
+}
+
+int control_start(const struct control_config *cfg, const char *path, struct control **ret) {
+        struct clientpool_config pcfg = { .what = "Control", .serve = serve, .refuse = refuse };
+        struct control *ctl;
+        int fd, r;
+
+        r = control_new(cfg, &ctl);
+        if (r < 0)
+                return r;
         ctl->path = strdup(path);
         if (!ctl->path) {
-                free(ctl);
+                control_free(ctl);
                 return -ENOMEM;
         }
         fd = unix_listen(path, 0600);
         if (fd < 0) {
-                free(ctl->path);
-                free(ctl);
+                control_free(ctl);
                 return fd;
         }
         pcfg.max_clients = ctl->cfg.max_clients;
@@ -529,8 +545,7 @@ int control_start(const struct control_config *cfg, const char *path, struct con
         r = clientpool_start(&pcfg, fd, &ctl->pool);
         if (r < 0) {
                 (void) unlink(path);
-                free(ctl->path);
-                free(ctl);
+                control_free(ctl);
                 return r;
         }
         *ret = ctl;
@@ -546,7 +561,6 @@ unsigned control_stop(struct control *ctl) {
         (void) unlink(ctl->path);
         if (left > 0)
                 return left;    /* the abandoned requests still use ctl */
-        free(ctl->path);
-        free(ctl);
+        control_free(ctl);
         return 0;
 }

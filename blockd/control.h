@@ -58,3 +58,12 @@ int control_start(const struct control_config *cfg, const char *path, struct con
  * objects they use (exports, scheduler, ...) must not be freed: the
  * daemon flushes the overlays and exits. NULL-safe. */
 unsigned control_stop(struct control *c);
+
+/* A server that does not listen, and its end: what control_start builds
+ * on, and what tests/fuzz/fuzz-ctlproto.c runs requests through. */
+int control_new(const struct control_config *cfg, struct control **ret);
+void control_free(struct control *ctl);
+/* The answer to one request line (len bytes, without its newline), as a
+ * client of the socket gets it; the command runs in the caller's thread.
+ * Returns a new reference. */
+struct json_object *control_dispatch(struct control *ctl, const char *line, size_t len);

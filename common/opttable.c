@@ -72,12 +72,23 @@ static const struct opt *secret_named(const struct opt_table *const *tables, siz
         return NULL;
 }
 
+/* The moved arguments: they live as long as the process (parsed options
+ * point into them), and are kept here so that nothing counts as leaked. */
+static char **hidden;
+static size_t n_hidden;
+
 /* Move a secret argument to the heap and blank it in the argument area. */
 static int hide_arg(char **argv, int i, size_t from) {
-        char *copy = strdup(argv[i]);
+        char **h = realloc(hidden, (n_hidden + 1) * sizeof *h);
+        char *copy;
 
+        if (!h)
+                return -ENOMEM;
+        hidden = h;
+        copy = hidden[n_hidden] = strdup(argv[i]);
         if (!copy)
                 return -ENOMEM;
+        n_hidden++;
         memset(argv[i] + from, 'x', strlen(argv[i] + from));
         argv[i] = copy;
         return 0;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the libFuzzer targets with clang and run each for SECONDS (default
-# 20), starting from seeds made by the real encoder. Fails on any crash.
+# 20), starting from seeds made by the real encoder and those kept in
+# tests/fuzz/corpus/NAME. Fails on any crash.
 # usage: tests/fuzz/run.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -9,7 +10,7 @@ command -v clang >/dev/null || { echo "fuzz: clang not installed, skipping"; exi
 if [ ! -f build-fuzz/build.ninja ]; then
         CC=clang meson setup build-fuzz -Dfuzz=true -Db_lundef=false >/dev/null
 fi
-ninja -C build-fuzz tests/fuzz/fuzz-blkindex tests/fuzz/fuzz-profile tests/fuzz/fuzz-manifest >/dev/null
+ninja -C build-fuzz tests/fuzz/fuzz-blkindex tests/fuzz/fuzz-profile tests/fuzz/fuzz-manifest tests/fuzz/fuzz-ctlproto >/dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # Seeds: a real image's index, profile and manifest.
@@ -24,9 +25,16 @@ for b in "$work"/l/blobs/sha256/*; do
         esac
 done
 printf 'HOCUSPRF\001\000\000\000\000\000\000\000\000\000\001\000\001\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\020\000\000\000\000\000\000' >"$work/seed-profile/p"
-for t in blkindex profile manifest; do
+# Seeds kept in the tree (tests/fuzz/corpus/NAME), copied: libFuzzer adds
+# what it finds to its first corpus directory.
+for d in tests/fuzz/corpus/*/; do
+        t=$(basename "$d")
+        mkdir -p "$work/seed-$t"
+        cp "$d"* "$work/seed-$t/"
+done
+for t in blkindex profile manifest ctlproto; do
         echo "fuzz-$t: ${secs}s"
-        build-fuzz/tests/fuzz/fuzz-$t -max_total_time="$secs" -max_len=65536 -print_final_stats=0 \
+        TMPDIR=$work build-fuzz/tests/fuzz/fuzz-$t -max_total_time="$secs" -max_len=65536 -print_final_stats=0 \
                 "$work/seed-$t" 2>"$work/fuzz-$t.log" || { tail -40 "$work/fuzz-$t.log"; exit 1; }
         grep -E '^#[0-9]+ +DONE' "$work/fuzz-$t.log" || tail -1 "$work/fuzz-$t.log"
 done
