@@ -74,13 +74,22 @@ static void note(struct origin *o, int r) {
                 log_info("Registry of %s reachable again", o->self->ref->text);
 }
 
-/* One connection attempt (not under the lock). 0 when connected. */
+/* One connection attempt (not under the lock). 0 when connected. A probe
+ * with a single try first: the source's own retries (seconds, for
+ * requests) would only delay a start with the registry down. */
 static int try_connect(struct origin *o) {
+        struct source_options probe_opts = o->opts;
         struct blob_source *s = NULL;
         char err[512] = "";
         int r;
 
-        r = source_open(o->self->ref->text, &o->opts, &s, err, sizeof err);
+        probe_opts.max_attempts = 1;
+        r = source_open(o->self->ref->text, &probe_opts, &s, err, sizeof err);
+        if (r >= 0 && o->opts.max_attempts != 1) {
+                source_free(s);
+                s = NULL;
+                r = source_open(o->self->ref->text, &o->opts, &s, err, sizeof err);
+        }
         pthread_mutex_lock(&o->lock);
         o->connecting = false;
         if (r >= 0) {

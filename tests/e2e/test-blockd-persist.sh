@@ -23,26 +23,22 @@ CTL=$T/control.sock
 # uncached until the registry is back.
 BLOCKD_ARGS=(--nbd-socket "$T/nbd.sock" --control "$CTL" --plain-http --background off --fetch-timeout 2)
 
-# read_range NAME OFF LEN: the export's bytes, as qemu-io's hex dump; fails
-# with qemu-io's message on stderr.
+# read_range NAME OFF LEN: the export's bytes as qemu-io's hex dump, into
+# $T/got; fails with qemu-io's message on stderr.
 read_range() {
-        local out
-        out=$(timeout 120 qemu-io -r --image-opts "driver=nbd,server.type=unix,server.path=$T/nbd.sock,export=$1" \
-                -c "read -v $2 $3" 2>&1) || { echo "$out" >&2; return 1; }
-        if grep -q "failed" <<<"$out"; then
-                echo "$out" | grep failed >&2
+        timeout 120 qemu-io -r --image-opts "driver=nbd,server.type=unix,server.path=$T/nbd.sock,export=$1" \
+                -c "read -v $2 $3" >"$T/got.raw" 2>&1 || { cat "$T/got.raw" >&2; return 1; }
+        if grep -q "failed" "$T/got.raw"; then
+                grep failed "$T/got.raw" >&2
                 return 1
         fi
-        grep -E '^[0-9a-f]{8}:' <<<"$out"
+        grep -E '^[0-9a-f]{8}:' "$T/got.raw" >"$T/got"
 }
-# file_range FILE OFF LEN: the same dump of a local file.
-file_range() {
-        qemu-io -r -f raw -c "read -v $2 $3" "$1" | grep -E '^[0-9a-f]{8}:'
-}
+# assert_range NAME FILE OFF LEN: the export's bytes there are FILE's.
 assert_range() {
-        local got
-        got=$(read_range "$1" "$3" "$4") || fail "reading $1 [$3, +$4) failed"
-        [ "$got" = "$(file_range "$2" "$3" "$4")" ] || fail "$1 [$3, +$4) differs from $2"
+        read_range "$1" "$3" "$4" || fail "reading $1 [$3, +$4) failed"
+        qemu-io -r -f raw -c "read -v $3 $4" "$2" | grep -E '^[0-9a-f]{8}:' >"$T/want"
+        cmp -s "$T/got" "$T/want" || fail "$1 [$3, +$4) differs from $2"
 }
 # ls_field NAME FIELD: one field of ls --json.
 ls_field() {
