@@ -13,7 +13,9 @@ every block must hold its last durable value or a value written after it.
 
 Usage: restart-writer.py --blockd JSON_ARGV --pidfile P --attach SHELL_CMD
        --qemu-opts OPTS --uri URI --cycles N --blocks N --out DIR
-Prints "cycles=C kills=K writes=W flushed_writes=F checks=X lost=0".
+Every fifth cycle stops blockd with SIGTERM instead (a clean stop, as an
+upgrade does). Prints "cycles=C kills=K terms=S writes=W flushed_writes=F
+checks=X lost=0" (checks: blocks whose one allowed value was verified).
 """
 import argparse
 import json
@@ -126,13 +128,19 @@ def main():
     epoch = 0                                   # kills so far
     allowed = [{0} for _ in range(a.blocks)]    # values each block may hold now
     unflushed = []                              # (block, value, epoch sent)
-    stats = dict(writes=0, flushed_writes=0, checks=0, kills=0)
+    stats = dict(writes=0, flushed_writes=0, checks=0, kills=0, terms=0)
+    term_cycle = False
 
     def kill_and_restart():
+        """SIGKILL (or, in every fifth cycle, SIGTERM: a clean stop), start again."""
         nonlocal epoch
-        blockd.kill9()
+        if term_cycle:
+            blockd.stop()
+            stats["terms"] += 1
+        else:
+            blockd.kill9()
+            stats["kills"] += 1
         epoch += 1
-        stats["kills"] += 1
         blockd.start()
 
     def settle(durable):
@@ -189,6 +197,7 @@ def main():
             stats["checks"] += len(allowed[b]) == 1
 
     for cycle in range(a.cycles):
+        term_cycle = cycle % 5 == 4
         kill_at = rnd.randrange(a.ops + 1)      # a.ops: kill between cycles' ops, none in flight
         for i in range(a.ops):
             kind = rnd.choice(["write", "write", "write", "fua", "flush"])
@@ -202,8 +211,8 @@ def main():
         log.write(f"cycle {cycle + 1}: {stats}\n")
     q.close()
     blockd.stop()
-    print("cycles={} kills={} writes={} flushed_writes={} checks={} lost=0".format(
-        a.cycles, stats["kills"], stats["writes"], stats["flushed_writes"], stats["checks"]))
+    print("cycles={} kills={} terms={} writes={} flushed_writes={} checks={} lost=0".format(
+        a.cycles, stats["kills"], stats["terms"], stats["writes"], stats["flushed_writes"], stats["checks"]))
 
 
 if __name__ == "__main__":
