@@ -2,8 +2,10 @@
 /*
  * Push pipeline: worker threads read, zero-check, hash and compress chunks
  * into a ring of slots; the calling thread consumes the slots in order
- * (so packs are laid out deterministically), deduplicates, appends new
- * chunks to the current pack and uploads each pack when it is full.
+ * (so packs are laid out deterministically), deduplicates and appends
+ * new chunks to the pack writer (packwriter.h), which uploads each pack
+ * when it is full; publish.h then stores the index, config, profile and,
+ * last, the manifest.
  */
 #include "push.h"
 
@@ -22,7 +24,8 @@
 #include "common/log.h"
 #include "common/progress.h"
 #include "common/util.h"
-#include "manifest.h"
+#include "packwriter.h"
+#include "publish.h"
 
 struct slot {
         uint64_t seq;
@@ -111,65 +114,19 @@ static void *worker(void *arg) {
         return NULL;
 }
 
-/* Finished packs waiting for upload (bounds memory to this many packs). */
-#define UPLOAD_QUEUE 2
-
 struct builder {
         struct blob_source *dst;
         const struct push_options *o;
         struct push_result *res;
+        struct packwriter *pw;          /* the packs, new and from the base */
         /* growing tables */
-        struct blkindex_pack *packs;
-        uint32_t n_packs, cap_packs;
         struct blkindex_chunk *chunks;
         uint32_t n_chunks, cap_chunks;
         uint32_t *map;
         struct digest_map *seen;        /* digest -> unique chunk */
         struct digest_map *base_seen;   /* digest -> base chunk */
         uint32_t *base_pack_map;        /* base pack -> our pack, or UINT32_MAX */
-        /* the pack being written */
-        int pack_fd;
-        uint32_t pack_idx;
-        uint64_t pack_len;
-        /* finished packs, uploaded by a background thread so the
-         * pipeline keeps going; up_lock also guards packs[] */
-        pthread_mutex_t up_lock;
-        pthread_cond_t up_cond;
-        pthread_t uploader;
-        bool uploader_started, up_done;
-        int up_err;
-        struct {
-                int fd;
-                uint32_t idx;
-                uint64_t len;
-        } up_queue[UPLOAD_QUEUE];
-        unsigned up_head, up_n;
 };
-
-static int builder_add_pack(struct builder *b, uint32_t *ret) {
-        int r = 0;
-
-        pthread_mutex_lock(&b->up_lock);
-        if (b->n_packs == b->cap_packs) {
-                uint32_t cap = b->cap_packs ? b->cap_packs * 2 : 16;
-                struct blkindex_pack *v = realloc(b->packs, cap * sizeof *v);
-                if (!v) {
-                        r = -ENOMEM;
-                        goto out;
-                }
-                b->packs = v;
-                b->cap_packs = cap;
-        }
-        if (b->n_packs >= BLKINDEX_MAX_PACKS) {
-                r = -E2BIG;
-                goto out;
-        }
-        memset(&b->packs[b->n_packs], 0, sizeof b->packs[0]);
-        *ret = b->n_packs++;
-out:
-        pthread_mutex_unlock(&b->up_lock);
-        return r;
-}
 
 static int builder_add_chunk(struct builder *b, const struct blkindex_chunk *c, uint32_t *ret) {
         if (b->n_chunks == b->cap_chunks) {
@@ -185,150 +142,6 @@ static int builder_add_chunk(struct builder *b, const struct blkindex_chunk *c, 
         b->chunks[b->n_chunks] = *c;
         *ret = b->n_chunks++;
         return digest_map_put(b->seen, &c->digest, *ret);
-}
-
-/* Upload a blob unless the destination already has it. */
-static int upload_fd(struct builder *b, const struct digest *d, int fd, uint64_t size) {
-        uint64_t have;
-        int r;
-
-        r = source_blob_stat(b->dst, d, &have);
-        if (r == 0 && have == size)
-                return 0;
-        r = source_blob_put_fd(b->dst, d, fd, size);
-        if (r < 0)
-                return r;
-        b->res->blobs_uploaded++;
-        b->res->bytes_uploaded += size;
-        return 0;
-}
-
-static int upload_buf(struct builder *b, const struct digest *d, const void *buf, size_t len) {
-        uint64_t have;
-        int r;
-
-        r = source_blob_stat(b->dst, d, &have);
-        if (r == 0 && have == len)
-                return 0;
-        r = source_blob_put_buf(b->dst, d, buf, len);
-        if (r < 0)
-                return r;
-        b->res->blobs_uploaded++;
-        b->res->bytes_uploaded += len;
-        return 0;
-}
-
-/* The upload thread: store each finished pack under the digest it hashes
- * to (one pass over its bytes), and record the digest in the pack table. */
-static void *uploader(void *arg) {
-        struct builder *b = arg;
-
-        pthread_mutex_lock(&b->up_lock);
-        for (;;) {
-                struct digest d;
-                int fd, r;
-                uint32_t idx;
-                uint64_t len;
-
-                while (b->up_n == 0 && !b->up_done)
-                        pthread_cond_wait(&b->up_cond, &b->up_lock);
-                if (b->up_n == 0)
-                        break;
-                fd = b->up_queue[b->up_head].fd;
-                idx = b->up_queue[b->up_head].idx;
-                len = b->up_queue[b->up_head].len;
-                pthread_mutex_unlock(&b->up_lock);
-
-                r = b->up_err ? b->up_err : source_blob_put_fd_unnamed(b->dst, fd, len, &d);
-                close(fd);
-
-                pthread_mutex_lock(&b->up_lock);
-                if (r < 0 && !b->up_err)
-                        b->up_err = r;
-                if (r >= 0) {
-                        b->packs[idx].digest = d;
-                        b->packs[idx].size = len;
-                        b->res->packs_new++;
-                        if (r > 0) {
-                                b->res->blobs_uploaded++;
-                                b->res->bytes_uploaded += len;
-                        }
-                }
-                b->up_head = (b->up_head + 1) % UPLOAD_QUEUE;
-                b->up_n--;
-                pthread_cond_broadcast(&b->up_cond);
-        }
-        pthread_mutex_unlock(&b->up_lock);
-        return NULL;
-}
-
-/* Hand the current pack to the upload thread (waits while the queue is
- * full). Returns an earlier upload's error, if any. */
-static int pack_flush(struct builder *b) {
-        int r;
-
-        if (b->pack_fd < 0)
-                return 0;
-        if (!b->uploader_started) {
-                if (pthread_create(&b->uploader, NULL, uploader, b) != 0)
-                        return -EAGAIN;
-                b->uploader_started = true;
-        }
-        pthread_mutex_lock(&b->up_lock);
-        while (b->up_n == UPLOAD_QUEUE)
-                pthread_cond_wait(&b->up_cond, &b->up_lock);
-        r = b->up_err;
-        if (r >= 0) {
-                unsigned tail = (b->up_head + b->up_n) % UPLOAD_QUEUE;
-                b->up_queue[tail].fd = TAKE_FD(b->pack_fd);
-                b->up_queue[tail].idx = b->pack_idx;
-                b->up_queue[tail].len = b->pack_len;
-                b->up_n++;
-                pthread_cond_broadcast(&b->up_cond);
-        }
-        pthread_mutex_unlock(&b->up_lock);
-        return r;
-}
-
-/* Wait for every queued upload; returns the first upload error. */
-static int uploads_finish(struct builder *b) {
-        if (!b->uploader_started)
-                return b->up_err;
-        pthread_mutex_lock(&b->up_lock);
-        b->up_done = true;
-        pthread_cond_broadcast(&b->up_cond);
-        pthread_mutex_unlock(&b->up_lock);
-        pthread_join(b->uploader, NULL);
-        b->uploader_started = false;
-        return b->up_err;
-}
-
-static int pack_append(struct builder *b, const struct slot *s, struct blkindex_chunk *c) {
-        const void *bytes = s->codec == CODEC_RAW ? s->raw : s->comp;
-        uint64_t pack_size = b->o->pack_size ? b->o->pack_size : PUSH_DEFAULT_PACK_SIZE;
-        int r;
-
-        if (b->pack_fd >= 0 && b->pack_len + s->stored_len > pack_size) {
-                r = pack_flush(b);
-                if (r < 0)
-                        return r;
-        }
-        if (b->pack_fd < 0) {
-                b->pack_fd = memfd_create("hocus-pack", MFD_CLOEXEC);
-                if (b->pack_fd < 0)
-                        return -errno;
-                r = builder_add_pack(b, &b->pack_idx);
-                if (r < 0)
-                        return r;
-                b->pack_len = 0;
-        }
-        r = write_all(b->pack_fd, bytes, s->stored_len);
-        if (r < 0)
-                return r;
-        c->pack = b->pack_idx;
-        c->offset = b->pack_len;
-        b->pack_len += s->stored_len;
-        return 0;
 }
 
 /* Place one processed chunk: zero, duplicate, from the base, or new. */
@@ -353,10 +166,9 @@ static int consume(struct builder *b, const struct slot *s, uint64_t chunk) {
                 const struct blkindex_chunk *bc = &bx->chunks[k];
 
                 if (b->base_pack_map[bc->pack] == UINT32_MAX) {
-                        r = builder_add_pack(b, &b->base_pack_map[bc->pack]);
+                        r = packwriter_add(b->pw, &bx->packs[bc->pack], &b->base_pack_map[bc->pack]);
                         if (r < 0)
                                 return r;
-                        b->packs[b->base_pack_map[bc->pack]] = bx->packs[bc->pack];
                 }
                 c = *bc;
                 c.pack = b->base_pack_map[bc->pack];
@@ -371,7 +183,7 @@ static int consume(struct builder *b, const struct slot *s, uint64_t chunk) {
         c.stored_len = s->stored_len;
         c.raw_len = s->raw_len;
         c.codec = s->codec;
-        r = pack_append(b, s, &c);
+        r = packwriter_append(b->pw, s->codec == CODEC_RAW ? s->raw : s->comp, s->stored_len, &c.pack, &c.offset);
         if (r < 0)
                 return r;
         r = builder_add_chunk(b, &c, &idx);
@@ -414,7 +226,12 @@ static int ensure_base_pack(struct builder *b, const struct blkindex_pack *pk) {
         }
         /* The destination's blob_put_fd never stores bytes under a digest
          * they do not hash to (source.h), so a bad copy fails here. */
-        return upload_fd(b, &pk->digest, fd, pk->size);
+        r = publish_blob_fd(b->dst, &pk->digest, fd, pk->size);
+        if (r > 0) {
+                b->res->blobs_uploaded++;
+                b->res->bytes_uploaded += pk->size;
+        }
+        return r < 0 ? r : 0;
 }
 
 /* Processing order: the profile's chunks first, then the rest ascending. */
@@ -517,23 +334,18 @@ static int index_base(struct builder *b) {
         return 0;
 }
 
-/* Write the index, config, optional profile and finally the manifest. */
+/* Make sure the base packs the image uses are in the destination, then
+ * publish the index, config, optional profile and finally the manifest. */
 static int finish(struct builder *b, uint64_t image_size, uint32_t chunk_size, uint64_t n_map, const char *tag) {
         struct blkindex x = {
                 .image_size = image_size,
                 .chunk_size = chunk_size,
-                .n_packs = b->n_packs,
                 .n_chunks = b->n_chunks,
                 .n_map = n_map,
-                .packs = b->packs,
                 .chunks = b->chunks,
                 .map = b->map,
         };
-        _cleanup_free_ void *idx = NULL;
-        _cleanup_free_ char *mjson = NULL;
-        struct image_manifest m = { 0 };
-        size_t idx_len, mlen;
-        struct digest d;
+        struct publish_result pr;
         int r;
 
         if (b->base_pack_map)
@@ -543,45 +355,15 @@ static int finish(struct builder *b, uint64_t image_size, uint32_t chunk_size, u
                                 if (r < 0)
                                         return r;
                         }
-        r = blkindex_encode(&x, &idx, &idx_len);
+        x.packs = (struct blkindex_pack *) packwriter_packs(b->pw, &x.n_packs);
+        r = publish_image(b->dst, tag, &x, b->o->profile, b->o->profile_len, &pr);
         if (r < 0)
                 return r;
-        digest_compute(idx, idx_len, &m.index.digest);
-        m.index.size = idx_len;
-        b->res->index_size = idx_len;
-        r = upload_buf(b, &m.index.digest, idx, idx_len);
-        if (r < 0)
-                return r;
-        empty_config_digest(&d);
-        r = upload_buf(b, &d, EMPTY_JSON, strlen(EMPTY_JSON));
-        if (r < 0)
-                return r;
-        if (b->o->profile) {
-                digest_compute(b->o->profile, b->o->profile_len, &m.profile.digest);
-                m.profile.size = b->o->profile_len;
-                m.has_profile = true;
-                r = upload_buf(b, &m.profile.digest, b->o->profile, b->o->profile_len);
-                if (r < 0)
-                        return r;
-        }
-        m.packs = calloc(MAX(b->n_packs, 1u), sizeof *m.packs);
-        if (!m.packs)
-                return -ENOMEM;
-        for (uint32_t i = 0; i < b->n_packs; i++) {
-                m.packs[i].digest = b->packs[i].digest;
-                m.packs[i].size = b->packs[i].size;
-        }
-        m.n_packs = b->n_packs;
-        m.image_size = image_size;
-        m.chunk_size = chunk_size;
-        r = image_manifest_encode(&m, &mjson, &mlen);
-        free(m.packs);
-        if (r < 0)
-                return r;
-        r = source_manifest_put(b->dst, tag, MT_OCI_MANIFEST, MT_IMAGE, mjson, mlen, &b->res->manifest_digest);
-        if (r < 0)
-                return r;
-        b->res->manifest_size = mlen;
+        b->res->manifest_digest = pr.manifest_digest;
+        b->res->manifest_size = pr.manifest_size;
+        b->res->index_size = pr.index_size;
+        b->res->blobs_uploaded += pr.blobs_uploaded;
+        b->res->bytes_uploaded += pr.bytes_uploaded;
         return 0;
 }
 
@@ -592,9 +374,6 @@ int image_push(int src_fd, struct blob_source *dst, const char *tag, const struc
                 .dst = dst,
                 .o = o,
                 .res = &res,
-                .pack_fd = -EBADF,
-                .up_lock = PTHREAD_MUTEX_INITIALIZER,
-                .up_cond = PTHREAD_COND_INITIALIZER,
         };
         struct pipeline p = { .fd = src_fd };
         _cleanup_free_ uint64_t *data = NULL, *order = NULL;
@@ -620,6 +399,8 @@ int image_push(int src_fd, struct blob_source *dst, const char *tag, const struc
 
         b.map = malloc(MAX(n_map, 1) * sizeof *b.map);
         r = b.map ? digest_map_new(n_data, &b.seen) : -ENOMEM;
+        if (r >= 0)
+                r = packwriter_new(dst, o->pack_size ? o->pack_size : PUSH_DEFAULT_PACK_SIZE, &b.pw);
         if (r < 0)
                 goto out;
         for (uint64_t i = 0; i < n_map; i++)
@@ -657,11 +438,17 @@ int image_push(int src_fd, struct blob_source *dst, const char *tag, const struc
                 }
         }
         r = run_pipeline(&b, &p, threads);
-        if (r >= 0)
-                r = pack_flush(&b);
-        q = uploads_finish(&b);
+        q = packwriter_finish(b.pw);
         if (r >= 0)
                 r = q;
+        if (r >= 0) {
+                struct packwriter_stats ps;
+
+                packwriter_get_stats(b.pw, &ps);
+                res.packs_new = ps.packs_new;
+                res.blobs_uploaded += ps.blobs_uploaded;
+                res.bytes_uploaded += ps.bytes_uploaded;
+        }
         if (r >= 0)
                 r = finish(&b, image_size, chunk_size, n_map, tag);
         if (r >= 0) {
@@ -685,18 +472,10 @@ out_pipeline:
         pthread_mutex_destroy(&p.lock);
         pthread_cond_destroy(&p.cond);
 out:
-        (void) uploads_finish(&b);
-        while (b.up_n) { /* never started: close what was queued */
-                close(b.up_queue[b.up_head].fd);
-                b.up_head = (b.up_head + 1) % UPLOAD_QUEUE;
-                b.up_n--;
-        }
-        if (b.pack_fd >= 0)
-                close(b.pack_fd);
+        packwriter_free(b.pw);
         digest_map_free(b.seen);
         digest_map_free(b.base_seen);
         free(b.base_pack_map);
-        free(b.packs);
         free(b.chunks);
         free(b.map);
         return r;
