@@ -351,6 +351,7 @@ int main(int argc, char **argv) {
         ncfg.max_threads = arg.threads;
         ncfg.use_sendfile = arg.sendfile;
         ncfg.poll_us = arg.poll_us;
+        ncfg.limits = arg.nbd_limits;
         nexp = (struct nbdsrv_exports) { .get = get_export, .for_each = for_each_export, .userdata = d.exports };
         r = nbdsrv_new(&ncfg, &nexp, &d.nbd);
         if (r < 0)

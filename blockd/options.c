@@ -17,6 +17,7 @@ struct blockd_args arg = {
         .threads = 16,
         .sendfile = true,
         .poll_us = 50,
+        .nbd_limits = NBDSRV_LIMITS_DEFAULT,
         .sched = { .background = true },
 };
 
@@ -47,6 +48,11 @@ enum {
         OPT_CONTROL_MAX_CLIENTS,
         OPT_METRICS_MAX_CLIENTS,
         OPT_REQUEST_TIMEOUT,
+        OPT_NBD_MAX_CONNECTIONS,
+        OPT_NBD_PEER_CONNECTIONS,
+        OPT_NBD_CONN_BUFFER,
+        OPT_NBD_BUFFER_TOTAL,
+        OPT_NBD_HANDSHAKE_TIMEOUT,
 };
 
 static const struct opt serving_options[] = {
@@ -121,6 +127,25 @@ static const struct opt tuning_options[] = {
           "registry has not delivered it by then (default 30)",
           0 },
         { "threads", OPT_THREADS, "N", "threads per NBD connection (default 16)", 0 },
+        { "nbd-max-connections", OPT_NBD_MAX_CONNECTIONS, "N", "NBD connections open at once (default 1024)", 0 },
+        { "nbd-peer-connections", OPT_NBD_PEER_CONNECTIONS, "N",
+          "NBD connections open at once from one peer: an IP\n"
+          "address, or a process on the Unix socket (default 16)",
+          0 },
+        { "nbd-conn-buffer", OPT_NBD_CONN_BUFFER, "SIZE",
+          "read and write data in flight on one NBD connection;\n"
+          "beyond it blockd reads no more requests from that\n"
+          "client until its replies drain (default 32M; a larger\n"
+          "request runs alone)",
+          0 },
+        { "nbd-buffer-total", OPT_NBD_BUFFER_TOTAL, "SIZE",
+          "the same across all NBD connections: beyond it requests\n"
+          "wait for room (default 1G)",
+          0 },
+        { "nbd-handshake-timeout", OPT_NBD_HANDSHAKE_TIMEOUT, "SECONDS",
+          "an NBD client that has not finished its handshake this\n"
+          "long after connecting is disconnected (default 30)",
+          0 },
         { "fd-cache", OPT_FD_CACHE, "N",
           "chunk store entries kept open (default 8192, at most\n"
           "half the open-file limit)",
@@ -277,6 +302,20 @@ static int blockd_option_set(void *ctx, int id, const char *value, char *err, si
                 return 0;
         case OPT_POLL_US:
                 return parse_uint(value, 0, 100000, &a->poll_us, err, errlen);
+        case OPT_NBD_MAX_CONNECTIONS:
+                return parse_uint(value, 1, 1000000, &a->nbd_limits.max_connections, err, errlen);
+        case OPT_NBD_PEER_CONNECTIONS:
+                return parse_uint(value, 1, 1000000, &a->nbd_limits.peer_connections, err, errlen);
+        case OPT_NBD_HANDSHAKE_TIMEOUT:
+                return parse_uint(value, 1, 86400, &a->nbd_limits.handshake_timeout_s, err, errlen);
+        case OPT_NBD_CONN_BUFFER:
+                if (parse_size(value, &a->nbd_limits.conn_buffer) < 0 || a->nbd_limits.conn_buffer < 4096)
+                        return err_set(err, errlen, -EINVAL, "wants a size of at least 4K such as 32M, not '%s'", value);
+                return 0;
+        case OPT_NBD_BUFFER_TOTAL:
+                if (parse_size(value, &a->nbd_limits.buffer_total) < 0 || a->nbd_limits.buffer_total < 4096)
+                        return err_set(err, errlen, -EINVAL, "wants a size of at least 4K such as 1G, not '%s'", value);
+                return 0;
         case OPT_FUSE:
                 a->fuse = value;
                 return 0;

@@ -31,6 +31,7 @@ struct blockd_args {
         unsigned fd_cache;         /* 0: automatic */
         bool sendfile;
         unsigned poll_us;
+        struct nbdsrv_limits nbd_limits;
         struct export_config *exports;
         size_t n_exports;
         const char *fuse;

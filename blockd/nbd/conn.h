@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "io.h"
+#include "limits.h"
 #include "nbd-protocol.h"
 #include "server.h"
 
@@ -35,6 +36,12 @@ struct nbdsrv {
         bool stopping;
         uint64_t next_id;
 
+        uint64_t refused, refused_logged_ns;    /* connections refused (limits.c), under lock */
+
+        pthread_mutex_t budget_lock;    /* the buffer budget (limits.c) */
+        pthread_cond_t budget_cond;     /* room was given back, or a connection died */
+        uint64_t buffered;              /* request data reserved, all connections */
+
         uint64_t connections_total, handshake_failures, protocol_errors, requests;      /* atomic */
         unsigned spinners, max_spinners;        /* readers polling now (atomic), and the bound */
 };
@@ -44,6 +51,9 @@ struct conn {
         struct conn *prev, *next;       /* srv->conns, under srv->lock */
         uint64_t id;
         char peer[80];
+        char peer_key[64];              /* who counts as one peer: "pid N" or the IP address */
+        uint64_t handshake_deadline_ns; /* 0 once the handshake is over (atomic) */
+        uint64_t buffered;              /* request data reserved, under srv->budget_lock */
         struct nbdsrv_io io;
 
         /* Negotiated in the handshake, read-only afterwards. */
@@ -93,6 +103,7 @@ struct worker {
         size_t cap;
         uint8_t *batch;                 /* replies of fast reads, not sent yet */
         size_t batch_len;
+        uint64_t reserved;              /* budget held for the request being served (limits.c) */
         struct export_read pending;     /* a read the fast path started */
         bool has_pending;
         struct export_seg segs[WORKER_SEGS];
@@ -105,6 +116,7 @@ static inline size_t conn_buffered(const struct conn *c) {
 
 /* Make w->buf hold at least len bytes. */
 int worker_buf(struct worker *w, size_t len);
+/* Free the buffers and give back any budget held (the thread ends). */
 void worker_free_buffers(struct worker *w);
 /*
  * The fast path, run by the reader without handing the read role on: a

@@ -16,7 +16,6 @@
 void nbdsrv_io_init(struct nbdsrv_io *io, int fd) {
         memset(io, 0, sizeof *io);
         io->fd = fd;
-        io->timeout_ms = -1;
         pthread_mutex_init(&io->ssl_lock, NULL);
 }
 
@@ -33,17 +32,6 @@ void nbdsrv_io_close(struct nbdsrv_io *io) {
                 close(io->fd);
         io->fd = -EBADF;
         pthread_mutex_destroy(&io->ssl_lock);
-}
-
-void nbdsrv_io_set_timeout(struct nbdsrv_io *io, int timeout_ms) {
-        struct timeval tv = { 0 };
-
-        io->timeout_ms = timeout_ms;
-        if (timeout_ms > 0) {
-                tv.tv_sec = timeout_ms / 1000;
-                tv.tv_usec = (timeout_ms % 1000) * 1000;
-        }
-        (void) setsockopt(io->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 }
 
 /* Wait for the socket to become readable or writable. */
@@ -106,7 +94,7 @@ ssize_t nbdsrv_io_recv(struct nbdsrv_io *io, void *buf, size_t len) {
                         return ret;
                 if (st <= 0)
                         return st;
-                st = wait_fd(io, events, io->timeout_ms);
+                st = wait_fd(io, events, -1);
                 if (st < 0)
                         return st;
         }

@@ -23,17 +23,13 @@ struct nbdsrv_io {
         int fd;
         SSL *ssl;                       /* NULL until STARTTLS */
         pthread_mutex_t ssl_lock;
-        int timeout_ms;                 /* reads; -1 = wait forever */
 };
 
 void nbdsrv_io_init(struct nbdsrv_io *io, int fd);
 /* Shut TLS down (best effort) and close the socket. */
 void nbdsrv_io_close(struct nbdsrv_io *io);
 
-/* Bound how long a read may wait (the handshake); -1 for no bound. */
-void nbdsrv_io_set_timeout(struct nbdsrv_io *io, int timeout_ms);
-
-/* Read some bytes: >0, 0 at end of stream, or -errno (-ETIMEDOUT). */
+/* Read some bytes: >0, 0 at end of stream, or -errno. */
 ssize_t nbdsrv_io_recv(struct nbdsrv_io *io, void *buf, size_t len);
 /* Write all of iov (which is consumed). 0 or -errno. more: more data of
  * the same reply follows (MSG_MORE). */

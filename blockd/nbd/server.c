@@ -37,10 +37,21 @@ int nbdsrv_new(const struct nbdsrv_config *cfg, const struct nbdsrv_exports *exp
         s->cfg = *cfg;
         if (!s->cfg.max_threads)
                 s->cfg.max_threads = 16;
-        if (!s->cfg.max_connections)
-                s->cfg.max_connections = 1024;
-        if (!s->cfg.handshake_timeout_s)
-                s->cfg.handshake_timeout_s = 30;
+        {
+                const struct nbdsrv_limits def = NBDSRV_LIMITS_DEFAULT;
+                struct nbdsrv_limits *l = &s->cfg.limits;
+
+                if (!l->max_connections)
+                        l->max_connections = def.max_connections;
+                if (!l->peer_connections)
+                        l->peer_connections = def.peer_connections;
+                if (!l->conn_buffer)
+                        l->conn_buffer = def.conn_buffer;
+                if (!l->buffer_total)
+                        l->buffer_total = def.buffer_total;
+                if (!l->handshake_timeout_s)
+                        l->handshake_timeout_s = def.handshake_timeout_s;
+        }
         s->exports = *exports;
         {
                 long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -54,6 +65,8 @@ int nbdsrv_new(const struct nbdsrv_config *cfg, const struct nbdsrv_exports *exp
         }
         pthread_mutex_init(&s->lock, NULL);
         pthread_cond_init(&s->cond, NULL);
+        pthread_mutex_init(&s->budget_lock, NULL);
+        pthread_cond_init(&s->budget_cond, NULL);
         *ret = s;
         return 0;
 }
@@ -90,8 +103,10 @@ void conn_set_dead(struct conn *c, bool hard) {
         pthread_mutex_lock(&c->lock);
         c->dead = true;
         pthread_mutex_unlock(&c->lock);
-        /* Wake a reader blocked in recv; hard also fails pending writes. */
+        /* Wake a reader blocked in recv, or waiting for buffer room;
+         * hard also fails pending writes. */
         (void) shutdown(c->io.fd, hard ? SHUT_RDWR : SHUT_RD);
+        nbdsrv_budget_wake(c->srv);
 }
 
 /* Receive into the read buffer. In the transmission phase on a plain
@@ -228,6 +243,17 @@ static int read_request(struct worker *w, struct nbdsrv_request *rq) {
                 __atomic_fetch_add(&c->srv->protocol_errors, 1, __ATOMIC_RELAXED);
                 return -EPROTO;
         }
+        if ((rq->type == NBD_CMD_READ || rq->type == NBD_CMD_WRITE) && rq->length <= NBD_MAX_REQUEST &&
+            nbdsrv_budget_try(w, rq->length) < 0) {
+                /* Out of room: stop reading from this client until replies
+                 * drain (the ones gathered here first). */
+                r = nbdsrv_flush_batch(w);
+                if (r < 0)
+                        return r;
+                r = nbdsrv_budget_get(w, rq->length);
+                if (r < 0)
+                        return r;
+        }
         if (rq->type != NBD_CMD_WRITE)
                 return 0;
         if (rq->length > NBD_MAX_REQUEST) {
@@ -319,6 +345,8 @@ static void worker_loop(struct worker *w) {
                                 return;
                         }
                         r = nbdsrv_try_fast(w, &rq, request_buffered(c));
+                        if (r != 0)
+                                nbdsrv_budget_put(w);
                         if (r < 0) {
                                 pthread_mutex_unlock(&c->read_lock);
                                 return;
@@ -347,6 +375,7 @@ static void worker_loop(struct worker *w) {
                         spawn(c);
 
                 r = nbdsrv_execute(w, &rq);
+                nbdsrv_budget_put(w);
                 if (r < 0)
                         return;
                 if (w->cap > (2u << 20)) {
@@ -377,7 +406,6 @@ static void *conn_main(void *arg) {
         struct worker *w = NULL;
         int r;
 
-        nbdsrv_io_set_timeout(&c->io, (int) c->srv->cfg.handshake_timeout_s * 1000);
         r = nbdsrv_handshake(c);
         if (r <= 0) {
                 if (r < 0) {
@@ -388,8 +416,9 @@ static void *conn_main(void *arg) {
                 }
                 goto out;
         }
-        nbdsrv_io_set_timeout(&c->io, -1);
         export_client_add(c->exp);
+        if (!__atomic_exchange_n(&c->handshake_deadline_ns, 0, __ATOMIC_ACQ_REL))
+                goto out;       /* too late: nbdsrv_expire_handshakes() disconnected it */
         log_info("nbd: client %llu (%s) using export %s%s%s%s", (unsigned long long) c->id, c->peer,
                  export_name(c->exp), c->structured ? ", structured replies" : "",
                  c->meta_alloc ? ", base:allocation" : "", nbdsrv_io_is_tls(&c->io) ? ", TLS" : "");
@@ -405,30 +434,37 @@ out:
         return NULL;
 }
 
-static void describe_peer(int fd, char *buf, size_t len) {
+/* The peer for the logs (buf), and who it is for the per-peer limit
+ * (key): the process on a Unix socket, the IP address on TCP. */
+static void describe_peer(int fd, char *buf, size_t len, char *key, size_t keylen) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
         char ip[INET6_ADDRSTRLEN] = "?";
 
-        if (getpeername(fd, (struct sockaddr *) &ss, &sl) < 0) {
-                snprintf(buf, len, "unknown");
+        snprintf(buf, len, "unknown");
+        snprintf(key, keylen, "unknown");
+        if (getpeername(fd, (struct sockaddr *) &ss, &sl) < 0)
                 return;
-        }
         if (ss.ss_family == AF_UNIX) {
                 struct ucred cr;
                 socklen_t cl = sizeof cr;
-                if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) == 0)
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) == 0) {
                         snprintf(buf, len, "unix pid %d uid %u", (int) cr.pid, (unsigned) cr.uid);
-                else
+                        snprintf(key, keylen, "pid %d", (int) cr.pid);
+                } else {
                         snprintf(buf, len, "unix");
+                        snprintf(key, keylen, "unix");
+                }
         } else if (ss.ss_family == AF_INET) {
                 struct sockaddr_in *in = (struct sockaddr_in *) &ss;
                 inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
                 snprintf(buf, len, "%s:%u", ip, ntohs(in->sin_port));
+                snprintf(key, keylen, "%s", ip);
         } else if (ss.ss_family == AF_INET6) {
                 struct sockaddr_in6 *in = (struct sockaddr_in6 *) &ss;
                 inet_ntop(AF_INET6, &in->sin6_addr, ip, sizeof ip);
                 snprintf(buf, len, "[%s]:%u", ip, ntohs(in->sin6_port));
+                snprintf(key, keylen, "%s", ip);
         }
 }
 
@@ -436,6 +472,7 @@ static void accept_one(struct nbdsrv *s, int lfd) {
         struct conn *c;
         pthread_attr_t attr;
         pthread_t t;
+        char peer[sizeof c->peer], key[sizeof c->peer_key];
         int fd, one = 1, r;
 
         fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -446,12 +483,12 @@ static void accept_one(struct nbdsrv *s, int lfd) {
                 }
                 return;
         }
+        describe_peer(fd, peer, sizeof peer, key, sizeof key);
+        /* Only this thread adds connections: what it admits here is
+         * still within the limits when it is added below. */
         pthread_mutex_lock(&s->lock);
-        if (s->stopping || s->n_conns >= s->cfg.max_connections) {
-                bool stopping = s->stopping;
+        if (s->stopping || !nbdsrv_admit(s, key)) {
                 pthread_mutex_unlock(&s->lock);
-                if (!stopping)
-                        log_warning("nbd: refusing a connection: %u connections open", s->cfg.max_connections);
                 close(fd);
                 return;
         }
@@ -475,7 +512,9 @@ static void accept_one(struct nbdsrv *s, int lfd) {
         }
         c->srv = s;
         nbdsrv_io_init(&c->io, fd);
-        describe_peer(fd, c->peer, sizeof c->peer);
+        memcpy(c->peer, peer, sizeof peer);
+        memcpy(c->peer_key, key, sizeof key);
+        c->handshake_deadline_ns = now_ns() + (uint64_t) s->cfg.limits.handshake_timeout_s * 1000000000ull;
         pthread_mutex_init(&c->read_lock, NULL);
         pthread_mutex_init(&c->write_lock, NULL);
         pthread_mutex_init(&c->lock, NULL);
@@ -511,7 +550,7 @@ static void *accept_thread(void *arg) {
                 p[i] = (struct pollfd) { .fd = s->listen_fds[i], .events = POLLIN };
         p[s->n_listen] = (struct pollfd) { .fd = s->wake_fd, .events = POLLIN };
         for (;;) {
-                int r = poll(p, s->n_listen + 1, -1);
+                int r = poll(p, s->n_listen + 1, nbdsrv_expire_handshakes(s));
 
                 if (r < 0) {
                         if (errno == EINTR)
@@ -597,6 +636,8 @@ void nbdsrv_free(struct nbdsrv *s) {
         close(s->wake_fd);
         pthread_mutex_destroy(&s->lock);
         pthread_cond_destroy(&s->cond);
+        pthread_mutex_destroy(&s->budget_lock);
+        pthread_cond_destroy(&s->budget_cond);
         free(s);
 }
 

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "blockd/export.h"
+#include "limits.h"
 #include "tls.h"
 
 enum nbdsrv_tls_mode {
@@ -41,8 +42,7 @@ struct nbdsrv_config {
         enum nbdsrv_tls_mode tls_mode;
         struct nbdsrv_tls *tls;         /* borrowed; required unless OFF */
         unsigned max_threads;           /* per connection; 0 = 16 */
-        unsigned max_connections;       /* 0 = 1024 */
-        unsigned handshake_timeout_s;   /* 0 = 30 */
+        struct nbdsrv_limits limits;    /* a field left 0 takes its default */
         bool use_sendfile;              /* plain sockets: send cached data with sendfile(2) */
         unsigned poll_us;               /* a reader that ran out of input polls this long
                                          * before sleeping (0: never); at most ncpu-1 at once */

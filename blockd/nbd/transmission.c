@@ -35,6 +35,7 @@
 static const uint8_t zeroes[65536];
 
 void worker_free_buffers(struct worker *w) {
+        nbdsrv_budget_put(w);
         free(w->buf);
         free(w->batch);
         w->buf = w->batch = NULL;
