@@ -334,7 +334,7 @@ static struct json_object *cmd_prefetch(struct control *ctl, struct json_object 
                 snprintf(msg, sizeof msg, "no export named '%s'", name);
                 return ctlproto_error(-ENOENT, msg);
         }
-        r = profile_prefetch_attach(e, how, &info);
+        r = profile_prefetch_attach(e, how, NULL, &info);
         export_unref(e);
         if (r < 0)
                 return ctlproto_error(r, "the profile cannot be used (see blockd's log)");

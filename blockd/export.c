@@ -192,6 +192,10 @@ const struct digest *export_manifest_digest(const struct export *e) {
         return &e->img->manifest_digest;
 }
 
+struct chunkstore *export_chunkstore(struct export *e) {
+        return e->env.store;
+}
+
 bool export_online(struct export *e, char *why, size_t len) {
         return origin_online(e->src, why, len);
 }

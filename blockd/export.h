@@ -212,5 +212,7 @@ void export_background_start(struct export *e);
  * looks up what belongs to the image, such as its published profile; not
  * for frontends. */
 struct blob_source *export_source(struct export *e);
+/* The chunk store (borrowed), whose metadata keeps what belongs to the image. */
+struct chunkstore *export_chunkstore(struct export *e);
 const struct image_manifest *export_image_manifest(const struct export *e);
 uint64_t export_manifest_size(const struct export *e);

@@ -111,10 +111,32 @@ static int open_entry(struct exports *x, const struct state_export *se, bool pin
         return export_open(&cfg, &x->env, ret, err, errlen);
 }
 
-/* After an export is in the table: its profile, then the background stream. */
-static void started(struct export *e, const char *profile) {
-        (void) profile_prefetch_attach(e, profile, NULL);
+/* After an export is in the table: its profile (the published one found
+ * is noted, so that a start without the registry finds it locally), then
+ * the background stream. */
+static void started(struct exports *x, struct export *e, const char *profile, const char *known_blob) {
+        struct profile_prefetch_info info = { 0 };
+        char ds[DIGEST_STRING_MAX];
+        bool changed = false;
+
+        (void) profile_prefetch_attach(e, profile, known_blob, &info);
         export_background_start(e);     /* after the profile, which goes first */
+        if (!info.has_blob)
+                return;
+        digest_to_string(&info.blob, ds);
+        pthread_mutex_lock(&x->lock);
+        for (struct entry *en = x->head; en; en = en->next)
+                if (en->e == e && (!en->se.profile_blob || strcmp(en->se.profile_blob, ds) != 0)) {
+                        char *b = strdup(ds);
+                        if (b) {
+                                free(en->se.profile_blob);
+                                en->se.profile_blob = b;
+                                changed = true;
+                        }
+                }
+        pthread_mutex_unlock(&x->lock);
+        if (changed)
+                save(x);
 }
 
 /* The pin of an attached entry: the manifest it opened. Caller holds the lock. */
@@ -124,6 +146,11 @@ static int set_pin(struct entry *en, struct export *e) {
 
         if (!m)
                 return -ENOMEM;
+        if (en->se.manifest && strcmp(en->se.manifest, m) != 0) {
+                /* Another image: the profile found for the old one is not its. */
+                free(en->se.profile_blob);
+                en->se.profile_blob = NULL;
+        }
         free(en->se.manifest);
         en->se.manifest = m;
         return 0;
@@ -183,7 +210,7 @@ static void *retry_main(void *arg) {
                         log_info("Attached export %s: %s, %llu bytes (after failing to at first)", export_name(e),
                                  export_ref_text(e), (unsigned long long) export_size(e));
                         save(x);
-                        started(e, se.profile);
+                        started(x, e, se.profile, se.profile_blob);
                         state_export_clear(&se);
                         pthread_mutex_lock(&x->lock);
                         continue;
@@ -339,7 +366,7 @@ int exports_add(struct exports *x, const struct state_export *se, bool retry, st
         log_info("Attached export %s: %s, %llu bytes%s%s, manifest %s", se->name, se->ref,
                  (unsigned long long) export_size(e), se->overlay ? ", overlay " : ", read-only",
                  se->overlay ? se->overlay : "", en->se.manifest);
-        started(e, se->profile);
+        started(x, e, se->profile, se->profile_blob);
         if (ret)
                 *ret = export_ref(e);
         return 0;
@@ -487,7 +514,7 @@ int exports_update(struct exports *x, const char *name, unsigned timeout_s, bool
         save(x);
         log_info("Export %s: updated to manifest %s (was %s)", name, en->se.manifest,
                  digest_to_string(export_manifest_digest(old), ds));
-        started(e, se.profile);
+        started(x, e, se.profile, NULL);
         state_export_clear(&se);
         drain(x, old, name, timeout_s);
         export_unref(old);

@@ -6,11 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chunkstore/meta.h"
 #include "chunkstore/profile.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "registry-client/profile-artifact.h"
+
+#define PROFILE_LOCAL_MAX (256u << 20)
 
 /* The published profile of e's image, decoded. -ENOENT if none. */
 static int find_published(struct export *e, struct profile **ret, struct profile_prefetch_info *info) {
@@ -30,6 +33,12 @@ static int find_published(struct export *e, struct profile **ret, struct profile
                             digest_to_string(&found.blob, ds), why);
                 return r;
         }
+        info->has_blob = true;
+        info->blob = found.blob;
+        r = chunkstore_meta_put(export_chunkstore(e), &found.blob, buf, len);
+        if (r < 0)
+                log_debug("Export %s: keeping profile %s locally failed: %s", export_name(e),
+                          digest_to_string(&found.blob, ds), strerror(-r));
         if (found.origin == PROFILE_ORIGIN_LAYER)
                 snprintf(info->source, sizeof info->source, "the manifest's profile layer");
         else
@@ -38,7 +47,31 @@ static int find_published(struct export *e, struct profile **ret, struct profile
         return 0;
 }
 
-int profile_prefetch_attach(struct export *e, const char *how, struct profile_prefetch_info *ret) {
+/* The local copy of the published profile found at an earlier attach. */
+static int find_local(struct export *e, const char *known_blob, struct profile **ret,
+                      struct profile_prefetch_info *info) {
+        _cleanup_free_ void *buf = NULL;
+        struct digest d;
+        char why[256];
+        size_t len;
+        int r;
+
+        if (!known_blob || digest_parse(known_blob, &d) < 0)
+                return -ENOENT;
+        r = chunkstore_meta_get(export_chunkstore(e), &d, PROFILE_LOCAL_MAX, &buf, &len);
+        if (r < 0)
+                return r;
+        r = profile_decode(buf, len, ret, why, sizeof why);
+        if (r < 0)
+                return r;
+        info->has_blob = true;
+        info->blob = d;
+        snprintf(info->source, sizeof info->source, "the local copy of %s", known_blob);
+        return 0;
+}
+
+int profile_prefetch_attach(struct export *e, const char *how, const char *known_blob,
+                            struct profile_prefetch_info *ret) {
         struct profile_prefetch_info info = { 0 };
         struct profile *p = NULL;
         _cleanup_free_ uint64_t *chunks = NULL;
@@ -55,6 +88,11 @@ int profile_prefetch_attach(struct export *e, const char *how, struct profile_pr
                 snprintf(info.source, sizeof info.source, "file %s", how);
         } else {
                 r = find_published(e, &p, &info);
+                /* Offline, "none found" may only mean the referrers could
+                 * not be listed. */
+                if (r < 0 && (r != -ENOENT || !export_online(e, NULL, 0)) &&
+                    find_local(e, known_blob, &p, &info) >= 0)
+                        r = 0;
                 if (r == -ENOENT) {
                         log_info("Export %s: no boot profile published for this image", export_name(e));
                         return 0;

@@ -12,10 +12,15 @@
  *   "none"          no prefetch
  *   a path          a local profile file
  *
+ * A published profile that was found is kept locally by digest
+ * (chunkstore/meta.h); when the lookup fails (registry unreachable) the
+ * local copy of the one found before (known_blob) is used instead.
+ *
  * A profile is a hint: failing to find or read one is logged, never fatal.
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "blockd/export.h"
@@ -24,8 +29,13 @@ struct profile_prefetch_info {
         char source[160];               /* "referrer sha256:...", "manifest layer", "file PATH" */
         uint32_t ranges;
         uint64_t chunks;
+        bool has_blob;                  /* a published profile: its blob digest */
+        struct digest blob;
 };
 
 /* Returns 1 when a prefetch was started, 0 when there is no profile
- * (or how is "none"), -errno when one was named but is unusable. */
-int profile_prefetch_attach(struct export *e, const char *how, struct profile_prefetch_info *ret);
+ * (or how is "none"), -errno when one was named but is unusable.
+ * known_blob: "sha256:..." of the published profile found at an earlier
+ * attach, or NULL. */
+int profile_prefetch_attach(struct export *e, const char *how, const char *known_blob,
+                            struct profile_prefetch_info *ret);

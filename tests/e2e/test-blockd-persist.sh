@@ -63,8 +63,28 @@ hb attach --control "$CTL" ws "$REF" >/dev/null
 PIN=$(ls_field ws manifest)
 [[ $PIN == sha256:* ]] || fail "ls shows no pinned manifest: $PIN"
 [ "$(ls_field ws state)" = online ] || fail "state after attach: $(ls_field ws state)"
+# control CMD...: one control request (JSON from key=value pairs).
+control() {
+        python3 - "$CTL" "$@" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall((json.dumps(dict(a.split("=", 1) for a in sys.argv[2:])) + "\n").encode())
+r = json.loads(s.makefile().readline())
+assert r.get("ok"), r
+PY
+}
+# Record what the first read touches as the image's boot profile, publish
+# it, and attach again: blockd finds it and keeps it locally.
+control cmd=record name=ws action=start
 assert_range ws "$T/disk.img" 0 $MiB
+control cmd=record name=ws action=stop path="$T/boot.prf"
+hb profile push "$REF" "$T/boot.prf" --plain-http >/dev/null
+hb detach --control "$CTL" ws
+hb attach --control "$CTL" ws "$REF" >/dev/null
+[ "$(ls_field ws manifest)" = "$PIN" ] || fail "attach again: another manifest"
 [ -s "$T/state/exports.json" ] || fail "no state file after attach"
+grep -q '"profile_blob"' "$T/state/exports.json" || fail "the profile found is not in the state: $(cat "$T/state/exports.json")"
 
 # 2. kill -9 and start again: the export is back, pinned, byte-identical.
 kill9_blockd
@@ -81,6 +101,8 @@ wait "$REGISTRY_PID" 2>/dev/null || true
 kill9_blockd
 start_blockd "${BLOCKD_ARGS[@]}" --export "fresh=docker://$REGISTRY/other:v1"
 [ "$(ls_field ws state)" = offline ] || fail "state with the registry down: $(ls_field ws state)"
+grep -q "Export ws: boot profile from the local copy of sha256:" "$T/blockd.log" ||
+        fail "the profile was not found locally with the registry down"
 [ "$(ls_field ws manifest)" = "$PIN" ] || fail "offline: ls shows $(ls_field ws manifest), not $PIN"
 [ "$(ls_field fresh state)" = failed ] || fail "an export never seen, registry down: $(ls_field fresh state)"
 ls_field fresh error | grep -qi "refused\|registry" || fail "failed export without a reason: $(ls_field fresh error)"
