@@ -115,7 +115,7 @@ run() {
         [ "$mode" = profile ] || [ "$mode" = repacked ] || flags+=(--export "ws=$REF,profile=none")
         rm -f "$W/blockd.pid" "$W/fetch.log"
         t0=$(date +%s.%N)
-        "$blockd" --cache "$cache" --plain-http --nbd-socket "$W/nbd.sock" --control "$W/control.sock" \
+        "$blockd" --cache "$cache" --plain-http --state-dir none --nbd-socket "$W/nbd.sock" --control "$W/control.sock" \
                 --pidfile "$W/blockd.pid" --fetch-log "$W/fetch.log" "${flags[@]}" >"$W/blockd.log" 2>&1 &
         local bpid=$!
         pids+=("$bpid")
