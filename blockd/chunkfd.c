@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -17,7 +18,10 @@ struct chunkfd {
         struct digest id;
         int fd;
         unsigned refs;                  /* under the shard lock; pinned entries are never evicted */
+        uint32_t stamp;                 /* the file as verified (entry_stamp); under the shard lock */
         bool referenced;                /* used since the eviction scan last passed (CLOCK) */
+        bool detached;                  /* out of the table (its entry was evicted or found
+                                         * damaged): closed by the last unpin */
         struct chunkfd *hnext;          /* hash chain */
         struct chunkfd *prev, *next;    /* insertion order, newest first; eviction scans from the tail */
 };
@@ -33,8 +37,31 @@ struct shard {
 struct chunkfd_cache {
         struct chunkstore *store;
         struct shard shards[N_SHARDS];
-        uint64_t hits, opens, verified, damaged, evictions, open;       /* atomic */
+        uint64_t hits, opens, verified, damaged, evictions, open, reverified, changed; /* atomic */
 };
+
+/* What identifies the bytes of an open entry for re-verification: inode,
+ * size and ctime (which every write, truncate or chmod moves, and which
+ * nobody can set back), folded into 32 bits, never 0. */
+static uint32_t stat_stamp(const struct stat *st) {
+        uint64_t h = 1469598103934665603ull;
+        const uint64_t v[] = { (uint64_t) st->st_ino, (uint64_t) st->st_size, (uint64_t) st->st_ctim.tv_sec,
+                               (uint64_t) st->st_ctim.tv_nsec };
+
+        for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
+                h ^= v[i];
+                h *= 1099511628211ull;
+        }
+        h ^= h >> 32;
+        return (uint32_t) h ? (uint32_t) h : 1;
+}
+
+/* 0 if fd cannot be looked at (then it is verified again). */
+static uint32_t fd_stamp(int fd) {
+        struct stat st;
+
+        return fstat(fd, &st) == 0 ? stat_stamp(&st) : 0;
+}
 
 static inline uint64_t id_hash(const struct digest *id) {
         uint64_t h;
@@ -49,6 +76,10 @@ static inline struct shard *shard_of(struct chunkfd_cache *c, const struct diges
 
 static inline size_t bucket_of(const struct shard *s, const struct digest *id) {
         return id_hash(id) % s->nbuckets;
+}
+
+static void evict_hook(const struct digest *id, void *u) {
+        chunkfd_forget(u, id);
 }
 
 int chunkfd_cache_new(struct chunkstore *store, unsigned max_fds, struct chunkfd_cache **ret) {
@@ -71,6 +102,8 @@ int chunkfd_cache_new(struct chunkstore *store, unsigned max_fds, struct chunkfd
                         return -ENOMEM;
                 }
         }
+        /* What the store evicts is closed here, or its blocks stay taken. */
+        chunkstore_set_evict_hook(store, evict_hook, c);
         *ret = c;
         return 0;
 }
@@ -78,6 +111,7 @@ int chunkfd_cache_new(struct chunkstore *store, unsigned max_fds, struct chunkfd
 void chunkfd_cache_free(struct chunkfd_cache *c) {
         if (!c)
                 return;
+        chunkstore_set_evict_hook(c->store, NULL, NULL);
         for (unsigned i = 0; i < N_SHARDS; i++) {
                 struct shard *s = &c->shards[i];
                 struct chunkfd *e = s->head;
@@ -172,7 +206,8 @@ static void close_list(struct chunkfd_cache *c, struct chunkfd *e) {
         }
 }
 
-int chunkfd_lookup(struct chunkfd_cache *c, const struct digest *id, struct chunkfd **ret) {
+/* Pin the open entry for id, if any; *ret_stamp gets its stamp. */
+static struct chunkfd *pin(struct chunkfd_cache *c, const struct digest *id, uint32_t *ret_stamp) {
         struct shard *s = shard_of(c, id);
         struct chunkfd *e;
 
@@ -183,25 +218,110 @@ int chunkfd_lookup(struct chunkfd_cache *c, const struct digest *id, struct chun
                  * touch no other entry (they are random accesses). */
                 e->refs++;
                 e->referenced = true;
+                *ret_stamp = e->stamp;
         }
         pthread_mutex_unlock(&s->lock);
+        return e;
+}
+
+/* Take e out of the table (caller holds s->lock). Returns e when nobody
+ * pins it (the caller closes it), else NULL (the last unpin does). */
+static struct chunkfd *detach_locked(struct shard *s, struct chunkfd *e) {
+        if (e->detached)
+                return NULL;
+        hash_remove(s, e);
+        lru_unlink(s, e);
+        s->count--;
+        e->detached = true;
+        if (e->refs)
+                return NULL;
+        e->hnext = NULL;
+        return e;
+}
+
+int chunkfd_lookup(struct chunkfd_cache *c, const struct digest *id, struct chunkfd **ret) {
+        struct chunkfd *e;
+        uint32_t stamp = 0;
+
+        e = pin(c, id, &stamp);
         if (!e)
                 return -ENOENT;
+        /* Verified once, but the file may have been written since: one
+         * fstat per use tells (the inode's ctime moves on every change). */
+        if (fd_stamp(e->fd) != stamp) {
+                chunkfd_put(c, e);
+                return -ESTALE;
+        }
         __atomic_fetch_add(&c->hits, 1, __ATOMIC_RELAXED);
         *ret = e;
         return 0;
 }
 
-int chunkfd_get(struct chunkfd_cache *c, const struct digest *id, size_t len, bool *verified, struct chunkfd **ret) {
+/* The open entry for id changed since it was verified: hash it again.
+ * Returns 0 with it pinned (still good), -ENOENT (gone meanwhile), or
+ * -ESTALE (no longer matches: dropped from the table and the store). */
+static int recheck(struct chunkfd_cache *c, const struct digest *id, size_t len, struct chunkfd **ret) {
+        struct shard *s = shard_of(c, id);
+        struct chunkfd *e;
+        char hex[DIGEST_HEX_LEN + 1];
+        uint32_t stamp = 0, now;
+        int r;
+
+        e = pin(c, id, &stamp);
+        if (!e)
+                return -ENOENT;
+        now = fd_stamp(e->fd);
+        r = chunkstore_verify_fd(e->fd, id, len);
+        __atomic_fetch_add(&c->reverified, 1, __ATOMIC_RELAXED);
+        if (r == 0) {
+                pthread_mutex_lock(&s->lock);
+                e->stamp = now;
+                pthread_mutex_unlock(&s->lock);
+                __atomic_fetch_add(&c->hits, 1, __ATOMIC_RELAXED);
+                *ret = e;
+                return 0;
+        }
+        log_warning("Chunk store entry %s changed after it was verified and %s; dropping it and fetching again",
+                    digest_to_hex(id, hex), r == -EBADMSG ? "no longer matches its digest" : "cannot be read");
+        __atomic_fetch_add(&c->changed, 1, __ATOMIC_RELAXED);
+        pthread_mutex_lock(&s->lock);
+        (void) detach_locked(s, e);     /* pinned by us: never closed here */
+        pthread_mutex_unlock(&s->lock);
+        chunkfd_put(c, e);
+        (void) chunkstore_drop(c->store, id);
+        return -ESTALE;
+}
+
+void chunkfd_forget(struct chunkfd_cache *c, const struct digest *id) {
+        struct shard *s = shard_of(c, id);
+        struct chunkfd *e, *gone = NULL;
+
+        pthread_mutex_lock(&s->lock);
+        e = lookup(s, id);
+        if (e) {
+                gone = detach_locked(s, e);
+                __atomic_fetch_add(&c->evictions, 1, __ATOMIC_RELAXED);
+        }
+        pthread_mutex_unlock(&s->lock);
+        close_list(c, gone);
+}
+
+int chunkfd_get(struct chunkfd_cache *c, const struct digest *id, size_t len, uint32_t *stamp, struct chunkfd **ret) {
         struct shard *s = shard_of(c, id);
         struct chunkfd *e, *gone;
+        uint32_t now;
         uint64_t size;
         int fd, r;
 
-        if (chunkfd_lookup(c, id, ret) == 0) {
-                *verified = true;
+        r = chunkfd_lookup(c, id, ret);
+        if (r == -ESTALE)
+                r = recheck(c, id, len, ret);
+        if (r == 0) {
+                *stamp = (*ret)->stamp;
                 return 0;
         }
+        if (r == -ESTALE)
+                return r;
 
         fd = chunkstore_open_entry(c->store, id, &size);
         if (fd < 0)
@@ -215,9 +335,11 @@ int chunkfd_get(struct chunkfd_cache *c, const struct digest *id, size_t len, bo
                 if (fl >= 0)
                         (void) fcntl(fd, F_SETFL, fl | O_NOATIME);
         }
+        /* After open: opening may have refreshed the entry's recency. */
+        now = fd_stamp(fd);
         if (size != len) {
                 r = -EBADMSG;
-        } else if (!*verified) {
+        } else if (!now || now != *stamp) {
                 r = chunkstore_verify_fd(fd, id, len);
                 __atomic_fetch_add(&c->verified, 1, __ATOMIC_RELAXED);
         } else {
@@ -229,13 +351,19 @@ int chunkfd_get(struct chunkfd_cache *c, const struct digest *id, size_t len, bo
                 close(fd);
                 if (r != -EBADMSG)
                         return r;
-                log_warning("Chunk store entry %s is damaged; dropping it and fetching again",
-                            digest_to_hex(id, hex));
-                __atomic_fetch_add(&c->damaged, 1, __ATOMIC_RELAXED);
+                digest_to_hex(id, hex);
+                if (*stamp) {
+                        log_warning("Chunk store entry %s changed after it was verified and no longer matches its digest; dropping it and fetching again",
+                                    hex);
+                        __atomic_fetch_add(&c->changed, 1, __ATOMIC_RELAXED);
+                } else {
+                        log_warning("Chunk store entry %s is damaged; dropping it and fetching again", hex);
+                        __atomic_fetch_add(&c->damaged, 1, __ATOMIC_RELAXED);
+                }
                 (void) chunkstore_drop(c->store, id);
-                return -ENOENT;
+                return *stamp ? -ESTALE : -ENOENT;
         }
-        *verified = true;
+        *stamp = now;
 
         pthread_mutex_lock(&s->lock);
         e = lookup(s, id);
@@ -255,6 +383,7 @@ int chunkfd_get(struct chunkfd_cache *c, const struct digest *id, size_t len, bo
         }
         e->id = *id;
         e->fd = fd;
+        e->stamp = now;
         e->refs = 1;
         e->hnext = s->table[bucket_of(s, id)];
         s->table[bucket_of(s, id)] = e;
@@ -281,8 +410,12 @@ void chunkfd_put(struct chunkfd_cache *c, struct chunkfd *h) {
         s = shard_of(c, &h->id);
         pthread_mutex_lock(&s->lock);
         h->refs--;
-        if (h->refs == 0 && s->count > s->cap)
+        if (h->refs == 0 && h->detached) {
+                h->hnext = NULL;
+                gone = h;
+        } else if (h->refs == 0 && s->count > s->cap) {
                 gone = evict(c, s);
+        }
         pthread_mutex_unlock(&s->lock);
         close_list(c, gone);
 }
@@ -294,4 +427,6 @@ void chunkfd_get_stats(struct chunkfd_cache *c, struct chunkfd_stats *ret) {
         ret->verified = __atomic_load_n(&c->verified, __ATOMIC_RELAXED);
         ret->damaged = __atomic_load_n(&c->damaged, __ATOMIC_RELAXED);
         ret->evictions = __atomic_load_n(&c->evictions, __ATOMIC_RELAXED);
+        ret->reverified = __atomic_load_n(&c->reverified, __ATOMIC_RELAXED);
+        ret->changed = __atomic_load_n(&c->changed, __ATOMIC_RELAXED);
 }

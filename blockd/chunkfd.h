@@ -5,10 +5,13 @@
  * is already open: no open(), no decompression, no hashing per request.
  *
  * An entry is verified (hashed against its digest) before its fd is first
- * handed out, unless the caller says it has verified this digest before in
- * this process (exports remember that per chunk; see export.c). A damaged
- * entry is dropped from the store and reported as missing (-ENOENT), so the
- * caller fetches it again.
+ * handed out, unless the caller says it verified this very file before: a
+ * stamp of its inode, size and ctime (exports remember it per chunk; see
+ * export.c). Every use of an open entry compares the stamp with a fresh
+ * fstat, so an entry written after it was verified is hashed again before
+ * it is served. A damaged entry is dropped from the store and reported as
+ * missing (-ENOENT, or -ESTALE when it had been verified), so the caller
+ * fetches it again.
  *
  * Handles are pinned: an fd stays open while any handle to it is held,
  * even if the cache evicts it or the store removes the file meanwhile.
@@ -33,7 +36,9 @@ struct chunkfd_stats {
         uint64_t opens;         /* entries opened */
         uint64_t verified;      /* entries hashed */
         uint64_t damaged;       /* entries found damaged and dropped */
-        uint64_t evictions;
+        uint64_t evictions;     /* closed: the table was full, or the store evicted the entry */
+        uint64_t reverified;    /* open entries hashed again because their file changed */
+        uint64_t changed;       /* entries that changed after they were verified, and were dropped */
 };
 
 /* max_fds: bound on cached fds (pinned ones may exceed it briefly).
@@ -43,14 +48,20 @@ void chunkfd_cache_free(struct chunkfd_cache *c);
 
 /*
  * A pinned handle for entry id, which must hold exactly len bytes.
- * *verified in: true if this process already verified the digest (skip
- * hashing); out: true once it is verified. Returns 0, -ENOENT (not in the
- * store, or damaged and dropped) or -errno.
+ * *stamp in: the stamp of the file when the caller last had it verified
+ * (0: never; hashing is skipped when the file still has it); out: the
+ * verified file's stamp. Returns 0, -ENOENT (not in the store, or damaged
+ * and dropped), -ESTALE (it was verified, has changed since and no longer
+ * matches: dropped; fetch it again) or -errno.
  */
-int chunkfd_get(struct chunkfd_cache *c, const struct digest *id, size_t len, bool *verified, struct chunkfd **ret);
-/* Only look: a pinned handle if the entry is open already, else -ENOENT.
- * Never blocks on I/O. */
+int chunkfd_get(struct chunkfd_cache *c, const struct digest *id, size_t len, uint32_t *stamp, struct chunkfd **ret);
+/* Only look: a pinned handle if the entry is open already and unchanged
+ * since it was verified (one fstat), else -ENOENT, or -ESTALE when it
+ * changed (chunkfd_get verifies it again). Never blocks on reading. */
 int chunkfd_lookup(struct chunkfd_cache *c, const struct digest *id, struct chunkfd **ret);
+/* The store evicted entry id: close it (at the last unpin if pinned), so
+ * its blocks are freed. The store's evict hook. */
+void chunkfd_forget(struct chunkfd_cache *c, const struct digest *id);
 int chunkfd_fd(const struct chunkfd *h);
 /* Unpin. NULL is fine. */
 void chunkfd_put(struct chunkfd_cache *c, struct chunkfd *h);

@@ -231,6 +231,8 @@ static struct json_object *cmd_list(struct control *ctl, struct json_object *req
                 add_u64(f, "verified", fs.verified);
                 add_u64(f, "damaged", fs.damaged);
                 add_u64(f, "evictions", fs.evictions);
+                add_u64(f, "reverified", fs.reverified);
+                add_u64(f, "changed", fs.changed);
                 json_object_object_add(o, "chunkfd", f);
                 if (d->sched) {
                         struct json_object *fo = json_object_new_object();

@@ -32,7 +32,8 @@ struct export {
         struct overlay *ov;             /* NULL: read-only */
         struct sched *own_sched;        /* when the env gave none */
         struct sched_export *se;        /* this export in the fetch scheduler */
-        uint64_t *verified;             /* bit per unique chunk: entry hashed in this process */
+        uint32_t *verified;             /* per unique chunk: the stamp of its store entry when this
+                                         * process last hashed it (chunkfd_get), 0 = never */
         struct export_stats st;         /* atomic counters */
         /* Boot profiles: the recorder lives until the export is freed
          * (readers use it without a lock while recording is on). */
@@ -121,7 +122,7 @@ int export_open(const struct export_config *cfg, const struct export_env *env, s
                 goto fail;
         }
         e->x = e->img->index;
-        e->verified = calloc(DIV_ROUND_UP((uint64_t) e->x->n_chunks, 64) + 1, sizeof(uint64_t));
+        e->verified = calloc((size_t) e->x->n_chunks + 1, sizeof *e->verified);
         if (!e->verified) {
                 r = -ENOMEM;
                 goto fail;
@@ -233,7 +234,7 @@ static int chunk_seg(struct export_read *rd, uint64_t i, uint32_t k, uint64_t in
                      struct export_seg *seg, unsigned *nowait_hits) {
         struct export *e = rd->e;
         const struct blkindex_chunk *c = &e->x->chunks[k];
-        uint64_t *vw = &e->verified[k / 64], vbit = UINT64_C(1) << (k % 64);
+        uint32_t *vstamp = &e->verified[k];
 
         if (nowait_hits) {
                 /* Hits are counted by the caller once the whole call succeeded. */
@@ -254,16 +255,21 @@ static int chunk_seg(struct export_read *rd, uint64_t i, uint32_t k, uint64_t in
         }
 
         for (int attempt = 0; attempt < 4; attempt++) {
-                bool verified = __atomic_load_n(vw, __ATOMIC_RELAXED) & vbit;
+                uint32_t stamp = __atomic_load_n(vstamp, __ATOMIC_RELAXED);
                 struct sched_buf *buf;
                 struct chunkfd *h;
                 uint64_t hinted;
                 int r;
 
-                r = chunkfd_get(e->env.fds, &c->digest, c->raw_len, &verified, &h);
+                r = chunkfd_get(e->env.fds, &c->digest, c->raw_len, &stamp, &h);
+                if (r == -ESTALE) {
+                        /* Changed after it was verified: dropped; fetch it. */
+                        STAT_ADD(e, reverify_failures, 1);
+                        __atomic_store_n(vstamp, 0, __ATOMIC_RELAXED);
+                        r = -ENOENT;
+                }
                 if (r == 0) {
-                        if (verified)
-                                __atomic_fetch_or(vw, vbit, __ATOMIC_RELAXED);
+                        __atomic_store_n(vstamp, stamp, __ATOMIC_RELAXED);
                         *seg = (struct export_seg) {
                                 .kind = EXPORT_SEG_FD,
                                 .len = n,
@@ -674,6 +680,7 @@ void export_get_stats(struct export *e, struct export_stats *ret) {
         ret->demand_failures = ss.demand_failures;
         ret->fetch_errors = ss.fetch_errors;
         ret->digest_mismatches = ss.digest_mismatches;
+        ret->cache_full_events = ss.cache_full_events;
         ret->background_state = ss.bg_state;
         pthread_mutex_lock(&e->profile_lock);
         ret->recording = __atomic_load_n(&e->recording, __ATOMIC_ACQUIRE);

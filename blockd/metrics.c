@@ -135,8 +135,12 @@ int metrics_render(const struct metrics_sources *d, char **ret, size_t *ret_len)
                fs.verified);
         metric(f, "hocus_blk_chunkfd_damaged_total", "counter", "Chunk store entries found damaged and dropped.",
                fs.damaged);
-        metric(f, "hocus_blk_chunkfd_evictions_total", "counter", "Open entries closed to stay within the bound.",
-               fs.evictions);
+        metric(f, "hocus_blk_chunkfd_evictions_total", "counter",
+               "Open entries closed to stay within the bound, or because the store evicted them.", fs.evictions);
+        metric(f, "hocus_blk_chunkfd_reverified_total", "counter",
+               "Open entries hashed again because their file changed after they were verified.", fs.reverified);
+        metric(f, "hocus_blk_chunkfd_changed_total", "counter",
+               "Entries that changed after they were verified and no longer matched (dropped).", fs.changed);
         if (d->sched) {
                 struct sched_stats ss;
 

@@ -114,8 +114,9 @@ static const struct opt serving_options[] = {
 
 static const struct opt tuning_options[] = {
         { "cache-max", OPT_CACHE_MAX, "SIZE",
-          "bound the chunk store (LRU eviction; background fetching\n"
-          "stops short of it, it never evicts)",
+          "bound the disk the chunk store takes (LRU eviction;\n"
+          "background fetching stops short of it, it never evicts;\n"
+          "without it, a full disk makes fetching wait for space)",
           0 },
         { "background", OPT_BACKGROUND, "off|on|RATE",
           "after demand reads and the boot profile, fetch the rest\n"

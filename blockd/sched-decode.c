@@ -182,8 +182,9 @@ static void finish_range(struct sched *s, struct sched_range *rg) {
         int res[SCHED_RANGE_CHUNKS];
         bool stored[SCHED_RANGE_CHUNKS] = { false };
         uint64_t is[SCHED_RANGE_CHUNKS], bad[SCHED_RANGE_CHUNKS], first_failed = UINT64_MAX, now;
+        uint64_t first_unstored = UINT64_MAX;
         unsigned n_bad = 0;
-        bool failed = false;
+        bool failed = false, full = false;
 
         for (unsigned m = 0; m < rg->n; m++) {
                 const struct sched_job *j = rg->jobs[m];
@@ -208,13 +209,20 @@ static void finish_range(struct sched *s, struct sched_range *rg) {
                         sched_buf_put(TAKE_PTR(bufs[m]));
                         continue;
                 }
-                if (r < 0)
+                if (r == -ENOSPC) {
+                        /* Served from memory, not stored; said once (below). */
+                        full = true;
+                        first_unstored = MIN(first_unstored, j->i);
+                } else if (r < 0) {
                         log_warning_errno(r, "Export %s: cannot store chunk %llu: %m", se->name, (unsigned long long) j->i);
+                }
                 stored[m] = r >= 0;
         }
 
         pthread_mutex_lock(&s->lock);
         now = now_ns();
+        if (full)
+                sched_cache_full(s, se, first_unstored, rg->cls == SCHED_BACKGROUND);
         if (rg->pooled && s->n_pool < SCHED_BUF_POOL) {
                 s->pool[s->n_pool++] = TAKE_PTR(rg->buf);
         }

@@ -368,15 +368,70 @@ static struct sched_export *nth_export(struct sched *s, unsigned n) {
         return se;
 }
 
+/*
+ * A put found the store's filesystem full (ENOSPC): the chunks were served
+ * from memory, not stored. The store is "full" until it has room again;
+ * meanwhile the background stream waits (start_background) instead of
+ * fetching what it cannot keep, and a background range's unstored chunks
+ * are its next position. Said once per time it fills. Caller holds the
+ * lock.
+ */
+void sched_cache_full(struct sched *s, struct sched_export *se, uint64_t first_unstored, bool background) {
+        if (background && first_unstored < se->bg_pos)
+                se->bg_pos = first_unstored;
+        if (s->cache_full)
+                return;
+        s->cache_full = true;
+        log_warning("Chunk store %s is full (no space left on its filesystem): fetching waits for space; reads are served without storing what they fetch",
+                    chunkstore_dir(s->store));
+}
+
+/* Whether the store has room for background fetching: the filesystem has
+ * room again after it filled (at least two ranges' worth freed: an
+ * eviction, a detach, a file deleted), and under --cache-max the stream
+ * stops short of the bound, for it never evicts (the image does not fit,
+ * so streaming it all would only churn). What the ranges in flight will
+ * store counts as used already. */
+static bool disk_has_room(struct sched *s) {
+        if (!s->cache_full)
+                return true;
+        if (!chunkstore_room(s->store, 2 * s->bg_range_max))
+                return false;
+        s->cache_full = false;
+        log_info("Chunk store %s has room again: fetching resumes", chunkstore_dir(s->store));
+        return true;
+}
+
+static bool store_has_room(struct sched *s) {
+        uint64_t used, max;
+
+        if (!disk_has_room(s))
+                return false;
+        chunkstore_usage(s->store, &used, &max);
+        return !max || used + s->bg_pending + s->bg_range_max <= max / 10 * 8;
+}
+
 static bool start_profile(struct sched *s, const struct sched_gate *g, uint64_t now, uint64_t *wake) {
         if (!s->n_exports || s->backlog >= SCHED_BACKLOG_MAX || !sched_gate_allows(g, SCHED_PROFILE, now, wake))
                 return false;
+
         for (unsigned idx = 0; idx < s->n_exports; idx++) {
                 struct sched_export *se = nth_export(s, (s->rr + idx) % s->n_exports);
 
                 if (se->removing || se->pf_pos >= se->pf_n ||
                     se->inflight_nondemand + SCHED_DEMAND_RESERVE >= se->cap)
                         continue;
+                /* A prefetch is there to fill the store: a full one
+                 * makes it wait, looking for room now and then. */
+                if (s->cache_full && now < s->cache_checked_ns + CACHE_RECHECK_NS) {
+                        *wake = MIN(*wake, s->cache_checked_ns + CACHE_RECHECK_NS);
+                        return false;
+                }
+                if (!disk_has_room(s)) {
+                        s->cache_checked_ns = now;
+                        *wake = MIN(*wake, now + CACHE_RECHECK_NS);
+                        return false;
+                }
                 if (cursor_step(s, se, SCHED_PROFILE, true)) {
                         s->rr++;
                         return true;
@@ -409,16 +464,6 @@ static void pass_end(struct sched *s, struct sched_export *se, uint64_t now, uin
                 *wake = MIN(*wake, se->bg_resume_ns);
         }
         se->bg_pass_start = hydrated;
-}
-
-/* Whether the store has room for background fetching: it never evicts
- * (the image does not fit, so streaming it all would only churn). What
- * the ranges in flight will store counts as used already. */
-static bool store_has_room(struct sched *s) {
-        uint64_t used, max;
-
-        chunkstore_usage(s->store, &used, &max);
-        return !max || used + s->bg_pending + s->bg_range_max <= max / 10 * 8;
 }
 
 /* Whether se's stream may begin: the start's reads paused for a moment,
@@ -457,9 +502,12 @@ static bool start_background(struct sched *s, const struct sched_gate *g, uint64
                         continue;
                 }
                 if (!store_has_room(s)) {
-                        if (se->bg_state != SCHED_BG_CACHE_FULL)
-                                log_info("Export %s: background fetching paused: the chunk store is near --cache-max",
-                                         se->name);
+                        if (se->bg_state != SCHED_BG_CACHE_FULL) {
+                                se->st.cache_full_events++;
+                                if (!s->cache_full)
+                                        log_info("Export %s: background fetching paused: the chunk store is near --cache-max",
+                                                 se->name);
+                        }
                         se->bg_state = SCHED_BG_CACHE_FULL;
                         se->bg_resume_ns = now + CACHE_RECHECK_NS;
                         *wake = MIN(*wake, se->bg_resume_ns);

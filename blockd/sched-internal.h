@@ -162,6 +162,8 @@ struct sched {
         unsigned inflight[_SCHED_CLASS_MAX];    /* ranges being fetched (network) */
         unsigned backlog;               /* ranges fetched, not decoded yet */
         uint64_t bg_pending;            /* chunk bytes of background ranges not stored yet */
+        bool cache_full;                /* a put found the store's filesystem full, no room seen since */
+        uint64_t cache_checked_ns;      /* when the profile class last looked for room */
         uint64_t last_demand_ns;
         struct sched_export *exports;
         unsigned n_exports, rr;         /* round robin between exports */
@@ -212,6 +214,7 @@ void sched_requeue(struct sched *s, struct sched_job *j, uint64_t not_before);
 /* sched-dispatch.c */
 void *sched_dispatcher_main(void *arg);
 void sched_background_failed(struct sched_export *se, uint64_t first_failed, uint64_t now);
+void sched_cache_full(struct sched *s, struct sched_export *se, uint64_t first_unstored, bool background);
 
 /* sched-decode.c */
 void sched_on_fetched(void *userdata, int r);

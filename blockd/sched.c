@@ -348,7 +348,9 @@ int sched_demand(struct sched_export *se, uint64_t i, uint64_t n_after, struct s
                 sched_mark_present(se, k);
                 return -EAGAIN;
         }
-        n_hints = n_after ? collect_hints(se, i, n_after, hints, hint_k) : 0;
+        /* Chunks fetched ahead are kept in the store; a full one would
+         * drop them, and each would be fetched again when read. */
+        n_hints = n_after && !chunkstore_full(s->store) ? collect_hints(se, i, n_after, hints, hint_k) : 0;
         if (ret_hinted) {
                 *ret_hinted = 0;
                 for (unsigned h = 0; h < n_hints; h++)

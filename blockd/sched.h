@@ -127,7 +127,7 @@ enum sched_bg_state {
         SCHED_BG_OFF,                   /* --background off (the store is still surveyed) */
         SCHED_BG_RUNNING,
         SCHED_BG_BACKOFF,               /* fetches failed: a pause, then it resumes */
-        SCHED_BG_CACHE_FULL,            /* the image does not fit under --cache-max */
+        SCHED_BG_CACHE_FULL,            /* the store is full (the disk, or near --cache-max): waits for room */
         SCHED_BG_DONE,                  /* every chunk is local: fully hydrated */
 };
 
@@ -148,6 +148,7 @@ struct sched_export_stats {
         uint64_t demand_failures;       /* chunk reads that failed (-EIO) */
         uint64_t fetch_errors;          /* range requests that failed */
         uint64_t digest_mismatches;     /* chunks whose bytes did not match their digest */
+        uint64_t cache_full_events;     /* times its fetching found the store full */
         /* Profile: positions of the list, positions done (skipped, fetched,
          * failed, or fetched by someone else), 1 while any is left. */
         uint64_t profile_queued, profile_done, profile_active;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +24,8 @@
 #define TOUCH_INTERVAL 60
 /* Temp files older than this are debris from a crashed writer. */
 #define STALE_TMP_SECONDS 3600
+/* While full, a put looks for room at most this often (ns). */
+#define FULL_RECHECK_NS 1000000000ull
 
 struct chunkstore {
         char *dir;
@@ -32,6 +35,11 @@ struct chunkstore {
         _Atomic uint64_t usage; /* estimate, only kept with max_bytes */
         _Atomic uint64_t added; /* bytes this process put, ever (with max_bytes) */
         pthread_mutex_t gc_lock;
+        void (*evict_hook)(const struct digest *id, void *u);
+        void *evict_u;
+        _Atomic bool full;              /* a put met ENOSPC, no room seen since */
+        _Atomic uint64_t full_free;     /* free bytes of the filesystem then */
+        _Atomic uint64_t full_checked;  /* monotonic ns of the last look for room */
 };
 
 /* "ab/abcdef..." for an id. buf: at least 68 bytes. */
@@ -93,7 +101,7 @@ int chunkstore_open(const char *dir, uint64_t max_bytes, struct chunkstore **ret
                         chunkstore_free(cs);
                         return r;
                 }
-                cs->usage = st.bytes;
+                cs->usage = st.disk_bytes;
         }
         *ret = cs;
         return 0;
@@ -113,6 +121,61 @@ void chunkstore_free(struct chunkstore *cs) {
 
 const char *chunkstore_dir(const struct chunkstore *cs) {
         return cs->dir;
+}
+
+void chunkstore_set_evict_hook(struct chunkstore *cs, void (*fn)(const struct digest *id, void *u), void *u) {
+        cs->evict_hook = fn;
+        cs->evict_u = u;
+}
+
+/* Free bytes of the store's filesystem for an unprivileged writer; 0 when
+ * unknown. */
+static uint64_t fs_free(struct chunkstore *cs) {
+        struct statvfs sv;
+
+        if (fstatvfs(cs->dirfd, &sv) < 0)
+                return 0;
+        return (uint64_t) sv.f_bavail * sv.f_frsize;
+}
+
+static uint64_t mono_ns(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
+}
+
+/* A put met ENOSPC (or EDQUOT): remember how much the filesystem had free. */
+static void enter_full(struct chunkstore *cs) {
+        atomic_store(&cs->full_free, fs_free(cs));
+        atomic_store(&cs->full_checked, mono_ns());
+        if (!atomic_exchange(&cs->full, true))
+                log_debug("chunk store %s: the filesystem is full", cs->dir);
+}
+
+bool chunkstore_full(struct chunkstore *cs) {
+        return atomic_load(&cs->full);
+}
+
+bool chunkstore_room(struct chunkstore *cs, uint64_t need) {
+        if (!atomic_load(&cs->full))
+                return true;
+        atomic_store(&cs->full_checked, mono_ns());
+        if (fs_free(cs) < atomic_load(&cs->full_free) + need)
+                return false;
+        atomic_store(&cs->full, false);
+        log_debug("chunk store %s: the filesystem has room again", cs->dir);
+        return true;
+}
+
+/* Whether a put of len bytes may write: always, unless the store is full
+ * and, looked at once a second at most, still is. */
+static bool may_write(struct chunkstore *cs, size_t len) {
+        if (!atomic_load(&cs->full))
+                return true;
+        if (mono_ns() - atomic_load(&cs->full_checked) < FULL_RECHECK_NS)
+                return false;
+        return chunkstore_room(cs, len);
 }
 
 void chunkstore_usage(struct chunkstore *cs, uint64_t *ret_used, uint64_t *ret_max) {
@@ -249,7 +312,8 @@ static int open_shard(struct chunkstore *cs, const char *path) {
         return fd < 0 ? -errno : fd;
 }
 
-static void account_put(struct chunkstore *cs, size_t len) {
+/* Count an entry of len allocated bytes in; over the bound, evict. */
+static void account_put(struct chunkstore *cs, uint64_t len) {
         uint64_t usage;
 
         if (!cs->max_bytes)
@@ -269,20 +333,21 @@ static void account_put(struct chunkstore *cs, size_t len) {
         pthread_mutex_unlock(&cs->gc_lock);
 }
 
-int chunkstore_put_verified(struct chunkstore *cs, const struct digest *id, const void *buf, size_t len) {
-        char path[80], tmpname[96], procpath[64];
+/* Write and link the entry at path; fills *ret_blocks with the bytes it
+ * occupies. 0, -EEXIST, -errno. */
+static int put_entry(struct chunkstore *cs, const char *path, const void *buf, size_t len, uint64_t *ret_blocks) {
+        char tmpname[96], procpath[64];
         _cleanup_close_ int shard = -EBADF, fd = -EBADF;
+        struct stat st;
         int r;
 
-        entry_path(id, path);
-        if (faccessat(cs->dirfd, path, F_OK, AT_EACCESS) == 0)
-                return 0;
         shard = open_shard(cs, path);
         if (shard < 0)
                 return shard;
         fd = write_temp(cs, shard, buf, len, tmpname, sizeof tmpname);
         if (fd < 0)
                 return fd;
+        *ret_blocks = fstat(fd, &st) == 0 ? (uint64_t) st.st_blocks * 512 : len;
         if (tmpname[0]) {
                 /* Named fallback: link (not rename) so an existing entry
                  * is never replaced, then drop the temp name. */
@@ -292,11 +357,30 @@ int chunkstore_put_verified(struct chunkstore *cs, const struct digest *id, cons
                 snprintf(procpath, sizeof procpath, "/proc/self/fd/%d", fd);
                 r = linkat(AT_FDCWD, procpath, cs->dirfd, path, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
         }
+        return r;
+}
+
+int chunkstore_put_verified(struct chunkstore *cs, const struct digest *id, const void *buf, size_t len) {
+        char path[80];
+        uint64_t blocks = 0;
+        int r;
+
+        entry_path(id, path);
+        if (faccessat(cs->dirfd, path, F_OK, AT_EACCESS) == 0)
+                return 0;
+        if (!may_write(cs, len))
+                return -ENOSPC;
+        r = put_entry(cs, path, buf, len, &blocks);
         if (r == -EEXIST)
                 return 0;
+        if (r == -ENOSPC || r == -EDQUOT) {
+                enter_full(cs);
+                return -ENOSPC;
+        }
         if (r < 0)
                 return r;
-        account_put(cs, len);
+        atomic_store(&cs->full, false);
+        account_put(cs, blocks);
         return 0;
 }
 
@@ -425,7 +509,7 @@ int chunkstore_verify_all(struct chunkstore *cs, void (*bad)(const char *name, c
 
 struct gc_entry {
         struct timespec mtime;
-        uint64_t size;
+        uint64_t size, blocks;  /* st_size; allocated bytes */
         char path[68];
 };
 
@@ -450,9 +534,10 @@ static int gc_collect(int shardfd _unused_, const char *name, const struct stat 
         }
         l->e[l->n].mtime = st->st_mtim;
         l->e[l->n].size = (uint64_t) st->st_size;
+        l->e[l->n].blocks = (uint64_t) st->st_blocks * 512;
         snprintf(l->e[l->n].path, sizeof l->e[l->n].path, "%.2s/%s", name, name);
         l->n++;
-        l->total += (uint64_t) st->st_size;
+        l->total += l->e[l->n - 1].blocks;
         return 0;
 }
 
@@ -506,11 +591,18 @@ int chunkstore_gc(struct chunkstore *cs, uint64_t max_bytes, struct chunkstore_s
         if (l.total > max_bytes) {
                 qsort(l.e, l.n, sizeof *l.e, gc_cmp);
                 for (size_t i = 0; i < l.n && l.total > max_bytes; i++) {
+                        struct digest d;
+
                         if (unlinkat(cs->dirfd, l.e[i].path, 0) < 0)
                                 continue;
-                        l.total -= l.e[i].size;
+                        l.total -= l.e[i].blocks;
                         removed.entries++;
                         removed.bytes += l.e[i].size;
+                        removed.disk_bytes += l.e[i].blocks;
+                        /* Its blocks stay taken while it is open: let
+                         * whoever keeps entries open close it. */
+                        if (cs->evict_hook && digest_parse_hex(l.e[i].path + 3, &d) == 0)
+                                cs->evict_hook(&d, cs->evict_u);
                 }
         }
         /* Puts that ran during the walk may be missing from it: count them

@@ -17,7 +17,8 @@
  *
  * Entries are not fsynced: after a power loss an entry may be damaged, so
  * readers verify an entry before its first use (chunkstore_get always
- * verifies; blockd verifies once per entry per process) and drop it if it
+ * verifies; blockd verifies an entry before its first use and again when
+ * its file changed since, see blockd/chunkfd.h) and drop it if it
  * does not match.
  */
 #pragma once
@@ -37,10 +38,31 @@ struct chunkstore_stats {
 };
 
 /* Open (creating if needed) the store in dir. max_bytes 0 = unbounded; with
- * a bound, puts evict least recently used entries to stay under it. */
+ * a bound, puts evict least recently used entries to keep the blocks the
+ * entries occupy (st_blocks, not their sizes) under it. */
 int chunkstore_open(const char *dir, uint64_t max_bytes, struct chunkstore **ret);
 void chunkstore_free(struct chunkstore *cs);
 const char *chunkstore_dir(const struct chunkstore *cs);
+
+/*
+ * Called for each entry an eviction pass removes, from the thread that
+ * evicts, without store locks held. An unlinked entry keeps its blocks
+ * while anyone holds it open, so whoever caches open entries closes them
+ * here (blockd's fd cache), or the bound holds only on paper. fn must not
+ * call back into the store's eviction.
+ */
+void chunkstore_set_evict_hook(struct chunkstore *cs, void (*fn)(const struct digest *id, void *u), void *u);
+
+/*
+ * The filesystem under the store is full. A put that meets ENOSPC or
+ * EDQUOT returns -ENOSPC and puts the store in this state; while in it,
+ * puts do not write (they return -ENOSPC at once) until the filesystem has
+ * room again: at least `need` bytes more free than when it filled (looked
+ * at once a second at most), or a put succeeded. chunkstore_room() says
+ * whether there is room now (and leaves the state when there is).
+ */
+bool chunkstore_full(struct chunkstore *cs);
+bool chunkstore_room(struct chunkstore *cs, uint64_t need);
 
 /* 1 if present, 0 if not, -errno. Does not verify or touch recency. */
 int chunkstore_has(struct chunkstore *cs, const struct digest *id);
@@ -72,10 +94,10 @@ int chunkstore_put(struct chunkstore *cs, const struct digest *id, const void *b
 /* Same, for bytes whose digest the caller has just computed itself. */
 int chunkstore_put_verified(struct chunkstore *cs, const struct digest *id, const void *buf, size_t len);
 
-/* The bound given to chunkstore_open (0: none) and the bytes this process
- * believes the store holds: kept only with a bound, counted by this
- * process's inserts and reset by each eviction pass (another process's
- * inserts show up at the next one). Cheap: no I/O. */
+/* The bound given to chunkstore_open (0: none) and the bytes (allocated
+ * blocks) this process believes the store holds: kept only with a bound,
+ * counted by this process's inserts and reset by each eviction pass
+ * (another process's inserts show up at the next one). Cheap: no I/O. */
 void chunkstore_usage(struct chunkstore *cs, uint64_t *ret_used, uint64_t *ret_max);
 
 /* Walk the store. */
@@ -91,8 +113,8 @@ int chunkstore_verify_all(struct chunkstore *cs, void (*bad)(const char *name, c
                           void *userdata, struct chunkstore_stats *ret_checked);
 
 /*
- * Evict least recently used entries until the store holds at most
- * max_bytes, and remove stale temp files. Entries open elsewhere stay
+ * Evict least recently used entries until their allocated blocks are at
+ * most max_bytes, and remove stale temp files. Entries open elsewhere stay
  * readable by their holders. Returns 0 or -errno; fills ret_removed.
  */
 int chunkstore_gc(struct chunkstore *cs, uint64_t max_bytes, struct chunkstore_stats *ret_removed);

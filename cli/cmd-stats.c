@@ -71,6 +71,8 @@ static void print_export(struct json_object *e, bool first) {
                st.cache_hits + st.cache_misses ? 100.0 * (double) st.cache_hits / (double) (st.cache_hits + st.cache_misses)
                                                : 0.0,
                format_size(st.bytes_fetched, f, sizeof f));
+        printf("  store faults %llu times full, %llu entries changed after verification\n", U(st.cache_full_events),
+               U(st.reverify_failures));
         printf("  overlay      %s data, %s zeroed\n", format_size(st.overlay_data_bytes, a, sizeof a),
                format_size(st.overlay_zero_bytes, b, sizeof b));
         printf("  clients      %llu, errors %llu\n", U(st.clients), U(st.errors));

@@ -93,7 +93,11 @@
         X(fetch_errors, COUNTER, COUNT, "fetch_errors", "hocus_blk_export_fetch_errors_total", NULL,                 \
           "Range requests that failed.")                                                                             \
         X(digest_mismatches, COUNTER, COUNT, "digest_mismatches", "hocus_blk_export_digest_mismatches_total", NULL,  \
-          "Fetched chunks whose bytes did not match their digest (fetched again, never served).")
+          "Fetched chunks whose bytes did not match their digest (fetched again, never served).")             \
+        X(cache_full_events, COUNTER, COUNT, "cache_full_events", "hocus_blk_export_cache_full_events_total", NULL,  \
+          "Times the background stream paused because the chunk store was full (its disk, or near --cache-max).")    \
+        X(reverify_failures, COUNTER, COUNT, "reverify_failures", "hocus_blk_export_reverify_failures_total", NULL,  \
+          "Store entries that changed after they were verified and no longer matched (dropped, fetched again).")
 
 #define EXPORT_COUNTER_FIELD_(field, kind, unit, json, prom, label, help) uint64_t field;
 

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The chunk fd cache: verified once, bounded, pinned handles survive
- * eviction, damaged entries are dropped and reported missing. */
+/* The chunk fd cache: verified once (while the file is unchanged), bounded,
+ * pinned handles survive eviction, damaged entries are dropped and reported
+ * missing, an entry changed after it was verified is hashed again and
+ * dropped, entries the store evicts are closed. */
 #undef NDEBUG
 #include <assert.h>
 #include <errno.h>
@@ -30,7 +32,8 @@ int main(void) {
         struct chunkfd_stats st;
         struct digest ids[N], missing;
         uint8_t buf[LEN], got[LEN];
-        bool verified;
+        uint32_t stamps[N], stamp0;
+        uint32_t verified;
 
         assert(mkdtemp(dir));
         assert(chunkstore_open(dir, 0, &cs) == 0);
@@ -43,8 +46,9 @@ int main(void) {
 
         /* Not open yet: lookup says so; get opens and verifies. */
         assert(chunkfd_lookup(c, &ids[0], &h) == -ENOENT);
-        verified = false;
+        verified = 0;
         assert(chunkfd_get(c, &ids[0], LEN, &verified, &h) == 0 && verified);
+        stamp0 = verified;
         assert(pread(chunkfd_fd(h), got, LEN, 0) == LEN);
         fill(buf, 0);
         assert(memcmp(got, buf, LEN) == 0);
@@ -54,17 +58,39 @@ int main(void) {
         chunkfd_get_stats(c, &st);
         assert(st.opens == 1 && st.verified == 1 && st.hits == 1);
 
-        /* A caller that verified before skips the hash. */
-        verified = true;
+        /* A caller that verified the same file before skips the hash;
+         * one with another stamp does not. */
+        verified = 0;
+        assert(chunkfd_get(c, &ids[1], LEN, &verified, &h) == 0);
+        chunkfd_put(c, h);
+        chunkfd_forget(c, &ids[1]);
+        chunkfd_get_stats(c, &st);
+        assert(st.verified == 2 && st.open == 1);
         assert(chunkfd_get(c, &ids[1], LEN, &verified, &h) == 0);
         chunkfd_put(c, h);
         chunkfd_get_stats(c, &st);
-        assert(st.verified == 1);
+        assert(st.verified == 2);
+        chunkfd_forget(c, &ids[1]);
+        verified = 12345;
+        assert(chunkfd_get(c, &ids[1], LEN, &verified, &h) == 0 && verified != 12345);
+        chunkfd_get_stats(c, &st);
+        assert(st.verified == 3);
+        /* Forgetting a pinned entry closes it at the last unpin. */
+        chunkfd_forget(c, &ids[1]);
+        assert(chunkfd_lookup(c, &ids[1], &pins[0]) == -ENOENT);
+        fill(buf, 1);
+        assert(pread(chunkfd_fd(h), got, LEN, 0) == LEN && memcmp(got, buf, LEN) == 0);
+        chunkfd_get_stats(c, &st);
+        assert(st.open == 2);
+        chunkfd_put(c, h);
+        chunkfd_get_stats(c, &st);
+        assert(st.open == 1);
+        (void) stamp0;
 
         /* Pin everything: nothing pinned is closed, whatever the bound. */
         for (int i = 0; i < N; i++) {
-                verified = false;
-                assert(chunkfd_get(c, &ids[i], LEN, &verified, &pins[i]) == 0);
+                stamps[i] = 0;
+                assert(chunkfd_get(c, &ids[i], LEN, &stamps[i], &pins[i]) == 0);
         }
         for (int i = 0; i < N; i++) {
                 fill(buf, i);
@@ -80,15 +106,14 @@ int main(void) {
         /* Hot entries survive a scan of cold ones (CLOCK second chance). */
         for (int round = 0; round < 3; round++)
                 for (int i = 0; i < N; i++) {
-                        verified = true;
-                        assert(chunkfd_get(c, &ids[i], LEN, &verified, &h) == 0);
+                        assert(chunkfd_get(c, &ids[i], LEN, &stamps[i], &h) == 0);
                         chunkfd_put(c, h);
                 }
         chunkfd_get_stats(c, &st);
         assert(st.open <= 32);
 
         /* The wrong size, or damaged bytes: dropped from the store, -ENOENT. */
-        verified = false;
+        verified = 0;
         assert(chunkfd_get(c, &ids[5], LEN + 1, &verified, &h) == -ENOENT);
         assert(chunkstore_has(cs, &ids[5]) == 0);
         {
@@ -104,18 +129,78 @@ int main(void) {
                 /* A fresh cache (a new process) must notice. */
                 chunkfd_cache_free(c);
                 assert(chunkfd_cache_new(cs, 32, &c) == 0);
-                verified = false;
+                verified = 0;
                 assert(chunkfd_get(c, &ids[7], LEN, &verified, &h) == -ENOENT);
                 assert(chunkstore_has(cs, &ids[7]) == 0);
                 chunkfd_get_stats(c, &st);
                 assert(st.damaged == 1);
         }
+        /* An open, verified entry written afterwards: the next use hashes
+         * it again (its ctime moved), finds it changed, drops it. */
+        {
+                char hex[DIGEST_HEX_LEN + 1], path[256];
+                int fd;
+
+                verified = 0;
+                assert(chunkfd_get(c, &ids[9], LEN, &verified, &h) == 0);
+                chunkfd_put(c, h);
+                assert(chunkfd_lookup(c, &ids[9], &h) == 0);
+                chunkfd_put(c, h);
+                digest_to_hex(&ids[9], hex);
+                snprintf(path, sizeof path, "%s/chunks/%.2s/%s", dir, hex, hex);
+                /* Touching the file without changing a byte: hashed again, kept. */
+                usleep(20000);
+                assert(utimensat(AT_FDCWD, path, NULL, 0) == 0);
+                assert(chunkfd_lookup(c, &ids[9], &h) == -ESTALE);
+                assert(chunkfd_get(c, &ids[9], LEN, &verified, &h) == 0);
+                chunkfd_put(c, h);
+                chunkfd_get_stats(c, &st);
+                assert(st.reverified == 1 && st.changed == 0);
+                assert(chunkfd_lookup(c, &ids[9], &h) == 0);
+                chunkfd_put(c, h);
+                /* A changed byte: dropped, -ESTALE, counted. */
+                usleep(20000);
+                assert(chmod(path, 0644) == 0);
+                fd = open(path, O_WRONLY);
+                assert(fd >= 0 && pwrite(fd, "Y", 1, 10) == 1);
+                close(fd);
+                assert(chunkfd_get(c, &ids[9], LEN, &verified, &h) == -ESTALE);
+                assert(chunkstore_has(cs, &ids[9]) == 0);
+                assert(chunkfd_lookup(c, &ids[9], &h) == -ENOENT);
+                chunkfd_get_stats(c, &st);
+                assert(st.reverified == 2 && st.changed == 1);
+        }
         memset(&missing, 0x5a, sizeof missing);
-        verified = false;
+        verified = 0;
         assert(chunkfd_get(c, &missing, LEN, &verified, &h) == -ENOENT);
 
         chunkfd_cache_free(c);
         chunkstore_free(cs);
+
+        /* A bounded store closes what it evicts in the fd cache: the
+         * blocks of evicted entries are freed, not held by open fds. */
+        {
+                struct chunkstore_stats ss;
+                uint64_t used, max;
+
+                assert(chunkstore_open(dir, 24 * LEN, &cs) == 0);
+                assert(chunkfd_cache_new(cs, 1024, &c) == 0);
+                for (int i = 0; i < N; i++) {
+                        fill(buf, i);
+                        assert(chunkstore_put(cs, &ids[i], buf, LEN) == 0);
+                        verified = 0;
+                        assert(chunkfd_get(c, &ids[i], LEN, &verified, &h) == 0);
+                        chunkfd_put(c, h);
+                }
+                assert(chunkstore_stats(cs, &ss) == 0);
+                chunkfd_get_stats(c, &st);
+                chunkstore_usage(cs, &used, &max);
+                assert(ss.disk_bytes <= max && used <= max);
+                /* Only the entries still in the store are open. */
+                assert(st.open <= ss.entries);
+                chunkfd_cache_free(c);
+                chunkstore_free(cs);
+        }
         {
                 char cmd[300];
                 snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
