@@ -53,13 +53,18 @@ void metrics_http_answer(const struct metrics_sources *d, int fd, const char *li
 }
 
 /* One client: the request head (up to the empty line) within the request
- * timeout, however it trickles in, then the answer. */
+ * timeout, however it trickles in, then the answer. While its head comes
+ * in a client counts as idle: at the cap the one that has taken longest
+ * makes room (a scraper sends its head at once; one that dribbles is
+ * what fills the slots). */
 static void serve(struct clientpool_client *pc, void *userdata) {
         struct metrics_http *m = userdata;
         int fd = clientpool_fd(pc), cancel = clientpool_cancel_fd(pc);
         uint64_t deadline = deadline_after(m->request_timeout_ns);
         char buf[HEAD_MAX];
         size_t len = 0;
+
+        clientpool_set_idle(pc, true);
 
         while (len < sizeof buf - 1) {
                 ssize_t n = recv_until(fd, buf + len, sizeof buf - 1 - len, deadline, cancel);
@@ -72,10 +77,13 @@ static void serve(struct clientpool_client *pc, void *userdata) {
                 if (strstr(buf, "\r\n\r\n") || strstr(buf, "\n\n"))
                         break;
         }
+        if (!clientpool_set_idle(pc, false))
+                return;
         metrics_http_answer(&m->src, fd, buf, deadline_after(m->request_timeout_ns), cancel);
 }
 
-/* At the cap: 503, in one send that cannot block. */
+/* At the cap with every client taking its answer: 503, in one send that
+ * cannot block. */
 static void refuse(int fd, void *userdata) {
         static const char busy[] = "HTTP/1.0 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain\r\n"
                                    "Content-Length: 54\r\nConnection: close\r\n\r\n"

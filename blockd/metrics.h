@@ -35,7 +35,8 @@ int metrics_render(const struct metrics_sources *m, char **ret, size_t *ret_len)
 struct metrics_http;
 /* Serve GET /metrics on HOST:PORT (metrics-http.c): one request per
  * connection, up to max_clients at once (0: METRICS_MAX_CLIENTS_DEFAULT;
- * more get a 503), each request's head in and answer out within
+ * at the cap the client sending its request longest is closed, and with
+ * every one taking its answer a newcomer gets a 503), each request's head in and answer out within
  * request_timeout_ns (0: CONTROL_REQUEST_TIMEOUT_DEFAULT_S). ret_port
  * gets the bound port. m is copied. */
 int metrics_http_start(const struct metrics_sources *m, const char *host_port, unsigned max_clients,

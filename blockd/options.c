@@ -86,7 +86,9 @@ static const struct opt serving_options[] = {
           "the one idle longest is closed to make room",
           0 },
         { "metrics-max-clients", OPT_METRICS_MAX_CLIENTS, "N",
-          "--metrics connections at once (default 8; more get 503)", 0 },
+          "--metrics connections at once (default 8); at the cap\n"
+          "the one sending its request longest is closed",
+          0 },
         { "request-timeout", OPT_REQUEST_TIMEOUT, "SECONDS",
           "a control or metrics client must send each request,\n"
           "and take its answer, within SECONDS (default 10); at\n"
