@@ -188,6 +188,19 @@ int conn_read(struct conn *c, void *buf, size_t len) {
  * the connection's own memory, which nobody else sees. */
 static void conn_destroy(struct conn *c) {
         struct nbdsrv *s = c->srv;
+        struct export *e;
+
+        /* The export goes first: once the connection is off the list,
+         * nbdsrv_shutdown() may return and the daemon free the exports. */
+        pthread_mutex_lock(&s->lock);
+        e = c->exp;
+        c->exp = NULL;
+        pthread_mutex_unlock(&s->lock);
+        if (e) {
+                log_debug("nbd: client %llu disconnected from export %s", (unsigned long long) c->id, export_name(e));
+                export_client_remove(e);
+                export_unref(e);
+        }
 
         if (c->exp) {
                 log_debug("nbd: client %llu disconnected from export %s", (unsigned long long) c->id,
