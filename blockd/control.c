@@ -34,6 +34,7 @@
 struct control {
         struct control_config cfg;
         char *path;
+        bool kept;                      /* the socket outlives us (sockets.h): its path stays */
         struct clientpool *pool;
 };
 
@@ -537,16 +538,18 @@ int control_start(const struct control_config *cfg, const char *path, struct con
                 control_free(ctl);
                 return -ENOMEM;
         }
-        fd = unix_listen(path, 0600);
+        fd = unix_listen("control", path, 0600);
         if (fd < 0) {
                 control_free(ctl);
                 return fd;
         }
         pcfg.max_clients = ctl->cfg.max_clients;
         pcfg.userdata = ctl;
+        ctl->kept = socket_is_kept(fd);
         r = clientpool_start(&pcfg, fd, &ctl->pool);
         if (r < 0) {
-                (void) unlink(path);
+                if (!ctl->kept)
+                        (void) unlink(path);
                 control_free(ctl);
                 return r;
         }
@@ -560,7 +563,8 @@ unsigned control_stop(struct control *ctl) {
         if (!ctl)
                 return 0;
         left = clientpool_stop(ctl->pool, ctl->cfg.request_timeout_ns);
-        (void) unlink(ctl->path);
+        if (!ctl->kept)
+                (void) unlink(ctl->path);
         if (left > 0)
                 return left;    /* the abandoned requests still use ctl */
         control_free(ctl);

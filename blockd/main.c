@@ -27,7 +27,9 @@
 #include "blockd/metrics.h"
 #include "blockd/nbd/server.h"
 #include "blockd/options.h"
+#include "blockd/reload.h"
 #include "blockd/restore.h"
+#include "blockd/service.h"
 #include "blockd/nbd/tls.h"
 #include "blockd/sched.h"
 #include "chunkstore/profile.h"
@@ -280,10 +282,13 @@ int main(int argc, char **argv) {
         int r, status = 0, exit_code = 0;
 
         log_set_ident("blockd");
+        if (service_log_setup() == 0)
+                log_set_timestamps(true);
         r = blockd_parse_args(argc, argv);
         if (r <= 0)
                 return r < 0 ? (r == -EINVAL ? 2 : 1) : 0;
-        log_set_timestamps(true);
+        if (service_take_sockets() < 0)
+                return 1;
 
         /* Signals are taken synchronously by the main thread; every thread
          * started from here on inherits the mask. */
@@ -466,6 +471,7 @@ int main(int argc, char **argv) {
                 pidfile_written = true;
         }
         log_info("Ready: %u exports", exports_count(d.exports));
+        service_ready(exports_count(d.exports));
 
         if (arg.run) {
                 _cleanup_free_ char *uri = blockd_export_uri(&d, arg.exports[0].name);
@@ -508,7 +514,9 @@ int main(int argc, char **argv) {
                         continue;
                 }
                 if (sig == SIGHUP) {
-                        log_info("SIGHUP ignored");
+                        service_reloading();
+                        (void) blockd_config_reload(d.exports);
+                        service_ready(exports_count(d.exports));
                         continue;
                 }
                 log_info("Received %s: shutting down", strsignal(sig));
@@ -524,6 +532,7 @@ int main(int argc, char **argv) {
 fail:
         exit_code = 1;
 shutdown:
+        service_stopping();
         /* Neither server waits on a client for long: a command still
          * running past the request timeout is abandoned. */
         abandoned = metrics_http_stop(mh) + control_stop(ctl);
@@ -555,6 +564,7 @@ shutdown:
         }
         free(arg.records);
         free(arg.exports);
+        blockd_config_free(arg.config);
         if (exit_code == 0)
                 log_info("Stopped");
         return exit_code;

@@ -103,7 +103,7 @@ int metrics_http_start(const struct metrics_sources *src, const char *host_port,
         m->src = *src;
         m->request_timeout_ns = request_timeout_ns ? request_timeout_ns
                                                    : CONTROL_REQUEST_TIMEOUT_DEFAULT_S * 1000000000ull;
-        fd = tcp_listen(host_port, ret_port);
+        fd = tcp_listen("metrics", host_port, ret_port);
         if (fd < 0) {
                 free(m);
                 return fd;

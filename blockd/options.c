@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "blockd/options.h"
 #include "common/err.h"
@@ -53,6 +54,7 @@ enum {
         OPT_NBD_CONN_BUFFER,
         OPT_NBD_BUFFER_TOTAL,
         OPT_NBD_HANDSHAKE_TIMEOUT,
+        OPT_CONFIG,
 };
 
 static const struct opt serving_options[] = {
@@ -110,6 +112,11 @@ static const struct opt serving_options[] = {
           "(default $HOCUS_BLK_STATE_DIR, /var/lib/hocus-blk as\n"
           "root, else $XDG_STATE_HOME/hocus-blk; none with --run)",
           0 },
+        { "config", OPT_CONFIG, "FILE",
+          "read options and exports from FILE (default " BLOCKD_CONFIG_DEFAULT ",\n"
+          "when it exists; '' reads none; see docs/blockd.conf.md).\n"
+          "The command line wins; SIGHUP re-reads the exports",
+          OPT_NO_CONFIG },
         { "version", OPT_VERSION, NULL, "show the version", OPT_STOP },
         { NULL, 0, NULL, NULL, 0 },
 };
@@ -354,6 +361,9 @@ static int blockd_option_set(void *ctx, int id, const char *value, char *err, si
                 a->request_timeout_ns = (uint64_t) (v * 1e9);
                 return 0;
         }
+        case OPT_CONFIG:
+                a->config_path = value;
+                return 0;
         case OPT_RECORD: {
                 char **rec = realloc(a->records, (a->n_records + 1) * sizeof *rec);
                 const char *eq = strchr(value, '=');
@@ -373,34 +383,100 @@ bad_size:
         return err_set(err, errlen, -EINVAL, "wants a size such as 20G, not '%s'", value);
 }
 
-static const struct opt_table serving_table = { "Serving", serving_options, blockd_option_set, &arg };
-static const struct opt_table tuning_table = { "Tuning", tuning_options, blockd_option_set, &arg };
-static const struct opt_table common_table = { "Common options", common_options, common_option_set, &arg.common };
-const struct opt_table *const blockd_option_tables[] = { &serving_table, &tuning_table, &common_table };
-const size_t blockd_n_option_tables = ARRAY_SIZE(blockd_option_tables);
+void blockd_option_tables(struct blockd_args *a, struct opt_table ret[BLOCKD_N_OPTION_TABLES]) {
+        ret[0] = (struct opt_table) { "Serving", serving_options, blockd_option_set, a };
+        ret[1] = (struct opt_table) { "Tuning", tuning_options, blockd_option_set, a };
+        ret[2] = COMMON_OPTION_TABLE(&a->common);
+}
 
-static void help(void) {
+static void help(const struct opt_table *const *tables) {
         printf("Usage: blockd [OPTIONS]\n\n"
                "Serve hocus-blk images as block devices over NBD. One process serves many\n"
                "exports over one local chunk store; exports are given here or attached later\n"
                "through the control socket (hocus-blk attach|detach|ls|stats).\n\n");
-        for (size_t i = 0; i < blockd_n_option_tables; i++) {
-                opt_table_help(stdout, blockd_option_tables[i]);
-                if (i + 1 < blockd_n_option_tables)
+        for (size_t i = 0; i < BLOCKD_N_OPTION_TABLES; i++) {
+                opt_table_help(stdout, tables[i]);
+                if (i + 1 < BLOCKD_N_OPTION_TABLES)
                         printf("\n");
         }
 }
 
+/* --config FILE (or --config=FILE) from argv, before the options are
+ * parsed: the file comes first so that the command line wins. NULL when
+ * not given. */
+static const char *find_config(int argc, char **argv) {
+        const char *path = NULL;
+
+        for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+                if (!strcmp(argv[i], "--config") && i + 1 < argc)
+                        path = argv[++i];
+                else if (!strncmp(argv[i], "--config=", 9))
+                        path = argv[i] + 9;
+        }
+        return path;
+}
+
+/* Config exports join the command line's, which win on a name. */
+static int add_config_exports(void) {
+        for (size_t i = 0; arg.config && i < arg.config->n_exports; i++) {
+                const struct export_config *c = &arg.config->exports[i];
+                struct export_config *e;
+                bool taken = false;
+
+                for (size_t j = 0; j < arg.n_cmdline_exports; j++)
+                        taken |= !strcmp(arg.exports[j].name, c->name);
+                if (taken) {
+                        log_notice("Export %s: the command line's --export wins over %s", c->name, arg.config->path);
+                        continue;
+                }
+                e = realloc(arg.exports, (arg.n_exports + 1) * sizeof *e);
+                if (!e)
+                        return -ENOMEM;
+                arg.exports = e;
+                e = &arg.exports[arg.n_exports++];
+                *e = (struct export_config) {
+                        .name = strdup(c->name),
+                        .ref = strdup(c->ref),
+                        .overlay = c->overlay ? strdup(c->overlay) : NULL,
+                        .profile = c->profile ? strdup(c->profile) : NULL,
+                };
+                if (!e->name || !e->ref || (c->overlay && !e->overlay) || (c->profile && !e->profile))
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+bool blockd_export_from_cmdline(const char *name) {
+        for (size_t j = 0; j < arg.n_cmdline_exports; j++)
+                if (!strcmp(arg.exports[j].name, name))
+                        return true;
+        return false;
+}
+
 int blockd_parse_args(int argc, char **argv) {
         const char *env = getenv("HOCUS_BLK_BACKGROUND");
+        struct opt_table t[BLOCKD_N_OPTION_TABLES];
+        const struct opt_table *tables[BLOCKD_N_OPTION_TABLES];
+        const char *config = find_config(argc, argv);
         char err[512];
         int r;
 
+        blockd_option_tables(&arg, t);
+        for (size_t i = 0; i < BLOCKD_N_OPTION_TABLES; i++)
+                tables[i] = &t[i];
         if (env && *env && parse_background(env) < 0)
                 log_warning("Ignoring $HOCUS_BLK_BACKGROUND='%s' (want off, on or a rate)", env);
-        r = opt_parse_argv(argc, argv, blockd_option_tables, blockd_n_option_tables, err, sizeof err);
+        if (!config && access(BLOCKD_CONFIG_DEFAULT, F_OK) == 0)
+                config = BLOCKD_CONFIG_DEFAULT;
+        if (config && *config) {
+                r = blockd_config_load(config, tables, BLOCKD_N_OPTION_TABLES, &arg.config, err, sizeof err);
+                if (r < 0)
+                        return log_error_errno(r, "%s", err);
+                arg.config_path = config;
+        }
+        r = opt_parse_argv(argc, argv, tables, BLOCKD_N_OPTION_TABLES, err, sizeof err);
         if (r == 'h') {
-                help();
+                help(tables);
                 return 0;
         }
         if (r == OPT_VERSION) {
@@ -416,6 +492,9 @@ int blockd_parse_args(int argc, char **argv) {
         if (arg.tls != NBDSRV_TLS_OFF && (!arg.tls_cert || !arg.tls_key))
                 return log_error_errno(EINVAL, "--tls=%s needs --tls-cert and --tls-key",
                                        arg.tls == NBDSRV_TLS_ON ? "on" : "require");
+        arg.n_cmdline_exports = arg.n_exports;
+        if (add_config_exports() < 0)
+                return log_error_errno(ENOMEM, "Out of memory");
         if (arg.run && arg.n_exports == 0)
                 return log_error_errno(EINVAL, "--run needs at least one --export");
         return 1;

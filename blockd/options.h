@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "blockd/config.h"
 #include "blockd/exports.h"
 #include "blockd/nbd/server.h"
 #include "blockd/nbd/tls.h"
@@ -32,8 +33,11 @@ struct blockd_args {
         bool sendfile;
         unsigned poll_us;
         struct nbdsrv_limits nbd_limits;
-        struct export_config *exports;
+        struct export_config *exports;  /* the command line's, then the config file's */
         size_t n_exports;
+        size_t n_cmdline_exports;       /* the first ones, from --export */
+        const char *config_path;        /* --config, or the default when it exists; NULL: none */
+        struct blockd_config *config;   /* as loaded (and reloaded); its values back the [blockd] keys */
         const char *fuse;
         const char *state_dir;       /* NULL: the default; "none": no state */
         char **records;              /* NAME=PATH */
@@ -43,9 +47,13 @@ struct blockd_args {
 
 extern struct blockd_args arg;
 
-/* Every option blockd takes: its own tables and the common one. */
-extern const struct opt_table *const blockd_option_tables[];
-extern const size_t blockd_n_option_tables;
+/* Every option blockd takes: its own tables and the common one, applying
+ * to a (the config file's reload checks its keys against a scratch copy). */
+#define BLOCKD_N_OPTION_TABLES 3
+void blockd_option_tables(struct blockd_args *a, struct opt_table ret[BLOCKD_N_OPTION_TABLES]);
+
+/* Is export name given by --export (the config file cannot change it)? */
+bool blockd_export_from_cmdline(const char *name);
 
 /* Parse argv into `arg`: 1 to go on, 0 when --help or --version answered,
  * a negative errno (logged) on a bad command line. */

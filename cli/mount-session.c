@@ -345,6 +345,7 @@ int msession_start(struct msession *s, const struct msession_daemon *d, char *er
                  s->overlay[0] ? ",overlay=" : "", s->overlay, d->profile ? ",profile=" : "",
                  d->profile ? d->profile : "");
         argv[n++] = blockd;
+        argv[n++] = "--config=";        /* a private daemon: not the host's exports */
         argv[n++] = "--cache";
         argv[n++] = d->cache_dir;
         argv[n++] = "--control";

@@ -14,6 +14,7 @@
 static int log_level = LOG_LVL_INFO;
 static const char *log_ident = "hocus-blk";
 static bool log_timestamps;
+static const char *const *log_prefixes;
 
 void log_set_level(int level) {
         log_level = level;
@@ -29,6 +30,10 @@ void log_set_ident(const char *ident) {
 
 void log_set_timestamps(bool on) {
         log_timestamps = on;
+}
+
+void log_set_priority_prefixes(const char *const prefixes[8]) {
+        log_prefixes = prefixes;
 }
 
 static const char *level_name(int level) {
@@ -87,7 +92,10 @@ int log_internalv(int level, int error, const char *func, const char *fmt, va_li
         for (n = n < 0 ? 0 : MIN(n, (int) sizeof msg - 1); n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'); n--)
                 msg[n - 1] = 0;         /* a trailing newline (some library messages have one) goes */
         m = one_line(msg, esc, sizeof esc);
-        if (log_timestamps) {
+        if (log_prefixes) {
+                n = snprintf(line, sizeof line, "%s%s%s%s\n", log_prefixes[level & 7], m,
+                             level == LOG_LVL_DEBUG && func ? " @" : "", level == LOG_LVL_DEBUG && func ? func : "");
+        } else if (log_timestamps) {
                 struct timespec ts;
                 struct tm tm;
 

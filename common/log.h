@@ -28,6 +28,10 @@ int log_get_level(void);
 void log_set_ident(const char *ident);
 /* Prefix lines with a timestamp and level (daemon style). */
 void log_set_timestamps(bool on);
+/* Start each line with prefixes[level] (levels are syslog's) and nothing
+ * else: for a reader that adds time and name itself and files lines by
+ * priority, such as the journal ("<3>", sd-daemon.h's SD_ERR). NULL: off. */
+void log_set_priority_prefixes(const char *const prefixes[8]);
 
 int log_internal(int level, int error, const char *func, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));

@@ -8,13 +8,14 @@ build_pkgs=(
         gcc clang meson ninja-build pkg-config
         libssl-dev libzstd-dev liblz4-dev libcurl4-openssl-dev liburing-dev
         libfuse3-dev libnbd-dev libjson-c-dev libblkid-dev libfdisk-dev
+        libinih-dev libsystemd-dev
 )
 test_pkgs=(
         openssl ca-certificates curl zstd python3 jq
         docker-registry skopeo apache2-utils
         libnbd-bin python3-libnbd nbdkit qemu-utils fio
         fuse3 e2fsprogs xfsprogs btrfs-progs fdisk gdisk util-linux
-        iproute2 procps psmisc kmod
+        iproute2 procps psmisc kmod systemd
 )
 bench_pkgs=(
         gnuplot-nox debootstrap hyperfine time

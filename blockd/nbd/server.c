@@ -76,7 +76,7 @@ int nbdsrv_listen_unix(struct nbdsrv *s, const char *path) {
 
         if (s->n_listen == ARRAY_SIZE(s->listen_fds))
                 return -ENOSPC;
-        fd = unix_listen(path, 0660);
+        fd = unix_listen("nbd", path, 0660);
         if (fd < 0)
                 return fd;
         s->unix_paths[s->n_listen] = strdup(path);
@@ -89,7 +89,7 @@ int nbdsrv_listen_tcp(struct nbdsrv *s, const char *host_port, unsigned *ret_por
 
         if (s->n_listen == ARRAY_SIZE(s->listen_fds))
                 return -ENOSPC;
-        fd = tcp_listen(host_port, ret_port);
+        fd = tcp_listen("nbd", host_port, ret_port);
         if (fd < 0)
                 return fd;
         s->unix_paths[s->n_listen] = NULL;
@@ -613,9 +613,7 @@ void nbdsrv_shutdown(struct nbdsrv *s, unsigned grace_s) {
                 s->started = false;
         }
         for (unsigned i = 0; i < s->n_listen; i++) {
-                close(s->listen_fds[i]);
-                if (s->unix_paths[i])
-                        (void) unlink(s->unix_paths[i]);
+                socket_unlisten(s->listen_fds[i], s->unix_paths[i]);
                 free(s->unix_paths[i]);
         }
         s->n_listen = 0;

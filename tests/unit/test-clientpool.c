@@ -100,7 +100,7 @@ int main(void) {
 
         assert(mkdtemp(dir));
         snprintf(path, sizeof path, "%s/s", dir);
-        lfd = unix_listen(path, 0600);
+        lfd = unix_listen("test", path, 0600);
         assert(lfd >= 0);
         assert(clientpool_start(&cfg, lfd, &pool) == 0);
 
@@ -142,7 +142,7 @@ int main(void) {
 
         /* A pool whose clients are idle stops at once and is freed. */
         unlink(path);
-        lfd = unix_listen(path, 0600);
+        lfd = unix_listen("test", path, 0600);
         assert(lfd >= 0);
         {
                 struct clientpool *p;
