@@ -67,7 +67,16 @@ int ctlproto_send(int fd, struct json_object *o, uint64_t deadline_ns, int cance
         size_t len;
         int r;
 
-        if (!t || !(line = line_of(t, strlen(t), &len)))
+        if (!t)
+                return -ENOMEM;
+        len = strlen(t);
+        if (utf8_valid(t, len, NULL)) {
+                /* The usual case: no copy. */
+                r = send_all(fd, t, len, deadline_ns, cancel_fd);
+                return r < 0 ? r : send_all(fd, "\n", 1, deadline_ns, cancel_fd);
+        }
+        line = line_of(t, len, &len);
+        if (!line)
                 return -ENOMEM;
         r = send_all(fd, line, len, deadline_ns, cancel_fd);
         free(line);
