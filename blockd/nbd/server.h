@@ -58,6 +58,8 @@ struct nbdsrv_stats {
 
 struct nbdsrv;
 
+/* The process must ignore SIGPIPE: sendfile(2) and TLS writes to a client
+ * that went away raise it (blockd's main does). */
 int nbdsrv_new(const struct nbdsrv_config *cfg, const struct nbdsrv_exports *exports, struct nbdsrv **ret);
 /* Listen on a Unix socket (created with mode 0660; an existing stale
  * socket is replaced, a live one is -EADDRINUSE). */
