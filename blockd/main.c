@@ -338,7 +338,7 @@ int main(int argc, char **argv) {
         r = blockd_state_open(arg.state_dir, arg.run, &state);
         if (r < 0)
                 goto fail;
-        r = exports_restore(d.exports, state, arg.exports, arg.n_exports, state != NULL);
+        r = exports_restore(d.exports, state, arg.exports, arg.n_exports, arg.n_cmdline_exports, state != NULL);
         if (r < 0)
                 goto fail;
         exports_set_state(d.exports, state);

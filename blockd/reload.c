@@ -96,7 +96,14 @@ int blockd_config_reload(struct exports *x) {
                 if (blockd_export_from_cmdline(n->name) || (o && export_config_equal(o, n)))
                         continue;
                 err[0] = 0;
-                r = exports_attach(x, n, NULL, err, sizeof err);
+                /* As at start: a config export that cannot be attached now
+                 * (the registry is down) is kept as failed and retried. */
+                r = exports_add(x,
+                                &(struct state_export) { .name = (char *) n->name, .ref = (char *) n->ref,
+                                                         .overlay = (char *) n->overlay,
+                                                         .profile = (char *) n->profile,
+                                                         .added_by = STATE_BY_CONFIG },
+                                true, NULL, err, sizeof err);
                 if (r < 0) {
                         log_error_errno(r, "Reload: cannot attach export %s: %s", n->name, err[0] ? err : strerror(-r));
                         first = first ?: r;

@@ -30,7 +30,7 @@ static int add(struct exports *x, const struct state_export *se, bool keep_going
 }
 
 int exports_restore(struct exports *x, struct state *st, const struct export_config *given, size_t n_given,
-                    bool keep_going) {
+                    size_t n_cmdline, bool keep_going) {
         struct state_export *saved = NULL;
         size_t n_saved = 0;
         char err[1024] = "";
@@ -49,7 +49,7 @@ int exports_restore(struct exports *x, struct state *st, const struct export_con
                         .ref = (char *) c->ref,
                         .overlay = (char *) c->overlay,
                         .profile = (char *) c->profile,
-                        .added_by = STATE_BY_COMMAND_LINE,
+                        .added_by = i < n_cmdline ? STATE_BY_COMMAND_LINE : STATE_BY_CONFIG,
                 };
 
                 if (s && same(s->ref, c->ref) && same(s->overlay, c->overlay)) {

@@ -15,7 +15,8 @@
 #include "state.h"
 
 /*
- * Attach them all. st may be NULL (no state directory). With keep_going
+ * Attach them all: given[] is the command line's exports (the first
+ * n_cmdline) and the config file's. st may be NULL (no state directory). With keep_going
  * (a daemon with a state directory: a service), an export that cannot be
  * attached is reported and retried and the others are served; without,
  * the first failure is returned (logged). -EBADMSG (logged) when the
@@ -23,7 +24,7 @@
  * this), so the file is rewritten only once every export is in the table.
  */
 int exports_restore(struct exports *x, struct state *st, const struct export_config *given, size_t n_given,
-                    bool keep_going);
+                    size_t n_cmdline, bool keep_going);
 
 /*
  * The state directory to use: given (--state-dir; "none": none), else the

@@ -265,4 +265,20 @@ assert_eq "$(names)" "change cmd ctl keep" "exports after removing new"
 client_read
 exec 7>&- 8<&-
 wait "$CLIENT" || fail "the held client failed"
+
+# The state directory keeps what the file gave as the file's: an export a
+# reload added and the file no longer names is not restored at the next
+# start, while one attached over the control socket is.
+cp "$T/r.conf" "$T/before.conf"
+printf '\n[export later]\nref = oci:%s/layout:v1\n' "$T" >>"$T/r.conf"
+n=$(reloads)
+kill -HUP "$BLOCKD_PID"
+wait_for 30 reloaded_since "$n" || fail "no reload logged"
+assert_eq "$(names)" "change cmd ctl keep later" "exports after adding later"
+stop_blockd
+cp "$T/before.conf" "$T/r.conf"
+start_blockd --config "$T/r.conf" --export "cmd=oci:$T/layout:v1"
+assert_eq "$(names)" "change cmd ctl keep" "exports restored after a restart"
+grep -q "Export later (from the config) is no longer given: not restored" "$T/blockd.log" ||
+        fail "later was not dropped as the config's"
 stop_blockd
