@@ -31,16 +31,7 @@ for c in curl python3 docker-registry sha256sum; do
         command -v $c >/dev/null || { echo "$c is required" >&2; exit 1; }
 done
 
-W=$(mktemp -d "${TMPDIR:-/tmp}/linkem-accuracy.XXXXXX")
-pids=()
-cleanup() {
-        set +e
-        stop_pids
-        rm -rf "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+W=$T
 
 # row WHAT MEASURED EXPECTED UNIT: one line of the report.
 row() {
@@ -84,7 +75,7 @@ mkdir -p "$W/www"
 echo hello >"$W/www/small"
 head -c $((16 << 20)) /dev/urandom >"$W/www/big"
 head -c $((8 << 20)) /dev/urandom >"$W/up"
-start_httpd "$W" "$W/www"
+start_httpd httpd "$W/www"
 TARGET=$HTTPD_PORT
 echo "linkem accuracy ($(nproc) CPUs, load $(loadavg))"
 
@@ -106,17 +97,12 @@ start=$(now)
 for i in 1 2 3 4; do
         curl -fsS -o /dev/null "$LKU/big" &
 done
-wait_jobs() {
-        local j
-        for j in $(jobs -p); do
-                case " ${pids[*]} " in *" $j "*) continue ;; esac
-                wait "$j"
-        done
-}
-wait_jobs
+for j in $(jobs -p); do
+        [ "$j" = "$HTTPD_PID" ] || [ "$j" = "$LINKEM_PID" ] || wait "$j"
+done
 row "4 x 16 MiB down in parallel at 200 Mbit/s" "$(calc "$(now) - $start" %.6f)" "$(calc "64 * 1048576 * 8 / 200e6" %.6f)" s
-start_registry "$W"
-TARGET=$REG_PORT
+start_registry reg
+TARGET=${REGISTRY#*:}
 linkem_on --rate-down 200mbit --rate-up 100mbit
 digest=sha256:$(sha256sum "$W/up" | cut -d' ' -f1)
 loc=$(curl -fsS -X POST -D - -o /dev/null "$LKU/v2/bench/up/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')

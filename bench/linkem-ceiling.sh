@@ -17,6 +17,7 @@
 #                                [--tbf] [--quick] [--csv FILE]
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/bench/lib.sh"
 build=$here/build
 reps=5
 size=2048
@@ -40,58 +41,33 @@ for c in curl python3 openssl awk; do
         command -v $c >/dev/null || { echo "$c is required" >&2; exit 1; }
 done
 
-W=$(mktemp -d /tmp/linkem-ceiling.XXXXXX)
-pids=()
-netns=
-cleanup() {
-        local p
-        set +e
-        for p in "${pids[@]}"; do
-                kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
-        done
-        if [ -n "$netns" ]; then
-                ip netns del "$netns" 2>/dev/null
-        fi
-        rm -rf "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+W=$T
 
-# wait_file F: until F exists (a server's readiness), at most 10 s.
-wait_file() {
-        local i
-        for i in $(seq 200); do
-                [ -s "$1" ] && return 0
-                sleep 0.05
-        done
-        echo "timed out waiting for $1" >&2
-        exit 1
-}
-
-# start_httpd [BIND] [NETNS]: serve $W/www; sets HTTP_PORT.
-start_httpd() {
-        local bind=${1:-127.0.0.1} pf=$W/httpd.$RANDOM.port
+# serve_www [BIND] [NETNS]: bench/httpd.py serving $W/www, in a network
+# namespace when given; sets HTTP_PORT.
+serve_www() {
+        local bind=${1:-127.0.0.1} pf=$W/httpd.$RANDOM.port pid
         ${2:+ip netns exec "$2"} python3 "$here/bench/httpd.py" "$W/www" --bind "$bind" --port-file "$pf" &
-        pids+=($!)
-        wait_file "$pf"
+        pid=$!
+        cleanup_fn "kill $pid; wait $pid"
+        wait_file 30 "$pf" || fail "httpd.py did not start"
         HTTP_PORT=$(cat "$pf")
 }
 
-# start_linkem ARGS...: sets LK_PORT, LK_PID; counters go to $W/stats.json.
-start_linkem() {
+# linkem_up ARGS...: linkem with ARGS, counters to $W/stats.json; sets
+# LK_PORT and LK_PID. linkem_down stops it (failing on an unclean exit).
+linkem_up() {
         local pf=$W/linkem.$RANDOM.port
         rm -f "$W/stats.json"
         "$LK" --port-file "$pf" --stats "$W/stats.json" "$@" >/dev/null 2>>"$W/linkem.log" &
         LK_PID=$!
-        pids+=($LK_PID)
-        wait_file "$pf"
+        cleanup_fn "kill $LK_PID; wait $LK_PID"
+        wait_file 30 "$pf" || fail "linkem did not start: $(tail -3 "$W/linkem.log")"
         LK_PORT=$(cat "$pf")
 }
 
-stop_linkem() {
-        kill "$LK_PID"
-        wait "$LK_PID" || { echo "linkem exited uncleanly" >&2; exit 1; }
+linkem_down() {
+        stop_pid "$LK_PID" linkem
 }
 
 # report_lateness: how late linkem's timers delivered, over its whole run
@@ -120,22 +96,16 @@ best_of() {
 
 # parallel_time N URL BYTES: seconds until N concurrent GETs all finish.
 parallel_time() {
-        local n=$1 url=$2 bytes=$3 i start
+        local n=$1 url=$2 bytes=$3 i start gets=()
         start=$(date +%s.%N)
         for ((i = 0; i < n; i++)); do
                 get_time "$url" "$bytes" >/dev/null &
+                gets+=($!)
         done
-        wait_jobs
-        calc "$(date +%s.%N) - $start"
-}
-
-# Wait for every background job but the servers.
-wait_jobs() {
-        local j
-        for j in $(jobs -p); do
-                case " ${pids[*]} " in *" $j "*) continue ;; esac
-                wait "$j"
+        for i in "${gets[@]}"; do
+                wait "$i"
         done
+        num "$(date +%s.%N) - $start"
 }
 
 # rtt_ms URL N: median time of N small GETs on one keep-alive connection
@@ -149,9 +119,9 @@ rtt_ms() {
                 awk '{ v[NR] = $1 } END { printf "%.3f\n", v[int((NR + 1) / 2)] * 1000 }'
 }
 
-# calc EXPR: floating-point arithmetic, 4 significant digits.
-calc() { awk "BEGIN { printf \"%.4g\n\", $* }"; }
-gbit() { calc "$1 * 8 / $2 / 1e9"; }
+# num EXPR: floating-point arithmetic, 4 significant digits.
+num() { calc "$*" '%.4g\n'; }
+gbit() { num "$1 * 8 / $2 / 1e9"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", a / b }'; }
 
 # report NAME MEASURED EXPECTED UNIT: one line, and one CSV row.
@@ -172,47 +142,47 @@ echo "generating test blobs ($size MiB and 512 MiB of incompressible data)"
 head -c "$small" "$W/www/big" >"$W/www/b512"
 head -c $((64 << 20)) "$W/www/big" >"$W/www/b64"
 echo ok >"$W/www/small"
-start_httpd
+serve_www
 H=$HTTP_PORT
 
 echo "linkem ceiling and accuracy: best of $reps; $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "ceiling: one GET of $size MiB, no cap, no delay"
 t_direct=$(best_of "$reps" get_time "http://127.0.0.1:$H/big" "$bytes")
 report "direct loopback (Gbit/s)" "$(gbit "$bytes" "$t_direct")" "" "Gbit/s"
-start_linkem --connect "127.0.0.1:$H"
+linkem_up --connect "127.0.0.1:$H"
 t_splice=$(best_of "$reps" get_time "http://127.0.0.1:$LK_PORT/big" "$bytes")
 ceiling=$(gbit "$bytes" "$t_splice")
 report "through linkem, splice (Gbit/s)" "$ceiling" "$(gbit "$bytes" "$t_direct")" "Gbit/s"
 rtt_direct=$(best_of "$reps" rtt_ms "http://127.0.0.1:$H/small" 50)
 rtt_lk=$(best_of "$reps" rtt_ms "http://127.0.0.1:$LK_PORT/small" 50)
-stop_linkem
-start_linkem --connect "127.0.0.1:$H" --copy
+linkem_down
+linkem_up --connect "127.0.0.1:$H" --copy
 t_copy=$(best_of "$reps" get_time "http://127.0.0.1:$LK_PORT/big" "$bytes")
 report "through linkem --copy (Gbit/s)" "$(gbit "$bytes" "$t_copy")" "$(gbit "$bytes" "$t_direct")" "Gbit/s"
-stop_linkem
+linkem_down
 echo "latency added at delay 0: median small GET on a kept-alive connection"
 report "direct loopback (ms)" "$rtt_direct" "" "ms"
 report "through linkem (ms)" "$rtt_lk" "$rtt_direct" "ms"
 
 echo "accuracy: --rate 1gbit --delay 1ms"
-start_linkem --connect "127.0.0.1:$H" --rate 1gbit --delay 1ms
+linkem_up --connect "127.0.0.1:$H" --rate 1gbit --delay 1ms
 t=$(best_of "$reps" get_time "http://127.0.0.1:$LK_PORT/b512" "$small")
-report "one 512 MiB GET (s)" "$t" "$(calc "0.004 + $small * 8 / 1000000000")" "s"
+report "one 512 MiB GET (s)" "$t" "$(num "0.004 + $small * 8 / 1000000000")" "s"
 t=$(best_of "$reps" rtt_ms "http://127.0.0.1:$LK_PORT/small" 20)
-report "small GET round trip (ms)" "$t" "$(calc "2 + $rtt_direct")" "ms"
+report "small GET round trip (ms)" "$t" "$(num "2 + $rtt_direct")" "ms"
 t=$(best_of "$reps" parallel_time 8 "http://127.0.0.1:$LK_PORT/b64" $((64 << 20)))
-report "8 parallel 64 MiB GETs share it (s)" "$t" "$(calc "0.004 + 8 * 64 * 1048576 * 8 / 1000000000")" "s"
-stop_linkem
+report "8 parallel 64 MiB GETs share it (s)" "$t" "$(num "0.004 + 8 * 64 * 1048576 * 8 / 1000000000")" "s"
+linkem_down
 report_lateness
 
 echo "accuracy: --rate 10gbit --delay 0.25ms"
-start_linkem --connect "127.0.0.1:$H" --rate 10gbit --delay 0.25ms
+linkem_up --connect "127.0.0.1:$H" --rate 10gbit --delay 0.25ms
 t=$(best_of "$reps" get_time "http://127.0.0.1:$LK_PORT/big" "$bytes")
-report "one $size MiB GET (s)" "$t" "$(calc "0.001 + $bytes * 8 / 10000000000")" "s"
+report "one $size MiB GET (s)" "$t" "$(num "0.001 + $bytes * 8 / 10000000000")" "s"
 report "  as a rate (Gbit/s)" "$(gbit "$bytes" "$t")" "10" "Gbit/s"
 t=$(best_of "$reps" rtt_ms "http://127.0.0.1:$LK_PORT/small" 20)
-report "small GET round trip (ms)" "$t" "$(calc "0.5 + $rtt_direct")" "ms"
-stop_linkem
+report "small GET round trip (ms)" "$t" "$(num "0.5 + $rtt_direct")" "ms"
+linkem_down
 report_lateness
 if awk -v c="$ceiling" 'BEGIN { exit !(c < 10.5) }'; then
         echo "  note: the uncapped ceiling ($ceiling Gbit/s) is near or below 10 Gbit/s on this"
@@ -224,13 +194,14 @@ if [ "$tbf" = 1 ]; then
         netns=lkceil$$
         echo "tbf: kernel token bucket on a veth into network namespace $netns"
         ip netns add "$netns"
+        cleanup_fn "ip netns del $netns"
         ip link add "lkc$$a" type veth peer name "lkc$$b" netns "$netns"
         ip addr add 10.231.0.1/24 dev "lkc$$a"
         ip link set "lkc$$a" up
         ip -n "$netns" addr add 10.231.0.2/24 dev "lkc$$b"
         ip -n "$netns" link set "lkc$$b" up
         ip -n "$netns" link set lo up
-        start_httpd 10.231.0.2 "$netns"
+        serve_www 10.231.0.2 "$netns"
         url=http://10.231.0.2:$HTTP_PORT
         t=$(best_of "$reps" get_time "$url/big" "$bytes")
         report "veth, no qdisc (Gbit/s)" "$(gbit "$bytes" "$t")" "" "Gbit/s"
@@ -242,9 +213,9 @@ if [ "$tbf" = 1 ]; then
                 [ "$rate" = 1 ] && { f=b512; b=$small; }
                 t=$(best_of "$reps" get_time "$url/$f" "$b")
                 report "tbf ${rate}gbit, one GET (Gbit/s)" "$(gbit "$b" "$t")" "$rate" "Gbit/s"
-                start_linkem --connect "127.0.0.1:$H" --rate "${rate}gbit"
+                linkem_up --connect "127.0.0.1:$H" --rate "${rate}gbit"
                 t=$(best_of "$reps" get_time "http://127.0.0.1:$LK_PORT/$f" "$b")
                 report "linkem ${rate}gbit, one GET (Gbit/s)" "$(gbit "$b" "$t")" "$rate" "Gbit/s"
-                stop_linkem
+                linkem_down
         done
 fi

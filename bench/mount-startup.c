@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The start-up of the benchmark's workspace (bench/mount.sh): a static
+ * The start-up of the benchmark's workspace (bench/coldstart --synthetic): a static
  * program installed in the image as /usr/bin/startup and run from the
  * mounted image with chroot. It reads what a dev environment reads when it
  * starts: every config in /etc, the sources of ten modules and the first

@@ -20,18 +20,11 @@ build=${1:-$here/build}
 mib=${2:-768}
 runs=${3:-3}
 hb=$build/cli/hocus-blk
-W=$(mktemp -d /tmp/bench-pull.XXXXXX)
-pids=()
-cleanup() {
-        stop_pids
-        rm -rf "$W"
-}
-trap cleanup EXIT
-export HOCUS_BLK_NO_PROGRESS=1
+W=$T
 
-start_registry "$W" || exit 1
-port=$REG_PORT
-R=docker://127.0.0.1:$port/bench/pull:v1
+start_registry reg
+port=${REGISTRY#*:}
+R=docker://$REGISTRY/bench/pull:v1
 
 # Mixed data in 16 MiB segments: random, numbered text lines, sparse-ish
 # blocks (zero pages with a few bytes), in rotation.

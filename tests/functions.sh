@@ -27,7 +27,7 @@ _run_cleanups() {
         for ((i = ${#_cleanups[@]} - 1; i >= 0; i--)); do
                 eval "${_cleanups[$i]}" >/dev/null 2>&1
         done
-        if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "${KEEP_LOGS:-}" ]; then
+        if [ -n "${KEEP_T:-}" ] || { [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "${KEEP_LOGS:-}" ]; }; then
                 echo "test state kept in $T" >&2
         else
                 rm -rf "$T"

@@ -1,5 +1,8 @@
-#!/usr/bin/env bash
-# The lazy engine: a synthetic boot (bench/lazy-trace.py: the boot area
+# bench/coldstart --preset lazy: the lazy engine alone, without root. Sourced
+# by bench/coldstart (not run on its own) with the arguments after the
+# preset; the harness is bench/lib.sh's (tests/functions.sh).
+#
+# A synthetic boot (bench/lazy-trace.py: the boot area
 # read front to back, then 4-64 KiB reads scattered over a multi-GiB image
 # with three 48 MiB bursts) read cold through NBD from blockd, whose
 # registry (docker-registry on loopback) sits behind bench/linkem (default
@@ -24,11 +27,10 @@
 # dependent read. Medians of RUNS; the modes take turns within a run, so
 # that the load of a shared machine falls on all of them alike.
 #
-# usage: bench/lazy.sh [--build DIR] [--quick] [--runs N] [--link DELAY:RATE|direct]
-#                      [--modes "no-background no-profile profile repacked full-pull warm"] [--qd N]
+# usage: bench/coldstart --preset lazy [--build DIR] [--quick] [--runs N]
+#            [--link DELAY:RATE|direct] [--qd N]
+#            [--modes "no-background no-profile profile repacked full-pull warm"]
 # Needs docker-registry, python3 with libnbd's bindings (python3-libnbd).
-set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/bench/lib.sh"
 build=$here/build
 size_mib=4096
@@ -44,32 +46,25 @@ while [ $# -gt 0 ]; do
         --link) link=$2; shift 2 ;;
         --modes) modes=$2; shift 2 ;;
         --qd) qd=$2; shift 2 ;;
-        *) echo "usage: bench/lazy.sh [--build DIR] [--quick] [--runs N] [--link DELAY:RATE|direct] [--modes ...] [--qd N]" >&2; exit 2 ;;
+        *) echo "usage: bench/coldstart --preset lazy [--build DIR] [--quick] [--runs N] [--link DELAY:RATE|direct] [--modes ...] [--qd N]" >&2; exit 2 ;;
         esac
 done
 hb=$build/cli/hocus-blk
 blockd=$build/blockd/blockd
 linkem=$build/bench/linkem
 trace_py=$here/bench/lazy-trace.py
-command -v docker-registry >/dev/null || { echo "bench/lazy: docker-registry is not installed" >&2; exit 77; }
+requires docker-registry
 nbd_python=
 for p in python3 /usr/bin/python3; do
         if "$p" -c 'import nbd' 2>/dev/null; then nbd_python=$p; break; fi
 done
-[ -n "$nbd_python" ] || { echo "bench/lazy: python3-libnbd is not installed" >&2; exit 77; }
-W=$(mktemp -d /tmp/bench-lazy.XXXXXX)
-pids=()
-cleanup() {
-        stop_pids
-        rm -rf "$W"
-}
-trap cleanup EXIT
-export HOCUS_BLK_NO_PROGRESS=1
+[ -n "$nbd_python" ] || skip "python3-libnbd is not installed"
+W=$T
 
 # --- The registry, the image, the trace, the link -----------------------------
-start_registry "$W" || exit 1
-port=$REG_PORT
-echo "bench/lazy: generating a $size_mib MiB image and its boot trace..." >&2
+start_registry reg
+port=${REGISTRY#*:}
+echo "bench/coldstart --preset lazy: generating a $size_mib MiB image and its boot trace..." >&2
 python3 "$trace_py" image "$W/disk.img" "$size_mib"
 python3 "$trace_py" trace "$W/disk.img" "$size_mib" "$W/boot.trace"
 python3 "$trace_py" profile "$W/boot.trace" "$W/boot.prf"
@@ -82,13 +77,10 @@ if [ "$link" = direct ]; then
         rate_bps=0
         rtt_ms=0
 else
-        "$linkem" --connect "127.0.0.1:$port" --delay "${link%%:*}" --rate "${link#*:}" \
-                --port-file "$W/linkem.port" --stats "$W/linkem.json" >"$W/linkem.log" 2>&1 &
-        pids+=($!)
-        for _ in $(seq 100); do [ -s "$W/linkem.port" ] && break; sleep 0.1; done
-        url=127.0.0.1:$(cat "$W/linkem.port")
-        rate_bps=$(python3 -c 'import sys; r=sys.argv[1].lower(); m={"k":1e3,"m":1e6,"g":1e9}; n=r.rstrip("bit"); print(int(float(n[:-1]) * m[n[-1]]) if n[-1] in m else int(float(n)))' "${link#*:}")
-        rtt_ms=$(python3 -c 'import sys; d=sys.argv[1]; print(2 * (float(d[:-2]) if d.endswith("ms") else float(d[:-2]) / 1000 if d.endswith("us") else float(d[:-1]) * 1000))' "${link%%:*}")
+        start_linkem "$linkem" "$port" "${link%%:*}" "${link#*:}" "$W/linkem.json"
+        url=127.0.0.1:$LINKEM_PORT
+        rate_bps=$(rate_bps "${link#*:}")
+        rtt_ms=$(calc "2000 * $(delay_s "${link%%:*}")" %.3f)
 fi
 REF=docker://$url/bench/lazy:v1
 REF_REPACKED=docker://$url/bench/lazy:repacked
@@ -118,9 +110,8 @@ run() {
         "$blockd" --cache "$cache" --plain-http --state-dir none --nbd-socket "$W/nbd.sock" --control "$W/control.sock" \
                 --pidfile "$W/blockd.pid" --fetch-log "$W/fetch.log" "${flags[@]}" >"$W/blockd.log" 2>&1 &
         local bpid=$!
-        pids+=("$bpid")
-        for _ in $(seq 600); do [ -s "$W/blockd.pid" ] && break; sleep 0.02; done
-        [ -s "$W/blockd.pid" ] || { echo "blockd did not start: $(tail -3 "$W/blockd.log")" >&2; exit 1; }
+        cleanup_fn "kill $bpid; wait $bpid"
+        wait_file 60 "$W/blockd.pid" || fail "blockd did not start: $(tail -3 "$W/blockd.log")"
         t_ready=$(python3 -c "print('%.3f' % ($(date +%s.%N) - $t0))")
         read -r boot _ _ < <("$nbd_python" "$trace_py" replay "nbd+unix:///ws?socket=$W/nbd.sock" "$W/boot.trace" "$qd")
         "$hb" stats --control "$W/control.sock" --json >"$W/stats.json"
@@ -139,8 +130,7 @@ run() {
                 hydrated=$(python3 -c "print('%.2f' % ($(date +%s.%N) - $t0))")
         fi
         "$hb" stats --control "$W/control.sock" --json >"$W/stats.json"
-        kill "$bpid"
-        wait "$bpid" || true
+        stop_pid "$bpid" blockd
         echo "mode=$mode run=$n ready=$t_ready boot=$boot hydrated=$hydrated pull=$pull_s fetched_at_boot=$at_boot_fetched" \
              "requests_at_boot=$at_boot_req needed_raw=$needed waits=$waits wait_s=$wait_s" \
              "fetched_total=$(field bytes_fetched) requests_total=$(($(field demand_requests) + $(field profile_requests) + $(field background_requests)))" \
@@ -148,7 +138,7 @@ run() {
         rm -rf "$cache"
 }
 
-echo "# bench/lazy: image $size_mib MiB ($(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("%.0f MiB stored in %d unique chunks of %d KiB" % (j["storedBytes"] / 2**20, j["uniqueChunks"], j["chunkSize"] // 1024))' "$W/inspect.json")), trace $(wc -l <"$W/boot.trace") reads ($(awk '{s += $2} END {printf "%.0f MiB", s / 1048576}' "$W/boot.trace")), link $link, QD $qd, $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
+echo "# bench/coldstart --preset lazy: image $size_mib MiB ($(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("%.0f MiB stored in %d unique chunks of %d KiB" % (j["storedBytes"] / 2**20, j["uniqueChunks"], j["chunkSize"] // 1024))' "$W/inspect.json")), trace $(wc -l <"$W/boot.trace") reads ($(awk '{s += $2} END {printf "%.0f MiB", s / 1048576}' "$W/boot.trace")), link $link, QD $qd, $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
 for n in $(seq "$runs"); do
         for mode in $modes; do
                 run "$mode" "$n" >>"$W/results"
@@ -188,3 +178,4 @@ fp, pr = med("full-pull", "pull"), med("profile", "boot")
 if fp and pr:
     print("full pull %.2f s (+ boot %.2f s) vs profile boot %.2f s: %.1fx" % (fp, med("full-pull", "boot"), pr, (fp + med("full-pull", "boot")) / pr))
 PY
+exit 0
