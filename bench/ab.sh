@@ -16,17 +16,10 @@ a=$1
 b=$2
 mib=${3:-512}
 runs=${4:-5}
-W=$(mktemp -d /tmp/bench-ab.XXXXXX)
-pids=()
-cleanup() {
-        stop_pids
-        rm -rf "$W"
-}
-trap cleanup EXIT
-export HOCUS_BLK_NO_PROGRESS=1
+W=$T
 
-start_registry "$W" || exit 1
-R=docker://127.0.0.1:$REG_PORT/bench/ab
+start_registry reg
+R=docker://$REGISTRY/bench/ab
 
 echo "generating $mib MiB of mixed data..."
 python3 - "$W/disk.img" "$mib" <<'PY'
