@@ -312,6 +312,9 @@ int main(int argc, char **argv) {
 
         d.start_ns = now_ns();
         d.source = common_source_options(&arg.common);
+        /* Attaching (GET /v2/, manifest, index, profile) waits no longer
+         * than a read would. */
+        d.source.request_timeout_ns = arg.sched.fetch_timeout_ns ?: SCHED_FETCH_TIMEOUT_DEFAULT_NS;
         d.cache_dir = common_cache_dir(&arg.common);
         r = chunkstore_open(d.cache_dir, arg.cache_max, &d.store);
         if (r < 0) {

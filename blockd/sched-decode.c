@@ -167,6 +167,7 @@ static bool end_job(struct sched *s, struct sched_range *rg, struct sched_job *j
                 uint64_t d = MIN(RETRY_BASE_NS << MIN(j->attempts, 10), MIN(RETRY_MAX_NS, s->o.fetch_timeout_ns / 4));
 
                 j->attempts++;
+                j->last_err = r;
                 s->st.retries++;
                 sched_requeue(s, j, now + sched_jitter(s, d));
                 return false;

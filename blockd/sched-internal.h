@@ -23,7 +23,7 @@
 #include "registry-client/fetch.h"
 
 #define NS 1000000000ull
-#define SCHED_TIMEOUT_DEFAULT_NS (30 * NS)
+#define SCHED_TIMEOUT_DEFAULT_NS SCHED_FETCH_TIMEOUT_DEFAULT_NS
 #define SCHED_RANGE_MAX_DEFAULT (4u << 20)
 #define SCHED_MAX_BAD 3                 /* fetches of a chunk whose bytes did not match */
 #define SCHED_DEMAND_RESERVE 2          /* request slots per source kept for demand */
@@ -65,6 +65,7 @@ struct sched_job {
         uint64_t pf_gen;
         uint8_t attempts;               /* transient failures */
         uint8_t bad;                    /* digest mismatches */
+        int last_err;                   /* the last transient failure (retried), 0 = none */
         unsigned waiters;
         unsigned refs;
         int result;                     /* once done */

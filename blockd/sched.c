@@ -335,7 +335,7 @@ int sched_demand(struct sched_export *se, uint64_t i, uint64_t n_after, struct s
         struct sched_job *j;
         unsigned n_hints;
         uint64_t seq;
-        int r;
+        int r, last_err = 0;
 
         assert(k != BLKINDEX_ZERO);
         mark_needed(se, k);
@@ -391,6 +391,7 @@ int sched_demand(struct sched_export *se, uint64_t i, uint64_t n_after, struct s
                         pthread_cond_signal(&s->wake);  /* background may go after the hold */
                 if (!j->done) {
                         r = -ETIMEDOUT;
+                        last_err = j->last_err;
                 } else {
                         r = j->result;
                         if (r == 0)
@@ -420,12 +421,17 @@ int sched_demand(struct sched_export *se, uint64_t i, uint64_t n_after, struct s
                 /* Who handles it logs it: here, the read fails (its
                  * frontend maps EIO to its wire code); once per 10 s. */
                 if (warn) {
-                        char hex[DIGEST_HEX_LEN + 1];
-                        log_warning("Export %s: read of chunk %llu (%s) failed: %s (%llu failed reads so far)", se->name,
+                        char hex[DIGEST_HEX_LEN + 1], why[512] = "";
+
+                        /* A timeout after failed attempts: say what the
+                         * last one met (a reply cut short, a reset). */
+                        if (r == -ETIMEDOUT && last_err)
+                                source_strerror(se->src, last_err, why, sizeof why);
+                        log_warning("Export %s: read of chunk %llu (%s) failed: %s%s%s (%llu failed reads so far)", se->name,
                                     (unsigned long long) i, digest_to_hex(d, hex),
                                     r == -ETIMEDOUT ? "the source did not deliver it within the fetch timeout"
                                                     : strerror(-r),
-                                    (unsigned long long) failures);
+                                    why[0] ? "; the last attempt: " : "", why, (unsigned long long) failures);
                 }
                 return -EIO;
         }

@@ -53,10 +53,12 @@
 struct sched;
 struct sched_export;
 
+#define SCHED_FETCH_TIMEOUT_DEFAULT_NS (30 * 1000000000ull)
+
 struct sched_options {
         bool background;                /* stream every chunk in the background */
         uint64_t background_rate;       /* bytes/s cap for background, 0 = none */
-        uint64_t fetch_timeout_ns;      /* 0 = 30 s */
+        uint64_t fetch_timeout_ns;      /* 0 = SCHED_FETCH_TIMEOUT_DEFAULT_NS */
         uint64_t range_max;             /* largest range request, 0 = 4 MiB */
         uint64_t profile_batch;         /* profile reordered in batches of this many stored
                                          * bytes (see sched_profile_batch), 0 = 2 x range_max */

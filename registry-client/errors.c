@@ -65,11 +65,12 @@ int curl_code_to_errno(int code) {
         case CURLE_SEND_ERROR:
         case CURLE_RECV_ERROR:
         case CURLE_GOT_NOTHING:
-        case CURLE_PARTIAL_FILE:
         case CURLE_HTTP2:
         case CURLE_HTTP2_STREAM:
         case CURLE_HTTP3:
                 return -ECONNRESET;
+        case CURLE_PARTIAL_FILE:
+                return -EPIPE;          /* the reply was cut short */
         case CURLE_WEIRD_SERVER_REPLY:
         case CURLE_UNSUPPORTED_PROTOCOL:
         case CURLE_TOO_MANY_REDIRECTS:

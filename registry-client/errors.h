@@ -11,7 +11,8 @@
  *   429, 5xx (but 501, 505)    -EAGAIN     (transient: retried first)
  *   408, stalls, timeouts      -ETIMEDOUT  (transient: retried first)
  *   connection refused         -ECONNREFUSED (transient: retried first)
- *   resets, short bodies       -ECONNRESET (transient: retried first)
+ *   resets                     -ECONNRESET (transient: retried first)
+ *   replies cut short          -EPIPE      (transient: retried first)
  *   untrusted certificate      -EKEYREJECTED
  *   TLS handshake failure      -EPROTO
  *   bad digest                 -EBADMSG (decided by the callers that hash)

@@ -242,7 +242,7 @@ static void completed(struct http_engine *e, struct http_req *r, CURLcode cc) {
         err = cc != CURLE_OK ? curl_code_to_errno(cc) : 0;
         transient = cc != CURLE_OK ? curl_code_transient(cc) : http_status_transient(r->status);
         if (cc == CURLE_OK && r->dst && r->status / 100 == 2 && r->dst_got < r->dst_len) {
-                err = -ECONNRESET; /* a short body */
+                err = -EPIPE; /* a short body */
                 transient = true;
         }
         if (transient && r->retry_ok && r->attempts < e->cfg.max_attempts) {
@@ -505,6 +505,32 @@ void http_wait_wait(struct http_wait *w) {
         while (!w->done)
                 pthread_cond_wait(&w->cond, &w->lock);
         pthread_mutex_unlock(&w->lock);
+}
+
+bool http_wait_until(struct http_wait *w, uint64_t until_ns) {
+        bool done;
+
+        pthread_mutex_lock(&w->lock);
+        while (!w->done) {
+                uint64_t now = now_ns(), d;
+                struct timespec ts;
+
+                if (now >= until_ns)
+                        break;
+                /* The condition's clock is CLOCK_REALTIME: wait relative. */
+                d = until_ns - now;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_sec += (time_t) (d / 1000000000ull);
+                ts.tv_nsec += (long) (d % 1000000000ull);
+                if (ts.tv_nsec >= 1000000000L) {
+                        ts.tv_sec++;
+                        ts.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+        }
+        done = w->done;
+        pthread_mutex_unlock(&w->lock);
+        return done;
 }
 
 void http_wait_destroy(struct http_wait *w) {

@@ -132,6 +132,8 @@ struct http_wait {
 void http_wait_init(struct http_wait *w);
 void http_wait_signal(struct http_wait *w);
 void http_wait_wait(struct http_wait *w);
+/* Wait until done or the now_ns() clock reaches until; true when done. */
+bool http_wait_until(struct http_wait *w, uint64_t until_ns);
 void http_wait_destroy(struct http_wait *w);
 
 /* Submit r and wait for it (r->done must not be set). Returns r->r. */

@@ -28,6 +28,7 @@
 #define TOKEN_BODY_MAX (256u << 10)
 #define TOKEN_MARGIN_NS (10ULL * 1000000000ULL)
 #define AUTH_ROUNDS_MAX 3
+#define WAIT_NOTICE_NS (2 * 1000000000ull)     /* a synchronous request slower than this is logged */
 
 struct token_fetch {
         struct registry *reg;
@@ -127,6 +128,18 @@ static int describe_transport(struct registry *reg, struct http_req *h, const ch
                 return reg_fail(reg, h->r, "%s: %s timed out%s: %s", host_of(reg), what, tries, detail);
         case -ECONNRESET:
                 return reg_fail(reg, h->r, "%s: connection lost during %s%s: %s", host_of(reg), what, tries, detail);
+        case -EPIPE: {
+                /* Cut short: how much of how much says whether it is the
+                 * registry, a proxy's limit, or the link. */
+                uint64_t got = h->dst ? h->dst_got : h->resp_len;
+                int64_t want = h->dst ? (int64_t) h->dst_len : h->content_length;
+                char of[32] = "?";
+
+                if (want >= 0)
+                        snprintf(of, sizeof of, "%lld", (long long) want);
+                return reg_fail(reg, h->r, "%s: the registry closed the reply to %s after %llu of %s bytes%s", host_of(reg),
+                                what, (unsigned long long) got, of, tries);
+        }
         case -ECANCELED:
                 return h->r;
         default:
@@ -491,15 +504,31 @@ static void run_done(struct reg_req *q) {
 }
 
 int reg_req_run(struct reg_req *q) {
+        struct registry *reg = q->reg;
+        const uint64_t limit = reg->opts.request_timeout_ns;
         struct http_wait w;
 
         http_wait_init(&w);
         q->done = run_done;
         q->userdata = &w;
+        if (limit && !q->h->deadline_ns)
+                q->h->deadline_ns = now_ns() + limit;
         reg_req_submit(q);
-        http_wait_wait(&w);
+        /* A registry that accepts and never answers: say what we wait
+         * for, once, rather than nothing for the whole timeout. */
+        if (!http_wait_until(&w, now_ns() + WAIT_NOTICE_NS)) {
+                if (limit)
+                        log_info("Waiting for %s (%s) ... (at most %.0f s more)", host_of(reg), q->what,
+                                 (double) (limit - MIN(limit, WAIT_NOTICE_NS)) / 1e9);
+                else
+                        log_info("Waiting for %s (%s) ...", host_of(reg), q->what);
+                http_wait_wait(&w);
+        }
         http_wait_destroy(&w);
         q->done = NULL;
+        if (q->r == -ETIMEDOUT && limit && now_ns() + WAIT_NOTICE_NS / 4 >= q->h->deadline_ns)
+                return reg_fail(reg, -ETIMEDOUT, "%s did not answer %s within %.0f s (the fetch timeout)",
+                                host_of(reg), q->what, (double) limit / 1e9);
         return q->r;
 }
 

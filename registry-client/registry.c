@@ -465,7 +465,7 @@ static int upload_send(struct registry *reg, const char *method, const char *url
 }
 
 static bool transient(int r) {
-        return r == -EAGAIN || r == -ECONNRESET || r == -ETIMEDOUT || r == -ECONNREFUSED;
+        return r == -EAGAIN || r == -ECONNRESET || r == -EPIPE || r == -ETIMEDOUT || r == -ECONNREFUSED;
 }
 
 /* One whole upload attempt: session, body, commit. */

@@ -110,6 +110,12 @@ struct source_options {
         unsigned stall_timeout_s;       /* docker://: a transfer below 1 byte/s this long fails; 0 = 30 */
         unsigned max_attempts;          /* docker://: tries per request (retries + 1); 0 = 5 */
         unsigned max_connections;       /* docker://: per host; 0 = 16 */
+        /* docker://: every request made while opening and reading whole
+         * objects (GET /v2/, manifests, index, profile, referrers, HEAD)
+         * ends within this, retries included: -ETIMEDOUT, described as
+         * "HOST did not answer ... within N s"; 0 = only the per-try
+         * limits. Waiting longer than a few seconds is logged (info). */
+        uint64_t request_timeout_ns;
 };
 
 /* Parse ref text and open its source. err gets a reason for -EINVAL. */

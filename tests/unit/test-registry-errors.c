@@ -36,7 +36,7 @@ static void test_curl(void) {
         assert(curl_code_to_errno(CURLE_PEER_FAILED_VERIFICATION) == -EKEYREJECTED);
         assert(curl_code_to_errno(CURLE_SSL_CONNECT_ERROR) == -EPROTO);
         assert(curl_code_to_errno(CURLE_RECV_ERROR) == -ECONNRESET);
-        assert(curl_code_to_errno(CURLE_PARTIAL_FILE) == -ECONNRESET);
+        assert(curl_code_to_errno(CURLE_PARTIAL_FILE) == -EPIPE);
         assert(curl_code_to_errno(CURLE_COULDNT_RESOLVE_HOST) == -EHOSTUNREACH);
         assert(curl_code_transient(CURLE_COULDNT_CONNECT) && curl_code_transient(CURLE_RECV_ERROR) &&
                curl_code_transient(CURLE_OPERATION_TIMEDOUT) && curl_code_transient(CURLE_GOT_NOTHING));
