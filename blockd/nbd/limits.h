@@ -23,6 +23,11 @@ struct nbdsrv_limits {
         { .max_connections = 1024, .peer_connections = 16, .conn_buffer = 32ull << 20,         \
           .buffer_total = 1ull << 30, .handshake_timeout_s = 30 }
 
+/* Requests up to this size take no budget: the hot path (small cached
+ * reads) stays off the budget's lock, and what they hold is bounded by
+ * the threads a connection has (--threads x 64 KiB). */
+#define NBDSRV_BUDGET_FREE (64u << 10)
+
 struct nbdsrv;
 struct conn;
 struct worker;

@@ -256,8 +256,8 @@ static int read_request(struct worker *w, struct nbdsrv_request *rq) {
                 __atomic_fetch_add(&c->srv->protocol_errors, 1, __ATOMIC_RELAXED);
                 return -EPROTO;
         }
-        if ((rq->type == NBD_CMD_READ || rq->type == NBD_CMD_WRITE) && rq->length <= NBD_MAX_REQUEST &&
-            nbdsrv_budget_try(w, rq->length) < 0) {
+        if ((rq->type == NBD_CMD_READ || rq->type == NBD_CMD_WRITE) && rq->length > NBDSRV_BUDGET_FREE &&
+            rq->length <= NBD_MAX_REQUEST && nbdsrv_budget_try(w, rq->length) < 0) {
                 /* Out of room: stop reading from this client until replies
                  * drain (the ones gathered here first). */
                 r = nbdsrv_flush_batch(w);

@@ -130,4 +130,14 @@ rc=0
 wait "$BLOCKD_PID" || rc=$?
 [ "$rc" -eq 0 ] || fail "blockd exited $rc"
 [ ! -e "$T/blockd.pid" ] || fail "the pidfile was left behind"
+
+# 4. Budgets smaller than the requests: each runs alone, and everything
+# completes (reads and writes on four connections at once).
+start_blockd --nbd-socket "$T/nbd.sock" --control "$T/control.sock" \
+        --export "w=oci:$T/layout:a,overlay=$T/w.ovl" --nbd-conn-buffer 128K --nbd-buffer-total 256K
+head -c 64M /dev/urandom >"$T/new.img"
+nbdcopy --connections=4 --requests=16 --request-size=1048576 "$T/new.img" "$(nbd_uri w)"
+nbdcopy --connections=4 --requests=16 --request-size=1048576 "$(nbd_uri w)" "$T/w.out"
+assert_same "$T/new.img" "$T/w.out"
+stop_blockd
 echo ok
