@@ -273,6 +273,10 @@ static int recheck(struct chunkfd_cache *c, const struct digest *id, size_t len,
         now = fd_stamp(e->fd);
         r = chunkstore_verify_fd(e->fd, id, len);
         __atomic_fetch_add(&c->reverified, 1, __ATOMIC_RELAXED);
+        if (r == 0 && !now) {
+                chunkfd_put(c, e);
+                return -ENOENT;         /* cannot be looked at: open it afresh */
+        }
         if (r == 0) {
                 pthread_mutex_lock(&s->lock);
                 e->stamp = now;
@@ -361,7 +365,7 @@ int chunkfd_get(struct chunkfd_cache *c, const struct digest *id, size_t len, ui
                         __atomic_fetch_add(&c->damaged, 1, __ATOMIC_RELAXED);
                 }
                 (void) chunkstore_drop(c->store, id);
-                return *stamp ? -ESTALE : -ENOENT;
+                return -ESTALE;
         }
         *stamp = now;
 

@@ -10,8 +10,7 @@
  * export.c). Every use of an open entry compares the stamp with a fresh
  * fstat, so an entry written after it was verified is hashed again before
  * it is served. A damaged entry is dropped from the store and reported as
- * missing (-ENOENT, or -ESTALE when it had been verified), so the caller
- * fetches it again.
+ * -ESTALE, so the caller fetches it again.
  *
  * Handles are pinned: an fd stays open while any handle to it is held,
  * even if the cache evicts it or the store removes the file meanwhile.
@@ -50,9 +49,9 @@ void chunkfd_cache_free(struct chunkfd_cache *c);
  * A pinned handle for entry id, which must hold exactly len bytes.
  * *stamp in: the stamp of the file when the caller last had it verified
  * (0: never; hashing is skipped when the file still has it); out: the
- * verified file's stamp. Returns 0, -ENOENT (not in the store, or damaged
- * and dropped), -ESTALE (it was verified, has changed since and no longer
- * matches: dropped; fetch it again) or -errno.
+ * verified file's stamp. Returns 0, -ENOENT (not in the store), -ESTALE
+ * (it does not match: damaged, or changed since it was verified; dropped
+ * from the store, fetch it again) or -errno.
  */
 int chunkfd_get(struct chunkfd_cache *c, const struct digest *id, size_t len, uint32_t *stamp, struct chunkfd **ret);
 /* Only look: a pinned handle if the entry is open already and unchanged

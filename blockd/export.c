@@ -263,7 +263,7 @@ static int chunk_seg(struct export_read *rd, uint64_t i, uint32_t k, uint64_t in
 
                 r = chunkfd_get(e->env.fds, &c->digest, c->raw_len, &stamp, &h);
                 if (r == -ESTALE) {
-                        /* Changed after it was verified: dropped; fetch it. */
+                        /* Damaged, or changed after it was verified: dropped; fetch it. */
                         STAT_ADD(e, reverify_failures, 1);
                         __atomic_store_n(vstamp, 0, __ATOMIC_RELAXED);
                         r = -ENOENT;

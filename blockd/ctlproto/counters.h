@@ -97,7 +97,7 @@
         X(cache_full_events, COUNTER, COUNT, "cache_full_events", "hocus_blk_export_cache_full_events_total", NULL,  \
           "Times the background stream paused because the chunk store was full (its disk, or near --cache-max).")    \
         X(reverify_failures, COUNTER, COUNT, "reverify_failures", "hocus_blk_export_reverify_failures_total", NULL,  \
-          "Store entries that changed after they were verified and no longer matched (dropped, fetched again).")
+          "Store entries that did not match when read (damaged, or changed after they were verified): fetched again.")
 
 #define EXPORT_COUNTER_FIELD_(field, kind, unit, json, prom, label, help) uint64_t field;
 
