@@ -37,6 +37,14 @@ struct shard {
 struct chunkfd_cache {
         struct chunkstore *store;
         struct shard shards[N_SHARDS];
+        /* The scrub: where the next pass goes on (under scrub_lock), its thread. */
+        pthread_mutex_t scrub_lock;
+        pthread_cond_t scrub_cond;
+        unsigned scrub_shard;
+        size_t scrub_pos;
+        uint64_t scrub_rate;
+        bool scrub_running, scrub_stop;
+        pthread_t scrub_thread;
         uint64_t hits, opens, verified, damaged, evictions, open, reverified, changed; /* atomic */
 };
 
@@ -90,6 +98,8 @@ int chunkfd_cache_new(struct chunkstore *store, unsigned max_fds, struct chunkfd
         if (!c)
                 return -ENOMEM;
         c->store = store;
+        pthread_mutex_init(&c->scrub_lock, NULL);
+        pthread_cond_init(&c->scrub_cond, NULL);
         for (unsigned i = 0; i < N_SHARDS; i++) {
                 struct shard *s = &c->shards[i];
 
@@ -112,6 +122,15 @@ void chunkfd_cache_free(struct chunkfd_cache *c) {
         if (!c)
                 return;
         chunkstore_set_evict_hook(c->store, NULL, NULL);
+        if (c->scrub_running) {
+                pthread_mutex_lock(&c->scrub_lock);
+                c->scrub_stop = true;
+                pthread_cond_broadcast(&c->scrub_cond);
+                pthread_mutex_unlock(&c->scrub_lock);
+                pthread_join(c->scrub_thread, NULL);
+        }
+        pthread_mutex_destroy(&c->scrub_lock);
+        pthread_cond_destroy(&c->scrub_cond);
         for (unsigned i = 0; i < N_SHARDS; i++) {
                 struct shard *s = &c->shards[i];
                 struct chunkfd *e = s->head;
@@ -294,6 +313,96 @@ static int recheck(struct chunkfd_cache *c, const struct digest *id, size_t len,
         chunkfd_put(c, e);
         (void) chunkstore_drop(c->store, id);
         return -ESTALE;
+}
+
+/* Pin the n-th entry of shard s (list order), NULL past the end. */
+static struct chunkfd *pin_nth(struct shard *s, size_t n) {
+        struct chunkfd *e;
+
+        pthread_mutex_lock(&s->lock);
+        for (e = s->head; e && n; e = e->next)
+                n--;
+        if (e)
+                e->refs++;
+        pthread_mutex_unlock(&s->lock);
+        return e;
+}
+
+unsigned chunkfd_scrub(struct chunkfd_cache *c, uint64_t budget) {
+        uint64_t done = 0;
+        unsigned dropped = 0, empty = 0;
+
+        pthread_mutex_lock(&c->scrub_lock);
+        while (done < budget && empty < N_SHARDS) {
+                struct shard *s = &c->shards[c->scrub_shard % N_SHARDS];
+                struct chunkfd *e = pin_nth(s, c->scrub_pos);
+                struct digest id;
+                struct stat st;
+                int r;
+
+                if (!e) {
+                        /* This shard is done: the next one, from its head. */
+                        c->scrub_shard++;
+                        c->scrub_pos = 0;
+                        empty++;
+                        continue;
+                }
+                empty = 0;
+                c->scrub_pos++;
+                id = e->id;
+                r = fstat(e->fd, &st) < 0 ? -errno : chunkstore_verify_fd(e->fd, &id, (size_t) st.st_size);
+                __atomic_fetch_add(&c->reverified, 1, __ATOMIC_RELAXED);
+                done += r == 0 ? (uint64_t) st.st_size : 1;
+                if (r == -EBADMSG) {
+                        char hex[DIGEST_HEX_LEN + 1];
+
+                        log_warning("Chunk store entry %s no longer matches its digest (found by the periodic re-verification); dropping it",
+                                    digest_to_hex(&id, hex));
+                        __atomic_fetch_add(&c->changed, 1, __ATOMIC_RELAXED);
+                        pthread_mutex_lock(&s->lock);
+                        (void) detach_locked(s, e);
+                        pthread_mutex_unlock(&s->lock);
+                        (void) chunkstore_drop(c->store, &id);
+                        c->scrub_pos--;
+                        dropped++;
+                }
+                chunkfd_put(c, e);
+        }
+        pthread_mutex_unlock(&c->scrub_lock);
+        return dropped;
+}
+
+/* Scrub scrub_rate bytes a second until told to stop. */
+static void *scrub_main(void *arg) {
+        struct chunkfd_cache *c = arg;
+
+        pthread_mutex_lock(&c->scrub_lock);
+        while (!c->scrub_stop) {
+                struct timespec ts;
+
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_sec += 1;
+                pthread_cond_timedwait(&c->scrub_cond, &c->scrub_lock, &ts);
+                if (c->scrub_stop)
+                        break;
+                pthread_mutex_unlock(&c->scrub_lock);
+                (void) chunkfd_scrub(c, c->scrub_rate);
+                pthread_mutex_lock(&c->scrub_lock);
+        }
+        pthread_mutex_unlock(&c->scrub_lock);
+        return NULL;
+}
+
+int chunkfd_scrub_start(struct chunkfd_cache *c, uint64_t rate) {
+        int r;
+
+        if (!rate || c->scrub_running)
+                return 0;
+        c->scrub_rate = rate;
+        r = -pthread_create(&c->scrub_thread, NULL, scrub_main, c);
+        if (r == 0)
+                c->scrub_running = true;
+        return r;
 }
 
 void chunkfd_forget(struct chunkfd_cache *c, const struct digest *id) {

@@ -66,3 +66,16 @@ int chunkfd_fd(const struct chunkfd *h);
 void chunkfd_put(struct chunkfd_cache *c, struct chunkfd *h);
 
 void chunkfd_get_stats(struct chunkfd_cache *c, struct chunkfd_stats *ret);
+
+/*
+ * The periodic re-verification: damage that leaves a file's stamp alone
+ * (a bit flipped on the medium, a write that sets ctime back through the
+ * block device) is found by hashing open entries again, round robin,
+ * about budget bytes per call; a mismatch is dropped from the table and
+ * the store (counted in `changed`; the next read fetches it again).
+ * Returns the entries dropped. chunkfd_scrub_start runs it every second
+ * with rate as the budget in a thread of its own (0: not at all), until
+ * chunkfd_cache_free.
+ */
+unsigned chunkfd_scrub(struct chunkfd_cache *c, uint64_t budget);
+int chunkfd_scrub_start(struct chunkfd_cache *c, uint64_t rate);

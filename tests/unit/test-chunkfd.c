@@ -170,6 +170,33 @@ int main(void) {
                 chunkfd_get_stats(c, &st);
                 assert(st.reverified == 2 && st.changed == 1);
         }
+        /* The periodic re-verification hashes open entries whatever
+         * their stamp, finds a changed one and drops it. */
+        {
+                char hex[DIGEST_HEX_LEN + 1], path[256];
+                int fd;
+
+                verified = 0;
+                assert(chunkfd_get(c, &ids[11], LEN, &verified, &h) == 0);
+                chunkfd_put(c, h);
+                assert(chunkfd_scrub(c, UINT64_MAX) == 0);
+                digest_to_hex(&ids[11], hex);
+                snprintf(path, sizeof path, "%s/chunks/%.2s/%s", dir, hex, hex);
+                assert(chmod(path, 0644) == 0);
+                fd = open(path, O_WRONLY);
+                assert(fd >= 0 && pwrite(fd, "Z", 1, 20) == 1);
+                close(fd);
+                chunkfd_get_stats(c, &st);
+                assert(st.changed == 1);
+                assert(chunkfd_scrub(c, UINT64_MAX) == 1);
+                chunkfd_get_stats(c, &st);
+                assert(st.changed == 2);
+                assert(chunkstore_has(cs, &ids[11]) == 0);
+                assert(chunkfd_lookup(c, &ids[11], &h) == -ENOENT);
+                /* A bounded pass stops early and goes on where it stopped. */
+                assert(chunkfd_scrub(c, 1) == 0);
+                assert(chunkfd_scrub_start(c, 1 << 20) == 0);
+        }
         memset(&missing, 0x5a, sizeof missing);
         verified = 0;
         assert(chunkfd_get(c, &missing, LEN, &verified, &h) == -ENOENT);
