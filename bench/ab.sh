@@ -22,27 +22,7 @@ start_registry reg
 R=docker://$REGISTRY/bench/ab
 
 echo "generating $mib MiB of mixed data..."
-python3 - "$W/disk.img" "$mib" <<'PY'
-import random, sys
-path, mib = sys.argv[1], int(sys.argv[2])
-rng = random.Random(11)
-seg = 16 << 20
-n = 0
-with open(path, "wb") as f:
-    for i in range(mib // 16):
-        kind = i % 3
-        if kind == 0:
-            f.write(rng.randbytes(seg))
-        elif kind == 1:
-            s = "".join(f"{n + k:012d} static int chunk_read(struct export *e, uint64_t off);\n" for k in range(seg // 60 + 1))
-            n += seg // 60 + 1
-            f.write(s.encode()[:seg])
-        else:
-            b = bytearray(seg)
-            for k in range(0, seg, 4096):
-                b[k] = rng.randrange(1, 256)
-            f.write(bytes(b))
-PY
+python3 "$here/bench/gen-mixed.py" "$W/disk.img" "$mib" 11
 cat "$W/disk.img" >/dev/null
 declare -A times
 timed() { # NAME CMD...: run, add the seconds to times[NAME]

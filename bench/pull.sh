@@ -29,27 +29,7 @@ R=docker://$REGISTRY/bench/pull:v1
 # Mixed data in 16 MiB segments: random, numbered text lines, sparse-ish
 # blocks (zero pages with a few bytes), in rotation.
 echo "generating $mib MiB of mixed data..."
-python3 - "$W/disk.img" "$mib" <<'PY'
-import random, sys
-path, mib = sys.argv[1], int(sys.argv[2])
-rng = random.Random(7)
-seg = 16 << 20
-n = 0
-with open(path, "wb") as f:
-    for i in range(mib // 16):
-        kind = i % 3
-        if kind == 0:
-            f.write(rng.randbytes(seg))
-        elif kind == 1:
-            s = "".join(f"{n + k:012d} static int chunk_read(struct export *e, uint64_t off);\n" for k in range(seg // 60 + 1))
-            n += seg // 60 + 1
-            f.write(s.encode()[:seg])
-        else:
-            b = bytearray(seg)
-            for k in range(0, seg, 4096):
-                b[k] = rng.randrange(1, 256)
-            f.write(bytes(b))
-PY
+python3 "$here/bench/gen-mixed.py" "$W/disk.img" "$mib" 7
 "$hb" push "$W/disk.img" "$R" --plain-http --quiet >/dev/null
 "$hb" inspect "$R" --plain-http --json >"$W/inspect.json"
 mapfile -t packs < <(jq -r '.packs[].digest' "$W/inspect.json")
