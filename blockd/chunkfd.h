@@ -77,5 +77,6 @@ void chunkfd_get_stats(struct chunkfd_cache *c, struct chunkfd_stats *ret);
  * with rate as the budget in a thread of its own (0: not at all), until
  * chunkfd_cache_free.
  */
+#define CHUNKFD_SCRUB_RATE_DEFAULT (4u << 20)       /* blockd --scrub-rate */
 unsigned chunkfd_scrub(struct chunkfd_cache *c, uint64_t budget);
 int chunkfd_scrub_start(struct chunkfd_cache *c, uint64_t rate);

@@ -28,7 +28,6 @@
 #include "sockets.h"
 
 #define MAX_LINE (64u << 10)
-#define IDLE_TIMEOUT_NS (300ull * 1000000000ull)
 #define DETACH_TIMEOUT_S 30
 
 struct control {
@@ -421,7 +420,7 @@ static void reply_error(struct control *ctl, struct clientpool_client *pc, int r
 
 /*
  * One client: requests, one line each, answered in order. Between
- * requests the client is idle (closed after IDLE_TIMEOUT_NS, or sooner to
+ * requests the client is idle (closed after the idle timeout, or sooner to
  * make room for a new client at the cap); once a request's first byte is
  * in, the whole line must arrive within the request timeout, and so must
  * the answer leave. A client that sends slowly or stops reading holds a
@@ -446,7 +445,7 @@ static void serve(struct clientpool_client *pc, void *userdata) {
                         }
                         if (len == 0) {
                                 clientpool_set_idle(pc, true);
-                                n = recv_until(fd, buf, MAX_LINE, deadline_after(IDLE_TIMEOUT_NS), cancel);
+                                n = recv_until(fd, buf, MAX_LINE, deadline_after(ctl->cfg.idle_timeout_ns), cancel);
                                 if (!clientpool_set_idle(pc, false))
                                         break;
                                 deadline = deadline_after(ctl->cfg.request_timeout_ns);
@@ -514,6 +513,8 @@ int control_new(const struct control_config *cfg, struct control **ret) {
                 ctl->cfg.max_clients = CONTROL_MAX_CLIENTS_DEFAULT;
         if (!ctl->cfg.request_timeout_ns)
                 ctl->cfg.request_timeout_ns = CONTROL_REQUEST_TIMEOUT_DEFAULT_S * 1000000000ull;
+        if (!ctl->cfg.idle_timeout_ns)
+                ctl->cfg.idle_timeout_ns = CONTROL_IDLE_TIMEOUT_DEFAULT_S * 1000000000ull;
         *ret = ctl;
         return 0;
 }

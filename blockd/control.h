@@ -17,7 +17,8 @@
  * HTTP response instead (curl --unix-socket works).
  *
  * Clients are bounded (blockd/clientpool.h): at most max_clients at once
- * (at the cap the one idle longest is closed to make room); a request
+ * (at the cap the one idle longest is closed to make room), one idle
+ * longer than idle_timeout_ns is closed; a request
  * must arrive whole, and its answer leave, within request_timeout_ns; a
  * request that is not valid UTF-8 gets an EILSEQ error, and answers are
  * always JSON.
@@ -39,6 +40,7 @@ struct control_ops {
 };
 
 #define CONTROL_MAX_CLIENTS_DEFAULT 32u
+#define CONTROL_IDLE_TIMEOUT_DEFAULT_S 300u
 
 struct control_config {
         /* The objects the commands act on and report (borrowed; they
@@ -49,6 +51,7 @@ struct control_config {
         void *userdata;
         unsigned max_clients;           /* 0: CONTROL_MAX_CLIENTS_DEFAULT */
         uint64_t request_timeout_ns;    /* 0: CONTROL_REQUEST_TIMEOUT_DEFAULT_S */
+        uint64_t idle_timeout_ns;       /* between requests; 0: CONTROL_IDLE_TIMEOUT_DEFAULT_S */
 };
 
 int control_start(const struct control_config *cfg, const char *path, struct control **ret);

@@ -324,18 +324,11 @@ int main(int argc, char **argv) {
         r = chunkfd_cache_new(d.store, arg.fd_cache, &d.fds);
         if (r < 0)
                 goto fail;
-        {
-                /* Re-verify open entries now and then ($HOCUS_BLK_SCRUB_RATE
-                 * bytes/s, default 4M, 0 = off): damage that no fstat sees. */
-                const char *env = getenv("HOCUS_BLK_SCRUB_RATE");
-                uint64_t rate = 4 << 20;
-
-                if (env && parse_size(env, &rate) < 0)
-                        log_warning("Ignoring $HOCUS_BLK_SCRUB_RATE=%s: not a size", env);
-                r = chunkfd_scrub_start(d.fds, rate);
-                if (r < 0)
-                        log_warning_errno(r, "Cannot start the chunk store re-verification: %m");
-        }
+        /* Re-verify open entries now and then (--scrub-rate): damage that
+         * no fstat sees. */
+        r = chunkfd_scrub_start(d.fds, arg.scrub_rate);
+        if (r < 0)
+                log_warning_errno(r, "Cannot start the chunk store re-verification: %m");
         r = sched_new(d.store, &arg.sched, &d.sched);
         if (r < 0) {
                 log_error_errno(r, "Cannot start the fetch scheduler%s%s: %m", arg.sched.fetch_log ? " with --fetch-log " : "",
@@ -423,7 +416,8 @@ int main(int argc, char **argv) {
                 char *slash = dir ? strrchr(dir, '/') : NULL;
                 struct control_config ccfg = { .src = msrc, .ops = &control_ops, .userdata = &d,
                                                .max_clients = arg.control_max_clients,
-                                               .request_timeout_ns = arg.request_timeout_ns };
+                                               .request_timeout_ns = arg.request_timeout_ns,
+                                               .idle_timeout_ns = arg.control_idle_timeout_s * 1000000000ull };
 
                 if (slash && slash != dir) {
                         *slash = 0;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "blockd/chunkfd.h"
 #include "blockd/options.h"
 #include "common/err.h"
 #include "common/cleanup.h"
@@ -20,6 +21,7 @@ struct blockd_args arg = {
         .poll_us = 50,
         .nbd_limits = NBDSRV_LIMITS_DEFAULT,
         .sched = { .background = true },
+        .scrub_rate = CHUNKFD_SCRUB_RATE_DEFAULT,
 };
 
 enum {
@@ -55,6 +57,8 @@ enum {
         OPT_NBD_BUFFER_TOTAL,
         OPT_NBD_HANDSHAKE_TIMEOUT,
         OPT_CONFIG,
+        OPT_CONTROL_IDLE_TIMEOUT,
+        OPT_SCRUB_RATE,
 };
 
 static const struct opt serving_options[] = {
@@ -86,6 +90,10 @@ static const struct opt serving_options[] = {
         { "control-max-clients", OPT_CONTROL_MAX_CLIENTS, "N",
           "control connections at once (default 32); at the cap\n"
           "the one idle longest is closed to make room",
+          0 },
+        { "control-idle-timeout", OPT_CONTROL_IDLE_TIMEOUT, "SECONDS",
+          "a control client that sends no request this long is\n"
+          "closed (default 300)",
           0 },
         { "metrics-max-clients", OPT_METRICS_MAX_CLIENTS, "N",
           "--metrics connections at once (default 8); at the cap\n"
@@ -159,6 +167,11 @@ static const struct opt tuning_options[] = {
         { "fd-cache", OPT_FD_CACHE, "N",
           "chunk store entries kept open (default 8192, at most\n"
           "half the open-file limit)",
+          0 },
+        { "scrub-rate", OPT_SCRUB_RATE, "SIZE|0",
+          "hash open chunk store entries again, round robin, at\n"
+          "SIZE bytes/s, for damage no stamp shows (default 4M,\n"
+          "or $HOCUS_BLK_SCRUB_RATE; 0 turns it off)",
           0 },
         { "no-sendfile", OPT_NO_SENDFILE, NULL, "copy cached data through user space", 0 },
         { "poll-us", OPT_POLL_US, "N",
@@ -353,6 +366,12 @@ static int blockd_option_set(void *ctx, int id, const char *value, char *err, si
                 return parse_uint(value, 1, 4096, &a->control_max_clients, err, errlen);
         case OPT_METRICS_MAX_CLIENTS:
                 return parse_uint(value, 1, 4096, &a->metrics_max_clients, err, errlen);
+        case OPT_CONTROL_IDLE_TIMEOUT:
+                return parse_uint(value, 1, 86400, &a->control_idle_timeout_s, err, errlen);
+        case OPT_SCRUB_RATE:
+                if (parse_size(value, &a->scrub_rate) < 0)
+                        return err_set(err, errlen, -EINVAL, "wants a rate in bytes/s such as 4M, or 0 (off), not '%s'", value);
+                return 0;
         case OPT_REQUEST_TIMEOUT: {
                 char *end;
                 double v = strtod(value, &end);
@@ -466,6 +485,9 @@ int blockd_parse_args(int argc, char **argv) {
                 tables[i] = &t[i];
         if (env && *env && parse_background(env) < 0)
                 log_warning("Ignoring $HOCUS_BLK_BACKGROUND='%s' (want off, on or a rate)", env);
+        env = getenv("HOCUS_BLK_SCRUB_RATE");
+        if (env && *env && parse_size(env, &arg.scrub_rate) < 0)
+                log_warning("Ignoring $HOCUS_BLK_SCRUB_RATE='%s' (want a rate in bytes/s such as 4M, or 0)", env);
         if (!config && access(BLOCKD_CONFIG_DEFAULT, F_OK) == 0)
                 config = BLOCKD_CONFIG_DEFAULT;
         if (config && *config) {

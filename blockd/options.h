@@ -26,11 +26,13 @@ struct blockd_args {
         unsigned control_max_clients;   /* 0: the default (control.h) */
         unsigned metrics_max_clients;   /* 0: the default (metrics.h) */
         uint64_t request_timeout_ns;    /* control and metrics clients; 0: the default */
+        unsigned control_idle_timeout_s; /* 0: the default (control.h) */
         enum nbdsrv_tls_mode tls;
         const char *tls_cert, *tls_key, *tls_ca;
         unsigned threads;
         unsigned fd_cache;         /* 0: automatic */
         bool sendfile;
+        uint64_t scrub_rate;       /* bytes/s; 0: off */
         unsigned poll_us;
         struct nbdsrv_limits nbd_limits;
         struct export_config *exports;  /* the command line's, then the config file's */

@@ -47,6 +47,18 @@ grep -q "^ *registry.http: " <<<"$(hb inspect --help)" || fail "hocus-blk --help
 if [ -n "${BLOCKD:-}" ]; then
         expect_fail "--debug wants a known debug flag, not 'nbd.request' \\(known: " "$BLOCKD" -D nbd.request --nbd-socket "$T/never.sock"
         grep -q "^ *nbd.requests: " <<<"$("$BLOCKD" --help)" || fail "blockd --help does not list the debug flags"
+        # The limits a host operator sets: bad values refused, naming the option.
+        expect_fail "--scrub-rate wants a rate in bytes/s such as 4M, or 0 \\(off\\), not 'fast'" \
+                "$BLOCKD" --scrub-rate fast --nbd-socket "$T/never.sock"
+        expect_fail "--scrub-rate wants .* not '-1'" "$BLOCKD" --scrub-rate -1 --nbd-socket "$T/never.sock"
+        expect_fail "--control-idle-timeout wants 1-86400, not '0'" \
+                "$BLOCKD" --control-idle-timeout 0 --nbd-socket "$T/never.sock"
+        expect_fail "--control-idle-timeout wants 1-86400, not '5m'" \
+                "$BLOCKD" --control-idle-timeout 5m --nbd-socket "$T/never.sock"
+        grep -q -- "--scrub-rate SIZE|0 [^-]*default 4M" <<<"$("$BLOCKD" --help | tr -s '\n ' '  ')" ||
+                fail "blockd --help does not give --scrub-rate's default"
+        grep -q -- "--control-idle-timeout SECONDS [^-]*(default 300)" <<<"$("$BLOCKD" --help | tr -s '\n ' '  ')" ||
+                fail "blockd --help does not give --control-idle-timeout's default"
 fi
 
 # Damage the blobs behind a copy of the image. Find them from the manifest.

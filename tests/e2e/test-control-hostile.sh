@@ -4,8 +4,9 @@
 # their request a byte at a time, 40 idle control connections (more than
 # the 32 allowed), a full house of half-sent requests, an attach that
 # waits on a registry that never answers, invalid UTF-8 and forged log
-# lines. Through all of it `hocus-blk ls` and a scrape answer (or are
-# refused with a reason, never killed by SIGPIPE), and SIGTERM stops
+# lines, an idle client past --control-idle-timeout. Through all of it
+# `hocus-blk ls` and a scrape answer (or are refused with a reason, never
+# killed by SIGPIPE), and SIGTERM stops
 # blockd with every one of those clients still there and flushes the
 # overlay.
 . "$TESTS_DIR/functions.sh"
@@ -51,6 +52,13 @@ if mode == "idle":
     say("connected")
     while True:
         time.sleep(3600)
+
+elif mode == "idle-one":
+    # One connection that never sends: is it closed (within a generous
+    # bound, far above any idle timeout the test sets)?
+    s = unix()
+    say("connected")
+    print("closed" if hung_up(s, 120) else "still connected")
 
 elif mode == "busy":
     # N connections, each in the middle of a request that never ends.
@@ -227,6 +235,24 @@ wait "$D2"
 wait "$NONREADER2" || true
 grep -qx dropped "$T/nonreader2.out" || fail "the stop did not cut the non-reading client: $(cat "$T/nonreader2.out")"
 kill "$BUSY" 2>/dev/null || true
+
+# --control-idle-timeout: an idle control client is closed once it has
+# sent nothing that long (another blockd, 1 s); ls answers before and after.
+mkdir -p "$T/c"
+"$BLOCKD" --control "$T/c/control.sock" --control-idle-timeout 1 --pidfile "$T/c/pid" --cache "$T/c/cache" \
+        >>"$T/c.log" 2>&1 &
+C=$!
+cleanup_fn "kill $C 2>/dev/null"
+wait_file 30 "$T/c/pid" || fail "the third blockd did not start: $(tail -3 "$T/c.log")"
+CTL=$T/c/control.sock python3 "$T/client.py" idle-one "$T/idle1.ready" >"$T/idle1.out" &
+IDLE1=$!
+cleanup_fn "kill $IDLE1 2>/dev/null"
+wait_file 30 "$T/idle1.ready" || fail "the idle client did not connect"
+hb ls --control "$T/c/control.sock" >/dev/null || fail "ls beside an idle client"
+wait "$IDLE1" || true
+grep -qx closed "$T/idle1.out" || fail "--control-idle-timeout 1 did not close an idle client: $(cat "$T/idle1.out")"
+hb ls --control "$T/c/control.sock" >/dev/null || fail "ls after the idle client was closed"
+stop_pid "$C" "blockd with --control-idle-timeout"
 
 # An attach that waits on a registry that never answers: a running
 # request, which stop abandons after the request timeout.

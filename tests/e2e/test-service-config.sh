@@ -37,7 +37,8 @@ while read -r opt; do
 done <"$T/options"
 for k in nbd-socket nbd-listen tls tls-cert tls-key tls-ca control fuse metrics fetch-log pidfile cache-max \
         background fetch-timeout threads fd-cache no-sendfile poll-us cache plain-http ca-file creds creds-file authfile \
-        verbose debug state-dir control-max-clients metrics-max-clients request-timeout; do
+        verbose debug state-dir control-max-clients metrics-max-clients request-timeout control-idle-timeout \
+        scrub-rate; do
         printf '%s\n' "${keys[@]}" | grep -qx -- "$k" || fail "'$k' is not a config key"
 done
 for k in export record run config help version; do
@@ -61,6 +62,8 @@ bad_value no-sendfile perhaps "true or false"
 bad_value plain-http 2 "true or false"
 bad_value control-max-clients 0 "1-4096"
 bad_value request-timeout never "seconds"
+bad_value control-idle-timeout 0 "1-86400"
+bad_value scrub-rate fast "bytes/s"
 bad_value creds-file "$T/no-such-file" "$T/no-such-file"
 
 # --- Bad files, refused at start with the line and the reason. ---
