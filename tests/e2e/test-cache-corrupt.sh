@@ -14,8 +14,8 @@ export HOCUS_BLK_CACHE=$T/cache
 # The periodic re-verification (unit test-chunkfd) could find the byte
 # flipped in place before the read does, and drop it without the export's
 # counter: this test is about the check on use, so the scrub is off.
-export HOCUS_BLK_SCRUB_RATE=0
-start_blockd --nbd-socket "$T/nbd.sock" --control "$T/control.sock" --background off --export "ws=oci:$T/layout:v1"
+start_blockd --nbd-socket "$T/nbd.sock" --control "$T/control.sock" --background off --scrub-rate 0 \
+        --export "ws=oci:$T/layout:v1"
 nbdcopy "$(nbd_uri ws)" "$T/out.img"
 assert_same "$T/disk.img" "$T/out.img"
 # The first read was served from what it fetched; this one from the store
