@@ -20,12 +20,29 @@ cleanup_fn() {
         _cleanups+=("$*")
 }
 
+# _kill_tree PID: SIGKILL a process and every descendant, children first
+# being listed before the parent dies (so none is orphaned unseen).
+_kill_tree() {
+        local c
+        kill -STOP "$1" 2>/dev/null
+        for c in $(pgrep -P "$1"); do
+                _kill_tree "$c"
+        done
+        kill -KILL "$1" 2>/dev/null
+}
+
 _run_cleanups() {
         local rc=$? i
         trap - EXIT INT TERM ERR
         set +e
         for ((i = ${#_cleanups[@]} - 1; i >= 0; i--)); do
                 eval "${_cleanups[$i]}" >/dev/null 2>&1
+        done
+        # Whatever the test left running in the background (a client
+        # started with &, and its children) goes too.
+        for i in $(jobs -p); do
+                _kill_tree "$i"
+                { wait "$i"; } 2>/dev/null
         done
         if [ -n "${KEEP_T:-}" ] || { [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "${KEEP_LOGS:-}" ]; }; then
                 echo "test state kept in $T" >&2

@@ -62,15 +62,21 @@ if mode == "many":
 
 if mode == "hog":
     # 16 reads of 32 MiB each (simple replies: blockd copies the data to
-    # reply), never reading a byte back. Holds until killed.
+    # reply), never reading a byte back, until blockd hangs up.
     s, size = nbdraw.handshake(sock, "a")
     for i in range(16):
         nbdraw.request(s, nbdraw.CMD_READ, (i * (32 << 20)) % (size - (32 << 20) + 1), 32 << 20, handle=i + 1)
     # The replies have started (so the requests were parsed).
     select.select([s], [], [], 60)
     print("hogging", flush=True)
-    while True:
-        time.sleep(3600)
+    # Until blockd closes the connection (POLLHUP), at most 10 minutes.
+    p = select.poll()
+    p.register(s, 0)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if p.poll(1000):
+            break
+    sys.exit(0)
 PY
 bad() {
         HELPERS_DIR=$HELPERS_DIR python3 -S "$T/bad.py" "$T/nbd.sock" "$@"
