@@ -9,7 +9,8 @@
 requires python3
 
 loops=${STOP_LOOPS:-150}
-if ldd "$BLOCKD" 2>/dev/null | grep -q libasan; then
+# grep reads all of it: with -q, ldd may die of SIGPIPE and pipefail says "not ASan"
+if ldd "$BLOCKD" 2>/dev/null | grep libasan >/dev/null; then
         loops=${STOP_LOOPS:-60}
 fi
 
