@@ -202,13 +202,6 @@ static void conn_destroy(struct conn *c) {
                 export_unref(e);
         }
 
-        if (c->exp) {
-                log_debug("nbd: client %llu disconnected from export %s", (unsigned long long) c->id,
-                          export_name(c->exp));
-                export_client_remove(c->exp);
-                export_unref(c->exp);
-        }
-
         pthread_mutex_lock(&s->lock);
         if (c->prev)
                 c->prev->next = c->next;
