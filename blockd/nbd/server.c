@@ -615,10 +615,12 @@ void nbdsrv_shutdown(struct nbdsrv *s, unsigned grace_s) {
         deadline.tv_sec += grace_s;
         pthread_mutex_lock(&s->lock);
         s->stopping = true;
-        for (struct conn *c = s->conns; c; c = c->next) {
-                __atomic_store_n(&c->kicked, true, __ATOMIC_RELAXED);
+        /* Not kicked: a request already read is carried out and answered,
+         * one not read yet stays unanswered. Either way a client that
+         * reconnects (qemu's reconnect-delay) carries on with the next
+         * process; an ESHUTDOWN reply would be an I/O error to it. */
+        for (struct conn *c = s->conns; c; c = c->next)
                 conn_set_dead(c, false);
-        }
         while (s->n_conns > 0) {
                 if (!forced && pthread_cond_timedwait(&s->cond, &s->lock, &deadline) == ETIMEDOUT) {
                         log_warning("nbd: %u connections did not finish within %u s; closing them", s->n_conns,

@@ -73,7 +73,9 @@ int nbdsrv_start(struct nbdsrv *s);
  * also aborts replies blocked on a client that stopped reading. Returns at
  * once; the export's client count falls to zero as the connections end. */
 void nbdsrv_kick_export(struct nbdsrv *s, struct export *e, bool hard);
-/* Stop accepting, let in-flight requests finish, close every connection
+/* Stop accepting, let in-flight requests finish (every request already
+ * read is carried out and answered, never refused with ESHUTDOWN: the
+ * export lives on in the next process), close every connection
  * (forcefully after grace_s seconds) and wait for all of them. */
 void nbdsrv_shutdown(struct nbdsrv *s, unsigned grace_s);
 /* Shut down if needed, remove Unix sockets, free. NULL is fine. */
