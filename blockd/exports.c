@@ -420,20 +420,29 @@ static void drain(struct exports *x, struct export *e, const char *name, unsigne
                 usleep(10 * 1000);
 }
 
+/* Under x->lock: the entry named NAME, neither unknown nor in the middle
+ * of an attach or update (detach and update refuse both alike). */
+static int find_settled(struct exports *x, const char *name, struct entry **ret, char *err, size_t errlen) {
+        struct entry *en = find(x, name);
+
+        if (!en || (!en->e && !en->why))
+                return err_set(err, errlen, -ENOENT, "no export named '%s'", name);
+        if (en->attaching)
+                return err_set(err, errlen, -EBUSY, "export '%s' is being attached or updated; try again", name);
+        *ret = en;
+        return 0;
+}
+
 int exports_detach(struct exports *x, const char *name, unsigned timeout_s, char *err, size_t errlen) {
         struct entry *en;
         struct export *e;
         int r;
 
         pthread_mutex_lock(&x->lock);
-        en = find(x, name);
-        if (!en || (!en->e && !en->why)) {
+        r = find_settled(x, name, &en, err, errlen);
+        if (r < 0) {
                 pthread_mutex_unlock(&x->lock);
-                return err_set(err, errlen, -ENOENT, "no export named '%s'", name);
-        }
-        if (en->attaching) {
-                pthread_mutex_unlock(&x->lock);
-                return err_set(err, errlen, -EBUSY, "export '%s' is being attached or updated; try again", name);
+                return r;
         }
         unlink_entry(x, en);
         pthread_mutex_unlock(&x->lock);
@@ -463,14 +472,10 @@ int exports_update(struct exports *x, const char *name, unsigned timeout_s, bool
         int r;
 
         pthread_mutex_lock(&x->lock);
-        en = find(x, name);
-        if (!en || (!en->e && !en->why)) {
-                pthread_mutex_unlock(&x->lock);
-                return err_set(err, errlen, -ENOENT, "no export named '%s'", name);
-        }
-        if (en->attaching || !en->e) {
-                r = en->attaching ? err_set(err, errlen, -EBUSY, "export '%s' is being attached or updated; try again", name)
-                                  : err_set(err, errlen, -EAGAIN, "export '%s' is not attached yet (%s)", name, en->why);
+        r = find_settled(x, name, &en, err, errlen);
+        if (r >= 0 && !en->e)
+                r = err_set(err, errlen, -EAGAIN, "export '%s' is not attached yet (%s)", name, en->why);
+        if (r < 0) {
                 pthread_mutex_unlock(&x->lock);
                 return r;
         }
