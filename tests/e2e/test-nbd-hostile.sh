@@ -19,6 +19,9 @@ start_blockd --nbd-socket "$T/nbd.sock" --control "$T/control.sock" \
 cat >"$T/hostile.py" <<'PY'
 import os, socket, struct, sys, subprocess, time
 
+sys.path.insert(0, os.environ["HELPERS_DIR"])
+from nbdraw import recvn, closed  # noqa: E402  (the raw client helpers: one copy)
+
 SOCK, A, B = sys.argv[1:4]
 A_SIZE = 4 << 20
 IHAVEOPT = 0x49484156454F5054
@@ -33,26 +36,6 @@ def conn():
     s.settimeout(120)   # a hang detector only: every answer is expected at once
     s.connect(SOCK)
     return s
-
-def recvn(s, n):
-    b = b""
-    while len(b) < n:
-        x = s.recv(n - len(b))
-        if not x:
-            raise EOFError(f"closed after {len(b)} of {n} bytes")
-        b += x
-    return b
-
-def closed(s):
-    """The server hung up (EOF or reset) within the timeout."""
-    try:
-        while True:
-            if not s.recv(65536):
-                return True
-    except (ConnectionResetError, BrokenPipeError):
-        return True
-    except socket.timeout:
-        return False
 
 def greet(s, flags=1):
     g = recvn(s, 18)
@@ -358,7 +341,7 @@ for c in cases:
     print("ok", c.__name__)
 PY
 
-python3 "$T/hostile.py" "$T/nbd.sock" "$T/a.img" "$T/b.img"
+HELPERS_DIR=$HELPERS_DIR python3 "$T/hostile.py" "$T/nbd.sock" "$T/a.img" "$T/b.img"
 
 # No data crossed between exports; all connections are gone; still serving.
 nbdcopy "$(nbd_uri ro)" "$T/a.out"
