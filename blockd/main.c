@@ -24,6 +24,7 @@
 #include "blockd/ctlproto/client.h"
 #include "blockd/daemon.h"
 #include "blockd/fuse.h"
+#include "blockd/kernel-devices.h"
 #include "blockd/metrics.h"
 #include "blockd/nbd/server.h"
 #include "blockd/options.h"
@@ -311,6 +312,7 @@ int main(int argc, char **argv) {
         }
 
         d.start_ns = now_ns();
+        kernel_devices_log();
         d.source = common_source_options(&arg.common);
         /* Attaching (GET /v2/, manifest, index, profile) waits no longer
          * than a read would. */

@@ -26,7 +26,14 @@ static void help(void) {
                "  --update             resolve export NAME's reference again and serve the\n"
                "                       manifest it names now (read-only exports; clients are\n"
                "                       disconnected and reconnect to the new image)\n"
-               "  --json               print the new export as JSON\n" BLOCKD_HELP);
+               "  --json               print the new export as JSON\n" BLOCKD_HELP
+               "\nAs a kernel block device (where blockd's start log says the kernel has nbd or\n"
+               "ublk; docs/KERNEL-DEVICES.md):\n"
+               "  nbd-client -unix SOCKET -N NAME /dev/nbd0 -timeout 30 -persist\n"
+               "      reconnects when blockd restarts; the kernel holds requests meanwhile only\n"
+               "      for its dead-connection timeout, then they fail with EIO\n"
+               "  nbdublk - 'nbd+unix:///NAME?socket=SOCKET'\n"
+               "      does not reconnect: after a blockd restart, ublk del -n N and run it again\n");
 }
 
 /* blockd resolves paths from its own working directory: send absolute ones. */
