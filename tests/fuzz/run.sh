@@ -10,7 +10,7 @@ command -v clang >/dev/null || { echo "fuzz: clang not installed, skipping"; exi
 if [ ! -f build-fuzz/build.ninja ]; then
         CC=clang meson setup build-fuzz -Dfuzz=true -Db_lundef=false >/dev/null
 fi
-ninja -C build-fuzz tests/fuzz/fuzz-blkindex tests/fuzz/fuzz-profile tests/fuzz/fuzz-manifest tests/fuzz/fuzz-ctlproto \
+ninja -C build-fuzz tests/fuzz/fuzz-blkindex tests/fuzz/fuzz-profile tests/fuzz/fuzz-manifest tests/fuzz/fuzz-regconf tests/fuzz/fuzz-ctlproto \
         tests/fuzz/fuzz-nbd >/dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -35,7 +35,7 @@ for d in tests/fuzz/corpus/*/; do
 done
 # fuzz-nbd serves this image as its exports.
 export FUZZ_NBD_REF=oci:$work/l:v1
-for t in blkindex profile manifest ctlproto nbd; do
+for t in blkindex profile manifest regconf ctlproto nbd; do
         echo "fuzz-$t: ${secs}s"
         TMPDIR=$work build-fuzz/tests/fuzz/fuzz-$t -max_total_time="$secs" -timeout=60 -max_len=65536 -print_final_stats=0 \
                 "$work/seed-$t" 2>"$work/fuzz-$t.log" || { tail -40 "$work/fuzz-$t.log"; exit 1; }
