@@ -48,9 +48,9 @@ for cs in 128K 256K 512K 1M; do
         end=$(date +%s.%N)
         data=$(awk '/read/ {print $2, $3}' "$W/push.out" | numfmt --from=iec --suffix=iB 2>/dev/null || true)
         hb_json=$("$hb" inspect --json "oci:$W/layout:v1")
-        stored=$(jq .storedBytes <<<"$hb_json")
-        idx=$(jq .indexSize <<<"$hb_json")
-        raw=$(jq .rawBytes <<<"$hb_json")
+        stored=$(jq .stored_bytes <<<"$hb_json")
+        idx=$(jq .index_size <<<"$hb_json")
+        raw=$(jq .raw_bytes <<<"$hb_json")
         before=$(du -sb "$W/layout/blobs" | cut -f1)
         "$hb" push "$W/v2.img" "oci:$W/layout:v2" --base "oci:$W/layout:v1" >/dev/null
         after=$(du -sb "$W/layout/blobs" | cut -f1)

@@ -138,7 +138,7 @@ run() {
         rm -rf "$cache"
 }
 
-echo "# bench/coldstart --preset lazy: image $size_mib MiB ($(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("%.0f MiB stored in %d unique chunks of %d KiB" % (j["storedBytes"] / 2**20, j["uniqueChunks"], j["chunkSize"] // 1024))' "$W/inspect.json")), trace $(wc -l <"$W/boot.trace") reads ($(awk '{s += $2} END {printf "%.0f MiB", s / 1048576}' "$W/boot.trace")), link $link, QD $qd, $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
+echo "# bench/coldstart --preset lazy: image $size_mib MiB ($(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("%.0f MiB stored in %d unique chunks of %d KiB" % (j["stored_bytes"] / 2**20, j["unique_chunks"], j["chunk_size"] // 1024))' "$W/inspect.json")), trace $(wc -l <"$W/boot.trace") reads ($(awk '{s += $2} END {printf "%.0f MiB", s / 1048576}' "$W/boot.trace")), link $link, QD $qd, $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
 for n in $(seq "$runs"); do
         for mode in $modes; do
                 run "$mode" "$n" >>"$W/results"

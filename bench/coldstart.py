@@ -190,9 +190,9 @@ def load_profile(path):
 
 def cmd_needed(inspect, profile=None, trace=None):
     img = json.load(open(inspect))
-    cs, size = img["chunkSize"], img["imageSize"]
-    table = img["chunkTable"]
-    dmap = {c: u for c, u in img["dataMap"]}
+    cs, size = img["chunk_size"], img["image_size"]
+    table = img["chunk_table"]
+    dmap = {c: u for c, u in img["data_map"]}
     ranges = load_profile(profile) if profile else [(o, n) for _, _, o, n in load_trace(trace)]
     logical = set()
     for off, ln in ranges:
@@ -211,8 +211,8 @@ def cmd_needed(inspect, profile=None, trace=None):
     stored = sum(table[u][2] for u in uniq)
     raw = sum(table[u][3] for u in uniq)
     print(json.dumps({"logical_chunks": len(logical), "data_chunks": len(uniq), "stored": stored, "raw": raw,
-                      "runs": runs, "index": img["indexSize"], "image_stored": img["storedBytes"],
-                      "image_raw": img["rawBytes"], "chunk_size": cs, "image_size": size}))
+                      "runs": runs, "index": img["index_size"], "image_stored": img["stored_bytes"],
+                      "image_raw": img["raw_bytes"], "chunk_size": cs, "image_size": size}))
 
 
 # --- Page cache ------------------------------------------------------------------

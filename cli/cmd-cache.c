@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "json-out.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -78,9 +79,13 @@ int cmd_cache(int argc, char **argv) {
                 if (r < 0) {
                         log_error_errno(r, "Cannot read the chunk store: %m");
                 } else if (json) {
-                        printf("{\"dir\":\"%s\",\"entries\":%llu,\"bytes\":%llu,\"diskBytes\":%llu}\n", cli_cache_dir(),
-                               (unsigned long long) st.entries, (unsigned long long) st.bytes,
-                               (unsigned long long) st.disk_bytes);
+                        struct json_object *o = json_object_new_object();
+
+                        json_add_str(o, "dir", cli_cache_dir());
+                        json_add_u64(o, "entries", st.entries);
+                        json_add_u64(o, "bytes", st.bytes);
+                        json_add_u64(o, "disk_bytes", st.disk_bytes);
+                        cli_json_print(o, false);
                 } else {
                         printf("Chunk store  %s\n", cli_cache_dir());
                         printf("Entries      %llu\n", (unsigned long long) st.entries);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "json-out.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -33,7 +34,8 @@ static void help(void) {
                "Options:\n"
                "  --no-cache           bypass the chunk store\n"
                "  --threads N          threads decoding, verifying and writing chunks (default:\n"
-               "                       one per CPU, at most 8)\n\n");
+               "                       one per CPU, at most 8)\n"
+               "  --json               print the result as a JSON object\n\n");
         cli_common_help();
 }
 
@@ -157,6 +159,7 @@ int cmd_export(int argc, char **argv) {
         static const struct option options[] = {
                 { "no-cache", no_argument, NULL, 'n' },
                 { "threads", required_argument, NULL, 't' },
+                { "json", no_argument, NULL, 'j' },
                 { NULL, 0, NULL, 0 },
         };
         struct blob_source *src = NULL;
@@ -168,7 +171,7 @@ int cmd_export(int argc, char **argv) {
         struct bulk_options o = { .flags = BULK_READ_STORED, .gap_max = BULK_DEFAULT_GAP, .progress = "export",
                                   .chunk = write_chunk, .userdata = &j };
         struct bulk_result res;
-        bool use_cache = true;
+        bool use_cache = true, json = false;
         uint32_t n_chunks = 0;
         uint64_t t0, v;
         int c, r;
@@ -177,6 +180,9 @@ int cmd_export(int argc, char **argv) {
                 switch (c) {
                 case 'n':
                         use_cache = false;
+                        break;
+                case 'j':
+                        json = true;
                         break;
                 case 't':
                         if (parse_size(optarg, &v) < 0 || v < 1 || v > 64)
@@ -265,11 +271,24 @@ int cmd_export(int argc, char **argv) {
                 double secs = (double) (now_ns() - t0) / 1e9;
                 char a[32], b[32], cbuf[32];
 
-                printf("Exported %s to %s: %s in %.2f s; fetched %s (%llu chunks), %llu chunks from the cache, %s/s\n",
-                       argv[optind], dest, format_size(img->index->image_size, a, sizeof a), secs,
-                       format_size(res.stored_fetched, b, sizeof b), (unsigned long long) res.chunks_fetched,
-                       (unsigned long long) res.chunks_read,
-                       format_size(secs > 0 ? (uint64_t) ((double) img->index->image_size / secs) : 0, cbuf, sizeof cbuf));
+                if (json) {
+                        struct json_object *jo = json_object_new_object();
+
+                        json_add_str(jo, "reference", argv[optind]);
+                        json_add_str(jo, "destination", dest);
+                        json_add_u64(jo, "image_size", img->index->image_size);
+                        json_add_u64(jo, "fetched_chunks", res.chunks_fetched);
+                        json_add_u64(jo, "fetched_bytes", res.stored_fetched);
+                        json_add_u64(jo, "cached_chunks", res.chunks_read);
+                        json_add_double(jo, "seconds", secs);
+                        cli_json_print(jo, false);
+                } else
+                        printf("Exported %s to %s: %s in %.2f s; fetched %s (%llu chunks), %llu chunks from the cache, %s/s\n",
+                               argv[optind], dest, format_size(img->index->image_size, a, sizeof a), secs,
+                               format_size(res.stored_fetched, b, sizeof b), (unsigned long long) res.chunks_fetched,
+                               (unsigned long long) res.chunks_read,
+                               format_size(secs > 0 ? (uint64_t) ((double) img->index->image_size / secs) : 0, cbuf,
+                                           sizeof cbuf));
         }
         r = 0;
 out:

@@ -9,6 +9,7 @@
 
 #include "chunkstore/codec.h"
 #include "cli.h"
+#include "json-out.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -151,8 +152,8 @@ static void add_chunks_json(struct json_object *o, const struct blkindex *x) {
                 json_object_array_add(e, json_object_new_int64(x->map[i]));
                 json_object_array_add(map, e);
         }
-        json_object_object_add(o, "chunkTable", table);
-        json_object_object_add(o, "dataMap", map);
+        json_object_object_add(o, "chunk_table", table);
+        json_object_object_add(o, "data_map", map);
 }
 
 static void print_json(const char *ref, struct image *img, const struct summary *s, int verified, uint64_t bad,
@@ -162,23 +163,23 @@ static void print_json(const char *ref, struct image *img, const struct summary 
         char ds[DIGEST_STRING_MAX];
 
         json_object_object_add(o, "reference", json_object_new_string(ref));
-        json_object_object_add(o, "manifestDigest", json_object_new_string(digest_to_string(&img->manifest_digest, ds)));
-        json_object_object_add(o, "imageSize", json_object_new_int64((int64_t) x->image_size));
-        json_object_object_add(o, "chunkSize", json_object_new_int64(x->chunk_size));
+        json_object_object_add(o, "manifest_digest", json_object_new_string(digest_to_string(&img->manifest_digest, ds)));
+        json_object_object_add(o, "image_size", json_object_new_int64((int64_t) x->image_size));
+        json_object_object_add(o, "chunk_size", json_object_new_int64(x->chunk_size));
         json_object_object_add(o, "chunks", json_object_new_int64((int64_t) x->n_map));
-        json_object_object_add(o, "dataChunks", json_object_new_int64((int64_t) s->data_chunks));
-        json_object_object_add(o, "zeroChunks", json_object_new_int64((int64_t) s->zero_chunks));
-        json_object_object_add(o, "uniqueChunks", json_object_new_int64(x->n_chunks));
-        json_object_object_add(o, "duplicateReferences", json_object_new_int64((int64_t) s->refs_dup));
-        json_object_object_add(o, "storedBytes", json_object_new_int64((int64_t) s->stored));
-        json_object_object_add(o, "rawBytes", json_object_new_int64((int64_t) s->raw));
+        json_object_object_add(o, "data_chunks", json_object_new_int64((int64_t) s->data_chunks));
+        json_object_object_add(o, "zero_chunks", json_object_new_int64((int64_t) s->zero_chunks));
+        json_object_object_add(o, "unique_chunks", json_object_new_int64(x->n_chunks));
+        json_object_object_add(o, "duplicate_references", json_object_new_int64((int64_t) s->refs_dup));
+        json_object_object_add(o, "stored_bytes", json_object_new_int64((int64_t) s->stored));
+        json_object_object_add(o, "raw_bytes", json_object_new_int64((int64_t) s->raw));
         codecs = json_object_new_object();
         for (int c = 0; c < _CODEC_MAX; c++)
                 json_object_object_add(codecs, codec_name(c), json_object_new_int64((int64_t) s->by_codec[c]));
         json_object_object_add(o, "codecs", codecs);
-        json_object_object_add(o, "indexDigest",
+        json_object_object_add(o, "index_digest",
                                json_object_new_string(digest_to_string(&img->manifest->index.digest, ds)));
-        json_object_object_add(o, "indexSize", json_object_new_int64((int64_t) img->manifest->index.size));
+        json_object_object_add(o, "index_size", json_object_new_int64((int64_t) img->manifest->index.size));
         for (uint32_t i = 0; i < x->n_packs; i++) {
                 struct json_object *p = json_object_new_object();
                 json_object_object_add(p, "digest", json_object_new_string(digest_to_string(&x->packs[i].digest, ds)));
@@ -187,18 +188,16 @@ static void print_json(const char *ref, struct image *img, const struct summary 
         }
         json_object_object_add(o, "packs", packs);
         if (img->manifest->has_profile)
-                json_object_object_add(o, "profileDigest",
+                json_object_object_add(o, "profile_digest",
                                        json_object_new_string(digest_to_string(&img->manifest->profile.digest, ds)));
         if (verified) {
                 json_object_object_add(o, "verified", json_object_new_boolean(bad == 0));
-                json_object_object_add(o, "badChunks", json_object_new_int64((int64_t) bad));
+                json_object_object_add(o, "bad_chunks", json_object_new_int64((int64_t) bad));
         }
         if (chunks)
                 add_chunks_json(o, x);
         /* Pretty-printing puts every number of the chunk arrays on its own line. */
-        printf("%s\n", json_object_to_json_string_ext(o, (chunks ? JSON_C_TO_STRING_PLAIN : JSON_C_TO_STRING_PRETTY) |
-                                                              JSON_C_TO_STRING_NOSLASHESCAPE));
-        json_object_put(o);
+        cli_json_print(o, chunks);
 }
 
 int cmd_inspect(int argc, char **argv) {

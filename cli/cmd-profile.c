@@ -13,6 +13,7 @@
 
 #include "chunkstore/profile.h"
 #include "cli.h"
+#include "json-out.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -27,17 +28,23 @@ static void help(void) {
                "published profile wins; blockd prefetches it when it attaches the image.\n\n"
                "Commands:\n"
                "  push REF FILE             publish FILE as REF's boot profile\n"
-               "  show REF|FILE [--all]     what a profile holds (for REF, the one blockd would\n"
+               "  show REF|FILE [--all] [--json]\n"
+               "                            what a profile holds (for REF, the one blockd would\n"
                "                            use; --all lists every published one)\n"
                "  get REF --out FILE        download REF's profile\n"
                "  merge A B... --out FILE   merge the profiles of several boots\n\n"
-               "Record a profile with 'hocus-blk record'.\n\n");
+               "Record a profile with 'hocus-blk record'.\n\n"
+               "Options:\n"
+               "  --out FILE           where get and merge write the profile\n"
+               "  --all                show: list every published profile\n"
+               "  --json               show: print the result as a JSON object\n\n");
         cli_common_help();
 }
 
 enum {
         OPT_OUT = 0x3100,
         OPT_ALL,
+        OPT_JSON,
 };
 
 static int load_file(const char *path, struct profile **ret) {
@@ -63,8 +70,9 @@ static int save_profile(const struct profile *p, const char *path) {
         return 0;
 }
 
-/* The profile's summary against an image (img may be NULL). */
-static void describe(const struct profile *p, const struct image *img) {
+/* The profile's summary against an image (img may be NULL): printed, or
+ * added to j when j is not NULL. */
+static void describe(const struct profile *p, const struct image *img, struct json_object *j) {
         uint32_t t_max = 0;
         uint64_t bytes = 0;
         char a[32], b[32];
@@ -73,8 +81,14 @@ static void describe(const struct profile *p, const struct image *img) {
                 t_max = MAX(t_max, p->entries[i].t_ms);
                 bytes += p->entries[i].length;
         }
-        printf("  ranges       %u, %s of the image, first reads over %.1f s (recorded with %s chunks)\n", p->count,
-               format_size(bytes, a, sizeof a), t_max / 1000.0, format_size(p->chunk_size, b, sizeof b));
+        if (j) {
+                json_add_u64(j, "ranges", p->count);
+                json_add_u64(j, "bytes", bytes);
+                json_add_double(j, "first_reads_seconds", t_max / 1000.0);
+                json_add_u64(j, "chunk_size", p->chunk_size);
+        } else
+                printf("  ranges       %u, %s of the image, first reads over %.1f s (recorded with %s chunks)\n",
+                       p->count, format_size(bytes, a, sizeof a), t_max / 1000.0, format_size(p->chunk_size, b, sizeof b));
         if (img) {
                 _cleanup_free_ uint64_t *chunks = NULL;
                 _cleanup_free_ uint8_t *seen = NULL;
@@ -91,9 +105,14 @@ static void describe(const struct profile *p, const struct image *img) {
                                 data++;
                                 stored += x->chunks[k].stored_len;
                         }
-                printf("  prefetch     %llu chunks of %s, %llu holding data: %s to fetch\n", (unsigned long long) n,
-                       format_size(x->chunk_size, a, sizeof a), (unsigned long long) data,
-                       format_size(stored, b, sizeof b));
+                if (j) {
+                        json_add_u64(j, "prefetch_chunks", n);
+                        json_add_u64(j, "prefetch_data_chunks", data);
+                        json_add_u64(j, "prefetch_stored_bytes", stored);
+                } else
+                        printf("  prefetch     %llu chunks of %s, %llu holding data: %s to fetch\n",
+                               (unsigned long long) n, format_size(x->chunk_size, a, sizeof a),
+                               (unsigned long long) data, format_size(stored, b, sizeof b));
         }
 }
 
@@ -132,7 +151,7 @@ static int profile_push(int argc, char **argv) {
         printf("Published the boot profile of %s\n", argv[0]);
         printf("  artifact     %s\n", digest_to_string(&d, ds));
         printf("  subject      %s\n", digest_to_string(&img->manifest_digest, ds));
-        describe(p, img);
+        describe(p, img, NULL);
 out:
         profile_free(p);
         image_free(img);
@@ -142,11 +161,24 @@ out:
 
 struct list_ctx {
         unsigned n;
+        struct json_object *json;       /* an array to add to, or NULL: print */
 };
 
 static void list_one(const struct profile_found *f, void *u) {
         struct list_ctx *l = u;
         char ds[DIGEST_STRING_MAX], sz[32];
+
+        if (l->json) {
+                struct json_object *e = json_object_new_object();
+
+                json_add_digest(e, "artifact_digest", &f->manifest);
+                json_add_str(e, "created", f->created[0] ? f->created : NULL);
+                json_add_u64(e, "size", f->size);
+                json_add_bool(e, "used", l->n == 0);
+                json_object_array_add(l->json, e);
+                l->n++;
+                return;
+        }
 
         printf("  %s %s, created %s, %s%s\n", l->n == 0 ? "*" : " ", digest_to_string(&f->manifest, ds),
                f->created[0] ? f->created : "(unknown)", format_size(f->size, sz, sizeof sz),
@@ -154,38 +186,51 @@ static void list_one(const struct profile_found *f, void *u) {
         l->n++;
 }
 
-static int profile_show(int argc, char **argv, bool all) {
+static int profile_show(int argc, char **argv, bool all, bool json) {
         struct blob_source *src = NULL;
         struct image *img = NULL;
         struct profile *p = NULL;
         _cleanup_free_ void *buf = NULL;
+        struct json_object *j = json ? json_object_new_object() : NULL;
         struct profile_found f;
         struct stat st;
         char ds[DIGEST_STRING_MAX], why[512];
         size_t len;
         int r;
 
-        if (argc != 1)
-                return cli_usage_error("profile", "profile show takes REF or FILE");
+        if (argc != 1) {
+                r = cli_usage_error("profile", "profile show takes REF or FILE");
+                goto out;
+        }
         if (stat(argv[0], &st) == 0 && S_ISREG(st.st_mode)) {
                 r = load_file(argv[0], &p);
                 if (r < 0)
-                        return r;
-                printf("Profile %s\n", argv[0]);
-                describe(p, NULL);
-                profile_free(p);
-                return 0;
+                        goto out;
+                if (j)
+                        json_add_str(j, "file", argv[0]);
+                else
+                        printf("Profile %s\n", argv[0]);
+                describe(p, NULL, j);
+                goto out;
         }
         r = cli_open_image(argv[0], &src, &img);
         if (r < 0)
-                return r;
+                goto out;
+        if (j)
+                json_add_str(j, "reference", argv[0]);
         if (all) {
-                struct list_ctx l = { 0 };
-                printf("Published profiles of %s (newest first)\n", argv[0]);
+                struct list_ctx l = { .json = j ? json_object_new_array() : NULL };
+
+                if (!j)
+                        printf("Published profiles of %s (newest first)\n", argv[0]);
                 r = profile_artifact_list(src, &img->manifest_digest, list_one, &l);
                 if (r < 0)
                         log_warning_errno(r, "Cannot list the referrers: %m");
-                if (img->manifest->has_profile)
+                if (j) {
+                        json_object_object_add(j, "published", l.json);
+                        json_add_str(j, "layer_digest", img->manifest->has_profile ?
+                                     digest_to_string(&img->manifest->profile.digest, ds) : NULL);
+                } else if (img->manifest->has_profile)
                         printf("  %s manifest layer %s%s\n", l.n ? " " : "*",
                                digest_to_string(&img->manifest->profile.digest, ds), l.n ? "" : " (used)");
                 else if (!l.n)
@@ -193,7 +238,9 @@ static int profile_show(int argc, char **argv, bool all) {
         }
         r = profile_artifact_find(src, &img->manifest_digest, img->manifest, &buf, &len, &f);
         if (r == -ENOENT) {
-                if (!all)
+                if (j)
+                        json_add_str(j, "origin", NULL);
+                else if (!all)
                         printf("%s has no boot profile\n", argv[0]);
                 r = 0;
                 goto out;
@@ -207,14 +254,27 @@ static int profile_show(int argc, char **argv, bool all) {
                 log_error_errno(r, "The published profile is malformed: %s", why);
                 goto out;
         }
-        printf("Boot profile of %s\n", argv[0]);
-        if (f.origin == PROFILE_ORIGIN_LAYER)
-                printf("  from         the manifest's profile layer %s\n", digest_to_string(&f.blob, ds));
-        else
-                printf("  from         artifact %s%s%s (%u published)\n", digest_to_string(&f.manifest, ds),
-                       f.created[0] ? ", created " : "", f.created, f.candidates);
-        describe(p, img);
+        if (j) {
+                json_add_str(j, "origin", f.origin == PROFILE_ORIGIN_LAYER ? "layer" : "artifact");
+                json_add_digest(j, "blob_digest", &f.blob);
+                if (f.origin != PROFILE_ORIGIN_LAYER) {
+                        json_add_digest(j, "artifact_digest", &f.manifest);
+                        json_add_str(j, "created", f.created[0] ? f.created : NULL);
+                        json_add_u64(j, "published_count", f.candidates);
+                }
+        } else {
+                printf("Boot profile of %s\n", argv[0]);
+                if (f.origin == PROFILE_ORIGIN_LAYER)
+                        printf("  from         the manifest's profile layer %s\n", digest_to_string(&f.blob, ds));
+                else
+                        printf("  from         artifact %s%s%s (%u published)\n", digest_to_string(&f.manifest, ds),
+                               f.created[0] ? ", created " : "", f.created, f.candidates);
+        }
+        describe(p, img, j);
 out:
+        if (j && r >= 0)
+                cli_json_print(TAKE_PTR(j), false);
+        json_object_put(j);
         profile_free(p);
         image_free(img);
         source_free(src);
@@ -287,10 +347,11 @@ int cmd_profile(int argc, char **argv) {
         static const struct option options[] = {
                 { "out", required_argument, NULL, OPT_OUT },
                 { "all", no_argument, NULL, OPT_ALL },
+                { "json", no_argument, NULL, OPT_JSON },
                 { NULL, 0, NULL, 0 },
         };
         const char *out = NULL, *sub;
-        bool all = false;
+        bool all = false, json = false;
         int c, r;
 
         while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, cli_options(options), NULL)) >= 0) {
@@ -300,6 +361,9 @@ int cmd_profile(int argc, char **argv) {
                         break;
                 case OPT_ALL:
                         all = true;
+                        break;
+                case OPT_JSON:
+                        json = true;
                         break;
                 case '?':
                         return cli_usage_error("profile", "unknown option");
@@ -321,7 +385,7 @@ int cmd_profile(int argc, char **argv) {
         if (!strcmp(sub, "push"))
                 return profile_push(argc, argv);
         if (!strcmp(sub, "show"))
-                return profile_show(argc, argv, all);
+                return profile_show(argc, argv, all, json);
         if (!strcmp(sub, "get"))
                 return profile_get(argc, argv, out);
         if (!strcmp(sub, "merge"))

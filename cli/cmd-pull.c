@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "json-out.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -32,7 +33,8 @@ static void help(void) {
                "  --range-size SIZE    largest coalesced range request (default 4M)\n"
                "  --no-store           fetch the missing ranges but decode and store nothing\n"
                "                       (measures the registry path alone; see bench/pull.sh)\n"
-               "  --quiet              print nothing on success\n\n",
+               "  --quiet              print nothing on success\n"
+               "  --json               print the result as a JSON object\n\n",
                BULK_DEFAULT_JOBS);
         cli_common_help();
 }
@@ -43,6 +45,7 @@ int cmd_pull(int argc, char **argv) {
                 { "range-size", required_argument, NULL, 'R' },
                 { "quiet", no_argument, NULL, 'q' },
                 { "no-store", no_argument, NULL, 'N' },
+                { "json", no_argument, NULL, 'J' },
                 { NULL, 0, NULL, 0 },
         };
         struct blob_source *src = NULL;
@@ -52,7 +55,7 @@ int cmd_pull(int argc, char **argv) {
         struct bulk_options o = { .flags = BULK_SKIP_STORED, .gap_max = BULK_DEFAULT_GAP, .progress = "pull" };
         struct bulk_result res;
         uint64_t v, t0;
-        bool quiet = false;
+        bool quiet = false, json = false;
         int c, r;
 
         while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS "q", cli_options(options), NULL)) >= 0) {
@@ -69,6 +72,9 @@ int cmd_pull(int argc, char **argv) {
                         break;
                 case 'q':
                         quiet = true;
+                        break;
+                case 'J':
+                        json = true;
                         break;
                 case 'N':
                         o.flags |= BULK_FETCH_ONLY;
@@ -120,7 +126,27 @@ int cmd_pull(int argc, char **argv) {
                                         x->n_chunks - res.chunks_skipped);
                 goto out;
         }
-        if (!quiet) {
+        if (json) {
+                struct source_stats st;
+                struct json_object *j = json_object_new_object();
+
+                source_get_stats(src, &st);
+                json_add_str(j, "reference", ref);
+                json_add_bool(j, "stored", !(o.flags & BULK_FETCH_ONLY));
+                json_add_u64(j, "fetched_chunks", res.chunks_fetched);
+                json_add_u64(j, "stored_bytes", res.bytes_stored);
+                json_add_u64(j, "cached_chunks", res.chunks_skipped);
+                json_add_u64(j, "cached_bytes", res.raw_skipped);
+                json_add_u64(j, "fetched_bytes", res.bytes_fetched);
+                json_add_u64(j, "range_requests", res.ranges);
+                json_add_u64(j, "http_requests", st.requests);
+                json_add_u64(j, "http_retries", st.retries);
+                json_add_u64(j, "http_connections", st.connections);
+                json_add_str(j, "http_protocol", st.protocol);
+                json_add_u64(j, "received_bytes", st.bytes_down);
+                json_add_double(j, "seconds", (double) (now_ns() - t0) / 1e9);
+                cli_json_print(j, false);
+        } else if (!quiet) {
                 struct source_stats st;
                 double secs = (double) (now_ns() - t0) / 1e9;
                 char a[32], b[32], cc[32], d[32];

@@ -10,6 +10,7 @@
 #include "chunkstore/chunker.h"
 #include "chunkstore/profile.h"
 #include "cli.h"
+#include "json-out.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -27,7 +28,8 @@ static void help(void) {
                "  --profile FILE       lay out the chunks this boot profile reads first, and attach it\n"
                "  --threads N          worker threads (default: number of CPUs)\n"
                "  --pack-size SIZE     bound on pack blobs (default 64M)\n"
-               "  --quiet              print only the manifest digest\n\n");
+               "  --quiet              print only the manifest digest\n"
+               "  --json               print the result as a JSON object\n\n");
         cli_common_help();
 }
 
@@ -51,6 +53,29 @@ static void print_result(const char *ref, const struct push_result *r, bool quie
                format_size(r->raw_new, b, sizeof b), (unsigned long long) r->packs_new);
         printf("  uploaded     %llu blobs, %s (index %s)\n", (unsigned long long) r->blobs_uploaded,
                format_size(r->bytes_uploaded, c, sizeof c), format_size(r->index_size, d, sizeof d));
+}
+
+static void print_json(const char *ref, const struct push_result *r) {
+        struct json_object *o = json_object_new_object();
+
+        json_add_str(o, "reference", ref);
+        json_add_digest(o, "manifest_digest", &r->manifest_digest);
+        json_add_u64(o, "image_size", r->image_size);
+        json_add_u64(o, "chunk_size", r->chunk_size);
+        json_add_u64(o, "chunks", r->chunks_total);
+        json_add_u64(o, "zero_chunks", r->chunks_zero);
+        json_add_u64(o, "unique_chunks", r->chunks_unique);
+        json_add_u64(o, "duplicate_references", r->chunks_dedup);
+        json_add_u64(o, "base_chunks", r->chunks_from_base);
+        json_add_u64(o, "data_bytes", r->data_bytes);
+        json_add_u64(o, "new_stored_bytes", r->stored_new);
+        json_add_u64(o, "new_raw_bytes", r->raw_new);
+        json_add_u64(o, "new_packs", r->packs_new);
+        json_add_u64(o, "uploaded_blobs", r->blobs_uploaded);
+        json_add_u64(o, "uploaded_bytes", r->bytes_uploaded);
+        json_add_u64(o, "index_size", r->index_size);
+        json_add_double(o, "seconds", r->seconds);
+        cli_json_print(o, false);
 }
 
 /* SRC must be a regular file or a block device. */
@@ -77,6 +102,7 @@ int cmd_push(int argc, char **argv) {
                 { "threads", required_argument, NULL, 't' },
                 { "pack-size", required_argument, NULL, 'P' },
                 { "quiet", no_argument, NULL, 'q' },
+                { "json", no_argument, NULL, 'j' },
                 { NULL, 0, NULL, 0 },
         };
         struct push_options o = { .codec = CODEC_ZSTD, .level = 3 };
@@ -88,7 +114,7 @@ int cmd_push(int argc, char **argv) {
         _cleanup_free_ void *prof_blob = NULL;
         _cleanup_close_ int fd = -EBADF;
         struct push_result res;
-        bool quiet = false;
+        bool quiet = false, json = false;
         uint64_t v;
         int c, r;
 
@@ -121,6 +147,9 @@ int cmd_push(int argc, char **argv) {
                         break;
                 case 'q':
                         quiet = true;
+                        break;
+                case 'j':
+                        json = true;
                         break;
                 case '?':
                         return cli_usage_error("push", "unknown option");
@@ -196,7 +225,10 @@ int cmd_push(int argc, char **argv) {
                 }
                 goto out;
         }
-        print_result(dst_ref, &res, quiet);
+        if (json)
+                print_json(dst_ref, &res);
+        else
+                print_result(dst_ref, &res, quiet);
 out:
         profile_free(prof);
         image_free(base);

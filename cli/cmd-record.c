@@ -28,6 +28,7 @@
 
 #include "chunkstore/profile.h"
 #include "cli.h"
+#include "json-out.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -41,14 +42,17 @@ static void help(void) {
                "  $HOCUS_BLK_FILE   the image as a file\n"
                "  $HOCUS_BLK_MOUNT  the mounted filesystem (with --mount)\n"
                "Publish the result with 'hocus-blk profile push REF PROFILE', or lay an image\n"
-               "out in its order with 'hocus-blk push --profile' or 'hocus-blk repack'.\n\n"
+               "out in its order with 'hocus-blk push --profile' or 'hocus-blk repack'.\n"
+               "The image is served from an empty temporary chunk store, so that every read is\n"
+               "a cold one; with --cache DIR that store is used instead and kept (reads are\n"
+               "still recorded, but their timings are warm ones).\n\n"
                "Options:\n"
                "  --out PROFILE        where to save the profile (required)\n"
                "  --mount              mount the image's filesystem (read-only) for COMMAND\n"
                "  --partition N        with --mount: which partition\n"
                "  --merge FILE         merge with an earlier profile (e.g. other boots)\n"
-               "  --cache DIR          use this chunk store instead of an empty temporary one\n"
-               "                       (kept; reads are still recorded, timings are warm)\n\n");
+               "  --json               print the result as a JSON object (COMMAND's standard\n"
+               "                       output then goes to standard error)\n\n");
         cli_common_help();
 }
 
@@ -57,6 +61,7 @@ enum {
         OPT_MOUNT,
         OPT_PARTITION,
         OPT_MERGE,
+        OPT_JSON,
 };
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
@@ -74,7 +79,7 @@ static void remove_tree(const char *dir) {
 
 /* Run argv with the session in its environment; returns its exit status
  * (128 + signal when killed). */
-static int run_command(struct msession *s, char **argv, bool mounted) {
+static int run_command(struct msession *s, char **argv, bool mounted, bool stdout_to_stderr) {
         char uri[1200];
         int status;
         pid_t pid;
@@ -95,6 +100,9 @@ static int run_command(struct msession *s, char **argv, bool mounted) {
                 else
                         unsetenv("HOCUS_BLK_MOUNT");
                 sigprocmask(SIG_SETMASK, &none, NULL);
+                /* With --json our stdout holds the document alone. */
+                if (stdout_to_stderr && dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
+                        _exit(127);
                 execvp(argv[0], argv);
                 fprintf(stderr, "hocus-blk: cannot run %s: %s\n", argv[0], strerror(errno));
                 _exit(127);
@@ -159,6 +167,7 @@ int cmd_record(int argc, char **argv) {
                 { "mount", no_argument, NULL, OPT_MOUNT },
                 { "partition", required_argument, NULL, OPT_PARTITION },
                 { "merge", required_argument, NULL, OPT_MERGE },
+                { "json", no_argument, NULL, OPT_JSON },
                 { NULL, 0, NULL, 0 },
         };
         const char *out = NULL, *merge = NULL;
@@ -168,7 +177,7 @@ int cmd_record(int argc, char **argv) {
         struct msession s;
         struct msession_daemon d = { 0 };
         struct profile *p = NULL;
-        bool mount_fs = false, have_session = false;
+        bool mount_fs = false, have_session = false, json = false;
         int partition = 0, c, r, status = 0, dd;
         uint64_t t0, fetched = 0;
 
@@ -190,6 +199,9 @@ int cmd_record(int argc, char **argv) {
                         break;
                 case OPT_MERGE:
                         merge = optarg;
+                        break;
+                case OPT_JSON:
+                        json = true;
                         break;
                 case '?':
                         return cli_usage_error("record", "unknown option");
@@ -262,7 +274,7 @@ int cmd_record(int argc, char **argv) {
                 goto out;
         }
         log_info("Recording %s: running %s", argv[optind], argv[dd + 1]);
-        status = run_command(&s, argv + dd + 1, mount_fs);
+        status = run_command(&s, argv + dd + 1, mount_fs, json);
         if (status < 0) {
                 r = status;
                 goto out;
@@ -278,9 +290,22 @@ int cmd_record(int argc, char **argv) {
                         t_max = MAX(t_max, p->entries[i].t_ms);
                         bytes += p->entries[i].length;
                 }
-                printf("Recorded %s: %u ranges, %s first read over %.1f s (%s fetched cold in %.1f s); saved to %s\n",
-                       argv[optind], p->count, format_size(bytes, a, sizeof a), t_max / 1000.0,
-                       format_size(fetched, err, 32), (double) (now_ns() - t0) / 1e9, out);
+                if (json) {
+                        struct json_object *o = json_object_new_object();
+
+                        json_add_str(o, "reference", argv[optind]);
+                        json_add_str(o, "profile", out);
+                        json_add_u64(o, "ranges", p->count);
+                        json_add_u64(o, "bytes", bytes);
+                        json_add_double(o, "first_reads_seconds", t_max / 1000.0);
+                        json_add_u64(o, "fetched_bytes", fetched);
+                        json_add_double(o, "seconds", (double) (now_ns() - t0) / 1e9);
+                        json_add_u64(o, "command_status", (uint64_t) status);
+                        cli_json_print(o, false);
+                } else
+                        printf("Recorded %s: %u ranges, %s first read over %.1f s (%s fetched cold in %.1f s); saved to %s\n",
+                               argv[optind], p->count, format_size(bytes, a, sizeof a), t_max / 1000.0,
+                               format_size(fetched, err, 32), (double) (now_ns() - t0) / 1e9, out);
         }
         if (status != 0) {
                 log_warning("The command exited with status %d: the profile may be incomplete", status);

@@ -8,6 +8,7 @@
 
 #include "chunkstore/profile.h"
 #include "cli.h"
+#include "json-out.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -24,7 +25,8 @@ static void help(void) {
                "Options:\n"
                "  --profile FILE       the order to use (default: REF's published profile)\n"
                "  --pack-size SIZE     bound on pack blobs (default 64M)\n"
-               "  --quiet              print only the new manifest digest\n\n");
+               "  --quiet              print only the new manifest digest\n"
+               "  --json               print the result as a JSON object\n\n");
         cli_common_help();
 }
 
@@ -32,6 +34,7 @@ enum {
         OPT_PROFILE = 0x3300,
         OPT_PACK_SIZE,
         OPT_QUIET,
+        OPT_JSON,
 };
 
 int cmd_repack(int argc, char **argv) {
@@ -39,6 +42,7 @@ int cmd_repack(int argc, char **argv) {
                 { "profile", required_argument, NULL, OPT_PROFILE },
                 { "pack-size", required_argument, NULL, OPT_PACK_SIZE },
                 { "quiet", no_argument, NULL, OPT_QUIET },
+                { "json", no_argument, NULL, OPT_JSON },
                 { NULL, 0, NULL, 0 },
         };
         const char *profile_path = NULL, *ref, *newref;
@@ -50,7 +54,7 @@ int cmd_repack(int argc, char **argv) {
         _cleanup_free_ char *blob = NULL;
         _cleanup_free_ uint64_t *first = NULL;
         char why[512], ds[DIGEST_STRING_MAX], a[32];
-        bool quiet = false;
+        bool quiet = false, json = false;
         size_t len = 0;
         uint64_t n = 0, v;
         int c, r;
@@ -67,6 +71,9 @@ int cmd_repack(int argc, char **argv) {
                         break;
                 case OPT_QUIET:
                         quiet = true;
+                        break;
+                case OPT_JSON:
+                        json = true;
                         break;
                 case '?':
                         return cli_usage_error("repack", "unknown option");
@@ -132,6 +139,21 @@ int cmd_repack(int argc, char **argv) {
                         log_error("Repack of %s failed: a chunk's stored bytes do not match its digest", ref);
                 else
                         log_error_errno(r, "Repack of %s failed: %s", ref, source_strerror(dst, r, why, sizeof why));
+                goto out;
+        }
+        if (json) {
+                struct json_object *j = json_object_new_object();
+
+                json_add_str(j, "reference", ref);
+                json_add_str(j, "new_reference", newref);
+                json_add_digest(j, "manifest_digest", &res.manifest_digest);
+                json_add_u64(j, "chunks", res.chunks);
+                json_add_u64(j, "profile_chunks", res.chunks_first);
+                json_add_u64(j, "stored_bytes", res.bytes);
+                json_add_u64(j, "packs", res.packs);
+                json_add_u64(j, "range_reads", res.reads);
+                json_add_double(j, "seconds", res.seconds);
+                cli_json_print(j, false);
                 goto out;
         }
         if (quiet) {

@@ -6,7 +6,7 @@
 L=oci:$T/layout
 make_image "$T/a.img" random 40M
 hb push "$T/a.img" "$L:a" >/dev/null
-unique=$(hb inspect --json "$L:a" | jq .uniqueChunks)
+unique=$(hb inspect --json "$L:a" | jq .unique_chunks)
 
 # Two processes fill the same store with the same chunks at once.
 hb export "$L:a" "$T/x1" --threads 3 >/dev/null &

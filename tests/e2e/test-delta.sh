@@ -9,7 +9,7 @@ L=oci:$T/layout
 make_image "$T/v1.img" random 50M
 gen_lines 50M | dd of="$T/v1.img" bs=1M seek=50 conv=notrunc status=none
 hb push "$T/v1.img" "$L:v1" >/dev/null
-v1_stored=$(hb inspect --json "$L:v1" | jq .storedBytes)
+v1_stored=$(hb inspect --json "$L:v1" | jq .stored_bytes)
 
 # Change 4 of 400 chunks (1%): two random, two text.
 cp --sparse=always "$T/v1.img" "$T/v2.img"

@@ -78,7 +78,7 @@ grep -q "fetched 0 B (0 chunks)" "$T/export.out" || fail "export after pull fetc
 assert_same "$T/random.img" "$T/out.img"
 
 # pull by digest, and inspect works against the registry.
-digest=$(timeout 60 "$HOCUS_BLK" inspect "$R/rt/random:v1" --plain-http --json | jq -r .manifestDigest)
+digest=$(timeout 60 "$HOCUS_BLK" inspect "$R/rt/random:v1" --plain-http --json | jq -r .manifest_digest)
 [[ "$digest" == sha256:* ]] || fail "inspect --json gave no manifest digest"
 if true; then
         timeout 300 "$HOCUS_BLK" pull "$R/rt/random@$digest" --plain-http >/dev/null || fail "pull by digest failed"

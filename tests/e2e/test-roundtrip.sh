@@ -30,8 +30,8 @@ make_image "$T/zeros.img" zero 64M
 head -c 64M /dev/zero | dd of="$T/zeros.img" conv=notrunc status=none # allocated zeros, not holes
 roundtrip zeros "$T/zeros.img"
 hb inspect --json "$L:zeros" >"$T/zeros.json"
-assert_eq "$(jq .uniqueChunks "$T/zeros.json")" 0 "all-zero image stores no chunk"
-assert_eq "$(jq .zeroChunks "$T/zeros.json")" 256 "all-zero chunks"
+assert_eq "$(jq .unique_chunks "$T/zeros.json")" 0 "all-zero image stores no chunk"
+assert_eq "$(jq .zero_chunks "$T/zeros.json")" 256 "all-zero chunks"
 [ "$(stat -c %b "$T/zeros.out")" -lt 100 ] || fail "exported zeros are not sparse"
 
 make_image "$T/random.img" random 48M
@@ -42,13 +42,13 @@ assert_eq "$(jq .codecs.raw "$T/random.json")" 192 "incompressible chunks are st
 make_image "$T/text.img" text 40M
 roundtrip text "$T/text.img"
 hb inspect --json "$L:text" >"$T/text.json"
-[ "$(jq '.storedBytes * 10 < .rawBytes' "$T/text.json")" = true ] || fail "text did not compress: $(cat "$T/text.json")"
+[ "$(jq '.stored_bytes * 10 < .raw_bytes' "$T/text.json")" = true ] || fail "text did not compress: $(cat "$T/text.json")"
 
 make_image "$T/repeated.img" repeated 32M
 roundtrip repeated "$T/repeated.img"
 hb inspect --json "$L:repeated" >"$T/rep.json"
-assert_eq "$(jq .uniqueChunks "$T/rep.json")" 4 "a 1 MiB block repeated 32 times dedups to 4 chunks"
-assert_eq "$(jq .duplicateReferences "$T/rep.json")" 124 "duplicate references"
+assert_eq "$(jq .unique_chunks "$T/rep.json")" 4 "a 1 MiB block repeated 32 times dedups to 4 chunks"
+assert_eq "$(jq .duplicate_references "$T/rep.json")" 124 "duplicate references"
 
 # Other codecs and chunk sizes.
 roundtrip text-lz4 "$T/text.img" --compress lz4 --chunk-size 128K
