@@ -14,6 +14,7 @@ test_pkgs=(
         openssl ca-certificates curl zstd python3 jq
         docker-registry skopeo apache2-utils
         libnbd-bin python3-libnbd nbdkit qemu-utils fio
+        qemu-system-x86 qemu-block-extra busybox-static
         fuse3 e2fsprogs xfsprogs btrfs-progs fdisk gdisk util-linux
         iproute2 procps psmisc kmod systemd
 )
