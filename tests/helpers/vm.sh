@@ -13,6 +13,8 @@ HOCUS_VM_CACHE=${HOCUS_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/hocus-blk/vm}
 # Guest memory: a shared memfd, as vhost-user needs (the same for NBD, so
 # that every guest is the same machine).
 VM_MEM=256M
+# vCPUs: the guest's virtio-blk uses min(queues, vCPUs) queues.
+VM_SMP=${VM_SMP:-1}
 
 # vm_prepare: set VM_KERNEL and VM_INITRD, fetching and building them once.
 vm_prepare() {
@@ -53,7 +55,7 @@ vm_start() {
         shift 3
         : >"$T/$name.serial"
         # shellcheck disable=SC2086 # DISK_ARGS is a list of arguments
-        qemu-system-x86_64 -machine q35,accel=tcg -cpu max -smp 1 -m "$VM_MEM" \
+        qemu-system-x86_64 -machine q35,accel=tcg -cpu max -smp "$VM_SMP" -m "$VM_MEM" \
                 -object "memory-backend-memfd,id=mem,size=$VM_MEM,share=on" -numa node,memdev=mem \
                 -nodefaults -no-user-config -display none -no-reboot \
                 -kernel "$VM_KERNEL" -initrd "$VM_INITRD" \
@@ -127,6 +129,22 @@ while True:
         break
     time.sleep(0.2)
 PY
+}
+
+# requires_vhost: skip unless this blockd serves vhost-user-blk; set
+# VHOST_DIR (for --vhost-user-blk) to $T/vhost.
+requires_vhost() {
+        "$BLOCKD" --help 2>&1 | grep -q -- '--vhost-user-blk' || skip "this blockd has no --vhost-user-blk"
+        VHOST_DIR=$T/vhost
+}
+
+# vhost_sock NAME: the vhost-user socket of export NAME in $VHOST_DIR.
+vhost_sock() {
+        local p
+        for p in "$VHOST_DIR/$1.sock" "$VHOST_DIR/$1"; do
+                [ -S "$p" ] && { echo "$p"; return 0; }
+        done
+        fail "no vhost-user socket for export $1 in $VHOST_DIR: $(ls -la "$VHOST_DIR" 2>&1)"
 }
 
 # vm_guest_sum NAME: the guest's whole-disk sha256; fails on a read error.
