@@ -373,6 +373,14 @@ int msession_start(struct msession *s, const struct msession_daemon *d, char *er
                 argv[n++] = "--ca-file";
                 argv[n++] = arg_common.source.ca_file;
         }
+        if (arg_common.source.cert_dir) {
+                argv[n++] = "--cert-dir";
+                argv[n++] = arg_common.source.cert_dir;
+        }
+        if (arg_common.source.tls_no_verify) {
+                argv[n++] = "--tls-verify";
+                argv[n++] = "false";
+        }
         if (arg_common.source.creds) {
                 argv[n++] = "--authfile";
                 argv[n++] = s->auth;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/debug-flags.h"
 #include "common/err.h"
@@ -16,7 +17,12 @@
 const struct opt common_options[] = {
         { "cache", OPT_CACHE, "DIR", "chunk store (default $HOCUS_BLK_CACHE or /var/cache/hocus-blk)", 0 },
         { "plain-http", OPT_PLAIN_HTTP, NULL, "talk HTTP, not HTTPS, to docker:// registries", 0 },
-        { "ca-file", OPT_CA_FILE, "FILE", "trust this CA for registry TLS", 0 },
+        { "ca-file", OPT_CA_FILE, "FILE", "trust this CA bundle for registry TLS (instead of the\nsystem's; else $SSL_CERT_FILE)", 0 },
+        { "cert-dir", OPT_CERT_DIR, "DIR",
+          "registry TLS certificates from DIR (*.crt CAs, NAME.cert\nand NAME.key a client certificate) instead of\n"
+          "/etc/containers/certs.d/HOST[:PORT], /etc/docker/certs.d/...",
+          0 },
+        { "tls-verify", OPT_TLS_VERIFY, "BOOL", "false: accept any registry certificate (default true)", 0 },
         { "creds", OPT_CREDS, "USER:PASS",
           "registry credentials; other local users can see them\n"
           "while the program starts: prefer --creds-file or\n"
@@ -81,6 +87,17 @@ int common_option_set(void *ctx, int id, const char *value, char *err, size_t er
                 return 0;
         case OPT_CA_FILE:
                 a->source.ca_file = value;
+                return 0;
+        case OPT_CERT_DIR:
+                a->source.cert_dir = value;
+                return 0;
+        case OPT_TLS_VERIFY:
+                if (!strcasecmp(value, "true") || !strcmp(value, "1"))
+                        a->source.tls_no_verify = false;
+                else if (!strcasecmp(value, "false") || !strcmp(value, "0"))
+                        a->source.tls_no_verify = true;
+                else
+                        return err_set(err, errlen, -EINVAL, "wants true or false, not '%s'", value);
                 return 0;
         case OPT_CREDS:
                 if (!strchr(value, ':')) {

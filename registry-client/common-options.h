@@ -28,6 +28,8 @@ enum {
         OPT_CREDS_FILE,
         OPT_AUTHFILE,
         OPT_CACHE,
+        OPT_TLS_VERIFY,
+        OPT_CERT_DIR,
         OPT_COMMON_LAST,
 };
 

@@ -31,7 +31,7 @@
 
 struct http_engine {
         struct http_config cfg;
-        char *ca_file;
+        char *ca_file, *ca_path, *ca_pem, *client_cert, *client_key;
         CURLM *multi;
         pthread_t thread;
         bool thread_started;
@@ -79,6 +79,20 @@ static int configure(struct http_engine *e, struct http_req *r) {
         }
         if (e->ca_file)
                 curl_easy_setopt(c, CURLOPT_CAINFO, e->ca_file);
+        if (e->ca_path)
+                curl_easy_setopt(c, CURLOPT_CAPATH, e->ca_path);
+        if (e->ca_pem) {
+                struct curl_blob b = { .data = e->ca_pem, .len = strlen(e->ca_pem), .flags = CURL_BLOB_NOCOPY };
+                curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &b);
+        }
+        if (e->client_cert) {
+                curl_easy_setopt(c, CURLOPT_SSLCERT, e->client_cert);
+                curl_easy_setopt(c, CURLOPT_SSLKEY, e->client_key);
+        }
+        if (e->cfg.tls_no_verify) {
+                curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+                curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+        }
         curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_2TLS);
         curl_easy_setopt(c, CURLOPT_PIPEWAIT, 1L);
         curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, r->follow ? 1L : 0L);
@@ -383,7 +397,7 @@ int http_engine_new(const struct http_config *c, struct http_engine **ret) {
         if (!e)
                 return -ENOMEM;
         e->cfg = *c;
-        e->cfg.ca_file = NULL;
+        e->cfg.ca_file = e->cfg.ca_path = e->cfg.ca_pem = e->cfg.client_cert = e->cfg.client_key = NULL;
         if (!e->cfg.connect_timeout_s)
                 e->cfg.connect_timeout_s = 10;
         if (!e->cfg.stall_timeout_s)
@@ -396,11 +410,14 @@ int http_engine_new(const struct http_config *c, struct http_engine **ret) {
                 e->cfg.backoff_base_ms = 200;
         if (!e->cfg.backoff_cap_ms)
                 e->cfg.backoff_cap_ms = 5000;
-        if (c->ca_file && !(e->ca_file = strdup(c->ca_file))) {
-                free(e);
+        pthread_mutex_init(&e->lock, NULL);
+        if ((c->ca_file && !(e->ca_file = strdup(c->ca_file))) || (c->ca_path && !(e->ca_path = strdup(c->ca_path))) ||
+            (c->ca_pem && !(e->ca_pem = strdup(c->ca_pem))) ||
+            (c->client_cert && !(e->client_cert = strdup(c->client_cert))) ||
+            (c->client_key && !(e->client_key = strdup(c->client_key)))) {
+                http_engine_free(e);
                 return -ENOMEM;
         }
-        pthread_mutex_init(&e->lock, NULL);
         e->next_id = 1;
         e->multi = curl_multi_init();
         if (!e->multi) {
@@ -433,6 +450,10 @@ void http_engine_free(struct http_engine *e) {
                 curl_multi_cleanup(e->multi);
         free(e->cancels);
         free(e->ca_file);
+        free(e->ca_path);
+        free(e->ca_pem);
+        free(e->client_cert);
+        free(e->client_key);
         pthread_mutex_destroy(&e->lock);
         free(e);
 }

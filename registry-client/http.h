@@ -27,7 +27,12 @@
 struct http_engine;
 
 struct http_config {
-        const char *ca_file;            /* extra CA bundle (copied), NULL = system */
+        const char *ca_file;            /* CA bundle instead of the system's (copied), NULL = system */
+        const char *ca_path;            /* hashed CA directory ($SSL_CERT_DIR) (copied), or NULL */
+        const char *ca_pem;             /* more CAs in PEM, trusted beside the others (copied), or NULL */
+        const char *client_cert;        /* PEM client certificate file (copied), or NULL */
+        const char *client_key;         /* its PEM key file (copied), or NULL */
+        bool tls_no_verify;             /* accept any server certificate (--tls-verify=false) */
         unsigned connect_timeout_s;     /* 0 = 10 */
         unsigned stall_timeout_s;       /* fail a transfer below 1 byte/s this long; 0 = 30 */
         unsigned max_attempts;          /* per request, for retry_ok ones; 0 = 5 */

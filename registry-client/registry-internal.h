@@ -36,6 +36,7 @@ struct registry {
         char *host;             /* "host:port" as in the reference */
         char *repo;
         bool plain_http;
+        bool client_cert;       /* a TLS client certificate is configured (certs-d.h) */
         bool push;              /* opened as a push destination */
         struct source_options opts;     /* strings borrowed from the caller for the source's life */
 

@@ -103,6 +103,13 @@ static const char *host_of(const struct registry *reg) {
         return reg->host;
 }
 
+/* The TLS alerts a server sends when it wants a client certificate we did
+ * not give, or does not trust the one we gave. */
+static bool client_cert_alert(const char *detail) {
+        return strstr(detail, "alert bad certificate") || strstr(detail, "alert certificate required") ||
+               strstr(detail, "alert unknown ca");
+}
+
 /* Describe a transport failure of h. */
 static int describe_transport(struct registry *reg, struct http_req *h, const char *what) {
         const char *detail = h->errbuf[0] ? h->errbuf : strerror(-h->r);
@@ -110,14 +117,22 @@ static int describe_transport(struct registry *reg, struct http_req *h, const ch
 
         if (h->attempts > 1)
                 snprintf(tries, sizeof tries, " (after %u attempts)", h->attempts);
+        if (!reg->plain_http && h->r != -ECANCELED && client_cert_alert(detail))
+                return reg_fail(reg, -EKEYREJECTED,
+                                reg->client_cert ? "%s refused our TLS client certificate (%s); check NAME.cert and NAME.key "
+                                                   "in the certificate directory"
+                                                 : "%s wants a TLS client certificate (%s): put client.cert and client.key "
+                                                   "in /etc/containers/certs.d/%s/ or pass --cert-dir DIR",
+                                host_of(reg), detail, host_of(reg));
         switch (h->r) {
         case -ECONNREFUSED:
                 return reg_fail(reg, h->r, "cannot connect to %s: connection refused%s; is the registry running?",
                                 host_of(reg), tries);
         case -EKEYREJECTED:
                 return reg_fail(reg, h->r,
-                                "the TLS certificate of %s is not trusted (%s); pass --ca-file with the CA that signed it",
-                                host_of(reg), detail);
+                                "the TLS certificate of %s is not trusted (%s); put the CA that signed it in "
+                                "/etc/containers/certs.d/%s/ca.crt or pass --ca-file (--tls-verify=false skips the check)",
+                                host_of(reg), detail, host_of(reg));
         case -EPROTO:
                 if (h->curl_code == CURLE_SSL_CONNECT_ERROR && !reg->plain_http)
                         return reg_fail(reg, h->r,
@@ -127,6 +142,14 @@ static int describe_transport(struct registry *reg, struct http_req *h, const ch
         case -ETIMEDOUT:
                 return reg_fail(reg, h->r, "%s: %s timed out%s: %s", host_of(reg), what, tries, detail);
         case -ECONNRESET:
+                /* Over HTTP/2 a refused client certificate shows as a lost
+                 * connection, without the alert. */
+                if (!reg->plain_http && !reg->client_cert && !strcmp(what, "GET /v2/"))
+                        return reg_fail(reg, h->r,
+                                        "%s: connection lost during %s%s: %s (if the registry requires a TLS client "
+                                        "certificate, put client.cert and client.key in /etc/containers/certs.d/%s/ or "
+                                        "pass --cert-dir DIR)",
+                                        host_of(reg), what, tries, detail, host_of(reg));
                 return reg_fail(reg, h->r, "%s: connection lost during %s%s: %s", host_of(reg), what, tries, detail);
         case -EPIPE: {
                 /* Cut short: how much of how much says whether it is the

@@ -28,6 +28,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "certs-d.h"
 #include "errors.h"
 #include "manifest.h"
 #include "registry-internal.h"
@@ -661,12 +662,12 @@ static int ping(struct registry *reg) {
 int registry_open(struct image_ref *ref, const struct source_options *o, struct blob_source **ret, char *err,
                   size_t errlen) {
         struct http_config hc = {
-                .ca_file = o->ca_file,
                 .connect_timeout_s = o->connect_timeout_s,
                 .stall_timeout_s = o->stall_timeout_s,
                 .max_attempts = o->max_attempts,
                 .max_host_connections = o->max_connections,
         };
+        struct registry_tls tls = { 0 };
         struct blob_source *s;
         struct registry *reg;
         int r;
@@ -691,7 +692,12 @@ int registry_open(struct image_ref *ref, const struct source_options *o, struct 
                 r = -ENOMEM;
                 goto fail;
         }
+        r = registry_tls_setup(o, reg->host, false, &tls, &hc, err, errlen);
+        if (r < 0)
+                goto fail;
+        reg->client_cert = tls.client_cert != NULL;
         r = http_engine_new(&hc, &reg->http);
+        registry_tls_done(&tls);
         if (r < 0)
                 goto fail;
         r = ping(reg);

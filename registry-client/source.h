@@ -102,7 +102,10 @@ struct blob_source {
 
 struct source_options {
         bool plain_http;                /* docker://: http instead of https */
-        const char *ca_file;            /* docker://: extra trusted CA */
+        const char *ca_file;            /* docker://: the CA bundle instead of the system's */
+        const char *cert_dir;           /* docker://: certificates (*.crt, NAME.cert + NAME.key) for every
+                                         * registry, instead of certs.d/HOST (certs-d.h) */
+        bool tls_no_verify;             /* docker://: accept any server certificate */
         const char *creds;              /* "USER:PASS" */
         const char *auth_file;          /* explicit auth.json */
         bool create;                    /* oci:: create the layout if missing */
