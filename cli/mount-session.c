@@ -230,31 +230,51 @@ static void find_blockd(char *buf, size_t len) {
         strf(buf, len, "%s", access(cand, X_OK) == 0 ? cand : "blockd");
 }
 
-/* --creds for the daemon: an auth.json only it can read, not argv. */
+/* --creds for the daemon: an auth.json only it can read, not argv. Any
+ * length: what the registry takes is the only limit (cloud tokens run to
+ * kilobytes). */
 static int write_auth(struct msession *s) {
-        _cleanup_free_ char *text = NULL;
-        struct image_ref *ref = NULL;
-        unsigned char b64[1024];
         const char *creds = arg_common.source.creds;
-        int r, n;
+        struct json_object *root = NULL, *auths, *entry;
+        struct image_ref *ref = NULL;
+        _cleanup_free_ unsigned char *b64 = NULL;
+        size_t n, b64_len;
+        const char *text;
+        int r;
 
         if (!creds)
                 return 0;
         r = image_ref_parse(s->ref, &ref, NULL, 0);
         if (r < 0)
                 return r;
-        if (!ref->registry || strlen(creds) > 700) {
+        if (!ref->registry) {
                 image_ref_free(ref);
                 return 0;
         }
-        n = EVP_EncodeBlock(b64, (const unsigned char *) creds, (int) strlen(creds));
-        r = asprintf(&text, "{\"auths\":{\"%s\":{\"auth\":\"%.*s\"}}}\n", ref->registry, n, b64);
-        image_ref_free(ref);
-        if (r < 0)
+        n = strlen(creds);
+        b64_len = 4 * ((n + 2) / 3);
+        b64 = malloc(b64_len + 1);
+        root = json_object_new_object();
+        auths = json_object_new_object();
+        entry = json_object_new_object();
+        if (!b64 || !root || !auths || !entry || n > INT_MAX) {
+                json_object_put(root);
+                json_object_put(auths);
+                json_object_put(entry);
+                image_ref_free(ref);
                 return -ENOMEM;
-        r = write_file_atomic(AT_FDCWD, s->auth, text, strlen(text), 0600);
-        explicit_bzero(b64, sizeof b64);
-        explicit_bzero(text, strlen(text));
+        }
+        EVP_EncodeBlock(b64, (const unsigned char *) creds, (int) n);
+        json_object_object_add(entry, "auth", json_object_new_string((const char *) b64));
+        json_object_object_add(auths, ref->registry, entry);
+        json_object_object_add(root, "auths", auths);
+        image_ref_free(ref);
+        text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        r = text ? write_file_atomic(AT_FDCWD, s->auth, text, strlen(text), 0600) : -ENOMEM;
+        explicit_bzero(b64, b64_len);
+        if (text)
+                explicit_bzero((char *) text, strlen(text));
+        json_object_put(root);
         return r;
 }
 

@@ -37,13 +37,17 @@ const struct opt common_options[] = {
         { NULL, 0, NULL, NULL, 0 },
 };
 
+/* A bound far above any token (cloud registries' run to ~3 KiB) and at
+ * the header size Go's net/http, and so docker-registry, accepts. */
+#define CREDS_FILE_MAX (1u << 20)
+
 /* --creds-file: USER:PASS on the file's first line. */
 static int creds_file(struct common_args *a, const char *path, char *err, size_t errlen) {
         char *buf = NULL;
         size_t len;
         int r;
 
-        r = read_file_all(AT_FDCWD, path, 4096, &buf, &len);
+        r = read_file_all(AT_FDCWD, path, CREDS_FILE_MAX, &buf, &len);
         if (r == -EFBIG)
                 return err_set(err, errlen, r, "%s is too large for credentials (USER:PASS)", path);
         if (r < 0)

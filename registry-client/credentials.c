@@ -59,7 +59,9 @@ static int decode_auth(const char *b64, struct credentials *ret) {
         unsigned char *out;
         int len, r;
 
-        if (n == 0 || n % 4 || n > 8192)
+        /* No bound but the file's (AUTH_FILE_MAX): cloud registries'
+         * tokens run to kilobytes. */
+        if (n == 0 || n % 4 || n > AUTH_FILE_MAX)
                 return -EBADMSG;
         if (b64[n - 1] == '=')
                 pad++;
@@ -245,7 +247,7 @@ int credential_helper_get(const char *helper, const char *registry, struct crede
         close(out[1]);
         in[0] = out[1] = -1;
         if (r != 0) {
-                r = r == ENOENT ? -ENOENT : -r;
+                r = r == ENOENT ? -ENOPKG : -r;
                 goto out_close;
         }
         /* The helper reads the server URL from stdin; ignore SIGPIPE-ish
@@ -329,6 +331,10 @@ static int try_file(const char *path, const char *registry, const char *reposito
                 if (r == 0)
                         snprintf(ret->from, sizeof ret->from, "credential helper docker-credential-%s (from %s)",
                                  helper, path);
+                if (r == -ENOPKG)
+                        snprintf(ret->from, sizeof ret->from,
+                                 "credential helper docker-credential-%s not found in PATH (configured in %s)", helper,
+                                 path);
                 log_debug("registry: credential helper docker-credential-%s for %s: %s", helper, registry,
                           r == 0 ? "found" : strerror(-r));
                 return r;
@@ -366,6 +372,8 @@ int credentials_find(const struct source_options *o, const char *registry, const
         e = getenv("XDG_RUNTIME_DIR");
         if (e && *e)
                 snprintf(path[n++], sizeof path[0], "%s/containers/auth.json", e);
+        else    /* where skopeo/podman login write without XDG_RUNTIME_DIR */
+                snprintf(path[n++], sizeof path[0], "/run/containers/%u/auth.json", (unsigned) getuid());
         e = getenv("XDG_CONFIG_HOME");
         if (e && *e)
                 snprintf(path[n++], sizeof path[0], "%s/containers/auth.json", e);

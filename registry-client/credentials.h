@@ -7,7 +7,8 @@
  *   2. an explicit file: --authfile (source_options.auth_file), else
  *      $REGISTRY_AUTH_FILE; when one is given, it is the only file read
  *   3. otherwise the first of these that has an entry for the registry:
- *      ${XDG_RUNTIME_DIR}/containers/auth.json,
+ *      ${XDG_RUNTIME_DIR}/containers/auth.json (without XDG_RUNTIME_DIR:
+ *      /run/containers/UID/auth.json),
  *      ${XDG_CONFIG_HOME:-~/.config}/containers/auth.json,
  *      $DOCKER_CONFIG/config.json (or ~/.docker/config.json)
  *
@@ -37,8 +38,10 @@ struct credentials {
 };
 
 /* Look up credentials for registry (host[:port]) and repository.
- * 0 and *ret filled, -ENOENT when none are configured, or -errno (a
- * malformed file: -EBADMSG with a reason in ret->from). */
+ * 0 and *ret filled, -ENOENT when none are configured, or -errno with a
+ * sentence in ret->from (a malformed file: -EBADMSG; a configured helper
+ * that is not installed: -ENOPKG, "credential helper docker-credential-X
+ * not found in PATH (configured in FILE)"). */
 int credentials_find(const struct source_options *o, const char *registry, const char *repository,
                      struct credentials *ret);
 
@@ -50,8 +53,9 @@ int credentials_find(const struct source_options *o, const char *registry, const
 int auth_file_lookup(const char *text, size_t len, const char *registry, const char *repository,
                      struct credentials *ret, char **ret_helper);
 
-/* Run docker-credential-NAME get for registry. 0, -ENOENT (helper says
- * not found, or is not installed), -EBADMSG, -errno. */
+/* Run docker-credential-NAME get for registry. 0, -ENOENT (the helper
+ * has nothing for registry), -ENOPKG (no docker-credential-NAME in PATH),
+ * -EBADMSG, -errno. */
 int credential_helper_get(const char *helper, const char *registry, struct credentials *ret);
 
 /* Split "USER:PASS" (the first ':' separates). */

@@ -66,7 +66,8 @@ struct reg_req *reg_req_new(struct registry *reg, const char *method, const char
                 return NULL;
         q->reg = reg;
         q->h = http_req_new(method, url);
-        q->scopes = strdup(auth_scope(reg->repo, push, scope, sizeof scope));
+        /* No repository (login checking credentials): a token without scope. */
+        q->scopes = strdup(reg->repo[0] ? auth_scope(reg->repo, push, scope, sizeof scope) : "");
         q->what = strdup(what ? what : path);
         if (!q->h || !q->scopes || !q->what) {
                 reg_req_free(q);
@@ -290,6 +291,8 @@ static int handle_401(struct reg_req *q) {
                         return reg_fail(reg, -EACCES,
                                         "%s requires authentication: pass --creds USER:PASS, --authfile FILE, or log in (auth.json)",
                                         host_of(reg));
+                if (r == -ENOPKG)
+                        return reg_fail(reg, -EACCES, "%s requires authentication: %s", host_of(reg), reg->creds.from);
                 if (r < 0)
                         return reg_fail(reg, -EACCES, "%s requires authentication, and reading credentials failed: %s (%s)",
                                         host_of(reg), strerror(-r), reg->creds.from);
@@ -471,6 +474,14 @@ static void token_fetch_start(struct registry *reg, struct reg_req *q) {
                 }
         if (!reg->creds_looked_up)
                 (void) reg_credentials(reg);
+        if (reg->creds_r == -ENOPKG) {
+                /* Configured but not installed: say so rather than try
+                 * anonymously (skopeo fails the same way). */
+                pthread_mutex_unlock(&reg->lock);
+                complete(q, reg_fail(reg, -EACCES, "%s requires authentication: %s", host_of(reg), reg->creds.from));
+                pthread_mutex_lock(&reg->lock);
+                return;
+        }
         refresh = reg->creds_r == 0 && reg->creds.identity_token;
         f = calloc(1, sizeof *f);
         query = auth_token_query(reg->service, q->scopes);

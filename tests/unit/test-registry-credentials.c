@@ -125,8 +125,8 @@ static void test_order(void) {
         assert(credentials_find(&o, "r.example", "x", &c) == 0 && !strcmp(c.username, "cli") && !strcmp(c.from, "--creds"));
         credentials_done(&c);
 
-        /* A missing helper is "not found", not a crash. */
-        assert(credential_helper_get("hocus-no-such-helper", "r.example", &c) == -ENOENT);
+        /* A missing helper is -ENOPKG (named in the error), not a crash. */
+        assert(credential_helper_get("hocus-no-such-helper", "r.example", &c) == -ENOPKG);
         assert(credential_helper_get("../evil", "r.example", &c) == -EINVAL);
 
         snprintf(path, sizeof path, "rm -rf '%s'", dir);
