@@ -62,3 +62,5 @@ int cmd_umount(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_profile(int argc, char **argv);
 int cmd_repack(int argc, char **argv);
+int cmd_login(int argc, char **argv);
+int cmd_logout(int argc, char **argv);

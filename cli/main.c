@@ -25,6 +25,8 @@ static const struct {
         { "record", cmd_record, "record a boot profile: run a command against a cold image" },
         { "profile", cmd_profile, "boot profiles: push, show, get, merge" },
         { "repack", cmd_repack, "rewrite an image's packs in boot-profile order" },
+        { "login", cmd_login, "check and store registry credentials (the containers auth file)" },
+        { "logout", cmd_logout, "remove stored registry credentials" },
 };
 
 static void usage(FILE *f) {
