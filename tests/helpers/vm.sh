@@ -15,6 +15,8 @@ HOCUS_VM_CACHE=${HOCUS_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/hocus-blk/vm}
 VM_MEM=256M
 # vCPUs: the guest's virtio-blk uses min(queues, vCPUs) queues.
 VM_SMP=${VM_SMP:-1}
+# tcg (the tests: no host needs KVM) or kvm (bench/vhost.sh KVM=1).
+VM_ACCEL=${VM_ACCEL:-tcg}
 
 # vm_prepare: set VM_KERNEL and VM_INITRD, fetching and building them once.
 vm_prepare() {
@@ -55,7 +57,7 @@ vm_start() {
         shift 3
         : >"$T/$name.serial"
         # shellcheck disable=SC2086 # DISK_ARGS is a list of arguments
-        qemu-system-x86_64 -machine q35,accel=tcg -cpu max -smp "$VM_SMP" -m "$VM_MEM" \
+        qemu-system-x86_64 -machine "q35,accel=$VM_ACCEL" -cpu max -smp "$VM_SMP" -m "$VM_MEM" \
                 -object "memory-backend-memfd,id=mem,size=$VM_MEM,share=on" -numa node,memdev=mem \
                 -nodefaults -no-user-config -display none -no-reboot \
                 -kernel "$VM_KERNEL" -initrd "$VM_INITRD" \
@@ -134,7 +136,7 @@ PY
 # requires_vhost: skip unless this blockd serves vhost-user-blk; set
 # VHOST_DIR (for --vhost-user-blk) to $T/vhost.
 requires_vhost() {
-        "$BLOCKD" --help 2>&1 | grep -q -- '--vhost-user-blk' || skip "this blockd has no --vhost-user-blk"
+        "$BLOCKD" --help 2>&1 | grep -- '--vhost-user-blk' >/dev/null || skip "this blockd has no --vhost-user-blk"
         VHOST_DIR=$T/vhost
 }
 
