@@ -14,12 +14,14 @@ enum {
         OPT_BLOCKD_OVERLAY,
 };
 
-#define BLOCKD_LONG_OPTIONS                                                    \
+#define BLOCKD_LONG_OPTIONS_NO_JSON                                            \
         { "control", required_argument, NULL, OPT_BLOCKD_CONTROL },            \
-        { "json", no_argument, NULL, OPT_BLOCKD_JSON },                        \
         { "help", no_argument, NULL, 'h' },                                    \
         { "verbose", no_argument, NULL, 'v' },                                 \
         { NULL, 0, NULL, 0 }
+#define BLOCKD_LONG_OPTIONS                                                    \
+        { "json", no_argument, NULL, OPT_BLOCKD_JSON },                        \
+        BLOCKD_LONG_OPTIONS_NO_JSON
 
 #define BLOCKD_HELP                                                                                  \
         "  --control PATH       blockd's control socket (default $HOCUS_BLK_CONTROL,\n"           \

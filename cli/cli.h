@@ -24,6 +24,15 @@ extern struct common_args arg_common;
  * common options. The array is static: one command parses per process. */
 const struct option *cli_options(const struct option *own);
 
+/*
+ * getopt_long for a command, with one addition: when the environment has
+ * HOCUS_BLK_LIST_OPTIONS set, the first call prints every option the
+ * command accepts (-x, --name, --name= for one taking an argument; one a
+ * line) and exits 0. The man page and completion generator and the test
+ * that --help documents every option read the parser's table this way.
+ */
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts);
+
 /* The common options' help, from their table. */
 void cli_common_help(void);
 

@@ -9,6 +9,7 @@
 
 #include "blockd-client.h"
 #include "cli.h"
+#include "json-out.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -77,7 +78,7 @@ static int update_export(const char *name, const char *control, bool json) {
                 return log_error_errno(EPROTO, "blockd answered without the export");
         }
         if (json) {
-                printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
+                cli_json_print(json_object_get(resp), false);
         } else {
                 json_object_object_get_ex(e, "manifest", &v);
                 printf("%s %s %s\n", name, json_object_get_boolean(ch) ? "updated to" : "unchanged: still",
@@ -101,7 +102,7 @@ int cmd_attach(int argc, char **argv) {
         char sz[32];
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "hv", options, NULL)) >= 0) {
+        while ((c = cli_getopt(argc, argv, "hv", options)) >= 0) {
                 if (c == OPT_BLOCKD_OVERLAY) {
                         overlay = optarg;
                         continue;
@@ -142,7 +143,7 @@ int cmd_attach(int argc, char **argv) {
                 return log_error_errno(EPROTO, "blockd answered without the export");
         }
         if (json) {
-                printf("%s\n", json_object_to_json_string_ext(e, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
+                cli_json_print(json_object_get(e), false);
         } else {
                 json_object_object_get_ex(e, "size", &v);
                 format_size((uint64_t) json_object_get_int64(v), sz, sizeof sz);

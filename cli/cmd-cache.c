@@ -41,7 +41,7 @@ int cmd_cache(int argc, char **argv) {
         char a[32], b[32];
         int c, r;
 
-        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, cli_options(options), NULL)) >= 0) {
+        while ((c = cli_getopt(argc, argv, COMMON_SHORT_OPTIONS, cli_options(options))) >= 0) {
                 switch (c) {
                 case 'm':
                         if (parse_size(optarg, &max) < 0)

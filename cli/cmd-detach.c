@@ -14,12 +14,12 @@ static void help(void) {
 }
 
 int cmd_detach(int argc, char **argv) {
-        static const struct option options[] = { BLOCKD_LONG_OPTIONS };
+        static const struct option options[] = { BLOCKD_LONG_OPTIONS_NO_JSON };
         const char *control = NULL;
         struct json_object *req, *resp;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "hv", options, NULL)) >= 0) {
+        while ((c = cli_getopt(argc, argv, "hv", options)) >= 0) {
                 r = blockd_option(c, optarg, &control, NULL);
                 if (r == 2) {
                         help();

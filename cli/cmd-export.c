@@ -176,7 +176,7 @@ int cmd_export(int argc, char **argv) {
         uint64_t t0, v;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, cli_options(options), NULL)) >= 0) {
+        while ((c = cli_getopt(argc, argv, COMMON_SHORT_OPTIONS, cli_options(options))) >= 0) {
                 switch (c) {
                 case 'n':
                         use_cache = false;

@@ -214,7 +214,7 @@ int cmd_inspect(int argc, char **argv) {
         uint64_t bad = 0;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, cli_options(options), NULL)) >= 0) {
+        while ((c = cli_getopt(argc, argv, COMMON_SHORT_OPTIONS, cli_options(options))) >= 0) {
                 switch (c) {
                 case 'j':
                         json = true;

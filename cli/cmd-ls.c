@@ -4,6 +4,7 @@
 
 #include "blockd-client.h"
 #include "cli.h"
+#include "json-out.h"
 #include "common/util.h"
 
 static void help(void) {
@@ -35,7 +36,7 @@ int cmd_ls(int argc, char **argv) {
         bool json = false;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "hv", options, NULL)) >= 0) {
+        while ((c = cli_getopt(argc, argv, "hv", options)) >= 0) {
                 r = blockd_option(c, optarg, &control, &json);
                 if (r == 2) {
                         help();
@@ -51,7 +52,7 @@ int cmd_ls(int argc, char **argv) {
                 return r;
         json_object_object_get_ex(resp, "exports", &arr);
         if (json) {
-                printf("%s\n", json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
+                cli_json_print(json_object_get(arr), false);
         } else {
                 printf("%-20s %10s %-10s %7s %-8s %9s  %s\n", "NAME", "SIZE", "MODE", "CLIENTS", "STATE",
                        "HYDRATED", "URI / REF / MANIFEST");

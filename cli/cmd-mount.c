@@ -46,7 +46,7 @@ static void umount_help(void) {
                "Undo 'hocus-blk mount': unmount the filesystem, detach the loop device, stop the\n"
                "private blockd and remove its run directory.\n\n"
                "Options:\n"
-               "  --lazy               detach a filesystem that is still in use (its files then\n"
+               "  -l, --lazy           detach a filesystem that is still in use (its files then\n"
                "                       fail to read once the daemon is gone)\n"
                "  -v, --verbose        debug logging\n"
                "  -h, --help           show this help\n");
@@ -145,7 +145,7 @@ int cmd_mount(int argc, char **argv) {
         uint64_t t0, fetched = 0, misses = 0, queued = 0;
         double secs;
 
-        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, cli_options(options), NULL)) >= 0) {
+        while ((c = cli_getopt(argc, argv, COMMON_SHORT_OPTIONS, cli_options(options))) >= 0) {
                 switch (c) {
                 case OPT_PARTITION: {
                         char *end;
@@ -278,7 +278,7 @@ int cmd_umount(int argc, char **argv) {
         bool lazy = false;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "hvl", options, NULL)) >= 0) {
+        while ((c = cli_getopt(argc, argv, "hvl", options)) >= 0) {
                 switch (c) {
                 case OPT_LAZY:
                 case 'l':

@@ -354,7 +354,7 @@ int cmd_profile(int argc, char **argv) {
         bool all = false, json = false;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, cli_options(options), NULL)) >= 0) {
+        while ((c = cli_getopt(argc, argv, COMMON_SHORT_OPTIONS, cli_options(options))) >= 0) {
                 switch (c) {
                 case OPT_OUT:
                         out = optarg;

@@ -33,7 +33,7 @@ static void help(void) {
                "  --range-size SIZE    largest coalesced range request (default 4M)\n"
                "  --no-store           fetch the missing ranges but decode and store nothing\n"
                "                       (measures the registry path alone; see bench/pull.sh)\n"
-               "  --quiet              print nothing on success\n"
+               "  -q, --quiet          print nothing on success\n"
                "  --json               print the result as a JSON object\n\n",
                BULK_DEFAULT_JOBS);
         cli_common_help();
@@ -58,7 +58,7 @@ int cmd_pull(int argc, char **argv) {
         bool quiet = false, json = false;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS "q", cli_options(options), NULL)) >= 0) {
+        while ((c = cli_getopt(argc, argv, COMMON_SHORT_OPTIONS "q", cli_options(options))) >= 0) {
                 switch (c) {
                 case 'j':
                         if (parse_size(optarg, &v) < 0 || v < 1 || v > 256)

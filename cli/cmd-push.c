@@ -28,7 +28,7 @@ static void help(void) {
                "  --profile FILE       lay out the chunks this boot profile reads first, and attach it\n"
                "  --threads N          worker threads (default: number of CPUs)\n"
                "  --pack-size SIZE     bound on pack blobs (default 64M)\n"
-               "  --quiet              print only the manifest digest\n"
+               "  -q, --quiet          print only the manifest digest\n"
                "  --json               print the result as a JSON object\n\n");
         cli_common_help();
 }
@@ -118,7 +118,7 @@ int cmd_push(int argc, char **argv) {
         uint64_t v;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS "q", cli_options(options), NULL)) >= 0) {
+        while ((c = cli_getopt(argc, argv, COMMON_SHORT_OPTIONS "q", cli_options(options))) >= 0) {
                 switch (c) {
                 case 'c':
                         if (parse_size(optarg, &v) < 0 || v < 4096 || v > (16u << 20) || (v & (v - 1)))

@@ -184,7 +184,7 @@ int cmd_record(int argc, char **argv) {
         /* Our options end at "--"; COMMAND's are its own. */
         for (dd = 1; dd < argc && strcmp(argv[dd], "--") != 0; dd++)
                 ;
-        while ((c = getopt_long(dd, argv, COMMON_SHORT_OPTIONS, cli_options(options), NULL)) >= 0) {
+        while ((c = cli_getopt(dd, argv, COMMON_SHORT_OPTIONS, cli_options(options))) >= 0) {
                 switch (c) {
                 case OPT_OUT:
                         out = optarg;

@@ -59,7 +59,7 @@ int cmd_repack(int argc, char **argv) {
         uint64_t n = 0, v;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, cli_options(options), NULL)) >= 0) {
+        while ((c = cli_getopt(argc, argv, COMMON_SHORT_OPTIONS, cli_options(options))) >= 0) {
                 switch (c) {
                 case OPT_PROFILE:
                         profile_path = optarg;

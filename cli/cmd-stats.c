@@ -5,6 +5,7 @@
 #include "blockd-client.h"
 #include "blockd/ctlproto/counters.h"
 #include "cli.h"
+#include "json-out.h"
 #include "common/util.h"
 
 static void help(void) {
@@ -92,7 +93,7 @@ int cmd_stats(int argc, char **argv) {
         bool json = false;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "hv", options, NULL)) >= 0) {
+        while ((c = cli_getopt(argc, argv, "hv", options)) >= 0) {
                 r = blockd_option(c, optarg, &control, &json);
                 if (r == 2) {
                         help();
@@ -110,7 +111,7 @@ int cmd_stats(int argc, char **argv) {
         if (r < 0)
                 return r;
         if (json) {
-                printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
+                cli_json_print(json_object_get(resp), false);
                 json_object_put(resp);
                 return 0;
         }

@@ -27,6 +27,27 @@ const struct option *cli_options(const struct option *own) {
         return all;
 }
 
+/* Print what a parser accepts (see cli_getopt) and exit. */
+static void list_options(const char *shortopts, const struct option *longopts) {
+        for (const char *s = shortopts; *s; s++)
+                if (*s != ':' && *s != '+' && *s != '-')
+                        printf("-%c\n", *s);
+        for (const struct option *o = longopts; o->name; o++)
+                printf("--%s%s\n", o->name, o->has_arg == no_argument ? "" : "=");
+        exit(0);
+}
+
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts) {
+        static bool checked;
+
+        if (!checked) {
+                checked = true;
+                if (getenv("HOCUS_BLK_LIST_OPTIONS"))
+                        list_options(shortopts, longopts);
+        }
+        return getopt_long(argc, argv, shortopts, longopts, NULL);
+}
+
 void cli_common_help(void) {
         opt_table_help(stdout, &COMMON_OPTION_TABLE(&arg_common));
 }

@@ -17,6 +17,7 @@ test_pkgs=(
         qemu-system-x86 qemu-block-extra busybox-static
         fuse3 e2fsprogs xfsprogs btrfs-progs fdisk gdisk util-linux
         iproute2 procps psmisc kmod systemd
+        man-db groff-base zsh
 )
 bench_pkgs=(
         gnuplot-nox debootstrap hyperfine time
