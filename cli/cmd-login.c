@@ -120,7 +120,7 @@ int cmd_login(int argc, char **argv) {
         bool from_stdin = false;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS "u:p:", cli_options(options), NULL)) >= 0) {
+        while ((c = cli_getopt(argc, argv, COMMON_SHORT_OPTIONS "u:p:", cli_options(options))) >= 0) {
                 switch (c) {
                 case 'u':
                         free(user);
@@ -207,7 +207,7 @@ int cmd_logout(int argc, char **argv) {
         bool all = false;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, COMMON_SHORT_OPTIONS, cli_options(options), NULL)) >= 0) {
+        while ((c = cli_getopt(argc, argv, COMMON_SHORT_OPTIONS, cli_options(options))) >= 0) {
                 switch (c) {
                 case 'A':
                         all = true;

@@ -71,7 +71,13 @@ def help_options(text):
 def parser_options(hb, cmd):
     """What a hocus-blk command's parser accepts: ({long: takes_arg}, {short})."""
     longs, shorts = {}, set()
-    for w in run([hb, cmd], {"HOCUS_BLK_LIST_OPTIONS": "1"}).split():
+    env = dict(os.environ, HOCUS_BLK_LIST_OPTIONS="1")
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=0")
+    p = subprocess.run([hb, cmd], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if p.returncode != 0 or not p.stdout.strip():
+        sys.exit("hocus-blk %s does not list its options: parse them with cli_getopt() (cli/cli.h) "
+                 "so that --help, the man page and completion can be checked against the parser" % cmd)
+    for w in p.stdout.split():
         if w.startswith("--"):
             longs[w[2:].rstrip("=")] = w.endswith("=")
         else:
