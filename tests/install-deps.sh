@@ -6,7 +6,7 @@ set -euo pipefail
 
 build_pkgs=(
         gcc clang meson ninja-build pkg-config
-        libssl-dev libzstd-dev liblz4-dev libcurl4-openssl-dev liburing-dev
+        libssl-dev libzstd-dev liblz4-dev libcurl4-openssl-dev
         libfuse3-dev libnbd-dev libjson-c-dev libblkid-dev libfdisk-dev
         libinih-dev libsystemd-dev
 )
@@ -20,7 +20,7 @@ test_pkgs=(
         man-db groff-base zsh
 )
 bench_pkgs=(
-        gnuplot-nox debootstrap hyperfine time
+        gnuplot-nox debootstrap hyperfine time strace linux-perf
 )
 
 want=("${build_pkgs[@]}" "${test_pkgs[@]}")
