@@ -253,6 +253,11 @@ static struct json_object *cmd_list(struct control *ctl, struct json_object *req
                         add_u64(fo, "retries", ss.retries);
                         add_u64(fo, "mismatches", ss.mismatches);
                         add_u64(fo, "timeouts", ss.timeouts);
+                        add_u64(fo, "bg_inflight_bytes", ss.bg_inflight_bytes);
+                        add_u64(fo, "bg_budget", ss.bg_budget);
+                        add_u64(fo, "bg_shrinks", ss.bg_shrinks);
+                        add_u64(fo, "delays", ss.delays);
+                        add_u64(fo, "demand_bg_ahead_max", ss.demand_bg_ahead_max);
                         json_object_object_add(o, "fetch", fo);
                 }
                 add_u64(o, "uptime_s", (now_ns() - d->start_ns) / 1000000000ull);

@@ -11,6 +11,9 @@
 #define TP_SLOT_NS 50000000ull          /* 50 ms */
 #define RTT_SLOT_NS 1000000000ull       /* 1 s */
 #define RTT_FLOOR_S 20e-6
+#define BDP_DELAY_MIN_S 2e-3            /* queueing below this is timer and scheduling noise */
+#define DELAY_HOLD_RTTS 8
+#define DELAY_HOLD_MIN_NS 20000000ull
 
 void bdp_init(struct bdp *b, const struct bdp_options *o) {
         memset(b, 0, sizeof *b);
@@ -93,6 +96,15 @@ void bdp_on_done(struct bdp *b, const struct bdp_send *s, uint64_t now_ns, bool 
         slot_add(b->bw, BDP_BW_SLOTS, bw_id, throughput(b, now_ns, s->bytes), 1);
         if (s->ahead + (b->sent - s->sent) <= MAX(b->o.min_window, 2u) * s->bytes)
                 slot_add(b->rtt, BDP_RTT_SLOTS, rtt_id, MAX(elapsed, RTT_FLOOR_S), -1);
+        /* Latency that neither the round trip nor the bytes that shared
+         * the link with it (ahead of it, sent during its lifetime) at the
+         * link's rate explain: a queue. */
+        if (b->rtt_est > 0 && b->bw_est > 0 &&
+            elapsed - (b->rtt_est + (double) (s->ahead + (b->sent - s->sent)) / b->bw_est) >
+                    MAX(b->rtt_est, BDP_DELAY_MIN_S)) {
+                b->delayed_ns = now_ns;
+                b->delays++;
+        }
         b->bw_est = slot_best(b->bw, BDP_BW_SLOTS, bw_id, 1);
         b->rtt_est = slot_best(b->rtt, BDP_RTT_SLOTS, rtt_id, -1);
         if (b->rtt_est > 0)
@@ -121,4 +133,25 @@ double bdp_bandwidth(const struct bdp *b) {
 
 double bdp_rtt(const struct bdp *b) {
         return b->rtt_est;
+}
+
+bool bdp_delayed(const struct bdp *b, uint64_t now_ns) {
+        uint64_t hold = MAX((uint64_t) (DELAY_HOLD_RTTS * b->rtt_est * 1e9), DELAY_HOLD_MIN_NS);
+
+        return b->delayed_ns && now_ns < b->delayed_ns + hold;
+}
+
+uint64_t bdp_bytes(const struct bdp *b) {
+        double bdp = b->bw_est * b->rtt_est;
+
+        /* The round trip counts a request's transfer (or two): take off
+         * one average request, half of it at most (an underestimated
+         * bandwidth must not take it to nothing). */
+        return (uint64_t) MAX(bdp - b->avg_request, bdp / 2);
+}
+
+uint64_t bdp_scavenger_budget(const struct bdp *b, uint64_t range, uint64_t max_bdp, bool shrink) {
+        if (shrink)
+                return range;
+        return MIN(bdp_bytes(b), max_bdp) + range;
 }

@@ -32,6 +32,17 @@
  *   estimate to grow (a window that only just fills the pipe cannot
  *   measure more than it already has).
  *
+ * The background class is a scavenger on top of that (bdp_scavenger_budget):
+ * its bytes in flight stay near one bandwidth-delay product (bdp_bytes:
+ * bandwidth x round trip, less the one average request's transfer that
+ * the round trip counts, half of it at most), plus one range to keep the
+ * link busy and probe for more bandwidth. A completion whose
+ * latency exceeds what the round trip and the bytes sharing the link with
+ * it (ahead of it, sent during its lifetime, at the estimated bandwidth)
+ * explain by more than a round trip (and BDP_DELAY_MIN_S) means a queue
+ * grew somewhere: the round trip rose above its floor, and the scavenger
+ * shrinks for a while (bdp_delayed).
+ *
  * Pure: the caller passes the time and serialises the calls.
  */
 #pragma once
@@ -66,6 +77,8 @@ struct bdp {
         double avg_request;     /* EWMA of request bytes */
         double bw_est, rtt_est; /* bytes/s, seconds (0: no estimate yet) */
         double rtt_held;        /* the last estimate, when the filter is empty */
+        uint64_t delayed_ns;    /* the last completion that saw a queue, 0 = none */
+        uint64_t delays;        /* completions that saw a queue */
         unsigned window;
         uint64_t samples;
 };
@@ -88,3 +101,19 @@ unsigned bdp_window(const struct bdp *b);
 /* Estimated bandwidth (bytes/s) and round trip (s); 0 when unknown. */
 double bdp_bandwidth(const struct bdp *b);
 double bdp_rtt(const struct bdp *b);
+/* Whether a completion saw the round trip above its floor lately (within
+ * 8 round trips, 20 ms at least). */
+bool bdp_delayed(const struct bdp *b, uint64_t now_ns);
+
+/*
+ * The scavenger's bound, in bytes in flight, for ranges of at most range
+ * bytes: one bandwidth-delay product (bdp_bytes, at most max_bdp) plus
+ * one range; shrink (demand is
+ * recent, or the round trip rose): the range alone. Before any estimate:
+ * one range.
+ */
+uint64_t bdp_scavenger_budget(const struct bdp *b, uint64_t range, uint64_t max_bdp, bool shrink);
+/* The bandwidth-delay product, in bytes: bandwidth x round trip less an
+ * average request (at least half of bandwidth x round trip); 0 when
+ * unknown. */
+uint64_t bdp_bytes(const struct bdp *b);

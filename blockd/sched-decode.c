@@ -42,6 +42,8 @@ void sched_on_fetched(void *userdata, int r) {
         rg->se->net_inflight--;
         if (rg->cls != SCHED_DEMAND)
                 rg->se->inflight_nondemand--;
+        if (rg->cls == SCHED_BACKGROUND)
+                s->bg_net_bytes -= MIN(s->bg_net_bytes, rg->len);
         s->backlog++;
         pthread_cond_signal(&s->wake);
         rg->urgent = rg->cls == SCHED_DEMAND;
@@ -111,9 +113,10 @@ static void fetch_log(struct sched *s, const struct sched_range *rg, const uint6
                                 rg->se->name);
         append_chunks(line, sizeof line, &pos, is, rg->n);
         pos += (size_t) snprintf(line + pos, sizeof line - pos,
-                                 " pack=%u offset=%llu bytes=%llu start=%.6f end=%.6f result=%s", rg->pack,
-                                 (unsigned long long) rg->off, (unsigned long long) rg->len,
-                                 (double) (rg->t0 - s->t0) / 1e9, (double) (rg->t1 - s->t0) / 1e9, res);
+                                 " pack=%u offset=%llu bytes=%llu start=%.6f end=%.6f result=%s bg_ahead=%llu bg_budget=%llu",
+                                 rg->pack, (unsigned long long) rg->off, (unsigned long long) rg->len,
+                                 (double) (rg->t0 - s->t0) / 1e9, (double) (rg->t1 - s->t0) / 1e9, res,
+                                 (unsigned long long) rg->bg_ahead, (unsigned long long) rg->bg_budget);
         if (n_bad && pos + 64 < sizeof line) {
                 pos += (size_t) snprintf(line + pos, sizeof line - pos, " bad=");
                 append_chunks(line, sizeof line, &pos, bad, n_bad);

@@ -31,7 +31,29 @@
 #define SETTLE_QUIET_NS (250 * 1000000ull) /* the stream begins after reads paused this long, */
 #define SETTLE_MAX_NS (5 * NS)          /* or this long after it was let start */
 
-static void gate_fill(struct sched *s, uint64_t now, struct sched_gate *g, uint64_t *wake) {
+/*
+ * The background scavenger's range size and bound for now (s->bg_range,
+ * s->bg_budget; *ret_full: the bound were it not shrunk): ranges of one
+ * bandwidth-delay product (within SCHED_BG_RANGE_MIN ..
+ * SCHED_PREFETCH_RANGE_MAX, and the rate cap's bg_range_max), that
+ * product (at most SCHED_BG_BDP_MAX and SCHED_BG_QUEUE_NS of the link)
+ * plus one range in flight, one range while demand is recent or the
+ * round trip rose above its floor.
+ */
+static void scavenger_fill(struct sched *s, uint64_t now, bool demand_active, uint64_t *ret_full) {
+        bool shrink = demand_active || bdp_delayed(&s->bdp, now) ||
+                      (s->last_demand_ns && now < s->last_demand_ns + SCHED_DEMAND_RECENT_NS);
+        uint64_t max_bdp = MIN((uint64_t) SCHED_BG_BDP_MAX,
+                               (uint64_t) (bdp_bandwidth(&s->bdp) * (double) SCHED_BG_QUEUE_NS / 1e9));
+        uint64_t range = MIN(MIN(bdp_bytes(&s->bdp), max_bdp), (uint64_t) SCHED_PREFETCH_RANGE_MAX);
+
+        range = MIN(MAX(range, (uint64_t) SCHED_BG_RANGE_MIN), s->bg_range_max);
+        s->bg_range = range;
+        *ret_full = bdp_scavenger_budget(&s->bdp, range, max_bdp, false);
+        s->bg_budget = shrink ? bdp_scavenger_budget(&s->bdp, range, max_bdp, true) : *ret_full;
+}
+
+static void gate_fill(struct sched *s, uint64_t now, struct sched_gate *g, uint64_t *wake, uint64_t *ret_full) {
         unsigned ready = 0;
         uint64_t hold = (uint64_t) (2 * bdp_rtt(&s->bdp) * 1e9);
 
@@ -50,6 +72,9 @@ static void gate_fill(struct sched *s, uint64_t now, struct sched_gate *g, uint6
                 .window = bdp_window(&s->bdp),
                 .background_on = s->o.background,
         };
+        scavenger_fill(s, now, g->demand_active > 0, ret_full);
+        g->bg_inflight_bytes = s->bg_net_bytes;
+        g->bg_budget = s->bg_budget;
 }
 
 static struct sched_range *range_new(struct sched *s, struct sched_export *se, enum sched_class cls, unsigned n) {
@@ -90,7 +115,12 @@ static void launch(struct sched *s, struct sched_range *rg) {
         se->busy++;
         if (rg->cls != SCHED_DEMAND)
                 se->inflight_nondemand++;
+        rg->bg_ahead = s->bg_net_bytes;
+        rg->bg_budget = s->bg_budget;
+        if (rg->cls == SCHED_DEMAND)
+                s->st.demand_bg_ahead_max = MAX(s->st.demand_bg_ahead_max, s->bg_net_bytes);
         if (rg->cls == SCHED_BACKGROUND) {
+                s->bg_net_bytes += rg->len;
                 se->bg_inflight++;
                 s->bg_pending += (uint64_t) rg->n * se->x->chunk_size;
                 tbucket_take(&s->tb, rg->len, now);
@@ -182,13 +212,19 @@ static bool start_demand(struct sched *s, uint64_t now) {
 
 /* --- Cursors: profile lists and the background stream --- */
 
-/* The largest range a cursor takes: range_max (smaller under a rate
- * cap), and on a slow link what takes an eighth of the fetch timeout, so
- * that a range in flight beside others still ends well before it (one
- * chunk at least). */
+/* The largest range a cursor takes: range_max, SCHED_PREFETCH_RANGE_MAX
+ * (so that a demand read overtakes it), the scavenger's for background,
+ * and on a slow link what takes an eighth of the fetch timeout, so that a
+ * range in flight beside others still ends well before it (one chunk at
+ * least). */
 static uint64_t cursor_range_max(struct sched *s, enum sched_class cls) {
-        uint64_t max = cls == SCHED_BACKGROUND ? s->bg_range_max : s->o.range_max;
+        uint64_t max = MIN(s->o.range_max, (uint64_t) SCHED_PREFETCH_RANGE_MAX);
         double bw = bdp_bandwidth(&s->bdp);
+
+        /* Background: the scavenger's range, within what its bound has
+         * left (one chunk at least: a scan always takes the first). */
+        if (cls == SCHED_BACKGROUND)
+                max = MIN(s->bg_range, s->bg_budget > s->bg_net_bytes ? s->bg_budget - s->bg_net_bytes : 1);
 
         if (bw > 0)
                 max = MIN(max, MAX((uint64_t) (bw * (double) s->o.fetch_timeout_ns / 8e9), (uint64_t) 64 << 10));
@@ -480,11 +516,22 @@ static bool settled(struct sched_export *se, uint64_t now, uint64_t *wake) {
         return true;
 }
 
-static bool start_background(struct sched *s, const struct sched_gate *g, uint64_t now, uint64_t *wake) {
+static bool start_background(struct sched *s, const struct sched_gate *g, uint64_t full, uint64_t now,
+                             uint64_t *wake) {
         uint64_t at;
 
-        if (!s->n_exports || s->backlog >= SCHED_BACKLOG_MAX || !sched_gate_allows(g, SCHED_BACKGROUND, now, wake))
+        if (!s->n_exports || s->backlog >= SCHED_BACKLOG_MAX)
                 return false;
+        if (!sched_gate_allows(g, SCHED_BACKGROUND, now, wake)) {
+                struct sched_gate unshrunk = *g;
+                uint64_t ignored = UINT64_MAX;
+
+                /* Held to one range where the full bound had room. */
+                unshrunk.bg_budget = full;
+                if (g->bg_budget < full && sched_gate_allows(&unshrunk, SCHED_BACKGROUND, now, &ignored))
+                        s->st.bg_shrinks++;
+                return false;
+        }
         at = tbucket_ready_at(&s->tb, now);
         if (at) {
                 *wake = MIN(*wake, at);
@@ -562,15 +609,15 @@ void *sched_dispatcher_main(void *arg) {
 
         pthread_mutex_lock(&s->lock);
         while (!s->stopping) {
-                uint64_t now = now_ns(), wake = UINT64_MAX;
+                uint64_t now = now_ns(), wake = UINT64_MAX, full;
                 struct sched_gate g;
 
                 if (start_demand(s, now))
                         continue;
-                gate_fill(s, now, &g, &wake);
+                gate_fill(s, now, &g, &wake, &full);
                 if (start_profile(s, &g, now, &wake))
                         continue;
-                if (start_background(s, &g, now, &wake))
+                if (start_background(s, &g, full, now, &wake))
                         continue;
                 if (survey(s))
                         continue;

@@ -34,6 +34,17 @@
 #define SCHED_TABLE_BUCKETS 4096
 #define SCHED_BUF_POOL 4                /* range buffers kept for reuse (4 MiB each) */
 #define SCHED_RECENT 4096               /* digests of the last chunks stored */
+/* Profile and background ranges: at most this (a demand read that needs
+ * a chunk of one waits for 1 MiB at most: 8.4 ms at 1 Gbit/s), background
+ * ones at least SCHED_BG_RANGE_MIN while the budget has room (per-request
+ * costs), in between one bandwidth-delay product. */
+#define SCHED_PREFETCH_RANGE_MAX (1u << 20)
+#define SCHED_BG_RANGE_MIN (256u << 10)
+#define SCHED_BG_BDP_MAX (16u << 20)    /* the scavenger's bandwidth-delay product, at most */
+#define SCHED_BG_QUEUE_NS (10 * 1000000ull) /* and at most what the link carries in this long: the
+                                             * round trip counts the transfers of requests that
+                                             * shared the link, which can make it large */
+#define SCHED_DEMAND_RECENT_NS (1000 * 1000000ull) /* the scavenger shrinks this long after demand */
 #define SCHED_BACKLOG_MAX 8             /* fetched ranges awaiting the decoders, before profile
                                          * and background wait (memory: 4 MiB each) */
 
@@ -90,6 +101,8 @@ struct sched_range {
         int r;
         uint64_t t0, t1;
         struct bdp_send bs;
+        uint64_t bg_ahead;              /* background bytes on the network when it was sent */
+        uint64_t bg_budget;             /* the scavenger's bound then */
         struct sched_range *next;       /* decode queue */
         unsigned n;
         struct sched_job *jobs[];       /* by offset; one reference each */
@@ -163,6 +176,9 @@ struct sched {
         unsigned inflight[_SCHED_CLASS_MAX];    /* ranges being fetched (network) */
         unsigned backlog;               /* ranges fetched, not decoded yet */
         uint64_t bg_pending;            /* chunk bytes of background ranges not stored yet */
+        uint64_t bg_net_bytes;          /* bytes of background ranges on the network */
+        uint64_t bg_budget;             /* the scavenger's bound, as last computed */
+        uint64_t bg_range;              /* background range size, as last computed */
         bool cache_full;                /* a put found the store's filesystem full, no room seen since */
         uint64_t cache_checked_ns;      /* when the profile class last looked for room */
         uint64_t last_demand_ns;

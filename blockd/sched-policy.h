@@ -11,7 +11,11 @@
  * - background starts only when no demand is queued, in flight or
  *   waited for, and none has been for `hold` (a boot reads in bursts:
  *   background must not slip a large range between two of its reads),
- *   within the window, and within its rate cap (a token bucket).
+ *   within the window, within its rate cap (a token bucket), and as a
+ *   scavenger: while its bytes in flight are below bg_budget
+ *   (bdp_scavenger_budget: about one bandwidth-delay product, one range
+ *   while demand is recent or the round trip rose above its floor), so
+ *   that a demand read shares the link with little.
  */
 #pragma once
 
@@ -50,6 +54,8 @@ struct sched_gate {
         uint64_t hold_ns;               /* background waits this long after demand */
         unsigned nondemand_inflight;    /* profile + background requests in flight */
         unsigned window;                /* bdp_window() */
+        uint64_t bg_inflight_bytes;     /* background bytes on the network */
+        uint64_t bg_budget;             /* the scavenger's bound on them; 0 = none */
         bool background_on;
 };
 

@@ -672,6 +672,9 @@ void sched_get_stats(struct sched *s, struct sched_stats *ret) {
         ret->demand_waiting = s->waiting;
         ret->bandwidth = bdp_bandwidth(&s->bdp);
         ret->rtt = bdp_rtt(&s->bdp);
+        ret->delays = s->bdp.delays;
+        ret->bg_inflight_bytes = s->bg_net_bytes;
+        ret->bg_budget = s->bg_budget;
         pthread_mutex_unlock(&s->lock);
 }
 

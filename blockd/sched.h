@@ -168,6 +168,12 @@ struct sched_stats {
         double bandwidth;               /* bytes/s estimate, 0 = unknown */
         double rtt;                     /* s */
         uint64_t requests, bytes, errors, retries, mismatches, timeouts;
+        /* The background scavenger: its bytes on the network and their
+         * bound now; times it was held to one range (demand recent or
+         * round trips above their floor) with room in the full bound;
+         * completions that saw a queue; the most background bytes on the
+         * network when a demand request was sent. */
+        uint64_t bg_inflight_bytes, bg_budget, bg_shrinks, delays, demand_bg_ahead_max;
 };
 
 void sched_get_stats(struct sched *s, struct sched_stats *ret);

@@ -188,6 +188,53 @@ static void test_bdp(void) {
         assert(simulate(&b, 1.25e9, 0.00001, 4 << 20, 64, 2, &t, &tput) == 12);
 }
 
+/* The background scavenger: its bound in the gate (demand and profile
+ * never see it), its size from the estimates, its shrinking, and the
+ * delay signal. */
+static void test_scavenger(void) {
+        struct sched_gate g = { .window = 64, .background_on = true, .hold_ns = 10 * MS, .bg_budget = 1 << 20 };
+        struct bdp_send sd;
+        uint64_t wake = 0, t = 1, full;
+        struct bdp b;
+        double tput;
+
+        g.bg_inflight_bytes = (1 << 20) - 1;
+        assert(sched_gate_allows(&g, SCHED_BACKGROUND, 1, &wake));
+        g.bg_inflight_bytes = 1 << 20;
+        assert(!sched_gate_allows(&g, SCHED_BACKGROUND, 1, &wake));
+        assert(sched_gate_allows(&g, SCHED_DEMAND, 1, &wake));
+        assert(sched_gate_allows(&g, SCHED_PROFILE, 1, &wake));
+        g.bg_budget = 0;        /* no bound */
+        assert(sched_gate_allows(&g, SCHED_BACKGROUND, 1, &wake));
+
+        /* Before any estimate: one range, shrunk or not. */
+        bdp_init(&b, NULL);
+        assert(bdp_scavenger_budget(&b, 256 << 10, 16 << 20, false) == 256 << 10);
+        assert(bdp_scavenger_budget(&b, 256 << 10, 16 << 20, true) == 256 << 10);
+        assert(!bdp_delayed(&b, t));
+        /* 1 Gbit/s, 2 ms, 256 KiB requests: about one product (the round
+         * trip counts a request's transfer) plus a range; shrunk, a range. */
+        simulate(&b, 1.25e8, 0.002, 256 << 10, 128, 3, &t, &tput);
+        full = bdp_scavenger_budget(&b, 256 << 10, 16 << 20, false);
+        assert(bdp_bytes(&b) >= 250000 && bdp_bytes(&b) <= 2000000);
+        assert(full == bdp_bytes(&b) + (256 << 10));
+        assert(bdp_scavenger_budget(&b, 256 << 10, 16 << 20, true) == 256 << 10);
+        assert(bdp_scavenger_budget(&b, 256 << 10, 100000, false) == 100000 + (256 << 10));
+        /* A request alone on the link that takes ten round trips: a queue
+         * grew; the signal lasts 8 round trips (20 ms at least), then goes. */
+        assert(!bdp_delayed(&b, t));
+        bdp_on_send(&b, t, 4096, &sd);
+        t += (uint64_t) (10 * bdp_rtt(&b) * 1e9);
+        bdp_on_done(&b, &sd, t, true);
+        assert(b.delays == 1 && bdp_delayed(&b, t) && bdp_delayed(&b, t + 19 * MS));
+        assert(!bdp_delayed(&b, t + (uint64_t) (8 * bdp_rtt(&b) * 1e9) + 20 * MS));
+        /* One that took about a round trip: none. */
+        bdp_on_send(&b, t, 4096, &sd);
+        t += (uint64_t) (bdp_rtt(&b) * 1e9);
+        bdp_on_done(&b, &sd, t, true);
+        assert(b.delays == 1);
+}
+
 /* Profile batches: inside each, runs of chunks that lie end to end in a
  * pack, in pack order, the runs by their first position in the list;
  * zero chunks and repeats last; the batches in their order. */
@@ -733,6 +780,7 @@ int main(void) {
 
         test_gate();
         test_bdp();
+        test_scavenger();
         test_profile_batch();
 
         assert(mkdtemp(dir));
