@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Demand isolation (issue 13): with blockd fetching through bench/linkem
+# (100 Mbit/s, 2 ms RTT) from docker-registry, a boot profile of one long
+# run and the background stream on, reads of chunks far ahead of the
+# stream are fetched at once while the stream is in flight, and the fetch
+# log and counters show the bounds:
+# - profile and background ranges are at most 1 MiB (a demand read
+#   overtakes them), where the run would make 4 MiB ones;
+# - every background range fit the scavenger's bound when it was sent,
+#   (cut to what the bound had left, one chunk at least), so that the
+#   background bytes in flight when a demand range was sent (summed from
+#   the log's intervals) were within the bound of the last background
+#   range then in flight plus a chunk, and at most 2 MiB (half a range before:
+#   10 ms of this link, a range and a chunk are 1.4 MiB at most);
+# - the demand ranges never waited for a connection: fewer requests were
+#   in flight than the registry's 16 connections (curl does not pipeline
+#   HTTP/1.1, so each went out on a connection with nothing outstanding);
+# - the scavenger shrank (held to one range) while demand was recent.
+# Orders, counts and bytes only; the reads are bounded in number.
+. "$TESTS_DIR/functions.sh"
+requires docker-registry curl
+requires_nbd_python
+LINKEM=${LINKEM:-$BUILD_DIR/bench/linkem}
+[ -x "$LINKEM" ] || fail "linkem is not built: $LINKEM"
+
+CS=262144
+head -c 128M /dev/urandom >"$T/disk.img"
+start_registry reg
+hb push --plain-http --chunk-size 256K --compress none "$T/disk.img" "docker://$REGISTRY/scav/ws:v1" >/dev/null
+"$LINKEM" --connect "$REGISTRY" --delay 1ms --rate 100mbit --port-file "$T/linkem.port" \
+        >/dev/null 2>"$T/linkem.log" &
+LK_PID=$!
+cleanup_fn "kill $LK_PID; wait $LK_PID"
+wait_for 10 test -s "$T/linkem.port" || fail "linkem did not start: $(cat "$T/linkem.log")"
+REF=docker://127.0.0.1:$(cat "$T/linkem.port")/scav/ws:v1
+
+# The profile: chunks 20-59, one run of 10 MiB in one pack.
+python3 - "$T/boot.prf" <<'PY'
+import struct, sys
+cs = 262144
+ranges = [(20 * cs, 40 * cs)]
+body = b"".join(struct.pack("<QII", off, ln, i) for i, (off, ln) in enumerate(ranges))
+hdr = b"HOCUSPRF" + struct.pack("<IIIIQ", 1, 0, cs, len(ranges), 0)   # docs/FORMAT.md section 6
+open(sys.argv[1], "wb").write(hdr + body)
+PY
+
+export HOCUS_BLK_CACHE=$T/cache
+start_blockd --nbd-socket "$T/nbd.sock" --control "$T/control.sock" --plain-http \
+        --fetch-log "$T/fetch.log" --export "ws=$REF,profile=$T/boot.prf"
+wait_for 120 grep -q ' class=background ' "$T/fetch.log" || fail "the background stream did not start: $(cat "$T/fetch.log")"
+
+# Reads of chunks far ahead of the stream (from the last one down), one
+# at a time, until the scavenger has shrunk for them: 64 at most.
+cat >"$T/read.py" <<'PY'
+import json, subprocess, sys, nbd
+uri, img, hb, control = sys.argv[1:5]
+cs = 262144
+h = nbd.NBD()
+h.connect_uri(uri)
+data = open(img, "rb")
+for n in range(64):
+    k = 511 - n
+    data.seek(k * cs + 4096)
+    assert h.pread(4096, k * cs + 4096) == data.read(4096), "chunk %d read wrong bytes" % k
+    st = json.loads(subprocess.run([hb, "stats", "--control", control, "--json"], check=True,
+                                   capture_output=True, text=True).stdout)["fetch"]
+    if st["bg_shrinks"] > 0 and n >= 3:
+        break
+print("%d reads, fetch counters %s" % (n + 1, {k: st[k] for k in ("bg_shrinks", "bg_budget", "demand_bg_ahead_max", "delays")}))
+assert st["bg_shrinks"] > 0, "the scavenger never shrank while demand was recent: %s" % st
+PY
+$NBD_PYTHON "$T/read.py" "$(nbd_uri ws)" "$T/disk.img" "$HOCUS_BLK" "$T/control.sock" || fail "the reads failed"
+[ "$(blockd_stat ws background)" = running ] || fail "the stream ended before the reads did: the test shows nothing"
+stop_blockd
+fetch_log_check "$T/fetch.log" 511
+
+python3 - "$T/fetch.log" <<'PY'
+import sys
+MIB = 1 << 20
+lines = [dict(kv.split("=", 1) for kv in l.split()[1:]) for l in open(sys.argv[1])]
+for l in lines:
+    for k in ("bytes", "bg_ahead", "bg_budget"):
+        l[k] = int(l[k])
+    l["start"], l["end"] = float(l["start"]), float(l["end"])
+prof = [l for l in lines if l["class"] == "profile"]
+bg = [l for l in lines if l["class"] == "background"]
+demand = [l for l in lines if l["class"] == "demand" and l["result"] == "ok"]
+assert len(prof) >= 10 and max(l["bytes"] for l in prof) <= MIB, \
+    "profile ranges above 1 MiB or too few: %s" % [l["bytes"] for l in prof]
+assert max(l["bytes"] for l in bg) <= MIB, "a background range above 1 MiB"
+# A range starts while its class is below the bound, and is cut to what
+# the bound has left, one chunk at least.
+for l in bg:
+    assert l["bg_ahead"] < l["bg_budget"], "a background range sent with its bound reached: %s" % l
+    assert l["bg_ahead"] + l["bytes"] <= l["bg_budget"] or l["bytes"] <= 262144, "a background range beyond its bound: %s" % l
+assert len(demand) >= 4, "fewer than 4 demand fetches"
+for d in demand:
+    live = [l for l in lines if l is not d and l["start"] < d["start"] < l["end"]]
+    assert len(live) + 1 <= 16, "a demand range waited for a connection: %d requests in flight" % (len(live) + 1)
+    live_bg = [l for l in live if l["class"] == "background"]
+    ahead = sum(l["bytes"] for l in live_bg)
+    assert ahead <= d["bg_ahead"] or not live_bg, (ahead, d)
+    if live_bg:
+        last = max(live_bg, key=lambda l: l["start"])
+        assert ahead <= last["bg_budget"] + 262144, "background in flight beyond its bound: %d > %d" % (ahead, last["bg_budget"])
+    assert d["bg_ahead"] <= 2 * MIB, "%d background bytes in flight when a demand range went out" % d["bg_ahead"]
+print("profile ranges %d (largest %d), background %d (largest %d), demand %d: background in flight at their start at most %d bytes" % (
+    len(prof), max(l["bytes"] for l in prof), len(bg), max(l["bytes"] for l in bg), len(demand),
+    max(d["bg_ahead"] for d in demand)))
+PY
+echo ok
