@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Time to the first byte of a cold export while the background stream is
+# in flight (issue 13, demand isolation). docker-registry on loopback
+# behind bench/linkem (default 1 Gbit/s, 2 ms RTT); an image of random
+# bytes (what the link carries is what the registry stores) in 256 KiB
+# chunks; blockd from an empty chunk store, --background on, no profile.
+# Per run:
+#   attach   s from blockd's start until its NBD export answers (the
+#            manifest and index transfer)
+#   first    ms of the first 4 KiB read, issued at once after attach
+#            (the stream may already be starting)
+#   stream   ms of a 4 KiB read of a chunk far ahead of the stream,
+#            issued once the stream has fetched STREAM_MIB
+#   stream-n the same, 8 serial reads, each its own chunk: the median
+# and the RTTs these are worth. The goal: a read within 3 round trips,
+# whatever is in flight. Medians of RUNS.
+#
+# usage: bench/first-byte.sh [--build DIR] [--runs N] [--link DELAY:RATE]
+#            [--size MIB] [--stream-mib MIB]
+here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/bench/lib.sh"
+build=$here/build
+runs=5
+link=1ms:1gbit
+size_mib=1024
+stream_mib=64
+while [ $# -gt 0 ]; do
+        case $1 in
+        --build) build=$2; shift 2 ;;
+        --runs) runs=$2; shift 2 ;;
+        --link) link=$2; shift 2 ;;
+        --size) size_mib=$2; shift 2 ;;
+        --stream-mib) stream_mib=$2; shift 2 ;;
+        *) echo "usage: bench/first-byte.sh [--build DIR] [--runs N] [--link DELAY:RATE] [--size MIB] [--stream-mib MIB]" >&2; exit 2 ;;
+        esac
+done
+hb=$build/cli/hocus-blk
+blockd=${BLOCKD_BIN:-$build/blockd/blockd}
+requires docker-registry
+nbd_python=
+for p in python3 /usr/bin/python3; do
+        if "$p" -c 'import nbd' 2>/dev/null; then nbd_python=$p; break; fi
+done
+[ -n "$nbd_python" ] || skip "python3-libnbd is not installed"
+
+start_registry reg
+port=${REGISTRY#*:}
+head -c $((size_mib << 20)) /dev/urandom >"$T/disk.img"
+"$hb" push --plain-http --quiet --chunk-size 256K "$T/disk.img" "docker://127.0.0.1:$port/bench/fb:v1" >/dev/null
+rm -f "$T/disk.img"
+start_linkem "$build/bench/linkem" "$port" "${link%%:*}" "${link#*:}" "$T/linkem.json"
+REF=docker://127.0.0.1:$LINKEM_PORT/bench/fb:v1
+rtt_ms=$(calc "2000 * $(delay_s "${link%%:*}")" %.3f)
+
+cat >"$T/reads.py" <<'PY'
+import os, sys, time, nbd
+uri, log, stream_bytes, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+cs = 262144
+h = nbd.NBD()
+t0 = time.monotonic()
+while True:
+    try:
+        h.connect_uri(uri)
+        break
+    except nbd.Error:
+        if time.monotonic() - t0 > 60:
+            raise
+        time.sleep(0.005)
+        h = nbd.NBD()
+attach = time.monotonic() - float(os.environ["T_START"])
+def timed(off):
+    t = time.monotonic()
+    h.pread(4096, off)
+    return (time.monotonic() - t) * 1000
+first = timed(size // 2 + 17 * cs)
+def bg_bytes():
+    n = 0
+    for l in open(log):
+        if " class=background " in l:
+            n += int(l.split(" bytes=")[1].split()[0])
+    return n
+deadline = time.monotonic() + 120
+while bg_bytes() < stream_bytes and time.monotonic() < deadline:
+    time.sleep(0.01)
+# Far ahead of the stream: the last quarter of the image.
+stream = [timed(size - (k * 37 + 5) * cs) for k in range(1, 10)]
+print("attach=%.3f first=%.2f stream=%.2f stream_n=%.2f" % (
+    attach, first, stream[0], sorted(stream[1:])[len(stream[1:]) // 2]))
+h.shutdown()
+PY
+
+echo "# bench/first-byte.sh: image $size_mib MiB random, 256 KiB chunks, link $link (RTT $rtt_ms ms), stream in flight after $stream_mib MiB, $(nproc) CPUs, load $(loadavg)"
+for n in $(seq "$runs"); do
+        rm -rf "$T/cache" "$T/fetch.log" "$T/blockd.pid"
+        : >"$T/fetch.log"
+        export T_START
+        T_START=$(python3 -c 'import time; print(time.monotonic())')
+        "$blockd" --cache "$T/cache" --plain-http --state-dir none --nbd-socket "$T/nbd.sock" \
+                --control "$T/control.sock" --pidfile "$T/blockd.pid" --fetch-log "$T/fetch.log" \
+                --export "ws=$REF,profile=none" >"$T/blockd.log" 2>&1 &
+        bpid=$!
+        line=$("$nbd_python" "$T/reads.py" "nbd+unix:///ws?socket=$T/nbd.sock" "$T/fetch.log" \
+                $((stream_mib << 20)) $((size_mib << 20))) || fail "the reads failed: $(tail -3 "$T/blockd.log")"
+        fetch=$("$hb" stats --control "$T/control.sock" --json | python3 -c 'import json, sys
+f = json.load(sys.stdin)["fetch"]
+print("bw=%.0fMB/s rtt=%.2fms bg_budget=%d bg_shrinks=%d delays=%d demand_bg_ahead_max=%d" % (
+    f["bandwidth"] / 1e6, f["rtt_s"] * 1e3, f["bg_budget"], f["bg_shrinks"], f["delays"],
+    f["demand_bg_ahead_max"]))')
+        kill "$bpid"; wait "$bpid" || true
+        echo "run=$n $line $fetch" | tee -a "$T/results"
+done
+python3 - "$T/results" "$rtt_ms" <<'PY'
+import statistics, sys
+rows = [dict(kv.split("=", 1) for kv in l.split()) for l in open(sys.argv[1])]
+rtt = float(sys.argv[2])
+for k, unit in (("attach", "s"), ("first", "ms"), ("stream", "ms"), ("stream_n", "ms")):
+    v = statistics.median(float(r[k]) for r in rows)
+    extra = " = %.1f RTT" % (v / rtt) if unit == "ms" and rtt else ""
+    print("%-9s median %.3f %s%s" % (k, v, unit, extra))
+PY
