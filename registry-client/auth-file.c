@@ -2,6 +2,7 @@
 #include "auth-file.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <openssl/evp.h>
@@ -31,24 +32,25 @@ const char *auth_file_write_path(const char *explicit_file, char *buf, size_t le
 }
 
 int auth_file_key(const char *registry, char *buf, size_t len) {
-        const char *p = registry;
-        size_t n;
+        static const char *const schemes[] = { "docker://", "https://", "http://" };
+        size_t skip = 0, n;
+        bool url = false;
 
-        if (!strncmp(p, "docker://", 9))
-                p += 9;
-        else if (!strncmp(p, "https://", 8))
-                p += 8;
-        else if (!strncmp(p, "http://", 7))
-                p += 7;
-        n = strlen(p);
+        for (size_t i = 0; i < 3; i++)
+                if (!strncmp(registry, schemes[i], strlen(schemes[i]))) {
+                        skip = strlen(schemes[i]);
+                        url = i > 0;
+                        break;
+                }
+        n = strlen(registry) - skip;
         /* "https://host/v1/" (docker's legacy key) names the host only. */
-        if (p != registry && registry[0] == 'h' && n >= 4 && !strcmp(p + n - 4, "/v1/"))
-                n = strcspn(p, "/");
-        while (n && p[n - 1] == '/')
+        if (url && n >= 4 && !strcmp(registry + skip + n - 4, "/v1/"))
+                n = strcspn(registry + skip, "/");
+        while (n && registry[skip + n - 1] == '/')
                 n--;
-        if (n == 0 || p[0] == '/' || n >= len)
+        if (n == 0 || registry[skip] == '/' || n >= len)
                 return -EINVAL;
-        memcpy(buf, p, n);
+        memcpy(buf, registry + skip, n);
         buf[n] = 0;
         return 0;
 }
