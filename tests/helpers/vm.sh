@@ -71,10 +71,10 @@ vm_start() {
 }
 
 # vm_wait NAME [SECONDS]: wait until the guest has powered off. SECONDS
-# (default 900) only detects a hang: the guest is killed and the test fails.
+# (default 300) only detects a hang: the guest is killed and the test fails.
 # Fails too when qemu exits with an error.
 vm_wait() {
-        local name=$1 pid rc=0 deadline=$((SECONDS + ${2:-900}))
+        local name=$1 pid rc=0 deadline=$((SECONDS + ${2:-300}))
         pid=$(eval "echo \$VM_PID_$name")
         while kill -0 "$pid" 2>/dev/null; do
                 if [ "$SECONDS" -ge "$deadline" ]; then
@@ -101,9 +101,10 @@ vm_count() {
 }
 
 # vm_wait_line NAME KEY [N] [SECONDS]: until the guest has printed N (default
-# 1) "HOCUS-KEY" lines; fails if qemu exits first (or after SECONDS, a hang).
+# 1) "HOCUS-KEY" lines; fails if qemu exits first (or after SECONDS, default
+# 300, a hang).
 vm_wait_line() {
-        local name=$1 key=$2 n=${3:-1} deadline=$((SECONDS + ${4:-900})) pid
+        local name=$1 key=$2 n=${3:-1} deadline=$((SECONDS + ${4:-300})) pid
         pid=$(eval "echo \$VM_PID_$name")
         until [ "$(vm_count "$name" "$key")" -ge "$n" ]; do
                 kill -0 "$pid" 2>/dev/null || fail "guest $name stopped before $n HOCUS-$key: $(tail -5 "$T/$name.serial")"
