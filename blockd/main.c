@@ -355,7 +355,7 @@ int main(int argc, char **argv) {
 
         if (arg.tls != NBDSRV_TLS_OFF) {
                 char err[512];
-                r = nbdsrv_tls_new(arg.tls_cert, arg.tls_key, arg.tls_ca, &tls, err, sizeof err);
+                r = nbdsrv_tls_new(arg.tls_cert, arg.tls_key, arg.tls_ca, arg.tls_psk, &tls, err, sizeof err);
                 if (r < 0) {
                         log_error_errno(r, "%s", err);
                         goto fail;

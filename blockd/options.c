@@ -35,6 +35,8 @@ enum {
         OPT_TLS_CERT,
         OPT_TLS_KEY,
         OPT_TLS_CA,
+        OPT_TLS_PSK,
+        OPT_TLS_CERTIFICATES,
         OPT_METRICS,
         OPT_PIDFILE,
         OPT_THREADS,
@@ -73,6 +75,14 @@ static const struct opt serving_options[] = {
         { "tls-cert", OPT_TLS_CERT, "FILE", "server certificate chain (PEM)", 0 },
         { "tls-key", OPT_TLS_KEY, "FILE", "server private key (PEM)", 0 },
         { "tls-ca", OPT_TLS_CA, "FILE", "require client certificates issued by this CA", 0 },
+        { "tls-certificates", OPT_TLS_CERTIFICATES, "DIR",
+          "server-cert.pem and server-key.pem from DIR (nbdkit's and\n"
+          "qemu's layout; client certificates: --tls-ca DIR/ca-cert.pem)",
+          0 },
+        { "tls-psk", OPT_TLS_PSK, "FILE",
+          "TLS with pre-shared keys instead of certificates: FILE\n"
+          "holds IDENTITY:HEXKEY lines (psktool's format, as nbdkit)",
+          0 },
         { "control", OPT_CONTROL, "PATH",
           "control socket (default $HOCUS_BLK_CONTROL,\n"
           "/run/hocus-blk/control.sock as root, else\n"
@@ -310,6 +320,12 @@ static int blockd_option_set(void *ctx, int id, const char *value, char *err, si
         case OPT_TLS_CA:
                 a->tls_ca = value;
                 return 0;
+        case OPT_TLS_PSK:
+                a->tls_psk = value;
+                return 0;
+        case OPT_TLS_CERTIFICATES:
+                a->tls_certificates = value;
+                return 0;
         case OPT_METRICS:
                 a->metrics = value;
                 return 0;
@@ -472,6 +488,36 @@ bool blockd_export_from_cmdline(const char *name) {
         return false;
 }
 
+/* The TLS options together: --tls-certificates DIR names the files;
+ * --tls-psk replaces certificates; --tls on|require needs one of them. */
+static int tls_options_check(void) {
+        static char cert[4096], key[4096];
+        const char *mode = arg.tls == NBDSRV_TLS_ON ? "on" : "require";
+
+        if (arg.tls_psk && (arg.tls_cert || arg.tls_key || arg.tls_ca || arg.tls_certificates))
+                return log_error_errno(EINVAL, "--tls-psk replaces certificates: drop --tls-cert, --tls-key, --tls-ca "
+                                       "and --tls-certificates");
+        if (arg.tls_certificates) {
+                if (arg.tls_cert || arg.tls_key)
+                        return log_error_errno(EINVAL, "give --tls-certificates DIR or --tls-cert and --tls-key, not both");
+                snprintf(cert, sizeof cert, "%s/server-cert.pem", arg.tls_certificates);
+                snprintf(key, sizeof key, "%s/server-key.pem", arg.tls_certificates);
+                if (access(cert, R_OK) < 0 || access(key, R_OK) < 0)
+                        return log_error_errno(errno, "--tls-certificates %s: cannot read %s: %m "
+                                               "(the directory holds server-cert.pem and server-key.pem)",
+                                               arg.tls_certificates, access(cert, R_OK) < 0 ? cert : key);
+                arg.tls_cert = cert;
+                arg.tls_key = key;
+        }
+        if (arg.tls == NBDSRV_TLS_OFF && (arg.tls_psk || arg.tls_certificates))
+                return log_error_errno(EINVAL, "%s takes effect with --tls=on or --tls=require",
+                                       arg.tls_psk ? "--tls-psk" : "--tls-certificates");
+        if (arg.tls != NBDSRV_TLS_OFF && !arg.tls_psk && (!arg.tls_cert || !arg.tls_key))
+                return log_error_errno(EINVAL, "--tls=%s needs --tls-cert and --tls-key, --tls-certificates DIR or "
+                                       "--tls-psk FILE", mode);
+        return 0;
+}
+
 int blockd_parse_args(int argc, char **argv) {
         const char *env = getenv("HOCUS_BLK_BACKGROUND");
         struct opt_table t[BLOCKD_N_OPTION_TABLES];
@@ -511,9 +557,9 @@ int blockd_parse_args(int argc, char **argv) {
                 return log_error_errno(r, "%s (see 'blockd --help')", err);
         if (optind < argc)
                 return log_error_errno(EINVAL, "Unexpected argument '%s' (see 'blockd --help')", argv[optind]);
-        if (arg.tls != NBDSRV_TLS_OFF && (!arg.tls_cert || !arg.tls_key))
-                return log_error_errno(EINVAL, "--tls=%s needs --tls-cert and --tls-key",
-                                       arg.tls == NBDSRV_TLS_ON ? "on" : "require");
+        r = tls_options_check();
+        if (r < 0)
+                return r;
         arg.n_cmdline_exports = arg.n_exports;
         if (add_config_exports() < 0)
                 return log_error_errno(ENOMEM, "Out of memory");

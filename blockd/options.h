@@ -29,6 +29,8 @@ struct blockd_args {
         unsigned control_idle_timeout_s; /* 0: the default (control.h) */
         enum nbdsrv_tls_mode tls;
         const char *tls_cert, *tls_key, *tls_ca;
+        const char *tls_psk;            /* --tls-psk FILE: keys instead of certificates */
+        const char *tls_certificates;   /* --tls-certificates DIR: server-cert.pem, server-key.pem */
         unsigned threads;
         unsigned fd_cache;         /* 0: automatic */
         bool sendfile;
