@@ -64,6 +64,23 @@ static char *uri_encode(const char *s) {
         return out;
 }
 
+/*
+ * The HOST:PORT a client should connect to for a listener bound to
+ * host_port (HOST:PORT or [V6]:PORT) on port: the same host, but loopback
+ * for a wildcard address, which is nothing to connect to. Returns whether
+ * it was a wildcard (listening on all addresses).
+ */
+static bool connect_address(const char *host_port, unsigned port, char *buf, size_t len) {
+        const char *colon = strrchr(host_port, ':');
+        char host[256];
+        bool any;
+
+        snprintf(host, sizeof host, "%.*s", colon ? (int) (colon - host_port) : 0, host_port);
+        any = !strcmp(host, "0.0.0.0") || !strcmp(host, "[::]");
+        snprintf(buf, len, "%s:%u", !any ? host : host[0] == '[' ? "[::1]" : "127.0.0.1", port);
+        return any;
+}
+
 char *blockd_export_uri(const struct blockd *d, const char *name) {
         char *uri = NULL;
 
@@ -395,16 +412,19 @@ int main(int argc, char **argv) {
         }
         if (arg.nbd_listen) {
                 unsigned port = 0;
-                const char *colon = strrchr(arg.nbd_listen, ':');
+                bool any;
 
                 r = nbdsrv_listen_tcp(d.nbd, arg.nbd_listen, &port);
                 if (r < 0) {
-                        log_error_errno(r, "Cannot listen on %s: %m", arg.nbd_listen);
+                        log_error_errno(r, "Cannot listen on %s: %s", arg.nbd_listen,
+                                        r == -ENXIO ? "the host name does not resolve" : strerror(-r));
                         goto fail;
                 }
-                snprintf(d.nbd_tcp, sizeof d.nbd_tcp, "%.*s:%u", colon ? (int) (colon - arg.nbd_listen) : 0,
-                         arg.nbd_listen, port);
-                log_info("NBD on tcp:%s", d.nbd_tcp);
+                any = connect_address(arg.nbd_listen, port, d.nbd_tcp, sizeof d.nbd_tcp);
+                if (any)
+                        log_info("NBD on TCP port %u of all addresses (from this host: nbd://%s/NAME)", port, d.nbd_tcp);
+                else
+                        log_info("NBD on tcp:%s", d.nbd_tcp);
         }
         if (!arg.nbd_socket && !arg.nbd_listen && !arg.fuse)
                 log_notice("No NBD listener (--nbd-socket, --nbd-listen): exports are reachable through no frontend");
@@ -442,12 +462,18 @@ int main(int argc, char **argv) {
         }
         if (arg.metrics) {
                 unsigned port = 0;
+                char where[300];
+
                 r = metrics_http_start(&msrc, arg.metrics, arg.metrics_max_clients, arg.request_timeout_ns, &mh, &port);
                 if (r < 0) {
-                        log_error_errno(r, "Cannot serve metrics on %s: %m", arg.metrics);
+                        log_error_errno(r, "Cannot serve metrics on %s: %s", arg.metrics,
+                                        r == -ENXIO ? "the host name does not resolve" : strerror(-r));
                         goto fail;
                 }
-                log_info("Metrics on http://%s (port %u)/metrics", arg.metrics, port);
+                if (connect_address(arg.metrics, port, where, sizeof where))
+                        log_info("Metrics on TCP port %u of all addresses (from this host: http://%s/metrics)", port, where);
+                else
+                        log_info("Metrics on http://%s/metrics", where);
         }
         if (arg.fuse) {
                 struct fusefe_config fcfg = { .dir = arg.fuse, .on_failure = fuse_failed, .userdata = &d };

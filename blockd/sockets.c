@@ -238,7 +238,7 @@ int tcp_listen(const char *name, const char *host_port, unsigned *ret_port) {
                 return -ENOMEM;
         r = getaddrinfo(host, port, &hints, &ai);
         if (r != 0)
-                return r == EAI_SYSTEM ? -errno : -EADDRNOTAVAIL;
+                return r == EAI_SYSTEM ? -errno : r == EAI_NONAME || r == EAI_AGAIN || r == EAI_FAIL ? -ENXIO : -EADDRNOTAVAIL;
         fd = adopt(match_inet, ai);
         if (fd >= 0) {
                 if (getsockname(fd, (struct sockaddr *) &ss, &sl) < 0)

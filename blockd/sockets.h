@@ -36,7 +36,8 @@ int sockets_passed_address(const char *name, size_t index, char *buf, size_t len
  */
 int unix_listen(const char *name, const char *path, unsigned mode);
 
-/* Listen on "HOST:PORT" or "[V6]:PORT" (PORT may be 0), or adopt the
+/* Listen on "HOST:PORT" or "[V6]:PORT" (PORT may be 0; HOST a name or an
+ * address; -ENXIO when the name does not resolve), or adopt the
  * passed socket bound there. Returns the fd or -errno; ret_port gets the
  * bound port. */
 int tcp_listen(const char *name, const char *host_port, unsigned *ret_port);

@@ -103,6 +103,7 @@ int profile_decode(const void *buf, size_t len, struct profile **ret, char *err,
 
 int profile_load(const char *path, struct profile **ret, char *err, size_t errlen) {
         _cleanup_free_ char *buf = NULL;
+        char why[256];
         size_t len;
         int r;
 
@@ -110,7 +111,10 @@ int profile_load(const char *path, struct profile **ret, char *err, size_t errle
                           &buf, &len);
         if (r < 0)
                 return err_set(err, errlen, r, "cannot read '%s': %m", path);
-        return profile_decode(buf, len, ret, err, errlen);
+        r = profile_decode(buf, len, ret, why, sizeof why);
+        if (r < 0)
+                return err_set(err, errlen, r, "%s: %s", path, why);
+        return 0;
 }
 
 int profile_chunks(const struct profile *p, uint64_t image_size, uint32_t chunk_size, uint64_t **ret,

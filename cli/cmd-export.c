@@ -46,6 +46,7 @@ struct export_job {
         uint64_t *first;                /* unique chunk -> its first logical chunk, or UINT64_MAX */
         uint64_t *next;                 /* logical chunk -> the next one with the same unique chunk */
         _Atomic uint64_t bad_chunk;     /* a logical chunk, for the error message */
+        _Atomic int write_err;          /* writing DEST failed with this */
 };
 
 /* A verified chunk: write it wherever the map uses it. Called by the
@@ -65,8 +66,10 @@ static int write_chunk(void *userdata, uint32_t k, int r, const void *stored, co
                         return -EBADMSG;
                 j->bad_chunk = i;
                 r = pwrite_all(j->fd, raw, len, i * x->chunk_size);
-                if (r < 0)
+                if (r < 0) {
+                        j->write_err = r;
                         return r;
+                }
         }
         return 0;
 }
@@ -245,7 +248,10 @@ int cmd_export(int argc, char **argv) {
         }
         r = bulk_run(img, store, chunks, n_chunks, &o, &res);
         if (r < 0) {
-                if (r == -EBADMSG)
+                if (j.write_err)
+                        log_error_errno(r, "Export of '%s' failed: cannot write '%s': %s", argv[optind], dest,
+                                        strerror(-r));
+                else if (r == -EBADMSG)
                         log_error("Chunk %llu of '%s' does not match its digest: refusing to write unverified data",
                                   (unsigned long long) j.bad_chunk, argv[optind]);
                 else {

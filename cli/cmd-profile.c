@@ -202,6 +202,11 @@ static int profile_show(int argc, char **argv, bool all, bool json) {
                 r = cli_usage_error("profile", "profile show takes REF or FILE");
                 goto out;
         }
+        if (!strstr(argv[0], "oci:") && !strstr(argv[0], "docker://") && stat(argv[0], &st) < 0) {
+                r = log_error_errno(errno, "Cannot read the profile '%s': %m (and it is no image reference)",
+                                    argv[0]);
+                goto out;
+        }
         if (stat(argv[0], &st) == 0 && S_ISREG(st.st_mode)) {
                 r = load_file(argv[0], &p);
                 if (r < 0)

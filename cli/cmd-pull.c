@@ -52,7 +52,7 @@ int cmd_pull(int argc, char **argv) {
         struct image *img = NULL;
         struct chunkstore *store = NULL;
         _cleanup_free_ uint32_t *all = NULL;
-        struct bulk_options o = { .flags = BULK_SKIP_STORED, .gap_max = BULK_DEFAULT_GAP, .progress = "pull" };
+        struct bulk_options o = { .flags = BULK_SKIP_STORED | BULK_STORE_REQUIRED, .gap_max = BULK_DEFAULT_GAP, .progress = "pull" };
         struct bulk_result res;
         uint64_t v, t0;
         bool quiet = false, json = false;
@@ -116,7 +116,11 @@ int cmd_pull(int argc, char **argv) {
         if (r < 0) {
                 char why[512], ds[DIGEST_STRING_MAX];
 
-                if (r == -EBADMSG)
+                if (res.store_failed)
+                        log_error_errno(r, "Pull of '%s' failed: cannot write to the chunk store '%s': %s (%u of %u chunks stored)",
+                                        ref, cli_cache_dir(), strerror(-r), res.chunks_fetched,
+                                        x->n_chunks - res.chunks_skipped);
+                else if (r == -EBADMSG)
                         log_error("Pull of '%s' failed: chunk %s in pack %s does not match its digest; nothing unverified was stored",
                                   ref, digest_to_string(&x->chunks[res.bad_chunk].digest, ds),
                                   digest_to_string(&x->packs[x->chunks[res.bad_chunk].pack].digest, why));

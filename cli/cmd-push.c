@@ -200,7 +200,7 @@ int cmd_push(int argc, char **argv) {
 
                 r = profile_load(profile_path, &prof, err, sizeof err);
                 if (r < 0) {
-                        log_error_errno(r, "Bad profile: %s", err);
+                        log_error_errno(r, "--profile: %s", err);
                         goto out;
                 }
                 (void) source_image_size(fd, &size);
@@ -217,12 +217,14 @@ int cmd_push(int argc, char **argv) {
         o.progress = true;
         r = image_push(fd, dst, dst->ref->tag ? dst->ref->tag : "latest", &o, &res);
         if (r < 0) {
-                if (r == -EBADMSG)
+                char why[512];
+
+                if (source_describe_error(dst, r, why, sizeof why))
+                        log_error_errno(r, "Push to '%s' failed: %s", dst_ref, why);
+                else if (r == -EBADMSG)
                         log_error("Push to '%s' failed: a blob's bytes did not match its digest", dst_ref);
-                else {
-                        char why[512];
-                        log_error_errno(r, "Push to '%s' failed: %s", dst_ref, source_strerror(dst, r, why, sizeof why));
-                }
+                else
+                        log_error_errno(r, "Push to '%s' failed: %s", dst_ref, strerror(-r));
                 goto out;
         }
         if (json)

@@ -116,7 +116,7 @@ int cmd_repack(int argc, char **argv) {
         }
         r = profile_decode(blob, len, &p, why, sizeof why);
         if (r < 0) {
-                log_error_errno(r, "Bad profile: %s", why);
+                log_error_errno(r, "Bad profile %s: %s", profile_path ? profile_path : "(the published one)", why);
                 goto out;
         }
         r = profile_chunks(p, img->index->image_size, img->index->chunk_size, &first, &n);
@@ -135,7 +135,9 @@ int cmd_repack(int argc, char **argv) {
         }
         r = image_repack(img, dst, dst->ref->tag ? dst->ref->tag : "latest", &o, &res);
         if (r < 0) {
-                if (r == -EBADMSG)
+                if (source_describe_error(dst, r, why, sizeof why))
+                        log_error_errno(r, "Repack of %s failed: %s", ref, why);
+                else if (r == -EBADMSG)
                         log_error("Repack of %s failed: a chunk's stored bytes do not match its digest", ref);
                 else
                         log_error_errno(r, "Repack of %s failed: %s", ref, source_strerror(dst, r, why, sizeof why));

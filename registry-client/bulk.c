@@ -180,6 +180,12 @@ static int decode_range(struct bulk *b, struct brange *rg, void *raw, uint32_t *
                         r = bulk_chunk_store(storing ? b->store : NULL, c, stored, raw, &se);
                 if (se < 0)
                         log_debug("chunk store insert failed: %s", strerror(-se));
+                if (se < 0 && r == 0 && (b->flags & BULK_STORE_REQUIRED)) {
+                        r = se;
+                        pthread_mutex_lock(&b->lock);
+                        b->res_.store_failed = true;
+                        pthread_mutex_unlock(&b->lock);
+                }
                 if (r == 0) {
                         ok++;
                         stored_ok += c->stored_len;

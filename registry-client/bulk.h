@@ -46,6 +46,7 @@ enum {
         BULK_READ_STORED = 1 << 1,      /* chunks in the store are read from it (export) */
         BULK_ORDERED = 1 << 2,          /* keep the given order, deliver in it from the calling thread */
         BULK_FETCH_ONLY = 1 << 3,       /* fetch the ranges, decode nothing (pull --no-store) */
+        BULK_STORE_REQUIRED = 1 << 4,   /* a chunk the store cannot take ends the run with that error (pull) */
 };
 
 /*
@@ -80,6 +81,7 @@ struct bulk_result {
         uint64_t bytes_stored;          /* raw bytes inserted into the store */
         uint32_t ranges;                /* range reads planned */
         uint32_t bad_chunk;             /* the chunk a failed run stopped at */
+        bool store_failed;              /* it failed storing a chunk (BULK_STORE_REQUIRED) */
 };
 
 /*

@@ -60,6 +60,9 @@ static int get_manifest(struct blob_source *src, struct chunkstore *meta, const 
         if (pin)
                 reference = digest_to_string(pin, ds);
         r = source_manifest_get(src, reference, ret_mt, ret_body, ret_len, &d);
+        /* A layout says which file is missing or damaged. */
+        if (r < 0 && src->ref->transport == REF_OCI_LAYOUT && source_describe_error(src, r, why_net, sizeof why_net))
+                return err_set(err, errlen, r, "%s: %s", src->ref->text, why_net);
         if (r == -ENOENT)
                 return err_set(err, errlen, r, "%s: no such image (%s)", src->ref->text,
                                pin ? "the pinned manifest is gone from the registry" : "unknown tag or digest");

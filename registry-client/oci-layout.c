@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +40,38 @@ struct oci_layout {
                 int fd;
         } fds[FD_CACHE];
         unsigned next_fd;
+        /* The last failure of manifest_get in a sentence (describe_error),
+         * and its error; under lock. */
+        char why[768];
+        int why_r;
 };
+
+/* Remember why manifest_get fails with r (a sentence naming the file);
+ * returns r. */
+static int __attribute__((format(printf, 3, 4))) layout_fail(struct oci_layout *l, int r, const char *fmt, ...) {
+        va_list ap;
+
+        pthread_mutex_lock(&l->lock);
+        va_start(ap, fmt);
+        vsnprintf(l->why, sizeof l->why, fmt, ap);
+        va_end(ap);
+        l->why_r = r;
+        pthread_mutex_unlock(&l->lock);
+        return r;
+}
+
+static const char *oci_describe_error(struct blob_source *s, int r, char *buf, size_t len) {
+        struct oci_layout *l = s->priv;
+        const char *ret = NULL;
+
+        pthread_mutex_lock(&l->lock);
+        if (l->why_r == r && l->why[0]) {
+                snprintf(buf, len, "%s", l->why);
+                ret = buf;
+        }
+        pthread_mutex_unlock(&l->lock);
+        return ret;
+}
 
 static int ensure_layout(struct oci_layout *l) {
         static const char layout_text[] = "{\"imageLayoutVersion\":\"1.0.0\"}\n";
@@ -225,20 +257,30 @@ static int oci_blob_put_fd_unnamed(struct blob_source *s, int fd, uint64_t size,
         return copy_in(s->priv, fd, size, NULL, ret_digest);
 }
 
-static int read_index(struct oci_layout *l, struct json_object **ret) {
+/* DIR/index.json, parsed; a failure is described (layout_fail). */
+static int read_index(struct oci_layout *l, const char *dir, struct json_object **ret) {
         _cleanup_free_ char *text = NULL;
         struct json_object *root, *manifests;
+        enum json_tokener_error jerr;
         int r;
 
         r = read_file_all(l->dirfd, "index.json", INDEX_JSON_MAX, &text, NULL);
+        if (r == -ENOENT)
+                return layout_fail(l, r, "not an OCI layout: %s/index.json missing", dir);
         if (r < 0)
-                return r;
-        root = json_tokener_parse(text);
-        if (!root || !json_object_is_type(root, json_type_object) ||
+                return layout_fail(l, r, "cannot read %s/index.json: %s", dir, strerror(-r));
+        root = json_tokener_parse_verbose(text, &jerr);
+        if (!root)
+                return layout_fail(l, -EBADMSG, "%s/index.json is %s (%s)", dir,
+                                   jerr == json_tokener_error_parse_eof || jerr == json_tokener_continue
+                                           ? "truncated: not valid JSON" : "not valid JSON",
+                                   json_tokener_error_desc(jerr));
+        if (!json_object_is_type(root, json_type_object) ||
             !json_object_object_get_ex(root, "manifests", &manifests) ||
             !json_object_is_type(manifests, json_type_array)) {
                 json_object_put(root);
-                return -EBADMSG;
+                return layout_fail(l, -EBADMSG, "%s/index.json is not an OCI image index (no \"manifests\" array)",
+                                   dir);
         }
         *ret = root;
         return 0;
@@ -271,8 +313,10 @@ static int oci_manifest_get(struct blob_source *s, const char *reference, char *
         struct digest d;
         uint64_t size;
         const char *mt = MT_OCI_MANIFEST;
+        uint64_t have;
         int r;
 
+        (void) layout_fail(l, 0, "%s", "");
         if (reference && digest_parse(reference, &d) == 0) {
                 r = oci_blob_stat(s, &d, &size);
                 if (r < 0)
@@ -280,7 +324,7 @@ static int oci_manifest_get(struct blob_source *s, const char *reference, char *
         } else {
                 size_t n, images;
 
-                r = read_index(l, &root);
+                r = read_index(l, s->ref->layout_dir, &root);
                 if (r < 0)
                         return r;
                 json_object_object_get_ex(root, "manifests", &manifests);
@@ -299,19 +343,47 @@ static int oci_manifest_get(struct blob_source *s, const char *reference, char *
                                 found = m;
                 }
                 n = images;
+                if (!found && reference) {
+                        char tags[256] = "";
+                        size_t at = 0;
+
+                        for (size_t i = 0; i < json_object_array_length(manifests) && at < sizeof tags; i++) {
+                                const char *tag = entry_tag(json_object_array_get_idx(manifests, i));
+                                if (tag)
+                                        at += (size_t) snprintf(tags + at, sizeof tags - at, "%s%s", at ? ", " : "", tag);
+                        }
+                        json_object_put(root);
+                        return layout_fail(l, -ENOENT, "no such image: nothing is tagged '%s' in %s (%s%s)", reference,
+                                           s->ref->layout_dir, tags[0] ? "its tags: " : "it has no tags", tags);
+                }
                 if (!found) {
                         json_object_put(root);
-                        return reference || n == 0 ? -ENOENT : -ENOTUNIQ;
+                        if (n == 0)
+                                return layout_fail(l, -ENOENT, "no such image: %s holds none", s->ref->layout_dir);
+                        return -ENOTUNIQ;
                 }
                 if (!json_object_object_get_ex(found, "digest", &o) ||
                     digest_parse(json_object_get_string(o), &d) < 0 ||
                     !json_object_object_get_ex(found, "size", &o) || json_object_get_int64(o) < 0) {
                         json_object_put(root);
-                        return -EBADMSG;
+                        return layout_fail(l, -EBADMSG, "%s/index.json: the entry of %s has no valid digest and size",
+                                           s->ref->layout_dir, reference ? reference : "the image");
                 }
                 size = (uint64_t) json_object_get_int64(o);
                 if (json_object_object_get_ex(found, "mediaType", &o))
                         mt = json_object_get_string(o);
+                r = oci_blob_stat(s, &d, &have);
+                if (r == -ENOENT) {
+                        char ds[DIGEST_STRING_MAX];
+                        json_object_put(root);
+                        digest_to_string(&d, ds);
+                        return layout_fail(l, -EIO, "%s/index.json names manifest %s, but %s/blobs/sha256/%s is missing",
+                                           s->ref->layout_dir, ds, s->ref->layout_dir, ds + strlen("sha256:"));
+                }
+                if (r < 0) {
+                        json_object_put(root);
+                        return r;
+                }
         }
         if (size > MANIFEST_MAX) {
                 json_object_put(root);
@@ -363,7 +435,7 @@ static int oci_manifest_put(struct blob_source *s, const char *tag, const char *
                 return -errno;
         if (flock(l->dirfd, LOCK_EX) < 0)
                 return -errno;
-        r = read_index(l, &root);
+        r = read_index(l, s->ref->layout_dir, &root);
         if (r < 0)
                 goto out;
         json_object_object_get_ex(root, "manifests", &manifests);
@@ -412,7 +484,7 @@ static int oci_referrers_get(struct blob_source *s, const struct digest *d, char
         const char *text;
         int r;
 
-        r = read_index(l, &root);
+        r = read_index(l, s->ref->layout_dir, &root);
         if (r < 0)
                 return r;
         digest_to_string(d, want);
@@ -481,6 +553,7 @@ static const struct blob_source_ops oci_layout_ops = {
         .blob_put_fd = oci_blob_put_fd,
         .blob_put_fd_unnamed = oci_blob_put_fd_unnamed,
         .referrers_get = oci_referrers_get,
+        .describe_error = oci_describe_error,
         .free = oci_free,
 };
 

@@ -221,6 +221,10 @@ void source_get_stats(struct blob_source *s, struct source_stats *ret) {
                 s->ops->stats(s, ret);
 }
 
+const char *source_describe_error(struct blob_source *s, int r, char *buf, size_t len) {
+        return s && s->ops->describe_error ? s->ops->describe_error(s, r, buf, len) : NULL;
+}
+
 const char *source_strerror(struct blob_source *s, int r, char *buf, size_t len) {
         if (s && s->ops->describe_error && s->ops->describe_error(s, r, buf, len))
                 return buf;

@@ -152,6 +152,9 @@ void source_get_stats(struct blob_source *s, struct source_stats *ret);
 /* The most specific message for error r from this source: the backend's
  * description of its last failure, else strerror(-r). Returns buf. */
 const char *source_strerror(struct blob_source *s, int r, char *buf, size_t len);
+/* Just the source's own description of its last failure with r, or NULL
+ * when it has none. */
+const char *source_describe_error(struct blob_source *s, int r, char *buf, size_t len);
 
 /* Implementations. */
 int oci_layout_open(struct image_ref *ref, const struct source_options *o, struct blob_source **ret);
