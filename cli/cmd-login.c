@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -34,6 +35,7 @@ static void login_help(void) {
                "  -p, --password PASS  password or token; other local users can see it while the\n"
                "                       program starts: prefer --password-stdin or --creds-file\n"
                "  --password-stdin     read the password (or token) from stdin\n"
+               "  (without a password, login asks for it when stdin is a terminal)\n"
                "  (or --creds-file FILE with USER:PASS on its first line)\n\n");
         cli_common_help();
 }
@@ -107,6 +109,33 @@ static int read_password_stdin(char **ret) {
         return 0;
 }
 
+/* Ask on the terminal, without echo (as skopeo login does). */
+static int prompt_password(char **ret) {
+        struct termios old, quiet;
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t n;
+
+        if (tcgetattr(STDIN_FILENO, &old) < 0)
+                return -errno;
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t) ECHO;
+        /* Echo off before the prompt, so that nothing typed after it shows. */
+        (void) tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+        fputs("Password: ", stderr);
+        fflush(stderr);
+        n = getline(&line, &cap, stdin);
+        (void) tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        fputc('\n', stderr);
+        if (n <= 0) {
+                free(line);
+                return -EINVAL;
+        }
+        line[strcspn(line, "\r\n")] = 0;
+        *ret = line;
+        return 0;
+}
+
 int cmd_login(int argc, char **argv) {
         static const struct option options[] = {
                 { "username", required_argument, NULL, 'u' },
@@ -175,6 +204,8 @@ int cmd_login(int argc, char **argv) {
         }
         if (!user)
                 return cli_usage_error("login", "login needs a user name: -u USER (or --creds-file FILE)");
+        if (!pass && isatty(STDIN_FILENO) == 1)
+                (void) prompt_password(&pass);
         if (!pass)
                 return cli_usage_error("login",
                                        "login needs a password: --password-stdin, -p PASS, or --creds-file FILE");

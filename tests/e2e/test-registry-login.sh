@@ -40,6 +40,31 @@ timeout 60 skopeo inspect --raw --cert-dir "$T/certs" "$R/lg/img:v1" >/dev/null 
         fail "skopeo inspect with the credentials hocus-blk login stored"
 timeout 60 "$HOCUS_BLK" inspect "$R/lg/img:v1" --ca-file "$CA_FILE" >/dev/null || fail "inspect after login"
 
+# Without a password on a terminal, login asks for it and does not echo it.
+timeout 60 python3 - "$HOCUS_BLK" "$REGISTRY" "$CA_FILE" "$PASS" <<'PY' || fail "login at a terminal prompt"
+import os, pty, sys
+hb, reg, ca, pw = sys.argv[1:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(hb, [hb, "login", reg, "-u", "alice", "--ca-file", ca])
+buf = b""
+while b"Password: " not in buf:
+    buf += os.read(fd, 100)
+os.write(fd, (pw + "\n").encode())
+while True:
+    try:
+        d = os.read(fd, 1000)
+    except OSError:
+        break
+    if not d:
+        break
+    buf += d
+_, st = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(st) == 0, buf
+assert pw.encode() not in buf, "the password was echoed"
+assert b"Login Succeeded!" in buf, buf
+PY
+
 # A wrong password is refused before anything is written.
 cp "$AUTH" "$T/before.json"
 expect_fail "Login to $REGISTRY failed: $REGISTRY: wrong username or password" \
