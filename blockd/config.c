@@ -126,8 +126,11 @@ static int export_key(struct loader *l, const char *section, const char *name, c
                 field = &e->overlay;
         else if (!strcmp(name, "profile"))
                 field = &e->profile;
+        else if (!strcmp(name, "vhost-user"))
+                field = &e->vhost_user;
         else
-                return fail(l, -ENOENT, "unknown key '%s' in [export %s] (ref, overlay, profile)", name, ename);
+                return fail(l, -ENOENT, "unknown key '%s' in [export %s] (ref, overlay, profile, vhost-user)", name,
+                            ename);
         if (*field)
                 return fail(l, -EEXIST, "%s given twice in [export %s]", name, ename);
         if (!*value)
@@ -250,6 +253,7 @@ void blockd_config_free(struct blockd_config *c) {
                 free((char *) c->exports[i].ref);
                 free((char *) c->exports[i].overlay);
                 free((char *) c->exports[i].profile);
+                free((char *) c->exports[i].vhost_user);
         }
         free(c->exports);
         for (size_t i = 0; i < c->n_settings; i++)
@@ -276,5 +280,5 @@ static bool str_eq(const char *a, const char *b) {
 
 bool export_config_equal(const struct export_config *a, const struct export_config *b) {
         return str_eq(a->name, b->name) && str_eq(a->ref, b->ref) && str_eq(a->overlay, b->overlay) &&
-               str_eq(a->profile, b->profile);
+               str_eq(a->profile, b->profile) && str_eq(a->vhost_user, b->vhost_user);
 }

@@ -158,6 +158,7 @@ static struct json_object *cmd_attach(struct control *ctl, struct json_object *r
                 .ref = ctlproto_get_string(req, "ref"),
                 .overlay = ctlproto_get_string(req, "overlay"),
                 .profile = ctlproto_get_string(req, "profile"),
+                .vhost_user = ctlproto_get_string(req, "vhost_user"),
         };
         struct json_object *o;
         struct export *e;
@@ -172,6 +173,8 @@ static struct json_object *cmd_attach(struct control *ctl, struct json_object *r
                 return ctlproto_error(-EINVAL, "attach needs \"name\" and \"ref\"");
         if (cfg.overlay && cfg.overlay[0] != '/')
                 return ctlproto_error(-EINVAL, "the overlay path must be absolute");
+        if (cfg.vhost_user && cfg.vhost_user[0] != '/')
+                return ctlproto_error(-EINVAL, "the vhost-user socket path must be absolute");
         r = exports_attach(ctl->cfg.src.exports, &cfg, &e, err, sizeof err);
         if (r < 0) {
                 char n[LOG_ESCAPE_MAX], f[LOG_ESCAPE_MAX], why[LOG_ESCAPE_MAX];

@@ -13,6 +13,7 @@
 #include "exports.h"
 #include "nbd/server.h"
 #include "fuse.h"
+#include "vhost/server.h"
 #include "registry-client/source.h"
 
 struct sched;
@@ -34,6 +35,7 @@ struct blockd {
 
         struct fusefe *fuse;            /* NULL without --fuse */
         const char *fuse_dir;           /* its mount point (files are DIR/NAME) */
+        struct vhostfe *vhost;          /* vhost-user-blk sockets (of exports that have one) */
 };
 
 /* The NBD URI of an export (nbd+unix:///NAME?socket=PATH or

@@ -25,6 +25,7 @@ struct export {
         unsigned clients;               /* atomic */
         char *name;
         char *ref;
+        char *vhost_user;               /* NULL if none */
         struct export_env env;
         struct blob_source *src;
         struct image *img;
@@ -76,6 +77,7 @@ static void export_free(struct export *e) {
         free(e->verified);
         free(e->name);
         free(e->ref);
+        free(e->vhost_user);
         free(e);
 }
 
@@ -98,7 +100,8 @@ int export_open(const struct export_config *cfg, const struct export_env *env, s
         pthread_mutex_init(&e->profile_lock, NULL);
         e->name = strdup(cfg->name);
         e->ref = strdup(cfg->ref);
-        if (!e->name || !e->ref) {
+        e->vhost_user = cfg->vhost_user ? strdup(cfg->vhost_user) : NULL;
+        if (!e->name || !e->ref || (cfg->vhost_user && !e->vhost_user)) {
                 r = -ENOMEM;
                 goto fail;
         }
@@ -171,6 +174,10 @@ const char *export_name(const struct export *e) {
 
 const char *export_ref_text(const struct export *e) {
         return e->ref;
+}
+
+const char *export_vhost_user(const struct export *e) {
+        return e->vhost_user;
 }
 
 const char *export_overlay_path(const struct export *e) {

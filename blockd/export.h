@@ -63,6 +63,9 @@ struct export_config {
          * NULL: resolve ref. Read from the chunk store's metadata when it
          * is there (chunkstore/meta.h), so the registry may be down. */
         const char *manifest;
+        /* The vhost-user-blk socket to serve it on (vhost/server.h);
+         * NULL: DIR/NAME.sock under --vhost-user-blk, or none. */
+        const char *vhost_user;
 };
 
 /* Names: 1-128 characters of [A-Za-z0-9._+-], not starting with '.' or '-'. */
@@ -79,6 +82,7 @@ unsigned export_refcount(const struct export *e);
 const char *export_name(const struct export *e);
 const char *export_ref_text(const struct export *e);
 const char *export_overlay_path(const struct export *e);   /* NULL if none */
+const char *export_vhost_user(const struct export *e);     /* NULL if none */
 uint64_t export_size(const struct export *e);
 bool export_readonly(const struct export *e);
 uint32_t export_chunk_size(const struct export *e);

@@ -35,6 +35,8 @@ struct exports {
         struct entry *head;             /* attach order */
         exports_kick_fn kick;
         void *kick_userdata;
+        exports_attached_fn attached;
+        void *attached_userdata;
         struct state *st;
         pthread_mutex_t save_lock;      /* saves in order; taken before lock */
         bool save_failed;
@@ -106,6 +108,7 @@ static int open_entry(struct exports *x, const struct state_export *se, bool pin
                 .overlay = se->overlay,
                 .profile = se->profile,
                 .manifest = pinned ? se->manifest : NULL,
+                .vhost_user = se->vhost_user,
         };
 
         return export_open(&cfg, &x->env, ret, err, errlen);
@@ -119,6 +122,12 @@ static void started(struct exports *x, struct export *e, const char *profile, co
         char ds[DIGEST_STRING_MAX];
         bool changed = false;
 
+        pthread_mutex_lock(&x->lock);
+        exports_attached_fn fn = x->attached;
+        void *ud = x->attached_userdata;
+        pthread_mutex_unlock(&x->lock);
+        if (fn)
+                fn(ud, e);
         (void) profile_prefetch_attach(e, profile, known_blob, &info);
         export_background_start(e);     /* after the profile, which goes first */
         if (!info.has_blob)
@@ -259,6 +268,13 @@ int exports_new(const struct export_env *env, struct exports **ret) {
         return 0;
 }
 
+void exports_set_attached(struct exports *x, exports_attached_fn fn, void *userdata) {
+        pthread_mutex_lock(&x->lock);
+        x->attached = fn;
+        x->attached_userdata = userdata;
+        pthread_mutex_unlock(&x->lock);
+}
+
 void exports_set_kick(struct exports *x, exports_kick_fn fn, void *userdata) {
         pthread_mutex_lock(&x->lock);
         x->kick = fn;
@@ -380,6 +396,7 @@ int exports_attach(struct exports *x, const struct export_config *cfg, struct ex
                 .overlay = (char *) cfg->overlay,
                 .profile = (char *) cfg->profile,
                 .manifest = (char *) cfg->manifest,
+                .vhost_user = (char *) cfg->vhost_user,
                 .added_by = STATE_BY_ATTACH,
         };
 

@@ -35,6 +35,10 @@ int exports_new(const struct export_env *env, struct exports **ret);
  * error (logged), so the daemon can exit non-zero. */
 int exports_free(struct exports *x);
 void exports_set_kick(struct exports *x, exports_kick_fn fn, void *userdata);
+/* Frontends that serve an export on something of its own (a vhost-user
+ * socket) register what to do when one is attached or updated. */
+typedef void (*exports_attached_fn)(void *userdata, struct export *e);
+void exports_set_attached(struct exports *x, exports_attached_fn fn, void *userdata);
 /* Save the table to st now and on every change from now on (borrowed;
  * outlives x). Set after the exports were restored, so that a crash
  * while restoring leaves the saved table as it was. */

@@ -24,6 +24,7 @@
 #include "blockd/ctlproto/client.h"
 #include "blockd/daemon.h"
 #include "blockd/fuse.h"
+#include "blockd/vhost/server.h"
 #include "blockd/kernel-devices.h"
 #include "blockd/metrics.h"
 #include "blockd/nbd/server.h"
@@ -126,6 +127,14 @@ static void kick_export(void *u, struct export *e, bool hard) {
 
         nbdsrv_kick_export(d->nbd, e, hard);
         fusefe_kick_export(d->fuse, e, hard);
+        vhostfe_kick_export(d->vhost, e, hard);
+}
+
+/* An export was attached (or updated): its vhost-user-blk socket. */
+static void export_attached(void *u, struct export *e) {
+        struct blockd *d = u;
+
+        (void) vhostfe_add(d->vhost, e);
 }
 
 /* The FUSE connection ended from outside: with no other frontend the
@@ -356,9 +365,19 @@ int main(int argc, char **argv) {
         }
         {
                 struct export_env env = { .store = d.store, .fds = d.fds, .source = &d.source, .sched = d.sched };
+                struct vhostfe_exports vx = { .get = get_export };
                 r = exports_new(&env, &d.exports);
                 if (r < 0)
                         goto fail;
+                vx.userdata = d.exports;
+                r = vhostfe_new(arg.vhost_user_blk, &vx, &d.vhost);
+                if (r < 0)
+                        goto fail;
+                if (arg.vhost_user_blk) {
+                        (void) mkdir_p(arg.vhost_user_blk, 0755);
+                        log_info("vhost-user-blk sockets in %s", arg.vhost_user_blk);
+                }
+                exports_set_attached(d.exports, export_attached, &d);
         }
         /* With a state directory blockd is a service: it never exits for
          * one export that cannot be attached. */
@@ -426,7 +445,7 @@ int main(int argc, char **argv) {
                 else
                         log_info("NBD on tcp:%s", d.nbd_tcp);
         }
-        if (!arg.nbd_socket && !arg.nbd_listen && !arg.fuse)
+        if (!arg.nbd_socket && !arg.nbd_listen && !arg.fuse && !arg.vhost_user_blk)
                 log_notice("No NBD listener (--nbd-socket, --nbd-listen): exports are reachable through no frontend");
 
         msrc = (struct metrics_sources) {
@@ -577,6 +596,8 @@ shutdown:
                 nbdsrv_shutdown(d.nbd, SHUTDOWN_GRACE_S);
         fusefe_stop(d.fuse);
         d.fuse = NULL;
+        vhostfe_free(d.vhost);
+        d.vhost = NULL;
         if (records_save(&d) < 0 && exit_code == 0)
                 exit_code = 1;
         if (abandoned > 0)
@@ -598,6 +619,7 @@ shutdown:
                 free((char *) arg.exports[i].ref);
                 free((char *) arg.exports[i].overlay);
                 free((char *) arg.exports[i].profile);
+                free((char *) arg.exports[i].vhost_user);
         }
         free(arg.records);
         free(arg.exports);

@@ -61,13 +61,15 @@ enum {
         OPT_CONFIG,
         OPT_CONTROL_IDLE_TIMEOUT,
         OPT_SCRUB_RATE,
+        OPT_VHOST_USER_BLK,
 };
 
 static const struct opt serving_options[] = {
-        { "export", OPT_EXPORT, "NAME=REF[,overlay=PATH][,profile=auto|none|FILE]",
+        { "export", OPT_EXPORT, "NAME=REF[,overlay=PATH][,profile=auto|none|FILE][,vhost-user=PATH]",
           "serve image REF as export NAME; with an overlay the\n"
           "export is writable (repeatable). At attach the image's\n"
-          "boot profile is prefetched (auto: the published one)",
+          "boot profile is prefetched (auto: the published one).\n"
+          "vhost-user=PATH: also as a vhost-user-blk socket",
           OPT_NO_CONFIG },
         { "nbd-socket", OPT_NBD_SOCKET, "PATH", "NBD on a Unix socket", 0 },
         { "nbd-listen", OPT_NBD_LISTEN, "HOST:PORT", "NBD on TCP (PORT 0 picks a free port, logged)", 0 },
@@ -91,6 +93,11 @@ static const struct opt serving_options[] = {
         { "fuse", OPT_FUSE, "DIR",
           "every export as a regular file DIR/NAME (FUSE), for loop\n"
           "mounts and VMMs that take a path",
+          0 },
+        { "vhost-user-blk", OPT_VHOST_USER_BLK, "DIR",
+          "every export as a vhost-user-blk socket DIR/NAME.sock,\n"
+          "for VMMs (qemu vhost-user-blk-pci, cloud-hypervisor,\n"
+          "firecracker); see docs/VMMS.md",
           0 },
         { "record", OPT_RECORD, "NAME=PATH",
           "record export NAME's boot profile from the start; saved\n"
@@ -191,11 +198,13 @@ static const struct opt tuning_options[] = {
         { NULL, 0, NULL, NULL, 0 },
 };
 
-/* NAME=REF[,overlay=PATH][,profile=HOW]: each value runs to the next
- * option or the end. */
+/* NAME=REF[,overlay=PATH][,profile=HOW][,vhost-user=PATH]: each value
+ * runs to the next option or the end. */
 static int parse_export(const char *spec, struct export_config *ret) {
+        static const char *const keys[] = { ",overlay=", ",profile=", ",vhost-user=" };
+        const char **fields[] = { &ret->overlay, &ret->profile, &ret->vhost_user };
         _cleanup_free_ char *copy = strdup(spec);
-        char *eq, *ov, *pr;
+        char *eq, *at[ARRAY_SIZE(keys)];
 
         if (!copy)
                 return -ENOMEM;
@@ -203,27 +212,24 @@ static int parse_export(const char *spec, struct export_config *ret) {
         if (!eq || eq == copy || !eq[1])
                 return -EINVAL;
         *eq = 0;
-        ov = strstr(eq + 1, ",overlay=");
-        pr = strstr(eq + 1, ",profile=");
-        if (ov)
-                *ov = 0;
-        if (pr)
-                *pr = 0;
-        if (ov) {
-                ov += strlen(",overlay=");
-                if (!*ov)
+        for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+                at[i] = strstr(eq + 1, keys[i]);
+        for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+                if (at[i])
+                        *at[i] = 0;
+        for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+                if (!at[i])
+                        continue;
+                at[i] += strlen(keys[i]);
+                if (!*at[i])
                         return -EINVAL;
-        }
-        if (pr) {
-                pr += strlen(",profile=");
-                if (!*pr)
-                        return -EINVAL;
+                *fields[i] = strdup(at[i]);
+                if (!*fields[i])
+                        return -ENOMEM;
         }
         ret->name = strdup(copy);
         ret->ref = strdup(eq + 1);
-        ret->overlay = ov ? strdup(ov) : NULL;
-        ret->profile = pr ? strdup(pr) : NULL;
-        if (!ret->name || !ret->ref || (ov && !ret->overlay) || (pr && !ret->profile))
+        if (!ret->name || !ret->ref)
                 return -ENOMEM;
         return 0;
 }
@@ -292,7 +298,8 @@ static int blockd_option_set(void *ctx, int id, const char *value, char *err, si
                         free((char *) e->ref);
                         free((char *) e->overlay);
                         free((char *) e->profile);
-                        return err_set(err, errlen, r, "wants NAME=REF[,overlay=PATH], not '%s'", value);
+                        free((char *) e->vhost_user);
+                        return err_set(err, errlen, r, "wants NAME=REF[,overlay=PATH][,profile=HOW][,vhost-user=PATH], not '%s'", value);
                 }
                 a->n_exports++;
                 return 0;
@@ -357,6 +364,9 @@ static int blockd_option_set(void *ctx, int id, const char *value, char *err, si
                 return 0;
         case OPT_FUSE:
                 a->fuse = value;
+                return 0;
+        case OPT_VHOST_USER_BLK:
+                a->vhost_user_blk = value;
                 return 0;
         case OPT_BACKGROUND:
                 if (parse_background(value) < 0) {
@@ -474,8 +484,10 @@ static int add_config_exports(void) {
                         .ref = strdup(c->ref),
                         .overlay = c->overlay ? strdup(c->overlay) : NULL,
                         .profile = c->profile ? strdup(c->profile) : NULL,
+                        .vhost_user = c->vhost_user ? strdup(c->vhost_user) : NULL,
                 };
-                if (!e->name || !e->ref || (c->overlay && !e->overlay) || (c->profile && !e->profile))
+                if (!e->name || !e->ref || (c->overlay && !e->overlay) || (c->profile && !e->profile) ||
+                    (c->vhost_user && !e->vhost_user))
                         return -ENOMEM;
         }
         return 0;

@@ -43,6 +43,7 @@ struct blockd_args {
         const char *config_path;        /* --config, or the default when it exists; NULL: none */
         struct blockd_config *config;   /* as loaded (and reloaded); its values back the [blockd] keys */
         const char *fuse;
+        const char *vhost_user_blk;  /* DIR: every export as DIR/NAME.sock */
         const char *state_dir;       /* NULL: the default; "none": no state */
         char **records;              /* NAME=PATH */
         size_t n_records;

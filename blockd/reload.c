@@ -102,6 +102,7 @@ int blockd_config_reload(struct exports *x) {
                                 &(struct state_export) { .name = (char *) n->name, .ref = (char *) n->ref,
                                                          .overlay = (char *) n->overlay,
                                                          .profile = (char *) n->profile,
+                                                         .vhost_user = (char *) n->vhost_user,
                                                          .added_by = STATE_BY_CONFIG },
                                 true, NULL, err, sizeof err);
                 if (r < 0) {

@@ -49,6 +49,7 @@ int exports_restore(struct exports *x, struct state *st, const struct export_con
                         .ref = (char *) c->ref,
                         .overlay = (char *) c->overlay,
                         .profile = (char *) c->profile,
+                        .vhost_user = (char *) c->vhost_user,
                         .added_by = i < n_cmdline ? STATE_BY_COMMAND_LINE : STATE_BY_CONFIG,
                 };
 

@@ -125,6 +125,7 @@ void state_export_clear(struct state_export *e) {
         free(e->overlay);
         free(e->profile);
         free(e->profile_blob);
+        free(e->vhost_user);
         *e = (struct state_export) { 0 };
 }
 
@@ -148,7 +149,8 @@ int state_export_copy(const struct state_export *from, struct state_export *to) 
 
         if (dup_opt(from->name, &c.name) < 0 || dup_opt(from->ref, &c.ref) < 0 ||
             dup_opt(from->manifest, &c.manifest) < 0 || dup_opt(from->overlay, &c.overlay) < 0 ||
-            dup_opt(from->profile, &c.profile) < 0 || dup_opt(from->profile_blob, &c.profile_blob) < 0) {
+            dup_opt(from->profile, &c.profile) < 0 || dup_opt(from->profile_blob, &c.profile_blob) < 0 ||
+            dup_opt(from->vhost_user, &c.vhost_user) < 0) {
                 state_export_clear(&c);
                 return -ENOMEM;
         }
@@ -180,6 +182,7 @@ int state_encode(const struct state_export *v, size_t n, char **ret_json) {
                 add_str(o, "overlay", v[i].overlay);
                 add_str(o, "profile", v[i].profile);
                 add_str(o, "profile_blob", v[i].profile_blob);
+                add_str(o, "vhost_user", v[i].vhost_user);
                 add_str(o, "added_by", state_added_by_name(v[i].added_by));
                 json_object_array_add(arr, o);
         }
@@ -223,6 +226,7 @@ static int decode_one(struct json_object *o, size_t i, struct state_export *e, c
             (r = get_str(o, "overlay", false, false, &e->overlay, i, err, errlen)) < 0 ||
             (r = get_str(o, "profile", false, false, &e->profile, i, err, errlen)) < 0 ||
             (r = get_str(o, "profile_blob", false, true, &e->profile_blob, i, err, errlen)) < 0 ||
+            (r = get_str(o, "vhost_user", false, false, &e->vhost_user, i, err, errlen)) < 0 ||
             (r = get_str(o, "added_by", false, false, &by, i, err, errlen)) < 0)
                 return r;
         e->added_by = STATE_BY_ATTACH;

@@ -6,7 +6,7 @@
  *
  *   {"version":1,"exports":[{"name":"ws","ref":"docker://...",
  *     "manifest":"sha256:...","overlay":"/path","profile":"auto",
- *     "profile_blob":"sha256:...","added_by":"attach"}]}
+ *     "profile_blob":"sha256:...","vhost_user":"/path","added_by":"attach"}]}
  *
  * "manifest" is the digest the reference resolved to at attach: the export
  * is pinned to it (a tag that moves never changes a running disk).
@@ -38,6 +38,7 @@ struct state_export {
         char *overlay;          /* NULL: read-only */
         char *profile;          /* NULL = auto, none, or a file */
         char *profile_blob;     /* "sha256:..." the boot profile found at attach; NULL if none */
+        char *vhost_user;       /* its own vhost-user-blk socket; NULL if none */
         enum state_added_by added_by;
 };
 

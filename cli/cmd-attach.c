@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* hocus-blk attach NAME REF [--overlay PATH]: add an export to a running
+/* hocus-blk attach NAME REF [--overlay PATH] [--vhost-user PATH]: add an export to a running
  * blockd; attach --update NAME: move it to what its reference names now. */
 #include <errno.h>
 #include <stdio.h>
@@ -24,6 +24,9 @@ static void help(void) {
                "changes nothing until --update.\n\n"
                "Options:\n"
                "  --overlay PATH       writable overlay file\n"
+               "  --vhost-user PATH    also serve it as a vhost-user-blk socket at PATH, for\n"
+               "                       VMMs (qemu vhost-user-blk-pci, cloud-hypervisor,\n"
+               "                       firecracker; docs/VMMS.md); kept across restarts\n"
                "  --update             resolve export NAME's reference again and serve the\n"
                "                       manifest it names now (read-only exports; clients are\n"
                "                       disconnected and reconnect to the new image)\n"
@@ -92,11 +95,12 @@ int cmd_attach(int argc, char **argv) {
         static const struct option options[] = {
                 { "overlay", required_argument, NULL, OPT_BLOCKD_OVERLAY },
                 { "update", no_argument, NULL, OPT_BLOCKD_OVERLAY + 100 },
+                { "vhost-user", required_argument, NULL, OPT_BLOCKD_OVERLAY + 101 },
                 BLOCKD_LONG_OPTIONS,
         };
-        const char *control = NULL, *overlay = NULL;
+        const char *control = NULL, *overlay = NULL, *vhost = NULL;
         bool update = false;
-        _cleanup_free_ char *ref = NULL, *ov = NULL;
+        _cleanup_free_ char *ref = NULL, *ov = NULL, *vu = NULL;
         struct json_object *req, *resp, *e, *v;
         bool json = false;
         char sz[32];
@@ -105,6 +109,10 @@ int cmd_attach(int argc, char **argv) {
         while ((c = cli_getopt(argc, argv, "hv", options)) >= 0) {
                 if (c == OPT_BLOCKD_OVERLAY) {
                         overlay = optarg;
+                        continue;
+                }
+                if (c == OPT_BLOCKD_OVERLAY + 101) {
+                        vhost = optarg;
                         continue;
                 }
                 if (c == OPT_BLOCKD_OVERLAY + 100) {
@@ -120,14 +128,14 @@ int cmd_attach(int argc, char **argv) {
                         return cli_usage_error("attach", "unknown option");
         }
         if (update) {
-                if (argc - optind != 1 || overlay)
+                if (argc - optind != 1 || overlay || vhost)
                         return cli_usage_error("attach", "attach --update takes NAME only");
                 return update_export(argv[optind], control, json);
         }
         if (argc - optind != 2)
                 return cli_usage_error("attach", "attach takes NAME and REF");
         ref = absolute_ref(argv[optind + 1]);
-        if (!ref || (overlay && !(ov = absolute(overlay))))
+        if (!ref || (overlay && !(ov = absolute(overlay))) || (vhost && !(vu = absolute(vhost))))
                 return log_error_errno(ENOMEM, "Out of memory");
 
         req = json_object_new_object();
@@ -135,6 +143,8 @@ int cmd_attach(int argc, char **argv) {
         json_object_object_add(req, "ref", json_object_new_string(ref));
         if (ov)
                 json_object_object_add(req, "overlay", json_object_new_string(ov));
+        if (vu)
+                json_object_object_add(req, "vhost_user", json_object_new_string(vu));
         r = blockd_call("attach", control, req, &resp);
         if (r < 0)
                 return r;

@@ -116,12 +116,14 @@ struct vhu_config {
 } __attribute__((packed));
 #define VHU_CONFIG_HDR 12u
 
+/* Not packed: 24 bytes on the wire, its tail padding included. */
 struct vhu_inflight {
         uint64_t mmap_size;
         uint64_t mmap_offset;
         uint16_t num_queues;
         uint16_t queue_size;
-} __attribute__((packed));
+};
+_Static_assert(sizeof(struct vhu_inflight) == 24, "inflight payload layout");
 
 union vhu_payload {
         uint64_t u64;
