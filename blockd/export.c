@@ -689,6 +689,13 @@ void export_get_stats(struct export *e, struct export_stats *ret) {
         ret->digest_mismatches = ss.digest_mismatches;
         ret->cache_full_events = ss.cache_full_events;
         ret->background_state = ss.bg_state;
+        if (e->src) {
+                struct source_stats sst;
+
+                source_get_stats(e->src, &sst);
+                ret->mirror_reads = sst.mirror_reads;
+                ret->mirror_skips = sst.mirror_skips;
+        }
         pthread_mutex_lock(&e->profile_lock);
         ret->recording = __atomic_load_n(&e->recording, __ATOMIC_ACQUIRE);
         ret->recorded_entries = e->rec ? profile_rec_count(e->rec) : 0;

@@ -335,6 +335,26 @@ static void o_free(struct blob_source *s) {
         free(o);
 }
 
+static int o_blob_bad(struct blob_source *s, const struct digest *d) {
+        struct origin *o = s->priv;
+        struct blob_source *in;
+
+        pthread_mutex_lock(&o->lock);
+        in = o->inner;
+        pthread_mutex_unlock(&o->lock);
+        return source_blob_bad(in, d);
+}
+
+static const char *o_served_by(struct blob_source *s, const struct digest *d, char *buf, size_t len) {
+        struct origin *o = s->priv;
+        struct blob_source *in;
+
+        pthread_mutex_lock(&o->lock);
+        in = o->inner;
+        pthread_mutex_unlock(&o->lock);
+        return source_served_by(in, d, buf, len);
+}
+
 static const struct blob_source_ops origin_ops = {
         .name = "origin",
         .manifest_get = o_manifest_get,
@@ -345,6 +365,8 @@ static const struct blob_source_ops origin_ops = {
         .referrers_get = o_referrers_get,
         .blob_read_async = o_blob_read_async,
         .blob_read_cancel = o_blob_read_cancel,
+        .blob_bad = o_blob_bad,
+        .served_by = o_served_by,
         .stats = o_stats,
         .describe_error = o_describe_error,
         .free = o_free,

@@ -222,6 +222,10 @@ static void finish_range(struct sched *s, struct sched_range *rg) {
                 }
                 stored[m] = r >= 0;
         }
+        /* The verdict goes back to the source: a mirror that served these
+         * bytes is put aside, and the chunks are fetched again elsewhere. */
+        if (n_bad)
+                (void) source_blob_bad(se->src, &se->x->packs[rg->pack].digest);
 
         pthread_mutex_lock(&s->lock);
         now = now_ns();

@@ -23,7 +23,9 @@ static void help(void) {
                "  --chunks             with --json: the chunk table (pack, offset, stored and raw\n"
                "                       length, codec of each unique chunk) and the map of data\n"
                "                       chunks (logical chunk number, unique chunk)\n"
-               "  --verify             read every stored chunk and check it against its digest\n\n");
+               "  --verify             read every stored chunk and check it against its digest\n"
+               "  -v                   also say where each blob came from (a registry mirror\n"
+               "                       or the origin), with debug logging\n\n");
         cli_common_help();
 }
 
@@ -123,6 +125,28 @@ static void print_text(const char *ref, struct image *img, const struct summary 
                        format_size(img->manifest->profile.size, a, sizeof a));
         else
                 printf("Profile       none in the manifest\n");
+}
+
+/* -v: where each blob this run read came from (a mirror or the origin;
+ * docs/REGISTRIES.md). Packs appear after --verify read them. */
+static void print_sources(struct blob_source *src, struct image *img) {
+        const struct blkindex *x = img->index;
+        char ds[DIGEST_STRING_MAX], from[512];
+        const char *f;
+
+        if (!source_served_by(src, &img->manifest_digest, from, sizeof from) &&
+            !source_served_by(src, &img->manifest->index.digest, from, sizeof from))
+                return;
+        printf("Read from\n");
+        if ((f = source_served_by(src, &img->manifest_digest, from, sizeof from)))
+                printf("  manifest  %s  %s\n", digest_to_string(&img->manifest_digest, ds), f);
+        if ((f = source_served_by(src, &img->manifest->index.digest, from, sizeof from)))
+                printf("  index     %s  %s\n", digest_to_string(&img->manifest->index.digest, ds), f);
+        if (img->manifest->has_profile && (f = source_served_by(src, &img->manifest->profile.digest, from, sizeof from)))
+                printf("  profile   %s  %s\n", digest_to_string(&img->manifest->profile.digest, ds), f);
+        for (uint32_t i = 0; i < x->n_packs; i++)
+                if ((f = source_served_by(src, &x->packs[i].digest, from, sizeof from)))
+                        printf("  pack      %s  %s\n", digest_to_string(&x->packs[i].digest, ds), f);
 }
 
 /* The unique chunk table and the logical map of data chunks (zero chunks
@@ -258,6 +282,8 @@ int cmd_inspect(int argc, char **argv) {
                 print_text(argv[optind], img, &s);
                 if (verify)
                         printf("Verified      %s\n", bad ? "FAILED" : "every chunk matches its digest");
+                if (log_get_level() >= LOG_LVL_DEBUG)
+                        print_sources(src, img);
         }
         if (bad)
                 r = log_error_errno(EBADMSG, "%llu of %u chunks failed verification", (unsigned long long) bad,

@@ -26,6 +26,7 @@
 
 #define HIT_BATCH 16                    /* store reads handed to a decoder at once */
 #define DECODERS_MAX 8
+#define BULK_REFETCH_TRIES 8            /* reads again of one range whose bytes did not verify */
 
 /* A work item: a range read of list[first .. first+n), or (hit) a batch
  * of store reads of hits[first .. first+n). */
@@ -154,12 +155,26 @@ static int read_hits(struct bulk *b, struct brange *rg, void *raw, uint32_t *van
         return r;
 }
 
+/* Chunk c of rg did not match its digest: tell the source (a mirror that
+ * served it is put aside) and, if it may answer differently now, read the
+ * rest of the range again, from c on, here on the decoder thread (rare:
+ * a bad mirror). true when the bytes are there to decode again. */
+static bool refetch(struct bulk *b, struct brange *rg, const struct blkindex_chunk *c, unsigned *tries) {
+        const struct digest *d = &b->x->packs[rg->pack].digest;
+
+        if (++*tries > BULK_REFETCH_TRIES || source_blob_bad(b->img->src, d) <= 0)
+                return false;
+        return source_blob_read(b->img->src, d, c->offset, (uint8_t *) rg->buf + (c->offset - rg->off),
+                                rg->off + rg->len - c->offset) == 0;
+}
+
 /* Decode, verify (and store) every chunk of a fetched range. */
 static int decode_range(struct bulk *b, struct brange *rg, void *raw, uint32_t *ret_bad) {
         const bool ordered = b->flags & BULK_ORDERED;
         const bool storing = b->store && !(b->flags & BULK_FETCH_ONLY);
         uint64_t stored_ok = 0, raw_stored = 0;
         uint32_t ok = 0;
+        unsigned tries = 0;
         int r = 0;
 
         for (uint32_t i = 0; i < rg->n && r >= 0; i++) {
@@ -178,6 +193,11 @@ static int decode_range(struct bulk *b, struct brange *rg, void *raw, uint32_t *
                         r = chunk_verify(c, stored, raw);
                 else
                         r = bulk_chunk_store(storing ? b->store : NULL, c, stored, raw, &se);
+                if (r == -EBADMSG && rg->r == 0 && c->raw_len <= b->x->chunk_size && refetch(b, rg, c, &tries)) {
+                        r = 0;
+                        i--;
+                        continue;
+                }
                 if (se < 0)
                         log_debug("chunk store insert failed: %s", strerror(-se));
                 if (se < 0 && r == 0 && (b->flags & BULK_STORE_REQUIRED)) {

@@ -17,9 +17,13 @@
 #include "auth.h"
 #include "credentials.h"
 #include "http.h"
+#include "registries-conf.h"
 #include "source.h"
 
 #define REG_TOKENS_MAX 8
+#define REG_SERVED_MAX 64
+#define REG_ORIGIN (-1)         /* reg_req.endpoint: the origin */
+#define REG_UNCHOSEN (-2)       /* reg_req.endpoint: not submitted yet */
 
 struct reg_token {
         char *scopes;           /* space-separated, as requested */
@@ -29,6 +33,26 @@ struct reg_token {
 
 struct token_fetch;
 struct reg_req;
+
+/* A mirror (registries.conf [[registry.mirror]]): an endpoint of its own
+ * (engine, auth state) that reads of the origin try first (mirrors.c). */
+struct reg_mirror {
+        struct registry *reg;
+        char *location;                 /* as configured, for messages */
+        enum regconf_pull pull;
+        bool insecure;
+        /* Guarded by the origin's lock. */
+        uint64_t skip_until_ns;         /* skipped until then after a failure */
+        unsigned failures;              /* consecutive, for the backoff */
+};
+
+/* Which endpoint last served a blob (inspect -v; and whom to blame when
+ * its bytes do not verify). */
+struct reg_served {
+        struct digest d;
+        int endpoint;                   /* REG_ORIGIN or a mirror's index */
+        bool used;
+};
 
 struct registry {
         struct http_engine *http;
@@ -52,11 +76,26 @@ struct registry {
         int last_errno;
         char last_error[512];
         bool warned_range;
+
+        /* Mirrors (the origin's; a mirror has none and points at its origin). */
+        struct registry *origin;        /* a mirror's origin; NULL for the origin itself */
+        struct reg_mirror *mirrors;
+        size_t n_mirrors;
+        bool digest_only;               /* mirror-by-digest-only */
+        uint64_t mirror_skips;          /* lock: times a mirror was put aside */
+        uint64_t mirror_reads;          /* lock: requests a mirror answered */
+        struct reg_served served[REG_SERVED_MAX];       /* lock */
+        unsigned next_served;
 };
 
 /* One logical request: an http request plus what authentication needs. */
 struct reg_req {
-        struct registry *reg;
+        struct registry *reg;           /* the endpoint it goes to (atomic: cancel reads it) */
+        struct registry *origin;        /* the registry it is for */
+        char *path;                     /* under the repository, to move it between endpoints */
+        int endpoint;                   /* REG_UNCHOSEN, REG_ORIGIN, or a mirror's index */
+        enum { REQ_ORIGIN_ONLY, REQ_BLOB, REQ_MANIFEST_DIGEST, REQ_MANIFEST_TAG } kind;
+        struct digest digest;           /* REQ_BLOB, REQ_MANIFEST_DIGEST */
         struct http_req *h;
         char *scopes;           /* scopes this request needs */
         char *what;             /* "manifest v1", "blob sha256:...", for messages */
@@ -85,6 +124,36 @@ void reg_req_cancel(struct reg_req *q);
 /* Look credentials up once (may run a credential helper). Caller holds
  * reg->lock. */
 int reg_credentials(struct registry *reg);
+
+/* An endpoint: a registry's state without the source around it
+ * (registry.c). mirror: fewer retries, and never for pushing. */
+int registry_endpoint_new(const struct source_options *o, const char *host, const char *repo, bool insecure,
+                          bool mirror, struct registry **ret, char *err, size_t errlen);
+void registry_endpoint_free(struct registry *reg);
+
+/* ---- mirrors.c ---- */
+
+/* Set up reg's mirrors from registries.conf entry e (NULL: none) for the
+ * repository name ("HOST/REPO" as the reference had it). */
+int reg_mirrors_open(struct registry *reg, const struct regconf_registry *e, const char *name, char *err,
+                     size_t errlen);
+void reg_mirrors_free(struct registry *reg);
+/* What of q may go to mirrors (from its method and path). */
+void reg_req_classify(struct reg_req *q, const char *method, bool push);
+/* Move q to the first usable endpoint after `after` (REG_UNCHOSEN: the
+ * first of all; the origin is last). 0 or -ENOMEM. */
+int reg_req_route(struct reg_req *q, int after);
+/* q failed with r on a mirror: put the mirror aside (backoff, counted,
+ * logged once) unless r says the mirror only lacks the object. Returns
+ * true when another endpoint should be tried. */
+bool reg_mirror_failed(struct reg_req *q, int r);
+/* q succeeded: note where its object came from. */
+void reg_mirror_served(struct reg_req *q);
+/* The bytes of blob d did not verify: blame the mirror that served them.
+ * 1 when a mirror was put aside (reading again may succeed), else 0. */
+int reg_mirror_blame(struct registry *reg, const struct digest *d);
+/* Where blob d came from, in buf ("HOST (mirror)"), or NULL if unknown. */
+const char *reg_mirror_served_by(struct registry *reg, const struct digest *d, char *buf, size_t len);
 
 /* Record a failure description (thread-safe). Returns r. */
 int reg_fail(struct registry *reg, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

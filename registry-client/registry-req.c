@@ -64,7 +64,13 @@ struct reg_req *reg_req_new(struct registry *reg, const char *method, const char
         q = calloc(1, sizeof *q);
         if (!q)
                 return NULL;
-        q->reg = reg;
+        q->reg = q->origin = reg;
+        q->endpoint = REG_UNCHOSEN;
+        if (!strncmp(path, "/", 1) && !(q->path = strdup(path))) {
+                free(q);
+                return NULL;
+        }
+        reg_req_classify(q, method, push);
         q->h = http_req_new(method, url);
         /* No repository (login checking credentials): a token without scope. */
         q->scopes = strdup(reg->repo[0] ? auth_scope(reg->repo, push, scope, sizeof scope) : "");
@@ -81,6 +87,7 @@ void reg_req_free(struct reg_req *q) {
         if (!q)
                 return;
         http_req_free(q->h);
+        free(q->path);
         free(q->scopes);
         free(q->what);
         if (q->used_token) {
@@ -201,7 +208,24 @@ static int describe_status(struct registry *reg, struct reg_req *q) {
         }
 }
 
+static void reg_req_submit_to(struct reg_req *q);
+
+/* The end of an attempt on one endpoint: a mirror that failed hands q to
+ * the next endpoint (the origin last); else q is done. */
 static void complete(struct reg_req *q, int r) {
+        if (r < 0 && q->endpoint >= 0 && !atomic_load(&q->cancelled) && r != -ECANCELED && reg_mirror_failed(q, r)) {
+                int e = reg_req_route(q, q->endpoint);
+                if (e == 0) {
+                        http_req_reset(q->h);
+                        q->h->attempts = 0;
+                        q->auth_rounds = 0;
+                        reg_req_submit_to(q);
+                        return;
+                }
+                r = e;
+        }
+        if (r == 0)
+                reg_mirror_served(q);
         q->r = r;
         if (q->done)
                 q->done(q);
@@ -249,6 +273,19 @@ static bool prepare_locked(struct reg_req *q) {
 static void on_http_done(struct http_req *h);
 
 void reg_req_submit(struct reg_req *q) {
+        /* The first submission picks the endpoint: a mirror, or the origin. */
+        if (q->endpoint == REG_UNCHOSEN) {
+                int r = reg_req_route(q, REG_UNCHOSEN);
+                if (r < 0) {
+                        complete(q, r);
+                        return;
+                }
+        }
+        reg_req_submit_to(q);
+}
+
+/* Submit q to the endpoint it is routed to (again, after a 401 or a token). */
+static void reg_req_submit_to(struct reg_req *q) {
         struct registry *reg = q->reg;
         bool go;
 
@@ -353,7 +390,7 @@ static void on_http_done(struct http_req *h) {
                 q->auth_rounds++;
                 http_req_reset(h);
                 h->attempts = 0;
-                reg_req_submit(q);
+                reg_req_submit_to(q);
                 return;
         }
         if (h->status == 401 && q->auth_rounds >= AUTH_ROUNDS_MAX) {
@@ -456,7 +493,7 @@ static void on_token_done(struct http_req *h) {
                 if (r < 0)
                         complete(w, r);
                 else
-                        reg_req_submit(w);
+                        reg_req_submit_to(w);
         }
 }
 
@@ -568,5 +605,5 @@ int reg_req_run(struct reg_req *q) {
 
 void reg_req_cancel(struct reg_req *q) {
         atomic_store(&q->cancelled, true);
-        http_cancel_req(q->reg->http, q->h);
+        http_cancel_req(__atomic_load_n(&q->reg, __ATOMIC_ACQUIRE)->http, q->h);
 }

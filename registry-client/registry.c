@@ -564,10 +564,33 @@ static void reg_stats(struct blob_source *s, struct source_stats *ret) {
         ret->connections = st.connections;
         ret->bytes_down = st.bytes_down;
         ret->bytes_up = st.bytes_up;
+        /* Mirrors' traffic is the source's too. */
+        for (size_t i = 0; i < reg->n_mirrors; i++) {
+                struct http_stats ms;
+
+                http_engine_stats(reg->mirrors[i].reg->http, &ms);
+                ret->requests += ms.requests;
+                ret->retries += ms.retries;
+                ret->connections += ms.connections;
+                ret->bytes_down += ms.bytes_down;
+                ret->bytes_up += ms.bytes_up;
+        }
+        pthread_mutex_lock(&reg->lock);
+        ret->mirror_reads = reg->mirror_reads;
+        ret->mirror_skips = reg->mirror_skips;
+        pthread_mutex_unlock(&reg->lock);
         ret->protocol = st.http_version == CURL_HTTP_VERSION_2_0 ? "HTTP/2"
                         : st.http_version == CURL_HTTP_VERSION_1_1 ? "HTTP/1.1"
                         : st.http_version == CURL_HTTP_VERSION_1_0 ? "HTTP/1.0"
                                                                     : NULL;
+}
+
+static int reg_blob_bad(struct blob_source *s, const struct digest *d) {
+        return reg_mirror_blame(s->priv, d);
+}
+
+static const char *reg_served_by(struct blob_source *s, const struct digest *d, char *buf, size_t len) {
+        return reg_mirror_served_by(s->priv, d, buf, len);
 }
 
 static const char *reg_describe_error(struct blob_source *s, int r, char *buf, size_t len) {
@@ -583,11 +606,10 @@ static const char *reg_describe_error(struct blob_source *s, int r, char *buf, s
         return ret;
 }
 
-static void reg_free(struct blob_source *s) {
-        struct registry *reg = s->priv;
-
+void registry_endpoint_free(struct registry *reg) {
         if (!reg)
                 return;
+        reg_mirrors_free(reg);
         http_engine_free(reg->http);
         for (unsigned i = 0; i < REG_TOKENS_MAX; i++) {
                 if (reg->tokens[i].value) {
@@ -606,6 +628,10 @@ static void reg_free(struct blob_source *s) {
         free(reg);
 }
 
+static void reg_free(struct blob_source *s) {
+        registry_endpoint_free(s->priv);
+}
+
 static const struct blob_source_ops registry_ops = {
         .name = "registry",
         .manifest_get = reg_manifest_get,
@@ -617,6 +643,8 @@ static const struct blob_source_ops registry_ops = {
         .referrers_get = reg_referrers_get,
         .blob_read_async = reg_blob_read_async,
         .blob_read_cancel = reg_blob_read_cancel,
+        .blob_bad = reg_blob_bad,
+        .served_by = reg_served_by,
         .stats = reg_stats,
         .describe_error = reg_describe_error,
         .free = reg_free,
@@ -659,8 +687,13 @@ static int ping(struct registry *reg) {
         return r;
 }
 
-int registry_open(struct image_ref *ref, const struct source_options *o, struct blob_source **ret, char *err,
-                  size_t errlen) {
+/* A mirror's connections: one retry, not five, and a shorter connect
+ * timeout: the origin stands behind it. */
+#define MIRROR_ATTEMPTS 2
+#define MIRROR_CONNECT_TIMEOUT_S 3
+
+int registry_endpoint_new(const struct source_options *o, const char *host, const char *repo, bool insecure,
+                          bool mirror, struct registry **ret, char *err, size_t errlen) {
         struct http_config hc = {
                 .connect_timeout_s = o->connect_timeout_s,
                 .stall_timeout_s = o->stall_timeout_s,
@@ -668,31 +701,33 @@ int registry_open(struct image_ref *ref, const struct source_options *o, struct 
                 .max_host_connections = o->max_connections,
         };
         struct registry_tls tls = { 0 };
-        struct blob_source *s;
         struct registry *reg;
         int r;
 
-        s = calloc(1, sizeof *s);
-        reg = calloc(1, sizeof *reg);
-        if (!s || !reg) {
-                free(s);
-                free(reg);
-                return -ENOMEM;
+        if (mirror) {
+                hc.max_attempts = MIN(o->max_attempts ? o->max_attempts : MIRROR_ATTEMPTS, MIRROR_ATTEMPTS);
+                hc.connect_timeout_s = MIN(o->connect_timeout_s ? o->connect_timeout_s : MIRROR_CONNECT_TIMEOUT_S,
+                                           MIRROR_CONNECT_TIMEOUT_S);
         }
-        s->ops = &registry_ops;
-        s->priv = reg;
+        reg = calloc(1, sizeof *reg);
+        if (!reg)
+                return -ENOMEM;
         pthread_mutex_init(&reg->lock, NULL);
         reg->opts = *o;
+        /* --creds are the origin's: a mirror is another host, whose
+         * credentials come from the auth files under its own name. */
+        if (mirror)
+                reg->opts.creds = NULL;
         reg->plain_http = o->plain_http;
-        reg->push = o->create;
-        reg->host = strdup(ref->registry);
-        reg->repo = strdup(ref->repository);
-        if (!reg->host || !reg->repo || asprintf(&reg->base, "%s://%s", o->plain_http ? "http" : "https", ref->registry) < 0) {
+        reg->push = o->create && !mirror;
+        reg->host = strdup(host);
+        reg->repo = strdup(repo);
+        if (!reg->host || !reg->repo || asprintf(&reg->base, "%s://%s", o->plain_http ? "http" : "https", host) < 0) {
                 reg->base = NULL;
                 r = -ENOMEM;
                 goto fail;
         }
-        r = registry_tls_setup(o, reg->host, false, &tls, &hc, err, errlen);
+        r = registry_tls_setup(o, reg->host, insecure, &tls, &hc, err, errlen);
         if (r < 0)
                 goto fail;
         reg->client_cert = tls.client_cert != NULL;
@@ -700,7 +735,75 @@ int registry_open(struct image_ref *ref, const struct source_options *o, struct 
         registry_tls_done(&tls);
         if (r < 0)
                 goto fail;
+        *ret = reg;
+        return 0;
+fail:
+        registry_endpoint_free(reg);
+        return r;
+}
+
+/* Network trouble (as opposed to an answer): with mirrors, the origin may
+ * be unreachable while they serve. */
+static bool unreachable(int r) {
+        return r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EHOSTUNREACH || r == -ENETUNREACH || r == -EAGAIN ||
+               r == -ECONNRESET || r == -EPIPE;
+}
+
+int registry_open(struct image_ref *ref, const struct source_options *o, struct blob_source **ret, char *err,
+                  size_t errlen) {
+        _cleanup_free_ char *name = NULL, *rewritten = NULL;
+        const struct regconf_registry *e = NULL;
+        struct regconf *conf = NULL;
+        const char *host = ref->registry, *repo = ref->repository;
+        struct blob_source *s;
+        struct registry *reg = NULL;
+        char cerr[512] = "";
+        int r;
+
+        if (asprintf(&name, "%s/%s", ref->registry, ref->repository) < 0)
+                return -ENOMEM;
+        /* registries.conf: blocked, a location elsewhere, mirrors. */
+        r = regconf_load(&conf, cerr, sizeof cerr);
+        if (r < 0)
+                return err_set(err, errlen, r, "registries.conf: %s", cerr);
+        e = regconf_find(conf, name);
+        if (e && e->blocked) {
+                r = err_set(err, errlen, -EACCES, "%s is blocked in %s (prefix \"%s\")", name, e->file, e->prefix);
+                goto out;
+        }
+        if (e && e->location) {
+                r = regconf_rewrite(e, NULL, name, &rewritten);
+                if (r < 0)
+                        goto out;
+                if (!strchr(rewritten, '/')) {
+                        r = err_set(err, errlen, -EINVAL, "%s: location \"%s\" leaves no repository for %s", e->file,
+                                    e->location, name);
+                        goto out;
+                }
+                rewritten[strcspn(rewritten, "/")] = 0;
+                host = rewritten;
+                repo = rewritten + strlen(rewritten) + 1;
+        }
+        s = calloc(1, sizeof *s);
+        if (!s) {
+                r = -ENOMEM;
+                goto out;
+        }
+        s->ops = &registry_ops;
+        r = registry_endpoint_new(o, host, repo, e && e->insecure, false, &reg, err, errlen);
+        if (r < 0)
+                goto fail;
+        s->priv = reg;
+        if (!o->create) {
+                r = reg_mirrors_open(reg, e, name, err, errlen);
+                if (r < 0)
+                        goto fail;
+        }
         r = ping(reg);
+        if (r < 0 && reg->n_mirrors && unreachable(r)) {
+                log_debug("registry: %s is unreachable (%s); reading through its mirrors", reg->host, strerror(-r));
+                r = 0;
+        }
         if (r < 0) {
                 if (err && errlen && !reg_describe_error(s, r, err, errlen))
                         err_set(err, errlen, r, "%m");
@@ -708,9 +811,12 @@ int registry_open(struct image_ref *ref, const struct source_options *o, struct 
         }
         s->ref = ref;
         *ret = s;
-        return 0;
+        r = 0;
+        goto out;
 fail:
         reg_free(s);
         free(s);
+out:
+        regconf_free(conf);
         return r;
 }

@@ -14,6 +14,10 @@
 #include "common/log.h"
 #include "common/util.h"
 
+/* Reads of one whole object whose bytes did not verify, from as many
+ * places (mirrors, then the origin). */
+#define VERIFY_TRIES 8
+
 static int open_ref(struct image_ref *ref, const struct source_options *o, struct blob_source **ret, char *err,
                     size_t errlen) {
         static const struct source_options defaults = { 0 };
@@ -68,16 +72,22 @@ int source_manifest_get(struct blob_source *s, const char *reference, char **ret
         size_t len;
         int r;
 
-        r = s->ops->manifest_get(s, reference, &mt, &body, &len);
-        log_debug("%s: manifest %s: %d", s->ops->name, reference ? reference : "(default)", r);
-        if (r < 0)
-                return r;
-        digest_compute(body, len, &d);
-        /* A manifest fetched by digest must be that digest. */
-        if (reference && digest_parse(reference, &want) == 0 && !digest_equal(&d, &want)) {
+        for (unsigned tries = 0;; tries++) {
+                r = s->ops->manifest_get(s, reference, &mt, &body, &len);
+                log_debug("%s: manifest %s: %d", s->ops->name, reference ? reference : "(default)", r);
+                if (r < 0)
+                        return r;
+                digest_compute(body, len, &d);
+                /* A manifest fetched by digest must be that digest. */
+                if (!reference || digest_parse(reference, &want) < 0 || digest_equal(&d, &want))
+                        break;
                 log_debug("%s: manifest body hashes to %s, not %s", s->ops->name, digest_to_string(&d, ds),
                           reference);
-                return -EBADMSG;
+                /* From a mirror: it is put aside, and the next source answers. */
+                if (tries >= VERIFY_TRIES || source_blob_bad(s, &want) <= 0)
+                        return -EBADMSG;
+                free(TAKE_PTR(mt));
+                free(TAKE_PTR(body));
         }
         if (ret_media_type)
                 *ret_media_type = TAKE_PTR(mt);
@@ -132,14 +142,19 @@ int source_blob_get(struct blob_source *s, const struct digest *d, uint64_t size
         buf = malloc(size ? size : 1);
         if (!buf)
                 return -ENOMEM;
-        if (size) {
-                r = source_blob_read(s, d, 0, buf, size);
-                if (r < 0)
-                        return r;
+        for (unsigned tries = 0;; tries++) {
+                if (size) {
+                        r = source_blob_read(s, d, 0, buf, size);
+                        if (r < 0)
+                                return r;
+                }
+                digest_compute(buf, size, &got);
+                if (digest_equal(&got, d))
+                        break;
+                /* From a mirror: it is put aside, and the next source answers. */
+                if (tries >= VERIFY_TRIES || source_blob_bad(s, d) <= 0)
+                        return -EBADMSG;
         }
-        digest_compute(buf, size, &got);
-        if (!digest_equal(&got, d))
-                return -EBADMSG;
         *ret_buf = TAKE_PTR(buf);
         return 0;
 }
@@ -223,6 +238,14 @@ void source_get_stats(struct blob_source *s, struct source_stats *ret) {
 
 const char *source_describe_error(struct blob_source *s, int r, char *buf, size_t len) {
         return s && s->ops->describe_error ? s->ops->describe_error(s, r, buf, len) : NULL;
+}
+
+int source_blob_bad(struct blob_source *s, const struct digest *d) {
+        return s && s->ops->blob_bad ? s->ops->blob_bad(s, d) : 0;
+}
+
+const char *source_served_by(struct blob_source *s, const struct digest *d, char *buf, size_t len) {
+        return s && s->ops->served_by ? s->ops->served_by(s, d, buf, len) : NULL;
 }
 
 const char *source_strerror(struct blob_source *s, int r, char *buf, size_t len) {

@@ -28,6 +28,8 @@ struct source_stats {
         uint64_t connections;           /* new connections opened */
         uint64_t bytes_down, bytes_up;  /* body bytes */
         const char *protocol;           /* "HTTP/2", "HTTP/1.1", or NULL (static) */
+        uint64_t mirror_reads;          /* requests a registry mirror answered */
+        uint64_t mirror_skips;          /* times a mirror was put aside after failing */
 };
 
 /*
@@ -85,6 +87,12 @@ struct blob_source_ops {
          * -ECANCELED if the abort won the race. Called at most while
          * done has not returned (the caller serializes the two). */
         void (*blob_read_cancel)(struct blob_source *s, struct source_aio *a);
+        /* Optional: the bytes last read of blob (or manifest) d did not
+         * match their digest. 1 when the source put aside whoever served
+         * them (a mirror): reading again may succeed; else 0. */
+        int (*blob_bad)(struct blob_source *s, const struct digest *d);
+        /* Optional: where d was last read from ("HOST/REPO (mirror)"), or NULL. */
+        const char *(*served_by)(struct blob_source *s, const struct digest *d, char *buf, size_t len);
         /* Optional: traffic counters. */
         void (*stats)(struct blob_source *s, struct source_stats *ret);
         /* Optional: a sentence about the most recent failure with error r
@@ -149,6 +157,11 @@ int source_referrers_get(struct blob_source *s, const struct digest *d, char **r
 int source_blob_read_async(struct blob_source *s, struct source_aio *a);
 void source_blob_read_cancel(struct blob_source *s, struct source_aio *a);
 void source_get_stats(struct blob_source *s, struct source_stats *ret);
+/* The verifier's verdict on bytes of d from this source (see blob_bad):
+ * 1 when reading d again may give other bytes, else 0. */
+int source_blob_bad(struct blob_source *s, const struct digest *d);
+/* Where d was last read from, in buf; NULL when the source cannot say. */
+const char *source_served_by(struct blob_source *s, const struct digest *d, char *buf, size_t len);
 /* The most specific message for error r from this source: the backend's
  * description of its last failure, else strerror(-r). Returns buf. */
 const char *source_strerror(struct blob_source *s, int r, char *buf, size_t len);

@@ -97,7 +97,11 @@
         X(cache_full_events, COUNTER, COUNT, "cache_full_events", "hocus_blk_export_cache_full_events_total", NULL,  \
           "Times the background stream paused because the chunk store was full (its disk, or near --cache-max).")    \
         X(reverify_failures, COUNTER, COUNT, "reverify_failures", "hocus_blk_export_reverify_failures_total", NULL,  \
-          "Store entries that did not match when read (damaged, or changed after they were verified): fetched again.")
+          "Store entries that did not match when read (damaged, or changed after they were verified): fetched again.") \
+        X(mirror_reads, COUNTER, COUNT, "mirror_reads", "hocus_blk_export_mirror_reads_total", NULL,                 \
+          "Registry requests a mirror answered (registries.conf).")                                                  \
+        X(mirror_skips, COUNTER, COUNT, "mirror_skips", "hocus_blk_export_mirror_skips_total", NULL,                 \
+          "Times a registry mirror was put aside for a while after failing or serving wrong bytes.")
 
 #define EXPORT_COUNTER_FIELD_(field, kind, unit, json, prom, label, help) uint64_t field;
 

@@ -24,7 +24,7 @@ static const char *const json_keys[] = {
         "prefetch_active", "recording", "recorded_entries", "demand_requests", "profile_requests",
         "background_requests", "demand_bytes", "background_bytes", "background_chunks", "bytes_needed",
         "hydrated_bytes", "image_bytes", "demand_waits", "demand_wait_s", "demand_failures", "fetch_errors",
-        "digest_mismatches", "cache_full_events", "reverify_failures",
+        "digest_mismatches", "cache_full_events", "reverify_failures", "mirror_reads", "mirror_skips",
 };
 
 static const char *const families[] = {
@@ -39,6 +39,7 @@ static const char *const families[] = {
         "hocus_blk_export_demand_wait_seconds_total", "hocus_blk_export_demand_failures_total",
         "hocus_blk_export_fetch_errors_total", "hocus_blk_export_digest_mismatches_total",
         "hocus_blk_export_cache_full_events_total", "hocus_blk_export_reverify_failures_total",
+        "hocus_blk_export_mirror_reads_total", "hocus_blk_export_mirror_skips_total",
 };
 
 static bool ends_with(const char *s, const char *suffix) {
