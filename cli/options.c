@@ -97,6 +97,8 @@ static const char *open_error(int r) {
                 return "no such directory";
         case -ENOMEDIUM:
                 return "not an OCI image layout (no oci-layout file)";
+        case -ENOTDIR:
+                return "not a directory (an OCI image layout is one)";
         default:
                 return strerror(-r);
         }

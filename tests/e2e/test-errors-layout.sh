@@ -45,6 +45,9 @@ rm "$T/d/blobs/sha256/${m#sha256:}"
 expect_msg "hocus-blk: error: oci:$T/d:v1: $T/d/index.json names manifest $m, but $T/d/blobs/sha256/${m#sha256:} is missing" \
         hb inspect "oci:$T/d:v1"
 
+expect_msg "hocus-blk: error: Cannot open 'oci:$T/a.img:v1': not a directory (an OCI image layout is one)" \
+        hb inspect "oci:$T/a.img:v1"
+
 expect_msg "hocus-blk: error: Cannot read the profile '$T/none.prf': No such file or directory (and it is no image reference)" \
         hb profile show "$T/none.prf"
 expect_msg "hocus-blk: error: $T/a.img: not a hocus-blk profile (bad magic or too short)" \
