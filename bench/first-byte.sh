@@ -104,6 +104,8 @@ for n in $(seq "$runs"); do
                 $((stream_mib << 20)) $((size_mib << 20))) || fail "the reads failed: $(tail -3 "$T/blockd.log")"
         fetch=$("$hb" stats --control "$T/control.sock" --json | python3 -c 'import json, sys
 f = json.load(sys.stdin)["fetch"]
+for k in ("bg_budget", "bg_shrinks", "delays", "demand_bg_ahead_max"):
+    f.setdefault(k, -1)         # a blockd from before the scavenger
 print("bw=%.0fMB/s rtt=%.2fms bg_budget=%d bg_shrinks=%d delays=%d demand_bg_ahead_max=%d" % (
     f["bandwidth"] / 1e6, f["rtt_s"] * 1e3, f["bg_budget"], f["bg_shrinks"], f["delays"],
     f["demand_bg_ahead_max"]))')
