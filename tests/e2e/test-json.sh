@@ -86,6 +86,20 @@ assert_eq "$(jq .chunks "$T/repack.json")" "$(jq .unique_chunks "$T/push.json")"
 assert_eq "$(jq -r .manifest_digest "$T/repack.json")" "$(hb inspect "$L:v2" --json | jq -r .manifest_digest)" \
         "repack: manifest_digest"
 
+# The commands that ask a running blockd: attach, ls (an array), stats.
+if [ -n "${BLOCKD:-}" ]; then
+        start_blockd --cache "$T/bcache" --control "$T/control.sock" --nbd-socket "$T/nbd.sock" --background off
+        hb attach ws "$L:v1" --control "$T/control.sock" --json >"$T/attach.json"
+        json "$T/attach.json"
+        hb ls --control "$T/control.sock" --json >"$T/ls.json"
+        jq -e 'type == "array" and length == 1 and .[0].name == "ws"' "$T/ls.json" >/dev/null || fail "ls --json: $(cat "$T/ls.json")"
+        jq '{ls: .}' "$T/ls.json" >"$T/ls-obj.json"
+        json "$T/ls-obj.json"
+        hb stats --control "$T/control.sock" --json >"$T/stats-blockd.json"
+        json "$T/stats-blockd.json"
+        assert_eq "$(jq -r '.exports[0].name' "$T/stats-blockd.json")" ws "stats --json: the export"
+fi
+
 # record: root, FUSE and blockd; COMMAND's own stdout goes to stderr.
 if [ "$(id -u)" -eq 0 ] && [ -e /dev/fuse ] && [ -n "${BLOCKD:-}" ]; then
         export TMPDIR=$T/tmp
