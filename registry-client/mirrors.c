@@ -45,6 +45,25 @@ static uint64_t backoff_first_ns(void) {
         return *end || v == 0 || v > 86400 ? BACKOFF_FIRST_NS : (uint64_t) v * 1000000000ull;
 }
 
+/* insecure = true: like containers/image, HTTPS without a certificate
+ * check, and plain HTTP when the mirror does not speak TLS at all (a
+ * LAN cache). Asked once, before any request can use the mirror. */
+static void insecure_probe(struct reg_mirror *m) {
+        struct registry *mr = m->reg;
+        char *base;
+        int r;
+
+        r = registry_ping(mr);
+        if (r != -EPROTO)
+                return;
+        if (asprintf(&base, "http://%s", mr->host) < 0)
+                return;
+        free(mr->base);
+        mr->base = base;
+        mr->plain_http = true;
+        log_debug("registry: insecure mirror %s speaks no TLS; using plain HTTP", m->location);
+}
+
 int reg_mirrors_open(struct registry *reg, const struct regconf_registry *e, const char *name, char *err,
                      size_t errlen) {
         if (!e || !e->n_mirrors)
@@ -80,6 +99,8 @@ int reg_mirrors_open(struct registry *reg, const struct regconf_registry *e, con
                 }
                 m->reg->origin = reg;
                 reg->n_mirrors++;
+                if (cm->insecure && !reg->opts.plain_http)
+                        insecure_probe(m);
                 log_debug("registry: %s: mirror %zu is %s/%s", reg->host, reg->n_mirrors, mname, slash + 1);
         }
         return 0;

@@ -130,6 +130,8 @@ int reg_credentials(struct registry *reg);
 int registry_endpoint_new(const struct source_options *o, const char *host, const char *repo, bool insecure,
                           bool mirror, struct registry **ret, char *err, size_t errlen);
 void registry_endpoint_free(struct registry *reg);
+/* GET /v2/: reachable, the distribution API, which authentication. */
+int registry_ping(struct registry *reg);
 
 /* ---- mirrors.c ---- */
 

@@ -656,7 +656,7 @@ static const struct blob_source_ops registry_ops = {
  * then a second ping with credentials checks them, so a wrong password
  * fails here and not after a push has read the whole image.
  */
-static int ping(struct registry *reg) {
+int registry_ping(struct registry *reg) {
         struct reg_req *q;
         int r;
 
@@ -799,7 +799,7 @@ int registry_open(struct image_ref *ref, const struct source_options *o, struct 
                 if (r < 0)
                         goto fail;
         }
-        r = ping(reg);
+        r = registry_ping(reg);
         if (r < 0 && reg->n_mirrors && unreachable(r)) {
                 log_debug("registry: %s is unreachable (%s); reading through its mirrors", reg->host, strerror(-r));
                 r = 0;

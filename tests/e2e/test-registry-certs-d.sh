@@ -79,4 +79,22 @@ expect_fail "tls-verify.*wants true or false" "$HOCUS_BLK" inspect "$R/certs/img
 rm "$client/client.cert"
 HOCUS_BLK_CERTS_D=$T/client.d expect_fail "client.key has no .*client.cert beside it" \
         timeout 60 "$HOCUS_BLK" inspect "$R/certs/img:v1" --tls-verify=false
+
+# registries.conf insecure = true for a mirror: a LAN cache without TLS in
+# front of this TLS registry is spoken to in plain HTTP (containers/image
+# does the same), while the origin keeps its certificates.
+ORIGIN=$REGISTRY
+start_registry lanmirror
+timeout 120 "$HOCUS_BLK" push --plain-http "$T/a.img" "docker://$REGISTRY/certs/img:v1" >/dev/null || fail "push to the mirror"
+cat >"$T/registries.conf" <<CONF
+[[registry]]
+prefix = "$ORIGIN/certs"
+[[registry.mirror]]
+location = "$REGISTRY/certs"
+insecure = true
+CONF
+CONTAINERS_REGISTRIES_CONF=$T/registries.conf timeout 60 "$HOCUS_BLK" inspect -v "$R/certs/img:v1" \
+        >"$T/inspect.out" 2>"$T/inspect.log" || fail "inspect with an insecure mirror: $(tail -3 "$T/inspect.log")"
+grep -Eq "^  index .* $REGISTRY/certs/img \(mirror\)$" "$T/inspect.out" || fail "not read from the mirror: $(cat "$T/inspect.out")"
+grep -q "insecure mirror $REGISTRY/certs speaks no TLS" "$T/inspect.log" || fail "no plain HTTP fallback"
 echo ok
