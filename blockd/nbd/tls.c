@@ -32,6 +32,8 @@ const char *nbdsrv_tls_error(char *buf, size_t len) {
  * TLS_AES_128_GCM_SHA256 (SHA-256 is the hash GnuTLS binds external PSKs
  * with). Unknown identity: no session, and the handshake fails for want of
  * a certificate. */
+static const char psk_unknown_identity[] = "the client's PSK identity is not in the --tls-psk file";
+
 static int psk_find_session(SSL *ssl, const unsigned char *identity, size_t identity_len, SSL_SESSION **sess) {
         static const unsigned char aes128gcm_sha256[] = { 0x13, 0x01 };
         struct nbdsrv_tls *t = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
@@ -42,8 +44,10 @@ static int psk_find_session(SSL *ssl, const unsigned char *identity, size_t iden
 
         *sess = NULL;
         key = nbdsrv_psk_find(t->psk, identity, identity_len, &len);
-        if (!key)
+        if (!key) {
+                SSL_set_app_data(ssl, (void *) &psk_unknown_identity);  /* for the failure's message */
                 return 1;
+        }
         cipher = SSL_CIPHER_find(ssl, aes128gcm_sha256);
         s = SSL_SESSION_new();
         if (!cipher || !s || SSL_SESSION_set1_master_key(s, key, len) != 1 || SSL_SESSION_set_cipher(s, cipher) != 1 ||
@@ -159,6 +163,11 @@ int nbdsrv_tls_accept(struct nbdsrv_tls *t, int fd, SSL **ret, char *err, size_t
                         err_set(err, errlen, -EIO, "TLS handshake failed: %s", strerror(errno));
                 else if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN)
                         err_set(err, errlen, -EIO, "TLS handshake failed: the client closed the connection");
+                else if (SSL_get_app_data(ssl) == psk_unknown_identity)
+                        err_set(err, errlen, -EIO, "TLS handshake failed: %s", psk_unknown_identity);
+                else if (t->psk && ERR_GET_REASON(ERR_peek_error()) == SSL_R_BINDER_DOES_NOT_VERIFY)
+                        err_set(err, errlen, -EIO, "TLS handshake failed: %s (a wrong pre-shared key for the "
+                                "client's identity)", nbdsrv_tls_error(why, sizeof why));
                 else
                         err_set(err, errlen, -EIO, "TLS handshake failed: %s", nbdsrv_tls_error(why, sizeof why));
                 SSL_free(ssl);

@@ -37,9 +37,12 @@ nbdcopy "$(psk_uri alice "$T/keys.psk")" "$T/back.img"
 assert_same "$T/new.img" "$T/back.img"
 # Refused: a wrong key, an identity not in the file, no TLS.
 expect_fail "gnutls_handshake" nbdinfo "$(psk_uri alice "$T/wrong.psk")"
-grep -q "TLS handshake failed: .*binder does not verify" "$T/blockd.log" || fail "the wrong key was not refused by blockd"
+grep -q "TLS handshake failed: .*binder does not verify (a wrong pre-shared key for the client's identity)" \
+        "$T/blockd.log" || fail "the wrong key was not refused by blockd, or not said so: $(grep TLS "$T/blockd.log")"
 printf 'mallory:%s\n' "$(openssl rand -hex 32)" >"$T/mallory.psk"
 expect_fail "gnutls_handshake" nbdinfo "$(psk_uri mallory "$T/mallory.psk")"
+grep -q "TLS handshake failed: the client's PSK identity is not in the --tls-psk file" "$T/blockd.log" ||
+        fail "blockd did not say the identity is unknown: $(grep TLS "$T/blockd.log")"
 expect_fail "" nbdinfo "nbd://127.0.0.1:$PORT/ws"
 # Still serving after the refusals.
 nbdinfo --size "$(psk_uri alice "$T/keys.psk")" | grep -qx 5242880 || fail "blockd stopped serving after refusals"
