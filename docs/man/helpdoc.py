@@ -274,7 +274,7 @@ def subverbs(text):
     line, or the items of a Commands: section."""
     for head, lines in sections(text):
         if head == "Commands":
-            return [l.split()[0] for l in lines if l.startswith("  ") and l.strip()]
+            return [l.split()[0] for l in lines if re.match(r"^  \S", l)]
     m = re.search(r"^Usage: \S+ \S+ ([a-z]+(?:\|[a-z]+)+)", text, re.M)
     return m.group(1).split("|") if m else []
 
@@ -295,10 +295,15 @@ def completion_model(args):
 
 
 def doc_line(text, name):
-    for line in text.splitlines():
+    """The first line of an option's help (the line below when the option
+    and its argument fill the left column)."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
         m = OPT_LINE.match(line)
         if m and m.group(2) == name:
             rest = line[m.end():].strip()
+            if not rest and i + 1 < len(lines) and not OPT_LINE.match(lines[i + 1]):
+                rest = lines[i + 1].strip()
             return rest
     return ""
 

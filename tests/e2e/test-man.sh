@@ -60,8 +60,26 @@ assert_eq "$(complete_bash blockd --nbd-l)" "--nbd-listen" "bash: blockd options
 mkdir "$T/dir" && touch "$T/dir/disk.img"
 assert_eq "$(complete_bash hocus-blk push --cache "$T/dir/d")" "$T/dir/disk.img" "bash: an option's argument is a file"
 
+# zsh_complete SERVICE WORDS...: the candidates _hocus-blk hands to zsh's
+# completion system (stubbed: zsh filters them by prefix itself).
+zsh_complete() {
+        zsh -f -c '
+                _describe() { print -l -- ${(P)4}; }
+                compadd() { [[ $1 == -a ]] && print -l -- ${(P)2}; }
+                _files() { print FILES; }
+                f=$1; service=$2; shift 2; words=("$@"); CURRENT=$#; PREFIX=${words[CURRENT]}
+                source "$f"' _ "$M/_hocus-blk" "$@"
+}
 if command -v zsh >/dev/null; then
         zsh -n "$M/_hocus-blk" || fail "zsh: syntax error in _hocus-blk"
-        grep -q "'push:chunk a raw disk image" "$M/_hocus-blk" || fail "zsh: no push command"
+        zsh_complete hocus-blk hocus-blk pu >"$T/z"
+        grep -qx 'push:chunk a raw disk image and store it under a reference' "$T/z" || fail "zsh: commands: $(cat "$T/z")"
+        zsh_complete hocus-blk hocus-blk push --j >"$T/z"
+        grep -qx -- '--json:print the result as a JSON object' "$T/z" || fail "zsh: push options: $(cat "$T/z")"
+        assert_eq "$(zsh_complete hocus-blk hocus-blk profile s | tr '\n' ' ')" "push show get merge " "zsh: profile sub-commands"
+        zsh_complete blockd blockd --nbd-l >"$T/z"
+        grep -qx -- '--nbd-listen:NBD on TCP (PORT 0 picks a free port, logged)' "$T/z" || fail "zsh: blockd: $(cat "$T/z")"
+        assert_eq "$(zsh_complete hocus-blk hocus-blk push disk)" FILES "zsh: arguments are files"
 fi
+assert_eq "$(complete_bash hocus-blk profile '')" "push show get merge" "bash: every profile sub-command, nothing else"
 echo ok
