@@ -22,7 +22,9 @@
 # start until every chunk is local, background modes), fetched at the end
 # of the boot (stored bytes) against what the trace needed (raw bytes of
 # the distinct chunks it read, and stored bytes = what no-background
-# fetched), requests by class at boot end and in all, reads that waited.
+# fetched), requests by class at boot end and in all, reads that waited,
+# blockd's CPU seconds (utime+stime, /proc/PID/stat, from its start until it
+# is stopped) per GiB of stored bytes it fetched.
 # The link's floor for the boot: needed stored bytes / rate + one RTT per
 # dependent read. Medians of RUNS; the modes take turns within a run, so
 # that the load of a shared machine falls on all of them alike.
@@ -30,6 +32,10 @@
 # usage: bench/coldstart --preset lazy [--build DIR] [--quick] [--runs N]
 #            [--link DELAY:RATE|direct] [--qd N]
 #            [--modes "no-background no-profile profile repacked full-pull warm"]
+#            [--perf DIR]
+#   --perf DIR  run blockd under `perf record --call-graph dwarf` (every
+#               thread, from its start) into DIR/perf-MODE-RUN.data
+#               (perf report -i FILE --no-children)
 # Needs docker-registry, python3 with libnbd's bindings (python3-libnbd).
 . "$here/bench/lib.sh"
 build=$here/build
@@ -38,6 +44,7 @@ runs=3
 link=1ms:1gbit
 modes="no-background no-profile profile repacked full-pull warm"
 qd=8
+perf_dir=
 while [ $# -gt 0 ]; do
         case $1 in
         --build) build=$2; shift 2 ;;
@@ -46,7 +53,8 @@ while [ $# -gt 0 ]; do
         --link) link=$2; shift 2 ;;
         --modes) modes=$2; shift 2 ;;
         --qd) qd=$2; shift 2 ;;
-        *) echo "usage: bench/coldstart --preset lazy [--build DIR] [--quick] [--runs N] [--link DELAY:RATE|direct] [--modes ...] [--qd N]" >&2; exit 2 ;;
+        --perf) perf_dir=$(realpath "$2"); mkdir -p "$perf_dir"; shift 2 ;;
+        *) echo "usage: bench/coldstart --preset lazy [--build DIR] [--quick] [--runs N] [--link DELAY:RATE|direct] [--modes ...] [--qd N] [--perf DIR]" >&2; exit 2 ;;
         esac
 done
 hb=$build/cli/hocus-blk
@@ -107,7 +115,9 @@ run() {
         [ "$mode" = profile ] || [ "$mode" = repacked ] || flags+=(--export "ws=$REF,profile=none")
         rm -f "$W/blockd.pid" "$W/fetch.log"
         t0=$(date +%s.%N)
-        "$blockd" --cache "$cache" --plain-http --state-dir none --nbd-socket "$W/nbd.sock" --control "$W/control.sock" \
+        local wrap=()
+        [ -z "$perf_dir" ] || wrap=(perf record -q -F 999 --call-graph dwarf,16384 -o "$perf_dir/perf-$mode-$n.data" --)
+        "${wrap[@]}" "$blockd" --cache "$cache" --plain-http --state-dir none --nbd-socket "$W/nbd.sock" --control "$W/control.sock" \
                 --pidfile "$W/blockd.pid" --fetch-log "$W/fetch.log" "${flags[@]}" >"$W/blockd.log" 2>&1 &
         local bpid=$!
         cleanup_fn "kill $bpid; wait $bpid"
@@ -130,10 +140,21 @@ run() {
                 hydrated=$(python3 -c "print('%.2f' % ($(date +%s.%N) - $t0))")
         fi
         "$hb" stats --control "$W/control.sock" --json >"$W/stats.json"
-        stop_pid "$bpid" blockd
+        local cpu
+        if [ -n "$perf_dir" ]; then
+                # bpid is perf's: stop blockd, and perf ends with it.
+                local dpid
+                dpid=$(cat "$W/blockd.pid")
+                cpu=$(proc_cpu_s "$dpid")
+                kill "$dpid"
+                wait "$bpid" || true
+        else
+                cpu=$(proc_cpu_s "$bpid")
+                stop_pid "$bpid" blockd
+        fi
         echo "mode=$mode run=$n ready=$t_ready boot=$boot hydrated=$hydrated pull=$pull_s fetched_at_boot=$at_boot_fetched" \
              "requests_at_boot=$at_boot_req needed_raw=$needed waits=$waits wait_s=$wait_s" \
-             "fetched_total=$(field bytes_fetched) requests_total=$(($(field demand_requests) + $(field profile_requests) + $(field background_requests)))" \
+             "cpu=$cpu fetched_total=$(field bytes_fetched) requests_total=$(($(field demand_requests) + $(field profile_requests) + $(field background_requests)))" \
              "demand_bytes_at_boot=$(python3 -c 'import sys; print(sum(int(l.split("bytes=")[1].split()[0]) for l in open(sys.argv[1]) if " class=demand " in l))' "$W/fetch.log")"
         rm -rf "$cache"
 }
@@ -157,14 +178,18 @@ def med(mode, key):
 modes = list(dict.fromkeys(r["mode"] for r in rows))
 needed_stored = med("no-background", "demand_bytes_at_boot")
 print()
-print("| start | boot s | hydrated s | pull s | fetched at boot | needed (raw) | requests at boot d/p/b | reads waited | wait s |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| start | boot s | hydrated s | pull s | fetched at boot | needed (raw) | requests at boot d/p/b | reads waited | wait s "
+      "| blockd CPU s | CPU-s/GiB fetched |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for m in modes:
     r = [x for x in rows if x["mode"] == m][0]
     f = lambda k, fmt="%.2f": (fmt % med(m, k)) if med(m, k) is not None else "-"
-    print("| %s | %s | %s | %s | %.0f MiB | %.0f MiB | %s | %s | %s |" % (
+    per_gib = [float(x["cpu"]) / (float(x["fetched_total"]) / 2**30) for x in rows
+               if x["mode"] == m and float(x["fetched_total"]) > 0]
+    print("| %s | %s | %s | %s | %.0f MiB | %.0f MiB | %s | %s | %s | %s | %s |" % (
         m, f("boot"), f("hydrated"), f("pull"), med(m, "fetched_at_boot") / 2**20, med(m, "needed_raw") / 2**20,
-        r["requests_at_boot"], f("waits", "%.0f"), f("wait_s")))
+        r["requests_at_boot"], f("waits", "%.0f"), f("wait_s"), f("cpu"),
+        "%.2f" % statistics.median(per_gib) if per_gib else "-"))
 if needed_stored and rate:
     floor = needed_stored * 8 / rate
     print()

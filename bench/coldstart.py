@@ -5,14 +5,17 @@
   coldstart.py trace NBDKIT_LOG OUT       the reads of an nbdkit log filter
                                           file as a trace: "start end offset
                                           length" per line, by start time
-  coldstart.py replay URI TRACE [--wait-file F --ready-file R]
+  coldstart.py replay URI TRACE [--qd N] [--wait-file F --ready-file R]
                                           replay a trace through NBD (libnbd)
-                                          with the recorded concurrency;
-                                          prints JSON (t_start, t_end: epoch
-                                          seconds of the connect and the last
-                                          reply). --wait-file: prepare, write
-                                          R, then wait for F (the server's
-                                          pidfile) before connecting
+                                          with the recorded concurrency, or
+                                          in trace order with at most N reads
+                                          in flight (--qd); prints JSON
+                                          (t_start, t_first, t_end: epoch
+                                          seconds of the connect, the first
+                                          reply and the last). --wait-file:
+                                          prepare, write R, then wait for F
+                                          (the server's pidfile) before
+                                          connecting
   coldstart.py readref IMAGE TRACE        the replay's checksum, read from
                                           the raw image directly
   coldstart.py needed INSPECT (--profile F | --trace F)
@@ -37,8 +40,11 @@
 Replay: request i is sent once every request that had completed before i
 started in the recording has completed in the replay (the dependencies a
 reader's sequential logic put between them), so reads that overlapped in the
-recording overlap again and the others keep their order; no think time. The
-checksum is SHA-256 over the bytes of every read, in trace order.
+recording overlap again and the others keep their order; no think time.
+With --qd N the recording's timing is ignored: reads are sent in trace order
+as soon as fewer than N are in flight (N=1: one after the other, a boot's
+serial reads; N=8: a guest's virtio queue). The checksum is SHA-256 over the
+bytes of every read, in trace order.
 """
 import csv
 import datetime
@@ -121,10 +127,10 @@ def dependencies(reads):
     return deps
 
 
-def cmd_replay(uri, trace, wait_file=None, ready_file=None):
+def cmd_replay(uri, trace, wait_file=None, ready_file=None, qd=None):
     import nbd
     reads = load_trace(trace)
-    deps = dependencies(reads)
+    deps = None if qd else dependencies(reads)
     h = nbd.NBD()
     if ready_file:
         with open(ready_file, "w") as f:
@@ -142,9 +148,10 @@ def cmd_replay(uri, trace, wait_file=None, ready_file=None):
     inflight = {}
     nxt = 0
     inflight_max = 0
+    t_first = None
     t0 = time.monotonic()
     while nxt < len(reads) or inflight:
-        while nxt < len(reads) and all(done[j] for j in deps[nxt]):
+        while nxt < len(reads) and (len(inflight) < qd if qd else all(done[j] for j in deps[nxt])):
             _, _, off, ln = reads[nxt]
             buf = nbd.Buffer(ln)
             inflight[h.aio_pread(buf, off)] = (nxt, buf)
@@ -156,13 +163,16 @@ def cmd_replay(uri, trace, wait_file=None, ready_file=None):
                 i, buf = inflight.pop(c)
                 bufs[i] = buf.to_bytearray()
                 done[i] = True
+                if t_first is None:
+                    t_first = time.time()
     secs = time.monotonic() - t0
     t_end = time.time()
     h.shutdown()
     sha = hashlib.sha256()
     for b in bufs:
         sha.update(b)
-    print(json.dumps({"replay_s": round(secs, 4), "t_start": t_start, "t_end": t_end,
+    print(json.dumps({"replay_s": round(secs, 4), "t_start": t_start, "t_first": t_first, "t_end": t_end,
+                      "qd": qd,
                       "reads": len(reads), "bytes": sum(r[3] for r in reads),
                       "max_inflight": inflight_max, "sha256": sha.hexdigest()}))
 
@@ -315,10 +325,16 @@ SCENARIOS = {
     "lazy": "(b) blockd lazy, no profile",
     "profile": "(c) blockd + published profile",
     "repacked": "(c+) blockd, image repacked in profile order",
-    "nbdkit": "(d) nbdkit curl + cache + readahead",
+    "nbdkit": "(d) nbdkit curl + cache (1 MiB blocks)",
+    "qemu": "(e) qemu http driver (qemu-storage-daemon)",
     "profile-nobg": "(c-) blockd + profile, background stream off",
 }
-VIEWS = {"workload": "start workload via chroot", "replay": "read-trace replay through NBD"}
+VIEWS = {"workload": "start workload via chroot", "replay": "read-trace replay through NBD, recorded concurrency"}
+PEERS = ("nbdkit", "qemu")
+
+
+def view_label(v):
+    return VIEWS.get(v) or "read-trace replay through NBD, at most %s reads in flight" % v[2:]
 
 
 def med(vals):
@@ -342,8 +358,8 @@ def cmd_report(d):
     meta["floor"] = {}
     for view in meta["views"]:
         meta["floor"][view] = med([r["ready_s"] for r in runs if r["scenario"] == "local" and r["view"] == view])
-    meta["floor_how"] = {"workload": "a loop mount of the raw image and the start, page cache dropped",
-                         "replay": "nbdkit's file plugin on the raw image, page cache dropped"}
+    meta["floor_how"] = {v: "nbdkit's file plugin on the raw image, page cache dropped" for v in meta["views"]}
+    meta["floor_how"]["workload"] = "a loop mount of the raw image and the start, page cache dropped"
     rows = []
     for link in links:
         lname = link["name"]
@@ -365,6 +381,7 @@ def cmd_report(d):
                     "link": lname, "link_label": link["label"], "view": view, "scenario": scen,
                     "runs": len(rs), "ok": all(r["ok"] for r in rs),
                     "ready_s": med([r["ready_s"] for r in rs]),
+                    "first_byte_s": med([r.get("first_byte_s") for r in rs]),
                     "ready_min_s": min(r["ready_s"] for r in rs), "ready_max_s": max(r["ready_s"] for r in rs),
                     "attach_s": med([r.get("attach_s") for r in rs]),
                     "pull_s": med([r.get("pull_s") for r in rs]),
@@ -396,7 +413,19 @@ def cmd_report(d):
                 row["ratio_limit"] = row["ready_s"] / limit
                 row["bound_s"] = max(limit, floor or 0)
                 row["ratio_bound"] = row["ready_s"] / row["bound_s"]
+                # The client's CPU per GiB it fetched (blockd, or the peer).
+                f = row["fetched_ready"]
+                row["cpu_per_gib"] = row["cpu_client"] / (f / 2**30) if f and row["cpu_client"] is not None else None
                 rows.append(row)
+    # Every row against every peer of the same link and view (the peer's
+    # time to ready over this row's: above 1, this row is faster).
+    for row in rows:
+        for peer in PEERS:
+            p = next((r for r in rows if r["scenario"] == peer and r["link"] == row["link"]
+                      and r["view"] == row["view"]), None)
+            row["speedup_vs_" + peer] = p["ready_s"] / row["ready_s"] if p and row["ready_s"] else None
+        sp = [row["speedup_vs_" + p] for p in PEERS if row.get("speedup_vs_" + p)]
+        row["speedup_vs_best_peer"] = min(sp) if sp else None
     # Ratios between scenarios, per link and view.
     aims = []
     for link in links:
@@ -420,6 +449,16 @@ def cmd_report(d):
             if "repacked" in get:
                 a["repacked_s"] = get["repacked"]["ready_s"]
                 a["repacked_ratio_limit"] = get["repacked"]["ratio_limit"]
+            # Issue 13's goals: no profile >= 1.5x and a published profile
+            # >= 3x the best peer, the profile within 1.5x of the bound.
+            a["profile_vs_best_peer"] = p["speedup_vs_best_peer"]
+            a["meets_profile_peer"] = None if p["speedup_vs_best_peer"] is None else p["speedup_vs_best_peer"] >= 3
+            a["meets_bound"] = p["ratio_bound"] <= 1.5
+            if "lazy" in get:
+                a["lazy_vs_best_peer"] = get["lazy"]["speedup_vs_best_peer"]
+                a["meets_lazy_peer"] = None if a["lazy_vs_best_peer"] is None else a["lazy_vs_best_peer"] >= 1.5
+                a["lazy_first_byte_s"] = get["lazy"]["first_byte_s"]
+            a["profile_first_byte_s"] = p["first_byte_s"]
             aims.append(a)
     summary = {"meta": meta, "rows": rows, "aims": aims}
     with open(os.path.join(d, "summary.json"), "w") as f:
@@ -431,7 +470,8 @@ def cmd_report(d):
         w.writeheader()
         for r in runs:
             w.writerow(r)
-    cols = ["link", "view", "scenario", "runs", "ok", "ready_s", "ready_min_s", "ready_max_s", "cpu_pressure_pct", "limit_s",
+    cols = ["link", "view", "scenario", "runs", "ok", "ready_s", "first_byte_s", "speedup_vs_best_peer",
+            "speedup_vs_nbdkit", "speedup_vs_qemu", "cpu_client", "cpu_per_gib", "ready_min_s", "ready_max_s", "cpu_pressure_pct", "limit_s",
             "ratio_limit", "floor_s", "bound_s", "ratio_bound", "attach_s", "pull_s", "hydrated_s",
             "fetched_ready", "wire_ready", "wire_total", "requests_ready", "requests_total", "demand_waits",
             "demand_wait_s"]
@@ -484,27 +524,37 @@ def write_markdown(d, meta, rows, aims):
              "all ranges at once). **floor**: the same start from the raw image on local disk (scenario 0, median of every round). **CPU pressure**: the share of the time some task waited for a CPU (/proc/pressure/cpu), the noise gauge of a shared machine. **bound** = max(limit, "
              "floor): no client can beat either. **fetched**: stored bytes the client had fetched when ready "
              "(registry blobs or HTTP body bytes); **wire**: bytes linkem carried down by then / in all. "
-             "**requests**: blob GETs (registry access log) or HTTP GETs (httpd log) by then / in all." % m["perfect_rtts"])
+             "**requests**: blob GETs (registry access log) or HTTP GETs (httpd log) by then / in all. "
+             "**first byte**: from the server's start until the replay's first reply (replay views). "
+             "**vs nbdkit / vs qemu**: that peer's ready time over this row's in the same run (above 1: faster "
+             "than the peer). **CPU-s/GiB**: the client's CPU seconds (utime+stime of blockd, or of the peer "
+             "and nbdfuse) until ready per GiB it had fetched." % m["perfect_rtts"])
     L.append("")
     for view in m["views"]:
-        L.append("## %s (%s)" % (view, VIEWS[view]))
+        L.append("## %s (%s)" % (view, view_label(view)))
         L.append("")
-        L.append("| link | scenario | ready s | min-max | CPU pressure % | limit s | x limit | floor s | x bound | "
-                 "hydrated s | fetched MiB | wire MiB ready / all | requests ready / all | demand waits |")
-        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        L.append("| link | scenario | ready s | first byte ms | vs nbdkit | vs qemu | min-max | CPU pressure % | limit s | "
+                 "x limit | floor s | x bound | client CPU-s/GiB | hydrated s | fetched MiB | wire MiB ready / all | "
+                 "requests ready / all | demand waits |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             if r["view"] != view:
                 continue
-            L.append("| %s | %s%s | **%s** | %s-%s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s / %s | %s |" % (
+            L.append("| %s | %s%s | **%s** | %s | %s | %s | %s-%s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | "
+                     "%s / %s | %s |" % (
                 r["link_label"], SCENARIOS[r["scenario"]], "" if r["ok"] else " (WRONG OUTPUT)",
-                fmt(r["ready_s"]), fmt(r["ready_min_s"]), fmt(r["ready_max_s"]), fmt(r["cpu_pressure_pct"], "%.0f"),
+                fmt(r["ready_s"]),
+                fmt(r["first_byte_s"] * 1000 if r["first_byte_s"] is not None else None, "%.0f"),
+                fmt(r.get("speedup_vs_nbdkit"), "%.2fx"), fmt(r.get("speedup_vs_qemu"), "%.2fx"),
+                fmt(r["ready_min_s"]), fmt(r["ready_max_s"]), fmt(r["cpu_pressure_pct"], "%.0f"),
                 fmt(r["limit_s"], "%.3f"),
                 fmt(r["ratio_limit"], "%.1fx"), fmt(r["floor_s"]), fmt(r["ratio_bound"], "%.1fx"),
+                fmt(r["cpu_per_gib"], "%.1f"),
                 fmt(r["hydrated_s"], "%.1f"), mib(r["fetched_ready"]), mib(r["wire_ready"]), mib(r["wire_total"]),
                 fmt(r["requests_ready"], "%.0f"), fmt(r["requests_total"], "%.0f"),
                 fmt(r["demand_waits"], "%.0f")))
         L.append("")
-    diag = [r for r in rows if r["scenario"] not in ("nbdkit", "full-pull", "local")]
+    diag = [r for r in rows if r["scenario"] not in ("nbdkit", "qemu", "full-pull", "local")]
     if diag:
         L.append("## What blockd did until ready (from its fetch log and stats; medians)")
         L.append("")
@@ -542,14 +592,20 @@ def write_markdown(d, meta, rows, aims):
     L.append("")
     L.append("## Aims (with the published profile)")
     L.append("")
-    L.append("| link | view | profile s | x limit (aim <= 1.3) | x bound | vs full pull (aim >= 10x) | vs nbdkit (aim > 1x) |")
-    L.append("|---|---|---|---|---|---|---|")
+    L.append("| link | view | profile s | x limit (aim <= 1.3) | x bound (aim <= 1.5) | vs full pull (aim >= 10x) "
+             "| vs nbdkit (aim > 1x) | profile vs best peer (aim >= 3x) | no profile vs best peer (aim >= 1.5x) "
+             "| first byte ms, no profile / profile |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|")
     yn = lambda ok: "" if ok is None else (" met" if ok else " **missed**")
+    ms = lambda v: fmt(v * 1000 if v is not None else None, "%.0f")
     for a in aims:
-        L.append("| %s | %s | %.2f | %.1fx%s | %.1fx | %s%s | %s%s |" % (
+        L.append("| %s | %s | %.2f | %.1fx%s | %.1fx%s | %s%s | %s%s | %s%s | %s%s | %s / %s |" % (
             a["link_label"], a["view"], a["profile_s"], a["ratio_limit"], yn(a["meets_limit"]), a["ratio_bound"],
-            fmt(a.get("speedup_vs_full_pull"), "%.1fx"), yn(a.get("meets_full_pull")),
-            fmt(a.get("speedup_vs_nbdkit"), "%.2fx"), yn(a.get("meets_nbdkit"))))
+            yn(a["meets_bound"]), fmt(a.get("speedup_vs_full_pull"), "%.1fx"), yn(a.get("meets_full_pull")),
+            fmt(a.get("speedup_vs_nbdkit"), "%.2fx"), yn(a.get("meets_nbdkit")),
+            fmt(a.get("profile_vs_best_peer"), "%.2fx"), yn(a.get("meets_profile_peer")),
+            fmt(a.get("lazy_vs_best_peer"), "%.2fx"), yn(a.get("meets_lazy_peer")),
+            ms(a.get("lazy_first_byte_s")), ms(a.get("profile_first_byte_s"))))
     L.append("")
     if os.path.exists(os.path.join(d, "chart.png")):
         L.append("![time to ready](chart.png)")
@@ -561,7 +617,7 @@ def write_markdown(d, meta, rows, aims):
 
 
 SHORT = {"local": "local disk", "full-pull": "full pull", "lazy": "lazy", "profile": "profile", "repacked": "repacked",
-         "nbdkit": "nbdkit", "profile-nobg": "profile, no bg"}   # tic labels, slanted
+         "nbdkit": "nbdkit", "qemu": "qemu", "profile-nobg": "profile, no bg"}   # tic labels, slanted
 
 
 def write_chart(d, meta, rows):
@@ -604,7 +660,7 @@ def write_chart(d, meta, rows):
         ymin = min([r["ready_min_s"] for r in rs] + [r["limit_s"] for r in rs]) / 2
         ymax = max(r["ready_max_s"] for r in rs) * 4
         gp.append("set yrange [%g:%g]" % (ymin, ymax))
-        gp.append("set title '%s'" % VIEWS[view])
+        gp.append("set title '%s'" % view_label(view))
         dat = os.path.join(d, "chart-%s.dat" % view)
         plots = []
         for i, l in enumerate(links):
@@ -644,10 +700,13 @@ def main():
     cmd = a[0]
     if cmd == "trace" and len(a) == 3:
         cmd_trace(a[1], a[2])
-    elif cmd == "replay" and len(a) == 3:
-        cmd_replay(a[1], a[2])
-    elif cmd == "replay" and len(a) == 7 and a[3] == "--wait-file" and a[5] == "--ready-file":
-        cmd_replay(a[1], a[2], a[4], a[6])
+    elif cmd == "replay" and len(a) >= 3:
+        opts = dict(zip(a[3::2], a[4::2]))
+        if len(a) % 2 == 0 or set(opts) - {"--qd", "--wait-file", "--ready-file"} or \
+                ("--wait-file" in opts) != ("--ready-file" in opts):
+            sys.exit(__doc__)
+        cmd_replay(a[1], a[2], opts.get("--wait-file"), opts.get("--ready-file"),
+                   int(opts["--qd"]) if "--qd" in opts else None)
     elif cmd == "fetchlog" and len(a) == 4:
         cmd_fetchlog(a[1], float(a[2]), float(a[3]))
     elif cmd == "readref" and len(a) == 3:

@@ -37,19 +37,21 @@ need(len(links) == 2, "two link profiles")
 need(all(num(l["rate_bps"]) and l["rate_bps"] > 0 and num(l["rtt_s"]) and l["rtt_s"] > 0 for l in meta["links"]),
      "link rates and round trips")
 need(float(meta["ceiling"]["ceiling_gbit"]) > 0, "linkem's ceiling measured")
-for v in ("workload", "replay"):
+for v in meta["views"]:
     n = meta["needed"][v]
     need(n["data_chunks"] > 0 and 0 < n["stored"] <= n["image_stored"] and n["runs"] > 0, "needed bytes of " + v)
 need(meta["trace"]["reads"] > 0, "a recorded read trace")
 
 runs = [json.loads(l) for l in open(os.path.join(d, "runs.jsonl")) if l.strip()]
 cells = {(r["link"], r["scenario"], r["view"]) for r in runs}
-want = {(l, s, v) for l in links for s in meta["scenarios"] for v in meta["views"]}
+want = {(l, s, v) for l in links for s in meta["scenarios"] for v in meta["views"] if (s, v) != ("qemu", "workload")}
 need(cells == want, "one run per link, scenario and view: missing %s" % sorted(want - cells))
 for r in runs:
     tag = "%s/%s/%s" % (r["link"], r["scenario"], r["view"])
     need(r["ok"] is True, tag + ": the start read wrong data")
     need(num(r["ready_s"]) and r["ready_s"] > 0, tag + ": ready_s")
+    if r["view"] != "workload":
+        need(num(r["first_byte_s"]) and 0 < r["first_byte_s"] <= r["ready_s"], tag + ": time to the first byte")
     need(num(r["wire_total"]) and r["wire_total"] >= r["wire_ready"] >= 0, tag + ": wire bytes")
     if r["scenario"] != "local":
         need(r["requests_ready"] > 0 and r["fetched_ready"] > 0 and r["wire_ready"] > 0, tag + ": fetched nothing")
@@ -66,8 +68,13 @@ for r in runs:
 
 s = json.load(open(os.path.join(d, "summary.json")))
 need(len(s["rows"]) == len(want), "summary rows")
+peers = [p for p in ("nbdkit", "qemu") if p in meta["scenarios"]]
 for row in s["rows"]:
     need(all(num(row[k]) and row[k] > 0 for k in ("ready_s", "limit_s", "ratio_limit", "bound_s")), "summary numbers")
+    need(all(num(row["speedup_vs_" + p]) and row["speedup_vs_" + p] > 0 for p in peers
+             if (p, row["view"]) != ("qemu", "workload")), "ratios to every peer")
+    if row["scenario"] not in ("local", "full-pull"):
+        need(num(row["cpu_per_gib"]) and row["cpu_per_gib"] >= 0, "CPU seconds per GiB of " + row["scenario"])
 need(len(s["aims"]) == 2 * len(meta["views"]), "aims per link and view")
 for a in s["aims"]:
     need(all(num(a[k]) for k in ("ratio_limit", "speedup_vs_full_pull", "speedup_vs_nbdkit")), "aim ratios")
@@ -79,7 +86,7 @@ for row in rows:
 need(len(list(csv.DictReader(open(os.path.join(d, "runs.csv"))))) == len(runs), "runs.csv rows")
 
 md = open(os.path.join(d, "report.md")).read()
-for h in ("# Cold start", "## workload", "## replay", "## Aims", "## What blockd did", "## Where the CPU went"):
+for h in ["# Cold start", "## Aims", "## What blockd did", "## Where the CPU went"] + ["## " + v for v in meta["views"]]:
     need(h in md, "report.md section " + h)
 table = [l for l in md.splitlines() if l.startswith("| ") and "Gbit/s" in l]
 need(len(table) >= len(want), "report.md table rows")
