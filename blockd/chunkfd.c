@@ -45,7 +45,7 @@ struct chunkfd_cache {
         uint64_t scrub_rate;
         bool scrub_running, scrub_stop;
         pthread_t scrub_thread;
-        uint64_t hits, opens, verified, damaged, evictions, open, reverified, changed; /* atomic */
+        uint64_t hits, opens, verified, damaged, evictions, open, reverified, changed, adopted; /* atomic */
 };
 
 /* What identifies the bytes of an open entry for re-verification: inode,
@@ -419,9 +419,58 @@ void chunkfd_forget(struct chunkfd_cache *c, const struct digest *id) {
         close_list(c, gone);
 }
 
-int chunkfd_get(struct chunkfd_cache *c, const struct digest *id, size_t len, uint32_t *stamp, struct chunkfd **ret) {
+/* Reads would update atime otherwise; recency for the store's LRU is the
+ * mtime, refreshed on open. Only the owner may set this; others just pay
+ * for atime. */
+static void set_noatime(int fd) {
+        int fl = fcntl(fd, F_GETFL);
+
+        if (fl >= 0)
+                (void) fcntl(fd, F_SETFL, fl | O_NOATIME);
+}
+
+/* Put fd, verified with stamp, in the table for id (taking it; closed
+ * when id is there already) and, with ret, pin the entry into *ret. */
+static int insert(struct chunkfd_cache *c, const struct digest *id, int fd, uint32_t stamp, struct chunkfd **ret) {
         struct shard *s = shard_of(c, id);
         struct chunkfd *e, *gone;
+
+        pthread_mutex_lock(&s->lock);
+        e = lookup(s, id);
+        if (e) {
+                /* Someone else opened it meanwhile. */
+                if (ret)
+                        e->refs++;
+                pthread_mutex_unlock(&s->lock);
+                close(fd);
+                if (ret)
+                        *ret = e;
+                return ret ? 0 : -EEXIST;
+        }
+        e = calloc(1, sizeof *e);
+        if (!e) {
+                pthread_mutex_unlock(&s->lock);
+                close(fd);
+                return -ENOMEM;
+        }
+        e->id = *id;
+        e->fd = fd;
+        e->stamp = stamp;
+        e->refs = ret ? 1 : 0;
+        e->hnext = s->table[bucket_of(s, id)];
+        s->table[bucket_of(s, id)] = e;
+        lru_push_front(s, e);
+        s->count++;
+        __atomic_fetch_add(&c->open, 1, __ATOMIC_RELAXED);
+        gone = evict(c, s);
+        pthread_mutex_unlock(&s->lock);
+        close_list(c, gone);
+        if (ret)
+                *ret = e;
+        return 0;
+}
+
+int chunkfd_get(struct chunkfd_cache *c, const struct digest *id, size_t len, uint32_t *stamp, struct chunkfd **ret) {
         uint32_t now;
         uint64_t size;
         int fd, r;
@@ -440,14 +489,7 @@ int chunkfd_get(struct chunkfd_cache *c, const struct digest *id, size_t len, ui
         if (fd < 0)
                 return fd;
         __atomic_fetch_add(&c->opens, 1, __ATOMIC_RELAXED);
-        {
-                /* Reads would update atime otherwise; recency for the
-                 * store's LRU is the mtime, refreshed on open. Only the
-                 * owner may set this; others just pay for atime. */
-                int fl = fcntl(fd, F_GETFL);
-                if (fl >= 0)
-                        (void) fcntl(fd, F_SETFL, fl | O_NOATIME);
-        }
+        set_noatime(fd);
         /* After open: opening may have refreshed the entry's recency. */
         now = fd_stamp(fd);
         if (size != len) {
@@ -477,37 +519,23 @@ int chunkfd_get(struct chunkfd_cache *c, const struct digest *id, size_t len, ui
                 return -ESTALE;
         }
         *stamp = now;
+        return insert(c, id, fd, now, ret);
+}
 
-        pthread_mutex_lock(&s->lock);
-        e = lookup(s, id);
-        if (e) {
-                /* Someone else opened it meanwhile. */
-                e->refs++;
-                pthread_mutex_unlock(&s->lock);
+void chunkfd_adopt(struct chunkfd_cache *c, const struct digest *id, int fd) {
+        struct stat st;
+
+        if (fd < 0)
+                return;
+        /* Gone already (the store evicted it meanwhile): its fd would
+         * only keep its blocks. */
+        if (fstat(fd, &st) < 0 || st.st_nlink == 0) {
                 close(fd);
-                *ret = e;
-                return 0;
+                return;
         }
-        e = calloc(1, sizeof *e);
-        if (!e) {
-                pthread_mutex_unlock(&s->lock);
-                close(fd);
-                return -ENOMEM;
-        }
-        e->id = *id;
-        e->fd = fd;
-        e->stamp = now;
-        e->refs = 1;
-        e->hnext = s->table[bucket_of(s, id)];
-        s->table[bucket_of(s, id)] = e;
-        lru_push_front(s, e);
-        s->count++;
-        __atomic_fetch_add(&c->open, 1, __ATOMIC_RELAXED);
-        gone = evict(c, s);
-        pthread_mutex_unlock(&s->lock);
-        close_list(c, gone);
-        *ret = e;
-        return 0;
+        set_noatime(fd);
+        if (insert(c, id, fd, stat_stamp(&st), NULL) == 0)
+                __atomic_fetch_add(&c->adopted, 1, __ATOMIC_RELAXED);
 }
 
 int chunkfd_fd(const struct chunkfd *h) {
@@ -542,4 +570,5 @@ void chunkfd_get_stats(struct chunkfd_cache *c, struct chunkfd_stats *ret) {
         ret->evictions = __atomic_load_n(&c->evictions, __ATOMIC_RELAXED);
         ret->reverified = __atomic_load_n(&c->reverified, __ATOMIC_RELAXED);
         ret->changed = __atomic_load_n(&c->changed, __ATOMIC_RELAXED);
+        ret->adopted = __atomic_load_n(&c->adopted, __ATOMIC_RELAXED);
 }

@@ -7,7 +7,7 @@
  * An entry is verified (hashed against its digest) before its fd is first
  * handed out, unless the caller says it verified this very file before: a
  * stamp of its inode, size and ctime (exports remember it per chunk; see
- * export.c). Every use of an open entry compares the stamp with a fresh
+ * export.c), or the fetch that stored it handed it over (chunkfd_adopt). Every use of an open entry compares the stamp with a fresh
  * fstat, so an entry written after it was verified is hashed again before
  * it is served. A damaged entry is dropped from the store and reported as
  * -ESTALE, so the caller fetches it again.
@@ -38,6 +38,7 @@ struct chunkfd_stats {
         uint64_t evictions;     /* closed: the table was full, or the store evicted the entry */
         uint64_t reverified;    /* open entries hashed again because their file changed */
         uint64_t changed;       /* entries that changed after they were verified, and were dropped */
+        uint64_t adopted;       /* entries kept open as this process stored them (chunkfd_adopt) */
 };
 
 /* max_fds: bound on cached fds (pinned ones may exceed it briefly).
@@ -54,6 +55,12 @@ void chunkfd_cache_free(struct chunkfd_cache *c);
  * from the store, fetch it again) or -errno.
  */
 int chunkfd_get(struct chunkfd_cache *c, const struct digest *id, size_t len, uint32_t *stamp, struct chunkfd **ret);
+/* An entry this process has just stored from bytes it verified itself
+ * (fd: read-only, on the linked file; chunkstore_put_verified_fd): keep it
+ * open as verified, with the file's stamp as it is now, so that its first
+ * read is neither an open nor a hash. Takes fd (closed when the entry is
+ * open already). Counted in `adopted`. */
+void chunkfd_adopt(struct chunkfd_cache *c, const struct digest *id, int fd);
 /* Only look: a pinned handle if the entry is open already and unchanged
  * since it was verified (one fstat), else -ENOENT, or -ESTALE when it
  * changed (chunkfd_get verifies it again). Never blocks on reading. */

@@ -236,6 +236,7 @@ static struct json_object *cmd_list(struct control *ctl, struct json_object *req
                 add_u64(f, "evictions", fs.evictions);
                 add_u64(f, "reverified", fs.reverified);
                 add_u64(f, "changed", fs.changed);
+                add_u64(f, "adopted", fs.adopted);
                 json_object_object_add(o, "chunkfd", f);
                 if (d->sched) {
                         struct json_object *fo = json_object_new_object();

@@ -363,6 +363,7 @@ int main(int argc, char **argv) {
                                 arg.sched.fetch_log ? arg.sched.fetch_log : "");
                 goto fail;
         }
+        sched_set_fd_cache(d.sched, d.fds);
         {
                 struct export_env env = { .store = d.store, .fds = d.fds, .source = &d.source, .sched = d.sched };
                 struct vhostfe_exports vx = { .get = get_export };

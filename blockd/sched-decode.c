@@ -193,7 +193,7 @@ static void finish_range(struct sched *s, struct sched_range *rg) {
         for (unsigned m = 0; m < rg->n; m++) {
                 const struct sched_job *j = rg->jobs[m];
                 const struct blkindex_chunk *c = &se->x->chunks[j->k];
-                int r;
+                int r, fd = -EBADF;
 
                 /* Read without the lock: immutable while the job is in flight. */
                 is[m] = j->i;
@@ -206,7 +206,10 @@ static void finish_range(struct sched *s, struct sched_range *rg) {
                         continue;
                 }
                 res[m] = bulk_chunk_store(s->store, c, (const uint8_t *) rg->buf + (c->offset - rg->off),
-                                          bufs[m]->data, &r);
+                                          bufs[m]->data, &r, s->fds ? &fd : NULL);
+                /* Kept open as verified before readers hear of it. */
+                if (fd >= 0)
+                        chunkfd_adopt(s->fds, &c->digest, TAKE_FD(fd));
                 if (res[m] < 0) {
                         if (res[m] == -EBADMSG)
                                 bad[n_bad++] = j->i;

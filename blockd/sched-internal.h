@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "blockd/chunkfd.h"
 #include "blockd/sched-bdp.h"
 #include "blockd/sched-policy.h"
 #include "blockd/sched.h"
@@ -51,6 +52,8 @@
 struct sched_buf {
         unsigned refs;                  /* atomic */
         size_t len;
+        size_t cap;                     /* bytes at data (a reused buffer may be larger) */
+        struct sched_buf *next;         /* in the pool of free buffers */
         uint8_t data[];
 };
 
@@ -161,6 +164,7 @@ struct sched_export {
 
 struct sched {
         struct chunkstore *store;
+        struct chunkfd_cache *fds;      /* where stored chunks are kept open (NULL: not) */
         struct sched_options o;
         uint64_t bg_range_max;          /* range_max, smaller under a rate cap */
         uint64_t t0;

@@ -71,6 +71,11 @@ struct sched_options {
 int sched_new(struct chunkstore *store, const struct sched_options *o, struct sched **ret);
 /* Every export must have been removed. NULL is fine. */
 void sched_free(struct sched *s);
+/* Keep every chunk the decoders store open in fds, as verified
+ * (chunkfd_adopt): a read of a chunk fetched a moment ago is then neither
+ * an open nor a second hash. fds is borrowed; set before exports. */
+struct chunkfd_cache;
+void sched_set_fd_cache(struct sched *s, struct chunkfd_cache *fds);
 
 /*
  * Register an image to fetch for. name is copied (for logs and the fetch

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "store.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +41,7 @@ struct chunkstore {
         _Atomic bool full;              /* a put met ENOSPC, no room seen since */
         _Atomic uint64_t full_free;     /* free bytes of the filesystem then */
         _Atomic uint64_t full_checked;  /* monotonic ns of the last look for room */
+        _Atomic int shards[256];        /* DIR/chunks/XX opened once (0: not yet), for puts */
 };
 
 /* "ab/abcdef..." for an id. buf: at least 68 bytes. */
@@ -114,6 +116,9 @@ void chunkstore_free(struct chunkstore *cs) {
                 close(cs->dirfd);
         if (cs->tmpfd >= 0)
                 close(cs->tmpfd);
+        for (size_t i = 0; i < ARRAY_SIZE(cs->shards); i++)
+                if (cs->shards[i] > 0)
+                        close(cs->shards[i]);
         pthread_mutex_destroy(&cs->gc_lock);
         free(cs->dir);
         free(cs);
@@ -299,17 +304,41 @@ static int write_temp(struct chunkstore *cs, int shardfd, const void *buf, size_
         return TAKE_FD(fd);
 }
 
+/* The shard directory of path ("ab/..."), created if needed and opened
+ * once per store: a put is then no directory lookup and no open of its
+ * own. The fd stays the store's; callers do not close it. */
 static int open_shard(struct chunkstore *cs, const char *path) {
         char shard[3] = { path[0], path[1], 0 };
-        int fd;
+        unsigned i = (unsigned) strtoul(shard, NULL, 16);
+        int fd, none = 0;
 
+        assert(i < ARRAY_SIZE(cs->shards));
+        fd = atomic_load(&cs->shards[i]);
+        if (fd > 0)
+                return fd;
         fd = openat(cs->dirfd, shard, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0 && errno == ENOENT) {
                 if (mkdirat(cs->dirfd, shard, 0755) < 0 && errno != EEXIST)
                         return -errno;
                 fd = openat(cs->dirfd, shard, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         }
-        return fd < 0 ? -errno : fd;
+        if (fd < 0)
+                return -errno;
+        if (fd == 0) {
+                /* 0 marks "not opened yet": move it. */
+                int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+
+                close(fd);
+                if (moved < 0)
+                        return -errno;
+                fd = moved;
+        }
+        if (!atomic_compare_exchange_strong(&cs->shards[i], &none, fd)) {
+                /* Another thread was first: use its fd. */
+                close(fd);
+                fd = none;
+        }
+        return fd;
 }
 
 /* Count an entry of len allocated bytes in; over the bound, evict. */
@@ -334,12 +363,15 @@ static void account_put(struct chunkstore *cs, uint64_t len) {
 }
 
 /* Write and link the entry at path; fills *ret_blocks with the bytes it
- * occupies. 0, -EEXIST, -errno. */
-static int put_entry(struct chunkstore *cs, const char *path, const void *buf, size_t len, uint64_t *ret_blocks) {
+ * occupies and, when ret_fd is given, *ret_fd with a read-only fd on the
+ * linked entry (-EBADF if it cannot be opened: the entry is in anyway).
+ * 0, -EEXIST, -errno. */
+static int put_entry(struct chunkstore *cs, const char *path, const void *buf, size_t len, uint64_t *ret_blocks,
+                     int *ret_fd) {
         char tmpname[96], procpath[64];
-        _cleanup_close_ int shard = -EBADF, fd = -EBADF;
+        _cleanup_close_ int fd = -EBADF;
         struct stat st;
-        int r;
+        int shard, r;
 
         shard = open_shard(cs, path);
         if (shard < 0)
@@ -353,24 +385,38 @@ static int put_entry(struct chunkstore *cs, const char *path, const void *buf, s
                  * is never replaced, then drop the temp name. */
                 r = linkat(cs->tmpfd, tmpname, cs->dirfd, path, 0) < 0 ? -errno : 0;
                 (void) unlinkat(cs->tmpfd, tmpname, 0);
+                if (r == 0 && ret_fd)
+                        *ret_fd = openat(cs->dirfd, path, O_RDONLY | O_CLOEXEC);
         } else {
                 snprintf(procpath, sizeof procpath, "/proc/self/fd/%d", fd);
                 r = linkat(AT_FDCWD, procpath, cs->dirfd, path, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
+                /* The same inode, read-only: no lookup of the new name. */
+                if (r == 0 && ret_fd)
+                        *ret_fd = open(procpath, O_RDONLY | O_CLOEXEC);
         }
+        if (ret_fd && *ret_fd < 0)
+                *ret_fd = -EBADF;
         return r;
 }
 
 int chunkstore_put_verified(struct chunkstore *cs, const struct digest *id, const void *buf, size_t len) {
+        return chunkstore_put_verified_fd(cs, id, buf, len, NULL);
+}
+
+int chunkstore_put_verified_fd(struct chunkstore *cs, const struct digest *id, const void *buf, size_t len,
+                               int *ret_fd) {
         char path[80];
         uint64_t blocks = 0;
         int r;
 
+        if (ret_fd)
+                *ret_fd = -EBADF;
         entry_path(id, path);
         if (faccessat(cs->dirfd, path, F_OK, AT_EACCESS) == 0)
                 return 0;
         if (!may_write(cs, len))
                 return -ENOSPC;
-        r = put_entry(cs, path, buf, len, &blocks);
+        r = put_entry(cs, path, buf, len, &blocks, ret_fd);
         if (r == -EEXIST)
                 return 0;
         if (r == -ENOSPC || r == -EDQUOT) {

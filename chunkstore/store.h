@@ -93,6 +93,11 @@ int chunkstore_drop(struct chunkstore *cs, const struct digest *id);
 int chunkstore_put(struct chunkstore *cs, const struct digest *id, const void *buf, size_t len);
 /* Same, for bytes whose digest the caller has just computed itself. */
 int chunkstore_put_verified(struct chunkstore *cs, const struct digest *id, const void *buf, size_t len);
+/* Same, and when this call linked the entry, *ret_fd gets a read-only fd
+ * on it (the caller closes it; its bytes are the ones just verified, so
+ * a reader may use it without hashing it again), else -EBADF. */
+int chunkstore_put_verified_fd(struct chunkstore *cs, const struct digest *id, const void *buf, size_t len,
+                               int *ret_fd);
 
 /* The bound given to chunkstore_open (0: none) and the bytes (allocated
  * blocks) this process believes the store holds: kept only with a bound,

@@ -66,14 +66,16 @@ struct bulk {
 };
 
 int bulk_chunk_store(struct chunkstore *store, const struct blkindex_chunk *c, const void *stored, void *raw,
-                     int *ret_store_err) {
+                     int *ret_store_err, int *ret_fd) {
         int r;
 
         *ret_store_err = 0;
+        if (ret_fd)
+                *ret_fd = -EBADF;
         r = chunk_decode(c, stored, raw);
         if (r < 0 || !store)
                 return r;
-        *ret_store_err = chunkstore_put_verified(store, &c->digest, raw, c->raw_len);
+        *ret_store_err = chunkstore_put_verified_fd(store, &c->digest, raw, c->raw_len, ret_fd);
         return 0;
 }
 
@@ -192,7 +194,7 @@ static int decode_range(struct bulk *b, struct brange *rg, void *raw, uint32_t *
                 else if (!storing && ordered)
                         r = chunk_verify(c, stored, raw);
                 else
-                        r = bulk_chunk_store(storing ? b->store : NULL, c, stored, raw, &se);
+                        r = bulk_chunk_store(storing ? b->store : NULL, c, stored, raw, &se, NULL);
                 if (r == -EBADMSG && rg->r == 0 && c->raw_len <= b->x->chunk_size && refetch(b, rg, c, &tries)) {
                         r = 0;
                         i--;

@@ -99,6 +99,9 @@ int bulk_run(struct image *img, struct chunkstore *store, const uint32_t *chunks
  * stored). *ret_store_err gets the insert's result (0 also without a
  * store); a failed insert does not make the chunk bad, it is only not
  * local. The one decode, verify and store step of every fetch.
+ * ret_fd (may be NULL): when this call stored the chunk, a read-only fd on
+ * the new entry (the caller closes it; chunkstore_put_verified_fd), else
+ * -EBADF.
  */
 int bulk_chunk_store(struct chunkstore *store, const struct blkindex_chunk *c, const void *stored, void *raw,
-                     int *ret_store_err);
+                     int *ret_store_err, int *ret_fd);

@@ -261,7 +261,7 @@ static void test_corrupt(uint32_t bad) {
                 int se;
 
                 assert(source_blob_read(src, &img->index->packs[c->pack].digest, c->offset, stored, c->stored_len) == 0);
-                assert(bulk_chunk_store(cs, c, stored, raw, &se) == -EBADMSG && se == 0);
+                assert(bulk_chunk_store(cs, c, stored, raw, &se, NULL) == -EBADMSG && se == 0);
                 assert(chunkstore_has(cs, &c->digest) == 0);
                 free(stored);
         }

@@ -201,6 +201,40 @@ int main(void) {
         verified = 0;
         assert(chunkfd_get(c, &missing, LEN, &verified, &h) == -ENOENT);
 
+        /* An entry stored by this process from bytes it verified
+         * (chunkstore_put_verified_fd) and adopted: its first get is a
+         * hit, no open and no hash; the fd reads the bytes; a second put
+         * of the same entry gives no fd; written afterwards, it is hashed
+         * again and dropped like any other. */
+        {
+                struct digest id;
+                struct chunkfd_stats st0;
+                char hex[DIGEST_HEX_LEN + 1], path[256];
+                int fd;
+
+                memset(buf, 0xa7, LEN);
+                digest_compute(buf, LEN, &id);
+                chunkfd_get_stats(c, &st0);
+                assert(chunkstore_put_verified_fd(cs, &id, buf, LEN, &fd) == 0 && fd >= 0);
+                chunkfd_adopt(c, &id, fd);
+                assert(chunkstore_put_verified_fd(cs, &id, buf, LEN, &fd) == 0 && fd == -EBADF);
+                verified = 0;
+                assert(chunkfd_get(c, &id, LEN, &verified, &h) == 0 && verified);
+                assert(pread(chunkfd_fd(h), got, LEN, 0) == LEN && memcmp(got, buf, LEN) == 0);
+                assert((fcntl(chunkfd_fd(h), F_GETFL) & O_ACCMODE) == O_RDONLY);
+                chunkfd_put(c, h);
+                chunkfd_get_stats(c, &st);
+                assert(st.adopted == st0.adopted + 1 && st.opens == st0.opens && st.verified == st0.verified);
+                digest_to_hex(&id, hex);
+                snprintf(path, sizeof path, "%s/chunks/%.2s/%s", dir, hex, hex);
+                assert(chmod(path, 0644) == 0);
+                fd = open(path, O_WRONLY);
+                assert(fd >= 0 && pwrite(fd, "x", 1, 7) == 1);
+                close(fd);
+                assert(chunkfd_get(c, &id, LEN, &verified, &h) == -ESTALE);
+                assert(chunkstore_has(cs, &id) == 0);
+        }
+
         chunkfd_cache_free(c);
         chunkstore_free(cs);
 
