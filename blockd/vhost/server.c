@@ -460,17 +460,19 @@ static void serve_conn(struct vhost_dev *d, int sock) {
                 }
                 if (p[1].revents)
                         return;
-                if (p[2].revents & POLLIN) {
-                        int extra = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+                /* The VMM's messages first: one that closed and connected
+                 * again is seen going before its new connection is taken
+                 * for a second VMM (which is refused). */
+                if (!p[0].revents) {
+                        int extra = p[2].revents & POLLIN ? accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC) : -1;
 
                         if (extra >= 0) {
                                 log_warning("vhost-user %s: a second VMM connected while one is served; closed it",
                                             d->name);
                                 close(extra);
                         }
-                }
-                if (!p[0].revents)
                         continue;
+                }
                 r = vhu_recv(sock, &m);
                 if (r == -ECONNRESET)
                         return;
