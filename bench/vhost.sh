@@ -4,8 +4,8 @@
 # virtio-blk-pci disk), in one run, rounds interleaved. Inside the guest
 # (tests/helpers/guest-io.c, O_DIRECT): one sequential pass in 1 MiB reads,
 # then RANDOM_READS 4 KiB reads at fixed pseudo-random offsets. Outside:
-# blockd's CPU time (utime + stime from /proc/PID/stat) per GiB served,
-# each way. Prints medians and ratios (vhost-user over NBD).
+# blockd's CPU time (utime + stime from /proc/PID/stat, from the guest's
+# start signal after its boot to its power off) per GiB served, each way. Prints medians and ratios (vhost-user over NBD).
 #
 #   bench/vhost.sh        # or: meson test -C build --benchmark vhost
 #
@@ -55,8 +55,11 @@ one_run() {
         vhost) disk=$(vm_disk_vhost "$(vhost_sock ws)") ;;
         nbd) disk=$(vm_disk_nbd "$T/nbd.sock" ws ro) ;;
         esac
-        cpu0=$(proc_cpu_s "$BLOCKD_PID")
         vm_start "$name" bench "$disk" "hocus.bench=$RANDOM_READS"
+        # blockd's CPU from the guest's go (after its boot) to its power off.
+        vm_wait_line "$name" BENCH-READY 1 3600
+        cpu0=$(proc_cpu_s "$BLOCKD_PID")
+        vm_send "$name" go
         vm_wait "$name" 3600
         cpu1=$(proc_cpu_s "$BLOCKD_PID")
         ! grep -q '^HOCUS-IOERROR' "$T/$name.serial" || fail "$name: $(grep '^HOCUS-IOERROR' "$T/$name.serial")"

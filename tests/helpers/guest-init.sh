@@ -12,6 +12,7 @@
 #   hocus.mode=loop      HOCUS-PASS <n> <hex> for each whole-disk read, again
 #                        and again until a line arrives on ttyS1 (the gate)
 #   hocus.mode=bench hocus.bench=RANDOM_READS
+#                        HOCUS-BENCH-READY, then once a line arrives on ttyS1
 #                        HOCUS-BENCH lines from /bin/guest-io (sequential and
 #                        4 KiB random O_DIRECT reads)
 # A failed read or write prints HOCUS-IOERROR <what>; every mode ends with
@@ -95,6 +96,12 @@ loop)
         done
         ;;
 bench)
+        # Wait for the host's go on ttyS1 (opened before saying so, so that
+        # the line cannot arrive while the port is closed): the host reads
+        # blockd's CPU time then, after the boot.
+        exec 3</dev/ttyS1
+        say "HOCUS-BENCH-READY"
+        read -r line <&3
         guest-io /dev/vda "$bench" || say "HOCUS-IOERROR guest-io failed"
         ;;
 *)

@@ -150,6 +150,17 @@ vhost_sock() {
         fail "no vhost-user socket for export $1 in $VHOST_DIR: $(ls -la "$VHOST_DIR" 2>&1)"
 }
 
+# vm_send NAME LINE: one line to the guest's ttyS1 (for a guest that has the
+# port open and waits for it, like hocus.mode=bench).
+vm_send() {
+        python3 - "$T/$1.gate" "$2" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(sys.argv[2].encode() + b"\n")
+PY
+}
+
 # vm_guest_sum NAME: the guest's whole-disk sha256; fails on a read error.
 vm_guest_sum() {
         ! grep -q '^HOCUS-IOERROR' "$T/$1.serial" || fail "guest $1: $(grep '^HOCUS-IOERROR' "$T/$1.serial")"
