@@ -266,6 +266,19 @@ static int parse_uint(const char *s, unsigned long min, unsigned long max, unsig
         return 0;
 }
 
+/* HOST:PORT or [V6]:PORT, with a port number; else the reason in err. */
+static bool host_port_ok(const char *s, char *err, size_t errlen) {
+        const char *colon = strrchr(s, ':');
+        char *end;
+
+        if (!colon || colon == s || (s[0] == '[' && colon[-1] != ']') || !colon[1] ||
+            strtoul(colon + 1, &end, 10) > 65535 || *end) {
+                err_set(err, errlen, -EINVAL, "wants HOST:PORT or [IPV6]:PORT (e.g. 127.0.0.1:10809; port 0 picks one), not '%s'", s);
+                return false;
+        }
+        return true;
+}
+
 /* opt_table.set for blockd's own options. */
 static int blockd_option_set(void *ctx, int id, const char *value, char *err, size_t errlen) {
         struct blockd_args *a = ctx;
@@ -280,6 +293,8 @@ static int blockd_option_set(void *ctx, int id, const char *value, char *err, si
                 a->nbd_socket = value;
                 return 0;
         case OPT_NBD_LISTEN:
+                if (!host_port_ok(value, err, errlen))
+                        return -EINVAL;
                 a->nbd_listen = value;
                 return 0;
         case OPT_CONTROL:
@@ -334,6 +349,8 @@ static int blockd_option_set(void *ctx, int id, const char *value, char *err, si
                 a->tls_certificates = value;
                 return 0;
         case OPT_METRICS:
+                if (!host_port_ok(value, err, errlen))
+                        return -EINVAL;
                 a->metrics = value;
                 return 0;
         case OPT_PIDFILE:

@@ -292,7 +292,7 @@ static int create_file(struct overlay *o, char *err, size_t errlen) {
                 return -ENOMEM;
         fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0)
-                return err_set(err, errlen, -errno, "cannot create '%s': %m", tmp);
+                return err_set(err, errlen, -errno, "cannot create the overlay '%s': %m", o->path);
         header_encode(o, h);
         r = pwrite_all(fd, h, sizeof h, 0);
         if (r >= 0 && ftruncate(fd, (off_t) (o->data_offset + o->size)) < 0)

@@ -84,5 +84,15 @@ if [ -n "${BLOCKD:-}" ] && command -v nbdinfo >/dev/null; then
         [ "$rc" -ne 0 ] && [ "$rc" -lt 128 ] || fail "--nbd-listen nosuchhost.invalid: status $rc"
         grep -qF "error: Cannot listen on nosuchhost.invalid:0: the host name does not resolve" "$T/log" ||
                 fail "unresolvable --nbd-listen: $(cat "$T/log")"
+        # No port; an overlay where none can be made.
+        rc=0
+        run_blockd --nbd-listen 127.0.0.1 --run true 2>"$T/log" || rc=$?
+        [ "$rc" -eq 2 ] || fail "--nbd-listen without a port: status $rc"
+        grep -qF "error: --nbd-listen wants HOST:PORT or [IPV6]:PORT (e.g. 127.0.0.1:10809; port 0 picks one), not '127.0.0.1' (see 'blockd --help')" \
+                "$T/log" || fail "--nbd-listen without a port: $(cat "$T/log")"
+        "$BLOCKD" --cache "$T/cache" --state-dir none --control none --nbd-socket "$T/nbd.sock" \
+                --export "ws=oci:$T/l:v1,overlay=$T/nodir/ws.ovl" --run true 2>"$T/log" && fail "an overlay in a missing directory"
+        grep -qF "error: Cannot attach export ws: cannot create the overlay '$T/nodir/ws.ovl': No such file or directory" "$T/log" ||
+                fail "overlay in a missing directory: $(cat "$T/log")"
 fi
 echo ok
