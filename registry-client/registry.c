@@ -762,11 +762,14 @@ int registry_open(struct image_ref *ref, const struct source_options *o, struct 
 
         if (asprintf(&name, "%s/%s", ref->registry, ref->repository) < 0)
                 return -ENOMEM;
-        /* registries.conf: blocked, a location elsewhere, mirrors. */
-        r = regconf_load(&conf, cerr, sizeof cerr);
-        if (r < 0)
-                return err_set(err, errlen, r, "registries.conf: %s", cerr);
-        e = regconf_find(conf, name);
+        /* registries.conf: blocked, a location elsewhere, mirrors; for
+         * images only (login opens the registry itself, no repository). */
+        if (ref->repository[0]) {
+                r = regconf_load(&conf, cerr, sizeof cerr);
+                if (r < 0)
+                        return err_set(err, errlen, r, "registries.conf: %s", cerr);
+                e = regconf_find(conf, name);
+        }
         if (e && e->blocked) {
                 r = err_set(err, errlen, -EACCES, "%s is blocked in %s (prefix \"%s\")", name, e->file, e->prefix);
                 goto out;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: registries.conf (registries-conf.c's TOML subset). */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
