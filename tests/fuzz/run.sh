@@ -11,7 +11,7 @@ if [ ! -f build-fuzz/build.ninja ]; then
         CC=clang meson setup build-fuzz -Dfuzz=true -Db_lundef=false >/dev/null
 fi
 ninja -C build-fuzz tests/fuzz/fuzz-blkindex tests/fuzz/fuzz-profile tests/fuzz/fuzz-manifest tests/fuzz/fuzz-regconf tests/fuzz/fuzz-ctlproto \
-        tests/fuzz/fuzz-nbd >/dev/null
+        tests/fuzz/fuzz-nbd tests/fuzz/fuzz-vhost >/dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # Seeds: a real image's index, profile and manifest.
@@ -35,7 +35,7 @@ for d in tests/fuzz/corpus/*/; do
 done
 # fuzz-nbd serves this image as its exports.
 export FUZZ_NBD_REF=oci:$work/l:v1
-for t in blkindex profile manifest regconf ctlproto nbd; do
+for t in blkindex profile manifest regconf ctlproto nbd vhost; do
         echo "fuzz-$t: ${secs}s"
         TMPDIR=$work build-fuzz/tests/fuzz/fuzz-$t -max_total_time="$secs" -timeout=60 -max_len=65536 -print_final_stats=0 \
                 "$work/seed-$t" 2>"$work/fuzz-$t.log" || { tail -40 "$work/fuzz-$t.log"; exit 1; }
