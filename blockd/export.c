@@ -10,7 +10,9 @@
 
 #include "blockd/origin.h"
 #include "blockd/overlay.h"
+#include "blockd/profile-learn.h"
 #include "blockd/profile-rec.h"
+#include "blockd/readahead.h"
 #include "blockd/sched.h"
 #include "common/cleanup.h"
 #include "common/err.h"
@@ -41,6 +43,12 @@ struct export {
         pthread_mutex_t profile_lock;   /* rec creation */
         struct profile_rec *rec;
         bool recording;                 /* atomic */
+        /* Learning (profile-learn.h): a second recorder, on from attach
+         * until learn_until_ns. */
+        struct profile_rec *learn_rec;
+        bool learning;                  /* atomic */
+        uint64_t learn_until_ns;        /* immutable once learning */
+        struct readahead *ra;           /* readahead for demand misses (readahead.h) */
 };
 
 bool export_name_valid(const char *name) {
@@ -57,13 +65,34 @@ bool export_name_valid(const char *name) {
         return true;
 }
 
+/* The attach ends: keep what it learned if it was cold (it fetched). */
+static void learn_finish(struct export *e) {
+        struct sched_export_stats ss;
+        struct profile *p = NULL;
+        uint64_t fetched = 0;
+
+        __atomic_store_n(&e->learning, false, __ATOMIC_RELEASE);
+        sched_export_get_stats(e->se, &ss);
+        for (int c = 0; c < _SCHED_CLASS_MAX; c++)
+                if (c != SCHED_BACKGROUND)
+                        fetched += ss.chunks[c];
+        if (profile_rec_snapshot(e->learn_rec, &p) >= 0)
+                profile_learn_save(e->env.store, &e->img->manifest_digest, e->name, p, fetched);
+        profile_free(p);
+}
+
 static void export_free(struct export *e) {
         if (!e)
                 return;
+        /* Before the scheduler forgets what this attach fetched. */
+        if (e->learn_rec && e->se)
+                learn_finish(e);
         /* Before the image and source it fetches from go. */
         sched_export_remove(e->se);
         sched_free(e->own_sched);
         profile_rec_free(e->rec);
+        profile_rec_free(e->learn_rec);
+        readahead_free(e->ra);
         pthread_mutex_destroy(&e->profile_lock);
         if (e->ov) {
                 int r = overlay_flush(e->ov);
@@ -130,6 +159,9 @@ int export_open(const struct export_config *cfg, const struct export_env *env, s
                 r = -ENOMEM;
                 goto fail;
         }
+        r = readahead_new(e->x->n_map, &e->ra);
+        if (r < 0)
+                goto fail;
         if (!e->env.sched) {
                 r = sched_new(env->store, NULL, &e->own_sched);
                 if (r < 0)
@@ -257,6 +289,7 @@ static int chunk_seg(struct export_read *rd, uint64_t i, uint32_t k, uint64_t in
                         .pin = h,
                 };
                 sched_note_hit(e->se, k);
+                readahead_hit(e->ra, i);
                 (*nowait_hits)++;
                 return 0;
         }
@@ -265,7 +298,7 @@ static int chunk_seg(struct export_read *rd, uint64_t i, uint32_t k, uint64_t in
                 uint32_t stamp = __atomic_load_n(vstamp, __ATOMIC_RELAXED);
                 struct sched_buf *buf;
                 struct chunkfd *h;
-                uint64_t hinted;
+                uint64_t hinted, want;
                 int r;
 
                 r = chunkfd_get(e->env.fds, &c->digest, c->raw_len, &stamp, &h);
@@ -285,6 +318,7 @@ static int chunk_seg(struct export_read *rd, uint64_t i, uint32_t k, uint64_t in
                                 .pin = h,
                         };
                         sched_note_hit(e->se, k);
+                        readahead_hit(e->ra, i);
                         if (!(i >= rd->hint_base && i - rd->hint_base < 64 &&
                               (rd->hint_mask & (UINT64_C(1) << (i - rd->hint_base)))))
                                 STAT_ADD(e, cache_hits, 1);
@@ -292,11 +326,16 @@ static int chunk_seg(struct export_read *rd, uint64_t i, uint32_t k, uint64_t in
                 }
                 if (r != -ENOENT)
                         return r;
-                r = sched_demand(e->se, i, n_after, &buf, &hinted);
+                /* The rest of the read, and what the access pattern and
+                 * the link's room add to it (readahead.h). */
+                want = n_after < RA_MAX ? readahead_miss(e->ra, i, i + n_after, sched_readahead_room(e->se)) : n_after;
+                r = sched_demand(e->se, i, want, &buf, &hinted);
                 if (r == -EAGAIN)
                         continue;       /* the store has it after all: look again */
                 if (r < 0)
                         return r;
+                if (want > n_after)
+                        readahead_fetched(e->ra, i, i + n_after, hinted);
                 if (hinted) {
                         rd->hint_base = i + 1;
                         rd->hint_mask = hinted;
@@ -410,6 +449,12 @@ int export_read_start(struct export *e, uint64_t off, uint64_t len, struct expor
         *rd = (struct export_read) { .e = e, .off = off, .end = off + len, .err_off = off };
         if (__atomic_load_n(&e->recording, __ATOMIC_ACQUIRE))
                 profile_rec_note(e->rec, off, len);
+        if (__atomic_load_n(&e->learning, __ATOMIC_ACQUIRE)) {
+                if (now_ns() < e->learn_until_ns)
+                        profile_rec_note(e->learn_rec, off, len);
+                else
+                        __atomic_store_n(&e->learning, false, __ATOMIC_RELEASE);
+        }
         STAT_ADD(e, reads, 1);
         STAT_ADD(e, bytes_read, len);
         sched_export_note_read(e->se);
@@ -699,6 +744,10 @@ void export_get_stats(struct export *e, struct export_stats *ret) {
         pthread_mutex_lock(&e->profile_lock);
         ret->recording = __atomic_load_n(&e->recording, __ATOMIC_ACQUIRE);
         ret->recorded_entries = e->rec ? profile_rec_count(e->rec) : 0;
+        readahead_counts(e->ra, &ret->readahead_issued, &ret->readahead_used);
+        ret->readahead_wasted = ret->readahead_issued - MIN(ret->readahead_used, ret->readahead_issued);
+        ret->learning = __atomic_load_n(&e->learning, __ATOMIC_ACQUIRE);
+        ret->learned_entries = e->learn_rec ? profile_rec_count(e->learn_rec) : 0;
         pthread_mutex_unlock(&e->profile_lock);
 }
 
@@ -733,8 +782,27 @@ int export_record_get(struct export *e, bool stop, struct profile **ret) {
         return r;
 }
 
-int export_prefetch(struct export *e, const uint64_t *chunks, size_t n) {
-        return sched_profile_set(e->se, chunks, n);
+int export_learn_start(struct export *e, uint64_t window_ns) {
+        int r = 0;
+
+        pthread_mutex_lock(&e->profile_lock);
+        if (!e->learn_rec) {
+                r = profile_rec_new(e->x->image_size, e->x->chunk_size, &e->learn_rec);
+                if (r >= 0) {
+                        e->learn_until_ns = now_ns() + window_ns;
+                        __atomic_store_n(&e->learning, true, __ATOMIC_RELEASE);
+                }
+        }
+        pthread_mutex_unlock(&e->profile_lock);
+        return r;
+}
+
+int export_prefetch(struct export *e, const uint64_t *chunks, size_t n, bool learned) {
+        int r = sched_profile_set(e->se, chunks, n);
+
+        if (r >= 0)
+                __atomic_store_n(&e->st.prefetch_learned, learned, __ATOMIC_RELAXED);
+        return r;
 }
 
 void export_prefetch_cancel(struct export *e) {

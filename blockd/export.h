@@ -196,15 +196,22 @@ int export_record_start(struct export *e);
 /* What was recorded so far as a profile (caller frees with profile_free);
  * stop: turn recording off. -ENODATA if recording never started. */
 int export_record_get(struct export *e, bool stop, struct profile **ret);
+/* Learn this attach's first reads for window_ns from now (profile-learn.h;
+ * a recorder of its own, beside the one export_record_* drive); what was
+ * learned is kept when the export is freed, if the attach fetched
+ * anything. Once per export. 0 or -errno. */
+int export_learn_start(struct export *e, uint64_t window_ns);
 
 /*
  * Fetch logical chunks into the local store in the given order (the
  * profile class of the fetch scheduler: after demand reads, before the
  * background stream; adjacent chunks in one range request); returns at
  * once. Chunks that are zero or already stored cost nothing. A new call
- * replaces the list given before; detach and free cancel it. 0 or -errno.
+ * replaces the list given before; detach and free cancel it. learned:
+ * the list is the profile learned on this host (a counter says so).
+ * 0 or -errno.
  */
-int export_prefetch(struct export *e, const uint64_t *chunks, size_t n);
+int export_prefetch(struct export *e, const uint64_t *chunks, size_t n, bool learned);
 /* Forget the prefetch list (requests in flight complete). */
 void export_prefetch_cancel(struct export *e);
 /* Start the background stream (blockd --background): every chunk not

@@ -7,9 +7,11 @@
 #include <string.h>
 
 #include "chunkstore/meta.h"
+#include "chunkstore/profile-learned.h"
 #include "chunkstore/profile.h"
 #include "common/cleanup.h"
 #include "common/log.h"
+#include "blockd/profile-learn.h"
 #include "common/util.h"
 #include "registry-client/profile-artifact.h"
 
@@ -70,6 +72,23 @@ static int find_local(struct export *e, const char *known_blob, struct profile *
         return 0;
 }
 
+/* What an earlier cold attach of this image learned on this host. */
+static int find_learned(struct export *e, struct profile **ret, struct profile_prefetch_info *info) {
+        char why[512];
+        int r;
+
+        r = chunkstore_learned_get(export_chunkstore(e), export_manifest_digest(e), ret, why, sizeof why);
+        if (r == -ENOENT)
+                return r;
+        if (r < 0) {
+                log_warning("Export %s: %s; ignored", export_name(e), why);
+                return -ENOENT;
+        }
+        info->learned = true;
+        snprintf(info->source, sizeof info->source, "the profile learned on this host");
+        return 0;
+}
+
 int profile_prefetch_attach(struct export *e, const char *how, const char *known_blob,
                             struct profile_prefetch_info *ret) {
         struct profile_prefetch_info info = { 0 };
@@ -81,6 +100,9 @@ int profile_prefetch_attach(struct export *e, const char *how, const char *known
 
         if (how && !strcmp(how, "none"))
                 return 0;
+        r = export_learn_start(e, PROFILE_LEARN_WINDOW_NS);
+        if (r < 0)
+                log_warning_errno(r, "Export %s: cannot learn its first reads: %m", export_name(e));
         if (how && strcmp(how, "auto") != 0) {
                 r = profile_load(how, &p, why, sizeof why);
                 if (r < 0)
@@ -93,8 +115,13 @@ int profile_prefetch_attach(struct export *e, const char *how, const char *known
                 if (r < 0 && (r != -ENOENT || !export_online(e, NULL, 0)) &&
                     find_local(e, known_blob, &p, &info) >= 0)
                         r = 0;
+                /* Published wins; the learned one stands in for none
+                 * (and for one that cannot be reached or read). */
+                if (r < 0 && find_learned(e, &p, &info) >= 0)
+                        r = 0;
                 if (r == -ENOENT) {
-                        log_info("Export %s: no boot profile published for this image", export_name(e));
+                        log_info("Export %s: no boot profile published for this image, none learned yet",
+                                 export_name(e));
                         return 0;
                 }
                 if (r < 0)
@@ -104,7 +131,7 @@ int profile_prefetch_attach(struct export *e, const char *how, const char *known
         info.ranges = p->count;
         profile_free(p);
         if (r >= 0)
-                r = export_prefetch(e, chunks, n);
+                r = export_prefetch(e, chunks, n, info.learned);
         if (r < 0)
                 return log_warning_errno(r, "Export %s: cannot start the prefetch: %m", export_name(e));
         info.chunks = n;

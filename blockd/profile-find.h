@@ -14,7 +14,10 @@
  *
  * A published profile that was found is kept locally by digest
  * (chunkstore/meta.h); when the lookup fails (registry unreachable) the
- * local copy of the one found before (known_blob) is used instead.
+ * local copy of the one found before (known_blob) is used instead. When
+ * none is published (or none can be had), the profile an earlier cold
+ * attach learned on this host (profile-learn.h) is used. Every attach
+ * but "none" learns its own first reads.
  *
  * A profile is a hint: failing to find or read one is logged, never fatal.
  */
@@ -29,6 +32,7 @@ struct profile_prefetch_info {
         char source[160];               /* "referrer sha256:...", "manifest layer", "file PATH" */
         uint32_t ranges;
         uint64_t chunks;
+        bool learned;                   /* the profile learned on this host */
         bool has_blob;                  /* a published profile: its blob digest */
         struct digest blob;
 };

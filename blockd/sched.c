@@ -472,6 +472,27 @@ int sched_demand(struct sched_export *se, uint64_t i, uint64_t n_after, struct s
         return r;
 }
 
+uint64_t sched_readahead_room(struct sched_export *se) {
+        struct sched *s = se->s;
+        unsigned inflight = 0;
+        double bytes = 0;
+        bool room;
+
+        pthread_mutex_lock(&s->lock);
+        for (int c = 0; c < _SCHED_CLASS_MAX; c++)
+                inflight += s->inflight[c];
+        room = !s->dq_n && !se->removing && inflight < bdp_window(&s->bdp);
+        if (room)
+                bytes = 2 * bdp_bandwidth(&s->bdp) * bdp_rtt(&s->bdp);
+        pthread_mutex_unlock(&s->lock);
+        if (!room)
+                return 0;
+        /* An idle link has room for one range at least: its bandwidth
+         * estimate is only what the reads asked of it so far. */
+        bytes = MAX(bytes, (double) s->o.range_max);
+        return MAX((uint64_t) bytes / se->x->chunk_size, (uint64_t) 1);
+}
+
 /* --- Profile --- */
 
 void sched_pflist_put(struct sched_pflist *l) {

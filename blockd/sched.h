@@ -120,6 +120,13 @@ void sched_buf_put(struct sched_buf *b);
  */
 int sched_demand(struct sched_export *se, uint64_t i, uint64_t n_after, struct sched_buf **ret, uint64_t *ret_hinted);
 
+/* Logical chunks a demand miss of se may fetch ahead of the read
+ * (readahead.h), as sched_demand's n_after: none while demand is queued
+ * or the window is full, else what the link carries in about two round
+ * trips (2 x bandwidth x rtt), and one range (range_max) at least: on an
+ * idle link the bandwidth estimate is only what reads asked of it. */
+uint64_t sched_readahead_room(struct sched_export *se);
+
 /* A reader found unique chunk k in the store (hit): hydration and
  * working-set accounting. Cheap (an atomic test when already known). */
 void sched_note_hit(struct sched_export *se, uint32_t k);

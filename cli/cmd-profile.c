@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "chunkstore/profile-learned.h"
 #include "chunkstore/profile.h"
 #include "cli.h"
 #include "json-out.h"
@@ -28,15 +29,20 @@ static void help(void) {
                "published profile wins; blockd prefetches it when it attaches the image.\n\n"
                "Commands:\n"
                "  push REF FILE             publish FILE as REF's boot profile\n"
+               "  push REF --learned        publish what blockd learned on this host (the first\n"
+               "                            reads of REF's cold attaches, kept in the chunk store\n"
+               "                            --cache names), merged with the published profile\n"
                "  show REF|FILE [--all] [--json]\n"
                "                            what a profile holds (for REF, the one blockd would\n"
                "                            use; --all lists every published one)\n"
                "  get REF --out FILE        download REF's profile\n"
                "  merge A B... --out FILE   merge the profiles of several boots\n\n"
-               "Record a profile with 'hocus-blk record'.\n\n"
+               "Record a profile with 'hocus-blk record'. Without a published profile, blockd\n"
+               "prefetches the one it learned on this host, if any.\n\n"
                "Options:\n"
                "  --out FILE           where get and merge write the profile\n"
                "  --all                show: list every published profile\n"
+               "  --learned            push: publish the profile learned on this host\n"
                "  --json               show: print the result as a JSON object\n\n");
         cli_common_help();
 }
@@ -45,6 +51,7 @@ enum {
         OPT_OUT = 0x3100,
         OPT_ALL,
         OPT_JSON,
+        OPT_LEARNED,
 };
 
 static int load_file(const char *path, struct profile **ret) {
@@ -116,25 +123,95 @@ static void describe(const struct profile *p, const struct image *img, struct js
         }
 }
 
-static int profile_push(int argc, char **argv) {
+/* The profile learned for img on this host, merged with the published one
+ * (published first: at equal times its order wins), encoded in *ret_buf. */
+static int learned_merged(struct blob_source *src, struct image *img, const char *ref, struct profile **ret,
+                          void **ret_buf, size_t *ret_len) {
+        struct chunkstore *cs = NULL;
+        struct profile *learned = NULL, *published = NULL;
+        _cleanup_free_ void *pbuf = NULL;
+        _cleanup_free_ char *path = NULL;
+        char why[512], ds[DIGEST_STRING_MAX];
+        size_t plen;
+        int r;
+
+        r = cli_open_cache(0, &cs);
+        if (r < 0)
+                return r;
+        path = chunkstore_learned_path(cs, &img->manifest_digest);
+        r = chunkstore_learned_get(cs, &img->manifest_digest, &learned, why, sizeof why);
+        if (r == -ENOENT) {
+                log_error_errno(r, "No profile learned for %s (manifest %s) in %s: attach it with blockd on this "
+                                "chunk store (--cache) and read it first",
+                                ref, digest_to_string(&img->manifest_digest, ds), cli_cache_dir());
+                goto out;
+        }
+        if (r < 0) {
+                log_error_errno(r, "%s", why);
+                goto out;
+        }
+        r = profile_artifact_find(src, &img->manifest_digest, img->manifest, &pbuf, &plen, NULL);
+        if (r >= 0) {
+                r = profile_decode(pbuf, plen, &published, why, sizeof why);
+                if (r < 0) {
+                        log_error_errno(r, "The published profile is malformed: %s", why);
+                        goto out;
+                }
+                const struct profile *ps[2] = { published, learned };
+                r = profile_merge(ps, 2, ret);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot merge: %m");
+                        goto out;
+                }
+                printf("Merged the profile learned here (%s, %u ranges) with the published one (%u ranges)\n",
+                       path ? path : "", learned->count, published->count);
+        } else if (r == -ENOENT) {
+                printf("Nothing published for %s yet: publishing the profile learned here (%s, %u ranges)\n", ref,
+                       path ? path : "", learned->count);
+                *ret = learned;
+                learned = NULL;
+        } else {
+                log_error_errno(r, "Cannot find the profile of %s: %s", ref, source_strerror(src, r, why, sizeof why));
+                goto out;
+        }
+        r = profile_encode(*ret, ret_buf, ret_len);
+        if (r < 0) {
+                log_error_errno(r, "Cannot encode the profile: %m");
+                profile_free(*ret);
+                *ret = NULL;
+        }
+out:
+        profile_free(learned);
+        profile_free(published);
+        chunkstore_free(cs);
+        return r;
+}
+
+static int profile_push(int argc, char **argv, bool learned) {
         struct blob_source *src = NULL;
         struct image *img = NULL;
         struct profile *p = NULL;
-        _cleanup_free_ char *buf = NULL;
+        _cleanup_free_ void *buf = NULL;
         char ds[DIGEST_STRING_MAX], why[512];
         struct digest d;
         size_t len;
         int r;
 
-        if (argc != 2)
-                return cli_usage_error("profile", "profile push takes REF and FILE");
-        r = load_file(argv[1], &p);
-        if (r < 0)
-                return r;
-        r = read_file_all(AT_FDCWD, argv[1], PROFILE_BLOB_MAX, &buf, &len);
-        if (r < 0) {
-                log_error_errno(r, "Cannot read %s: %m", argv[1]);
-                goto out;
+        if (learned ? argc != 1 : argc != 2)
+                return cli_usage_error("profile", learned ? "profile push --learned takes REF only"
+                                                          : "profile push takes REF and FILE (or REF --learned)");
+        if (!learned) {
+                r = load_file(argv[1], &p);
+                if (r < 0)
+                        return r;
+                char *raw = NULL;
+
+                r = read_file_all(AT_FDCWD, argv[1], PROFILE_BLOB_MAX, &raw, &len);
+                buf = raw;
+                if (r < 0) {
+                        log_error_errno(r, "Cannot read %s: %m", argv[1]);
+                        goto out;
+                }
         }
         r = cli_open_image(argv[0], &src, &img);
         if (r < 0)
@@ -142,6 +219,16 @@ static int profile_push(int argc, char **argv) {
         if (src->ref->transport == REF_DOCKER && !src->ref->tag && !src->ref->digest) {
                 r = log_error_errno(EINVAL, "Name the image's tag or digest");
                 goto out;
+        }
+        if (learned) {
+                r = learned_merged(src, img, argv[0], &p, &buf, &len);
+                if (r < 0)
+                        goto out;
+                if (len > PROFILE_BLOB_MAX) {
+                        r = log_error_errno(EFBIG, "The merged profile (%zu bytes) is larger than a profile may be",
+                                            len);
+                        goto out;
+                }
         }
         r = profile_artifact_push(src, &img->manifest_digest, img->manifest_size, buf, len, &d);
         if (r < 0) {
@@ -353,10 +440,11 @@ int cmd_profile(int argc, char **argv) {
                 { "out", required_argument, NULL, OPT_OUT },
                 { "all", no_argument, NULL, OPT_ALL },
                 { "json", no_argument, NULL, OPT_JSON },
+                { "learned", no_argument, NULL, OPT_LEARNED },
                 { NULL, 0, NULL, 0 },
         };
         const char *out = NULL, *sub;
-        bool all = false, json = false;
+        bool all = false, json = false, learned = false;
         int c, r;
 
         while ((c = cli_getopt(argc, argv, COMMON_SHORT_OPTIONS, cli_options(options))) >= 0) {
@@ -369,6 +457,9 @@ int cmd_profile(int argc, char **argv) {
                         break;
                 case OPT_JSON:
                         json = true;
+                        break;
+                case OPT_LEARNED:
+                        learned = true;
                         break;
                 case '?':
                         return cli_usage_error("profile", "unknown option");
@@ -388,7 +479,7 @@ int cmd_profile(int argc, char **argv) {
         argc -= optind + 1;
         argv += optind + 1;
         if (!strcmp(sub, "push"))
-                return profile_push(argc, argv);
+                return profile_push(argc, argv, learned);
         if (!strcmp(sub, "show"))
                 return profile_show(argc, argv, all, json);
         if (!strcmp(sub, "get"))

@@ -52,6 +52,8 @@ static void print_fetch(const struct export_stats *st, const char *background) {
                format_size(st->hydrated_bytes, a, sizeof a), format_size(st->image_bytes, b, sizeof b), background);
         printf("  needed       %s read by clients, %s fetched in all\n", format_size(st->bytes_needed, c, sizeof c),
                format_size(st->bytes_fetched, d, sizeof d));
+        printf("  readahead    %llu chunks read ahead of misses, %llu used, %llu unused\n", U(st->readahead_issued),
+               U(st->readahead_used), U(st->readahead_wasted));
         printf("  waited       %.3f s in %llu chunk reads; %llu failed, %llu fetch errors, %llu bad digests\n",
                (double) st->demand_wait_ns / 1e9, U(st->demand_waits), U(st->demand_failures), U(st->fetch_errors),
                U(st->digest_mismatches));
@@ -78,11 +80,14 @@ static void print_export(struct json_object *e, bool first) {
                format_size(st.overlay_zero_bytes, b, sizeof b));
         printf("  clients      %llu, errors %llu\n", U(st.clients), U(st.errors));
         if (st.prefetch_queued)
-                printf("  prefetch     %llu of %llu profile chunks done%s, %llu fetched (%s)\n", U(st.prefetch_done),
-                       U(st.prefetch_queued), st.prefetch_active ? " (running)" : "", U(st.prefetch_fetched),
+                printf("  prefetch     %llu of %llu %s chunks done%s, %llu fetched (%s)\n", U(st.prefetch_done),
+                       U(st.prefetch_queued), st.prefetch_learned ? "learned profile" : "profile",
+                       st.prefetch_active ? " (running)" : "", U(st.prefetch_fetched),
                        format_size(st.prefetch_bytes, f, sizeof f));
         if (st.recording)
                 printf("  recording    %llu profile entries so far\n", U(st.recorded_entries));
+        if (st.learning)
+                printf("  learning     %llu first-read entries so far\n", U(st.learned_entries));
         print_fetch(&st, str(e, "background"));
 }
 

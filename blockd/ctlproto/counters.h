@@ -63,6 +63,10 @@
         X(prefetch_active, GAUGE, FLAG, "prefetch_active", NULL, NULL, "1 while a prefetch list is worked through.") \
         X(recording, GAUGE, FLAG, "recording", NULL, NULL, "1 while the export's boot profile is recorded.")         \
         X(recorded_entries, GAUGE, COUNT, "recorded_entries", NULL, NULL, "Profile entries recorded so far.")        \
+        X(learning, GAUGE, FLAG, "learning", NULL, NULL, "1 while the export's first reads are learned.")          \
+        X(learned_entries, GAUGE, COUNT, "learned_entries", NULL, NULL, "Profile entries learned so far.")           \
+        X(prefetch_learned, GAUGE, FLAG, "prefetch_learned", NULL, NULL,                                             \
+          "1 when the prefetch list is the profile learned on this host.")                                           \
         X(demand_requests, COUNTER, COUNT, "demand_requests", "hocus_blk_export_fetch_requests_total",               \
           "class=\"demand\"", "Range requests made, by fetch class.")                                                \
         X(profile_requests, COUNTER, COUNT, "profile_requests", "hocus_blk_export_fetch_requests_total",             \
@@ -78,6 +82,12 @@
           "class=\"background\"", "Stored bytes fetched, by fetch class.")                                           \
         X(background_chunks, COUNTER, CHUNKS, "background_chunks", NULL, NULL,                                       \
           "Chunks fetched by the background stream.")                                                                \
+        X(readahead_issued, COUNTER, CHUNKS, "readahead_issued", "hocus_blk_export_readahead_chunks_total",           \
+          "state=\"issued\"", "Chunks read ahead of demand misses: issued, and used by a later read.")               \
+        X(readahead_used, COUNTER, CHUNKS, "readahead_used", "hocus_blk_export_readahead_chunks_total",               \
+          "state=\"used\"", "Chunks read ahead of demand misses: issued, and used by a later read.")                 \
+        X(readahead_wasted, GAUGE, CHUNKS, "readahead_wasted", "hocus_blk_export_readahead_unused_chunks", NULL,      \
+          "Chunks read ahead that no read used (yet): issued - used.")                                              \
         X(bytes_needed, COUNTER, BYTES, "bytes_needed", "hocus_blk_export_needed_bytes_total", NULL,                 \
           "Raw bytes of the distinct chunks clients read (the working set).")                                        \
         X(hydrated_bytes, GAUGE, BYTES, "hydrated_bytes", "hocus_blk_export_hydrated_bytes", NULL,                   \
