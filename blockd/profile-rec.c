@@ -137,7 +137,7 @@ int profile_rec_snapshot(struct profile_rec *r, struct profile **ret) {
         p->chunk_size = r->chunk_size;
         p->count = r->count;
         p->entries = malloc(MAX(r->count, 1u) * sizeof *p->entries);
-        if (p->entries)
+        if (p->entries && r->count)
                 memcpy(p->entries, r->entries, (size_t) r->count * sizeof *p->entries);
         pthread_mutex_unlock(&r->lock);
         if (!p->entries) {
