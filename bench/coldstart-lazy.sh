@@ -15,6 +15,10 @@
 #   repacked       the same profile, pushed with the image (push --profile:
 #                  the profile's chunks first in the packs, so the prefetch
 #                  is a few large range requests), + the background stream
+#   learned        a second cold start: a first one (not timed, profile=auto,
+#                  nothing published) learned the trace's first reads, the
+#                  chunk store is emptied but its learned/ kept, so blockd
+#                  prefetches the learned profile, + the background stream
 #   full-pull      `hocus-blk pull` of the whole image first, then the trace
 #   warm           every chunk local before the clock starts: the floor
 # Per run: boot (s: the trace's reads, from the first to the last; attach
@@ -31,7 +35,7 @@
 #
 # usage: bench/coldstart --preset lazy [--build DIR] [--quick] [--runs N]
 #            [--link DELAY:RATE|direct] [--qd N]
-#            [--modes "no-background no-profile profile repacked full-pull warm"]
+#            [--modes "no-background no-profile profile repacked learned full-pull warm"]
 #            [--perf DIR]
 #   --perf DIR  run blockd under `perf record --call-graph dwarf` (every
 #               thread, from its start) into DIR/perf-MODE-RUN.data
@@ -98,6 +102,18 @@ REF_REPACKED=docker://$url/bench/lazy:repacked
 field() {        # stat FIELD: from the last stats snapshot
         python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["exports"][0][sys.argv[2]])' "$W/stats.json" "$1"
 }
+# learn_first CACHE: a cold start that learns the trace's first reads (kept
+# in CACHE/learned at exit), then an empty chunk store beside them.
+learn_first() {
+        "$blockd" --cache "$1" --plain-http --state-dir none --nbd-socket "$W/nbd.sock" --control "$W/control.sock" \
+                --pidfile "$W/blockd.pid" --background off --export "ws=$REF" >"$W/learn.log" 2>&1 &
+        local bpid=$!
+        wait_file 60 "$W/blockd.pid" || fail "blockd did not start: $(tail -3 "$W/learn.log")"
+        "$nbd_python" "$trace_py" replay "nbd+unix:///ws?socket=$W/nbd.sock" "$W/boot.trace" "$qd" >/dev/null
+        stop_pid "$bpid" blockd
+        grep -q "learned its first reads" "$W/learn.log" || fail "the first start learned nothing: $(tail -3 "$W/learn.log")"
+        rm -rf "$1/chunks" "$W/blockd.pid"
+}
 run() {
         local mode=$1 n=$2 cache=$W/cache.$1.$2 flags=() t0 t_ready boot hydrated=- pull_s=-
         rm -rf "$cache"
@@ -111,8 +127,12 @@ run() {
                 pull_s=$(python3 -c "import sys; print('%.2f' % ($(date +%s.%N) - $t0))")
                 ;;
         warm) HOCUS_BLK_CACHE=$cache "$hb" pull --plain-http --quiet "$REF" ;;
+        learned)
+                learn_first "$cache"
+                flags=(--export "ws=$REF,profile=auto")
+                ;;
         esac
-        [ "$mode" = profile ] || [ "$mode" = repacked ] || flags+=(--export "ws=$REF,profile=none")
+        [ "$mode" = profile ] || [ "$mode" = repacked ] || [ "$mode" = learned ] || flags+=(--export "ws=$REF,profile=none")
         rm -f "$W/blockd.pid" "$W/fetch.log"
         t0=$(date +%s.%N)
         local wrap=()
