@@ -18,7 +18,7 @@ static void help(void) {
                "                       temp files left by crashed writers\n\n"
                "Options:\n"
                "  --max-size SIZE      bound for gc (e.g. 20G)\n"
-               "  --json               machine-readable output (stats)\n\n");
+               "  --json               print the result as a JSON object\n\n");
         cli_common_help();
 }
 
@@ -99,14 +99,34 @@ int cmd_cache(int argc, char **argv) {
                 if (r < 0) {
                         log_error_errno(r, "Cannot verify the chunk store: %m");
                 } else {
-                        printf("Verified %llu entries (%s): %u corrupt%s\n", (unsigned long long) st.entries,
-                               format_size(st.bytes, a, sizeof a), bad, bad ? ", removed" : "");
+                        if (json) {
+                                struct json_object *o = json_object_new_object();
+
+                                json_add_str(o, "dir", cli_cache_dir());
+                                json_add_u64(o, "entries", st.entries);
+                                json_add_u64(o, "bytes", st.bytes);
+                                json_add_u64(o, "corrupt_entries", bad);
+                                cli_json_print(o, false);
+                        } else
+                                printf("Verified %llu entries (%s): %u corrupt%s\n", (unsigned long long) st.entries,
+                                       format_size(st.bytes, a, sizeof a), bad, bad ? ", removed" : "");
                         r = bad ? -EBADMSG : 0;
                 }
         } else {
                 r = chunkstore_gc(cs, max, &st);
                 if (r < 0) {
                         log_error_errno(r, "Garbage collection failed: %m");
+                } else if (json) {
+                        struct json_object *o = json_object_new_object();
+                        struct chunkstore_stats now = { 0 };
+
+                        (void) chunkstore_stats(cs, &now);
+                        json_add_str(o, "dir", cli_cache_dir());
+                        json_add_u64(o, "evicted_entries", st.entries);
+                        json_add_u64(o, "evicted_bytes", st.bytes);
+                        json_add_u64(o, "entries", now.entries);
+                        json_add_u64(o, "bytes", now.bytes);
+                        cli_json_print(o, false);
                 } else {
                         struct chunkstore_stats now;
                         printf("Evicted %llu entries (%s)", (unsigned long long) st.entries,

@@ -56,6 +56,16 @@ assert_eq "$(jq -r .dir "$T/stats.json")" "$HOCUS_BLK_CACHE" "cache stats: dir w
 assert_eq "$(jq .entries "$T/stats.json")" "$(jq .unique_chunks "$T/push.json")" "cache stats: entries"
 jq -e '.disk_bytes >= .bytes' "$T/stats.json" >/dev/null || fail "cache stats: disk_bytes < bytes"
 
+hb cache verify --json >"$T/verify.json"
+json "$T/verify.json"
+assert_eq "$(jq .corrupt_entries "$T/verify.json")" 0 "cache verify: corrupt_entries"
+assert_eq "$(jq .entries "$T/verify.json")" "$(jq .unique_chunks "$T/push.json")" "cache verify: entries"
+hb cache gc --max-size 0 --json >"$T/gc.json"
+json "$T/gc.json"
+assert_eq "$(jq .evicted_entries "$T/gc.json")" "$(jq .unique_chunks "$T/push.json")" "cache gc: evicted_entries"
+assert_eq "$(jq .entries "$T/gc.json")" 0 "cache gc: entries left"
+hb pull "$L:v1" >/dev/null
+
 # A profile of chunks 3 and 10-11 (docs/FORMAT.md section 6).
 python3 - "$T/boot.prf" <<'PY'
 import struct, sys
