@@ -273,8 +273,8 @@ def subverbs(text):
     """A command's own sub-commands: 'cache stats|verify|gc' in its usage
     line, or the items of a Commands: section."""
     for head, lines in sections(text):
-        if head == "Commands":
-            return [l.split()[0] for l in lines if re.match(r"^  \S", l)]
+        if head == "Commands":     # one item per form: "push REF FILE", "push REF --learned"
+            return list(dict.fromkeys(l.split()[0] for l in lines if re.match(r"^  \S", l)))
     m = re.search(r"^Usage: \S+ \S+ ([a-z]+(?:\|[a-z]+)+)", text, re.M)
     return m.group(1).split("|") if m else []
 
