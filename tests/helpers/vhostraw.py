@@ -14,9 +14,10 @@ SET_MEM_TABLE, SET_VRING_NUM, SET_VRING_ADDR, SET_VRING_BASE = 5, 8, 9, 10
 GET_VRING_BASE, SET_VRING_KICK, SET_VRING_CALL = 11, 12, 13
 GET_PROTOCOL_FEATURES, SET_PROTOCOL_FEATURES, SET_VRING_ENABLE = 15, 16, 18
 GET_CONFIG = 24
+GET_INFLIGHT_FD, SET_INFLIGHT_FD = 31, 32
 F_PROTOCOL_FEATURES = 1 << 30
 F_VERSION_1 = 1 << 32
-PF_REPLY_ACK, PF_CONFIG = 1 << 3, 1 << 9
+PF_REPLY_ACK, PF_CONFIG, PF_INFLIGHT = 1 << 3, 1 << 9, 1 << 12
 # virtio
 DESC_NEXT, DESC_WRITE = 1, 2
 T_IN, T_OUT, T_GET_ID = 0, 1, 8
@@ -52,6 +53,7 @@ class Vmm:
         self.call = os.eventfd(0, os.EFD_NONBLOCK)
         self.avail_idx = 0
         self.used_seen = 0
+        self.inflight = None            # (fd, size) once set up with inflight=True
 
     # --- messages ---
     def send(self, req, payload=b"", fds=()):
@@ -66,16 +68,38 @@ class Vmm:
     def u64(self, req, v=None, fds=()):
         self.send(req, b"" if v is None else struct.pack("<Q", v), fds)
 
-    def setup(self):
+    def reconnect(self, path, timeout=60):
+        """A new connection (after the backend restarted) keeping the
+        guest memory, the rings and the inflight region, as a VMM does."""
+        self.s.close()
+        self.s = socket.socket(socket.AF_UNIX)
+        self.s.settimeout(timeout)
+        self.s.connect(path)
+        return self
+
+    def inflight_pending(self, head):
+        """Does the inflight region mark head as taken and not completed?"""
+        return os.pread(self.inflight[0], 1, 16 + 16 * head) == b"\x01"
+
+    def setup(self, inflight=False):
         self.u64(GET_FEATURES)
         self.features = struct.unpack("<Q", self.reply(GET_FEATURES))[0]
         assert self.features & F_PROTOCOL_FEATURES and self.features & F_VERSION_1
         self.u64(SET_FEATURES, F_VERSION_1 | F_PROTOCOL_FEATURES)
         self.u64(GET_PROTOCOL_FEATURES)
         pf = struct.unpack("<Q", self.reply(GET_PROTOCOL_FEATURES))[0]
-        self.u64(SET_PROTOCOL_FEATURES, pf & PF_CONFIG)
+        self.u64(SET_PROTOCOL_FEATURES, pf & (PF_CONFIG | (PF_INFLIGHT if inflight else 0)))
         self.send(SET_OWNER)
         self.send(SET_MEM_TABLE, struct.pack("<II", 1, 0) + struct.pack("<QQQQ", 0, MEM, UADDR, 0), [self.memfd])
+        if inflight and not self.inflight:
+            self.send(GET_INFLIGHT_FD, struct.pack("<QQHHxxxx", 0, 0, 1, QSIZE))
+            hdr, fds, _, _ = socket.recv_fds(self.s, 12, 1)
+            size = struct.unpack("<III", hdr)[2]
+            payload = recvn(self.s, size)
+            assert len(fds) == 1, "GET_INFLIGHT_FD without a descriptor"
+            self.inflight = (fds[0], struct.unpack_from("<Q", payload)[0])
+        if inflight:
+            self.send(SET_INFLIGHT_FD, struct.pack("<QQHHxxxx", self.inflight[1], 0, 1, QSIZE), [self.inflight[0]])
         self.send(SET_VRING_NUM, struct.pack("<II", 0, QSIZE))
         self.send(SET_VRING_ADDR, struct.pack("<IIQQQQ", 0, 0, UADDR + DESC, UADDR + USED, UADDR + AVAIL, 0))
         self.send(SET_VRING_BASE, struct.pack("<II", 0, 0))
@@ -118,9 +142,8 @@ class Vmm:
         return struct.unpack("<II", self.peek(USED + 4 + 8 * ((self.used_seen - 1) % QSIZE), 8))
 
     # --- virtio-blk requests: header at DATA, data at DATA+0x1000, status at DATA+0x100 ---
-    def request(self, typ, sector, nbytes=0, payload=None):
-        """Lay out one request (3 descriptors from 0) and offer it; returns
-        (status, data)."""
+    def start(self, typ, sector, nbytes=0, payload=None):
+        """Lay out one request (descriptors from 0) and offer it."""
         self.poke(DATA, struct.pack("<IIQ", typ, 0, sector))
         self.poke(DATA + 0x100, b"\xff")
         if payload is not None:
@@ -134,9 +157,17 @@ class Vmm:
         else:
             self.desc(1, DATA + 0x100, 1, DESC_WRITE)
         self.offer(0)
+
+    def finish(self, nbytes=0):
+        """Wait for the request start() offered: (status, data)."""
         head, _ = self.wait_used()
         assert head == 0, f"completed head {head}"
         return self.peek(DATA + 0x100, 1)[0], self.peek(DATA + 0x1000, nbytes)
+
+    def request(self, typ, sector, nbytes=0, payload=None):
+        """One request, offered and waited for: (status, data)."""
+        self.start(typ, sector, nbytes, payload)
+        return self.finish(len(payload) if payload is not None else nbytes)
 
     def closed(self):
         """The backend hung up (within the socket's timeout)."""
@@ -147,5 +178,5 @@ class Vmm:
 
     def close(self):
         self.s.close()
-        for fd in (self.memfd, self.kick, self.call):
+        for fd in (self.memfd, self.kick, self.call) + ((self.inflight[0],) if self.inflight else ()):
             os.close(fd)
