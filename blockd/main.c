@@ -597,6 +597,8 @@ shutdown:
                 nbdsrv_shutdown(d.nbd, SHUTDOWN_GRACE_S);
         fusefe_stop(d.fuse);
         d.fuse = NULL;
+        if (d.exports)
+                exports_set_attached(d.exports, NULL, NULL);    /* no socket for a late retry */
         vhostfe_free(d.vhost);
         d.vhost = NULL;
         if (records_save(&d) < 0 && exit_code == 0)
