@@ -9,7 +9,7 @@
 # The kernel and initramfs are cached in $HOCUS_VM_CACHE (default
 # ~/.cache/hocus-blk/vm), shared by every build directory and run.
 
-HOCUS_VM_CACHE=${HOCUS_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/hocus-blk/vm}
+HOCUS_VM_CACHE=${HOCUS_VM_CACHE:-${XDG_CACHE_HOME:-${HOME:-/var/tmp}/.cache}/hocus-blk/vm}
 # Guest memory: a shared memfd, as vhost-user needs (the same for NBD, so
 # that every guest is the same machine).
 VM_MEM=256M
