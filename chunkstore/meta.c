@@ -12,19 +12,6 @@
 #include "common/log.h"
 #include "common/util.h"
 
-/* DIR/meta, created on first use. Returns an fd or -errno. */
-static int meta_dir(struct chunkstore *cs, bool create) {
-        _cleanup_free_ char *path = NULL;
-        int fd;
-
-        if (asprintf(&path, "%s/meta", chunkstore_dir(cs)) < 0)
-                return -ENOMEM;
-        if (create && mkdir(path, 0755) < 0 && errno != EEXIST)
-                return -errno;
-        fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        return fd < 0 ? -errno : fd;
-}
-
 int chunkstore_meta_put(struct chunkstore *cs, const struct digest *d, const void *buf, size_t len) {
         _cleanup_close_ int dfd = -EBADF;
         char hex[DIGEST_HEX_LEN + 1];
@@ -34,7 +21,7 @@ int chunkstore_meta_put(struct chunkstore *cs, const struct digest *d, const voi
         digest_compute(buf, len, &got);
         if (!digest_equal(&got, d))
                 return -EBADMSG;
-        dfd = meta_dir(cs, true);
+        dfd = chunkstore_subdir(cs, "meta", true);
         if (dfd < 0)
                 return dfd;
         digest_to_hex(d, hex);
@@ -56,7 +43,7 @@ int chunkstore_meta_get(struct chunkstore *cs, const struct digest *d, size_t ma
         size_t len;
         int r;
 
-        dfd = meta_dir(cs, false);
+        dfd = chunkstore_subdir(cs, "meta", false);
         if (dfd < 0)
                 return dfd == -ENOENT ? -ENOENT : dfd;
         digest_to_hex(d, hex);
@@ -79,7 +66,7 @@ int chunkstore_meta_has(struct chunkstore *cs, const struct digest *d) {
         _cleanup_close_ int dfd = -EBADF;
         char hex[DIGEST_HEX_LEN + 1];
 
-        dfd = meta_dir(cs, false);
+        dfd = chunkstore_subdir(cs, "meta", false);
         if (dfd < 0)
                 return dfd == -ENOENT ? 0 : dfd;
         digest_to_hex(d, hex);

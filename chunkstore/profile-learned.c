@@ -14,19 +14,6 @@
 
 #define LEARNED_MAX (PROFILE_HEADER_SIZE + (size_t) PROFILE_MAX_ENTRIES * PROFILE_ENTRY_SIZE)
 
-/* DIR/learned, created on first use. Returns an fd or -errno. */
-static int learned_dir(struct chunkstore *cs, bool create) {
-        _cleanup_free_ char *path = NULL;
-        int fd;
-
-        if (asprintf(&path, "%s/learned", chunkstore_dir(cs)) < 0)
-                return -ENOMEM;
-        if (create && mkdir(path, 0755) < 0 && errno != EEXIST)
-                return -errno;
-        fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        return fd < 0 ? -errno : fd;
-}
-
 char *chunkstore_learned_path(struct chunkstore *cs, const struct digest *m) {
         char hex[DIGEST_HEX_LEN + 1], *path;
 
@@ -45,7 +32,7 @@ int chunkstore_learned_put(struct chunkstore *cs, const struct digest *m, const 
         r = profile_encode(p, &buf, &len);
         if (r < 0)
                 return r;
-        dfd = learned_dir(cs, true);
+        dfd = chunkstore_subdir(cs, "learned", true);
         if (dfd < 0)
                 return dfd;
         return write_file_atomic(dfd, digest_to_hex(m, hex), buf, len, 0644);
@@ -59,7 +46,7 @@ int chunkstore_learned_get(struct chunkstore *cs, const struct digest *m, struct
         size_t len;
         int r;
 
-        dfd = learned_dir(cs, false);
+        dfd = chunkstore_subdir(cs, "learned", false);
         if (dfd < 0)
                 return dfd == -ENOENT ? -ENOENT : err_set(err, errlen, dfd, "cannot open the learned profiles: %m");
         r = read_file_all(dfd, digest_to_hex(m, hex), LEARNED_MAX, &buf, &len);

@@ -128,6 +128,18 @@ const char *chunkstore_dir(const struct chunkstore *cs) {
         return cs->dir;
 }
 
+int chunkstore_subdir(const struct chunkstore *cs, const char *name, bool create) {
+        _cleanup_free_ char *path = NULL;
+        int fd;
+
+        if (asprintf(&path, "%s/%s", cs->dir, name) < 0)
+                return -ENOMEM;
+        if (create && mkdir(path, 0755) < 0 && errno != EEXIST)
+                return -errno;
+        fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        return fd < 0 ? -errno : fd;
+}
+
 void chunkstore_set_evict_hook(struct chunkstore *cs, void (*fn)(const struct digest *id, void *u), void *u) {
         cs->evict_hook = fn;
         cs->evict_u = u;

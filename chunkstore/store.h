@@ -43,6 +43,9 @@ struct chunkstore_stats {
 int chunkstore_open(const char *dir, uint64_t max_bytes, struct chunkstore **ret);
 void chunkstore_free(struct chunkstore *cs);
 const char *chunkstore_dir(const struct chunkstore *cs);
+/* DIR/name (meta, learned), created on first use when create is set.
+ * Returns an O_DIRECTORY fd or -errno (-ENOENT: not there, create unset). */
+int chunkstore_subdir(const struct chunkstore *cs, const char *name, bool create);
 
 /*
  * Called for each entry an eviction pass removes, from the thread that

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "blockd/vhost/proto.h"
+#include "common/util.h"
 
 /* Payload sizes: exact for fixed structs; SET_MEM_TABLE and GET_CONFIG /
  * SET_CONFIG are checked against their own counts. */
@@ -81,23 +82,13 @@ int vhu_msg_take_fd(struct vhu_msg *m) {
         return fd;
 }
 
-/* Read exactly len bytes (EINTR retried). */
+/* Exactly len bytes, or -ECONNRESET when the VMM hangs up first. */
 static int recv_full(int fd, void *buf, size_t len) {
-        size_t got = 0;
+        ssize_t n = read_full(fd, buf, len);
 
-        while (got < len) {
-                ssize_t n = recv(fd, (char *) buf + got, len - got, MSG_WAITALL);
-
-                if (n == 0)
-                        return -ECONNRESET;
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                got += (size_t) n;
-        }
-        return 0;
+        if (n < 0)
+                return (int) n;
+        return (size_t) n < len ? -ECONNRESET : 0;
 }
 
 int vhu_recv(int fd, struct vhu_msg *m) {

@@ -7,6 +7,10 @@ import os
 import select
 import socket
 import struct
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nbdraw import recvn  # noqa: E402  (the raw clients' socket helpers: one copy)
 
 # vhost-user requests (qemu docs/interop/vhost-user.rst)
 GET_FEATURES, SET_FEATURES, SET_OWNER = 1, 2, 3
@@ -29,15 +33,6 @@ UADDR = 0x7f1200000000          # where this "VMM" says it maps the memory
 QSIZE = 16
 DESC, AVAIL, USED, DATA = 0x0, 0x1000, 0x2000, 0x10000
 
-
-def recvn(s, n):
-    b = bytearray()
-    while len(b) < n:
-        x = s.recv(n - len(b))
-        if not x:
-            raise EOFError(f"closed after {len(b)} of {n} bytes")
-        b += x
-    return bytes(b)
 
 
 class Vmm:
