@@ -48,6 +48,7 @@ static struct json_object *describe(struct control *ctl, struct export *e) {
         char ds[DIGEST_STRING_MAX];
         _cleanup_free_ char *uri = ctl->cfg.ops->export_uri(ctl->cfg.userdata, export_name(e));
         _cleanup_free_ char *file = ctl->cfg.ops->export_file(ctl->cfg.userdata, export_name(e));
+        _cleanup_free_ char *vhost = ctl->cfg.ops->export_vhost_user(ctl->cfg.userdata, export_name(e));
 
         json_object_object_add(o, "name", json_object_new_string(export_name(e)));
         json_object_object_add(o, "ref", json_object_new_string(export_ref_text(e)));
@@ -61,6 +62,8 @@ static struct json_object *describe(struct control *ctl, struct export *e) {
         json_object_object_add(o, "uri", uri ? json_object_new_string(uri) : NULL);
         if (file)
                 json_object_object_add(o, "file", json_object_new_string(file));
+        if (vhost)
+                json_object_object_add(o, "vhost_user", json_object_new_string(vhost));
         {
                 struct export_stats st;
                 char why[512] = "";

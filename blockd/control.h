@@ -37,6 +37,8 @@ struct control_ops {
         char *(*export_uri)(void *userdata, const char *name);
         /* The export's FUSE file, malloc'd; NULL without --fuse. */
         char *(*export_file)(void *userdata, const char *name);
+        /* The export's vhost-user-blk socket, malloc'd; NULL if it has none. */
+        char *(*export_vhost_user)(void *userdata, const char *name);
 };
 
 #define CONTROL_MAX_CLIENTS_DEFAULT 32u

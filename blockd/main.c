@@ -112,7 +112,15 @@ static char *control_export_file(void *u, const char *name) {
         return file;
 }
 
-static const struct control_ops control_ops = { .export_uri = control_export_uri, .export_file = control_export_file };
+static char *control_export_vhost_user(void *u, const char *name) {
+        const struct blockd *d = u;
+
+        return d->vhost ? vhostfe_socket_path(d->vhost, name) : NULL;
+}
+
+static const struct control_ops control_ops = { .export_uri = control_export_uri,
+                                                .export_file = control_export_file,
+                                                .export_vhost_user = control_export_vhost_user };
 
 static struct export *get_export(void *u, const char *name) {
         return exports_get(u, name);

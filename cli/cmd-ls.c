@@ -12,7 +12,8 @@ static void help(void) {
                "List the exports of a running blockd: name, size, mode, clients, state\n"
                "(online; offline: the registry is unreachable and only local data is served;\n"
                "failed: not attached, retried, with the reason), hydration (the share of the\n"
-               "image that is local), NBD URI, image reference and the manifest it is pinned to.\n\n"
+               "image that is local), NBD URI, image reference and the manifest it is pinned to,\n"
+               "and the vhost-user-blk socket of an export that has one.\n\n"
                "Options:\n"
                "  --json               machine-readable output\n" BLOCKD_HELP);
 }
@@ -68,6 +69,8 @@ int cmd_ls(int argc, char **argv) {
                         printf("%-20s %10s %-10s %7lld %-8s %9s  %s\n%-70s %s\n%-70s %s\n", str(e, "name"), sz,
                                json_object_get_boolean(ro) ? "read-only" : "writable", (long long) num(e, "clients"),
                                str(e, "state"), hy, str(e, "uri"), "", str(e, "ref"), "", str(e, "manifest"));
+                        if (json_object_object_get_ex(e, "vhost_user", NULL))
+                                printf("%-70s vhost-user: %s\n", "", str(e, "vhost_user"));
                         if (json_object_object_get_ex(e, "error", &err) && err)
                                 printf("%-70s %s: %s\n", "", str(e, "state"), json_object_get_string(err));
                 }

@@ -108,6 +108,17 @@ if [ -n "${BLOCKD:-}" ]; then
         hb stats --control "$T/control.sock" --json >"$T/stats-blockd.json"
         json "$T/stats-blockd.json"
         assert_eq "$(jq -r '.exports[0].name' "$T/stats-blockd.json")" ws "stats --json: the export"
+        # An export with a vhost-user-blk socket: ls names it (vhost_user);
+        # one without has no such key.
+        hb attach vh "$L:v1" --vhost-user "$T/vh.sock" --control "$T/control.sock" >/dev/null
+        [ -S "$T/vh.sock" ] || fail "no vhost-user socket at $T/vh.sock"
+        hb ls --control "$T/control.sock" --json >"$T/ls2.json"
+        assert_eq "$(jq -r '.[] | select(.name == "vh") | .vhost_user' "$T/ls2.json")" "$T/vh.sock" "ls --json: vhost_user"
+        assert_eq "$(jq -r '.[] | select(.name == "ws") | has("vhost_user")' "$T/ls2.json")" false \
+                "ls --json: no vhost_user without a socket"
+        hb ls --control "$T/control.sock" >"$T/ls2.txt"
+        grep -qF "vhost-user: $T/vh.sock" "$T/ls2.txt" || fail "ls shows no vhost-user socket: $(cat "$T/ls2.txt")"
+        [ "$(grep -c "vhost-user:" "$T/ls2.txt")" = 1 ] || fail "ls shows a vhost-user socket for ws: $(cat "$T/ls2.txt")"
 fi
 
 # record: root, FUSE and blockd; COMMAND's own stdout goes to stderr.
