@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "manifest.h"
@@ -32,6 +33,7 @@
 #define FD_CACHE 16
 
 struct oci_layout {
+        const char *dir;        /* DIR, the reference's (errors name it) */
         int dirfd;              /* DIR */
         int blobfd;             /* DIR/blobs/sha256, or -1 before first write */
         pthread_mutex_t lock;   /* fd cache */
@@ -46,14 +48,14 @@ struct oci_layout {
         int why_r;
 };
 
-/* Remember why manifest_get fails with r (a sentence naming the file);
- * returns r. */
+/* Remember why manifest_get or a write fails with r (a sentence naming
+ * the file; "%m" says r); returns r. */
 static int __attribute__((format(printf, 3, 4))) layout_fail(struct oci_layout *l, int r, const char *fmt, ...) {
         va_list ap;
 
         pthread_mutex_lock(&l->lock);
         va_start(ap, fmt);
-        vsnprintf(l->why, sizeof l->why, fmt, ap);
+        (void) err_setv(l->why, sizeof l->why, r, fmt, ap);
         va_end(ap);
         l->why_r = r;
         pthread_mutex_unlock(&l->lock);
@@ -82,16 +84,16 @@ static int ensure_layout(struct oci_layout *l) {
         if (faccessat(l->dirfd, "oci-layout", F_OK, 0) < 0) {
                 r = write_file_atomic(l->dirfd, "oci-layout", layout_text, strlen(layout_text), 0644);
                 if (r < 0)
-                        return r;
+                        return layout_fail(l, r, "cannot write '%s/oci-layout': %m", l->dir);
         }
         if (faccessat(l->dirfd, "index.json", F_OK, 0) < 0) {
                 r = write_file_atomic(l->dirfd, "index.json", index_text, strlen(index_text), 0644);
                 if (r < 0)
-                        return r;
+                        return layout_fail(l, r, "cannot write '%s/index.json': %m", l->dir);
         }
         if ((mkdirat(l->dirfd, "blobs", 0755) < 0 && errno != EEXIST) ||
             (mkdirat(l->dirfd, "blobs/sha256", 0755) < 0 && errno != EEXIST))
-                return -errno;
+                return layout_fail(l, -errno, "cannot create '%s/blobs/sha256': %m", l->dir);
         return 0;
 }
 
@@ -188,7 +190,7 @@ static int copy_in(struct oci_layout *l, int fd, uint64_t size, const struct dig
                 return r;
         bfd = blobfd_get(l);
         if (bfd < 0)
-                return bfd;
+                return layout_fail(l, bfd, "cannot open '%s/blobs/sha256': %m", l->dir);
         if (want && fstatat(bfd, digest_to_hex(want, hex), &st, 0) == 0 && (uint64_t) st.st_size == size) {
                 *ret_digest = *want;
                 return 0; /* already there (verified when it was written) */
@@ -198,7 +200,7 @@ static int copy_in(struct oci_layout *l, int fd, uint64_t size, const struct dig
         snprintf(tmp, sizeof tmp, ".blob%s", sfx);
         out = openat(bfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (out < 0)
-                return -errno;
+                return layout_fail(l, -errno, "cannot write a blob into '%s/blobs/sha256': %m", l->dir);
         buf = malloc(1 << 20);
         r = buf ? digest_ctx_new(&ctx) : -ENOMEM;
         if (r < 0)
@@ -210,8 +212,11 @@ static int copy_in(struct oci_layout *l, int fd, uint64_t size, const struct dig
                         goto out_unlink;
                 }
                 r = digest_ctx_update(ctx, buf, (size_t) n);
-                if (r >= 0)
+                if (r >= 0) {
                         r = write_all(out, buf, (size_t) n);
+                        if (r < 0)
+                                (void) layout_fail(l, r, "cannot write a blob into '%s/blobs/sha256': %m", l->dir);
+                }
                 if (r < 0)
                         goto out_unlink;
                 off += (uint64_t) n;
@@ -232,7 +237,7 @@ static int copy_in(struct oci_layout *l, int fd, uint64_t size, const struct dig
          * syncfs() before a manifest that names them is published
          * (oci_manifest_put). Readers verify digests regardless. */
         if (renameat(bfd, tmp, bfd, hex) < 0) {
-                r = -errno;
+                r = layout_fail(l, -errno, "cannot write '%s/blobs/sha256/%s': %m", l->dir, hex);
                 goto out_unlink;
         }
         digest_ctx_free(ctx);
@@ -432,9 +437,9 @@ static int oci_manifest_put(struct blob_source *s, const char *tag, const char *
         /* Every blob this manifest names must be on disk before the tag
          * that makes it reachable. */
         if (syncfs(l->dirfd) < 0)
-                return -errno;
+                return layout_fail(l, -errno, "cannot sync the blobs of '%s' to disk: %m", l->dir);
         if (flock(l->dirfd, LOCK_EX) < 0)
-                return -errno;
+                return layout_fail(l, -errno, "cannot lock '%s': %m", l->dir);
         r = read_index(l, s->ref->layout_dir, &root);
         if (r < 0)
                 goto out;
@@ -469,6 +474,8 @@ static int oci_manifest_put(struct blob_source *s, const char *tag, const char *
         json_object_object_add(root, "manifests", keep);
         text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         r = write_file_atomic(l->dirfd, "index.json", text, strlen(text), 0644);
+        if (r < 0)
+                (void) layout_fail(l, r, "cannot write '%s/index.json': %m", l->dir);
 out:
         json_object_put(root);
         (void) flock(l->dirfd, LOCK_UN);
@@ -575,6 +582,7 @@ int oci_layout_open(struct image_ref *ref, const struct source_options *o, struc
         for (unsigned i = 0; i < FD_CACHE; i++)
                 l->fds[i].fd = -EBADF;
         pthread_mutex_init(&l->lock, NULL);
+        l->dir = ref->layout_dir;
 
         if (o->create) {
                 r = mkdir_p(ref->layout_dir, 0755);

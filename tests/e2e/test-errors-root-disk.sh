@@ -2,7 +2,8 @@
 # Errors of a full disk, a read-only filesystem and a directory the user
 # may not write, verbatim: pull names the chunk store and the errno (and
 # does not advise running it again, which would fail the same way), export
-# names its destination and leaves nothing behind, push names the layout.
+# names its destination and leaves nothing behind, push names the file of
+# the layout it could not write.
 # Small tmpfs mounts stand in for full and read-only disks.
 . "$TESTS_DIR/functions.sh"
 requires_root
@@ -33,7 +34,7 @@ rm -rf "$T/full/cache"
 expect_msg "hocus-blk: error: Export of 'oci:$T/l:v1' failed: cannot write '$T/full/out.img': No space left on device" \
         hb export "oci:$T/l:v1" "$T/full/out.img" --no-cache
 [ -z "$(ls -A "$T/full")" ] || fail "a failed export left $(ls -A "$T/full")"
-expect_msg "hocus-blk: error: Push to 'oci:$T/full/l:v1' failed: No space left on device" \
+expect_msg "hocus-blk: error: Push to 'oci:$T/full/l:v1' failed: cannot write a blob into '$T/full/l/blobs/sha256': No space left on device" \
         hb push "$T/a.img" "oci:$T/full/l:v1"
 rm -rf "${T:?}/full/"*
 
