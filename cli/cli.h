@@ -50,6 +50,8 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 int cli_open_source(const char *ref, bool create, struct blob_source **ret);
 /* Open a source and the image in it (logs errors). */
 int cli_open_image(const char *ref, struct blob_source **ret_src, struct image **ret_img);
+/* The same for the reference an option names: errors start "--OPT 'REF': ". */
+int cli_open_image_opt(const char *opt, const char *ref, struct blob_source **ret_src, struct image **ret_img);
 /* Open the chunk store from --cache / $HOCUS_BLK_CACHE / default. */
 int cli_open_cache(uint64_t max_bytes, struct chunkstore **ret);
 const char *cli_cache_dir(void);

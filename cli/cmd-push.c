@@ -182,7 +182,7 @@ int cmd_push(int argc, char **argv) {
                 goto out;
         }
         if (base_ref) {
-                r = cli_open_image(base_ref, &base_src, &base);
+                r = cli_open_image_opt("base", base_ref, &base_src, &base);
                 if (r < 0)
                         goto out;
                 o.base = base;

@@ -104,38 +104,58 @@ static const char *open_error(int r) {
         }
 }
 
-int cli_open_source(const char *ref, bool create, struct blob_source **ret) {
+/* opt: the option that named ref (its errors say so), or NULL. */
+static int open_source(const char *opt, const char *ref, bool create, struct blob_source **ret) {
         struct source_options o = common_source_options(&arg_common);
         char err[512] = "";
         int r;
 
         o.create = create;
         r = source_open(ref, &o, ret, err, sizeof err);
+        if (r >= 0)
+                return 0;
+        if (opt)
+                return log_error_errno(r, "--%s '%s': %s%s", opt, ref, r == -EINVAL ? "invalid reference: " : "cannot open it: ",
+                                       err[0] ? err : open_error(r));
         /* A registry says what went wrong in err (any error). */
-        if (r < 0 && r != -EINVAL && err[0])
+        if (r != -EINVAL && err[0])
                 return log_error_errno(r, "Cannot open '%s': %s", ref, err);
         if (r == -EINVAL && err[0])
                 return log_error_errno(r, "Invalid reference: %s", err);
-        if (r < 0)
-                return log_error_errno(r, "Cannot open '%s': %s", ref, open_error(r));
-        return 0;
+        return log_error_errno(r, "Cannot open '%s': %s", ref, open_error(r));
 }
 
-int cli_open_image(const char *ref, struct blob_source **ret_src, struct image **ret_img) {
+int cli_open_source(const char *ref, bool create, struct blob_source **ret) {
+        return open_source(NULL, ref, create, ret);
+}
+
+int cli_open_image_opt(const char *opt, const char *ref, struct blob_source **ret_src, struct image **ret_img) {
         struct blob_source *src;
         char err[512] = "";
         int r;
 
-        r = cli_open_source(ref, false, &src);
+        r = open_source(opt, ref, false, &src);
         if (r < 0)
                 return r;
         r = image_open(src, ret_img, err, sizeof err);
         if (r < 0) {
                 source_free(src);
+                if (opt) {
+                        size_t n = strlen(ref);
+                        const char *why = err[0] ? err : strerror(-r);
+
+                        if (!strncmp(why, ref, n) && !strncmp(why + n, ": ", 2))
+                                why += n + 2; /* the sentence names ref already */
+                        return log_error_errno(r, "--%s '%s': %s", opt, ref, why);
+                }
                 return log_error_errno(r, "%s", err[0] ? err : strerror(-r));
         }
         *ret_src = src;
         return 0;
+}
+
+int cli_open_image(const char *ref, struct blob_source **ret_src, struct image **ret_img) {
+        return cli_open_image_opt(NULL, ref, ret_src, ret_img);
 }
 
 const char *cli_cache_dir(void) {

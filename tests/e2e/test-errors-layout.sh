@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Error messages a user reads, verbatim: a damaged or incomplete OCI layout
 # (truncated or missing index.json, an unknown tag, a manifest blob gone, a
-# push into a damaged layout), profile files that are missing or are not
-# profiles, record --help listing --cache once, and blockd's --nbd-listen
+# push into a damaged layout, a push --base that names no image), profile
+# files that are missing or are not profiles, record --help listing --cache once, and blockd's --nbd-listen
 # with a host name, a wildcard address (never printed as a URI to connect
 # to) and a name that does not resolve.
 . "$TESTS_DIR/functions.sh"
@@ -25,6 +25,14 @@ got
 make_image "$T/a.img" random 2M
 hb push "$T/a.img" "oci:$T/l:v1" >/dev/null
 cp -r "$T/l" "$T/d"
+
+# push --base: the error says it is the base that cannot be used.
+expect_msg "hocus-blk: error: --base 'oci:$T/nowhere:v1': cannot open it: no such directory" \
+        hb push "$T/a.img" "oci:$T/b:v1" --base "oci:$T/nowhere:v1"
+expect_msg "hocus-blk: error: --base 'oci:$T/l:v9': no such image: nothing is tagged 'v9' in $T/l (its tags: v1)" \
+        hb push "$T/a.img" "oci:$T/b:v1" --base "oci:$T/l:v9"
+expect_msg "hocus-blk: error: --base 'bad ref!': invalid reference: 'bad ref!' is not a reference: use oci:DIR[:TAG] or docker://HOST[:PORT]/REPO[:TAG|@sha256:HEX]" \
+        hb push "$T/a.img" "oci:$T/b:v1" --base 'bad ref!'
 
 head -c 50 "$T/l/index.json" >"$T/d/index.json"
 expect_msg "hocus-blk: error: oci:$T/d:v1: $T/d/index.json is truncated: not valid JSON (unexpected end of data)" \
