@@ -2,9 +2,9 @@
 # Error messages a user reads, verbatim: a damaged or incomplete OCI layout
 # (truncated or missing index.json, an unknown tag, a manifest blob gone, a
 # push into a damaged layout, a push --base that names no image), profile
-# files that are missing or are not profiles, record --help listing --cache once, and blockd's --nbd-listen
-# with a host name, a wildcard address (never printed as a URI to connect
-# to) and a name that does not resolve.
+# files that are missing or are not profiles, record --help listing --cache
+# once, and blockd's --nbd-listen with a host name, a wildcard address
+# (never printed as a URI to connect to) and a name that does not resolve.
 . "$TESTS_DIR/functions.sh"
 requires jq
 
