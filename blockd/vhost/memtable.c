@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "blockd/vhost/memtable.h"
 
@@ -30,6 +31,7 @@ static int ranges_meet(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen) {
 
 int memtable_add(struct memtable *mt, const struct vhu_mem_region *wr, int fd) {
         struct memtable_region *r;
+        struct stat st;
         uint64_t len;
         void *map;
 
@@ -44,6 +46,12 @@ int memtable_add(struct memtable *mt, const struct vhu_mem_region *wr, int fd) {
                         return -EINVAL;
         if (mt->n == MEMTABLE_MAX)
                 return -ENOSPC;
+        /* A region past the end of its file would fault (SIGBUS) on the
+         * first guest access: refuse it here instead. */
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISREG(st.st_mode) && (uint64_t) st.st_size < len)
+                return -EINVAL;
         map = mmap(NULL, (size_t) len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
         if (map == MAP_FAILED)
                 return -errno;

@@ -286,6 +286,9 @@ static void test_memtable(void) {
         struct vhu_mem_region wrap = { .gpa = UINT64_MAX - 10, .size = 4096 };
         assert(memtable_add(&t, &wrap, memfd) == -EINVAL);
         assert(memtable_add(&t, &(struct vhu_mem_region) { .gpa = 1 << 30, .size = 4096 }, -1) < 0);
+        /* A region reaching past the end of its file (it would SIGBUS on use). */
+        struct vhu_mem_region past = { .gpa = 1 << 30, .size = 8192, .uaddr = 0x4000000, .mmap_offset = MEM - 4096 };
+        assert(memtable_add(&t, &past, memfd) == -EINVAL);
         /* A range across both regions: two iovecs, the second from b's offset. */
         assert(memtable_gpa_iov(&t, 4096, 8192, iov, 4) == 2);
         assert(iov[0].iov_len == 4096 && iov[1].iov_len == 4096);
