@@ -523,12 +523,11 @@ static bool start_background(struct sched *s, const struct sched_gate *g, uint64
         if (!s->n_exports || s->backlog >= SCHED_BACKLOG_MAX)
                 return false;
         if (!sched_gate_allows(g, SCHED_BACKGROUND, now, wake)) {
-                struct sched_gate unshrunk = *g;
-                uint64_t ignored = UINT64_MAX;
-
-                /* Held to one range where the full bound had room. */
-                unshrunk.bg_budget = full;
-                if (g->bg_budget < full && sched_gate_allows(&unshrunk, SCHED_BACKGROUND, now, &ignored))
+                /* Refused while the bound was held to one range: counted
+                 * whatever else refused it (demand in flight is the usual
+                 * reason then), so an idle machine counts it as a loaded
+                 * one does. */
+                if (g->background_on && g->bg_budget < full)
                         s->st.bg_shrinks++;
                 return false;
         }

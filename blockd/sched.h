@@ -181,8 +181,9 @@ struct sched_stats {
         double rtt;                     /* s */
         uint64_t requests, bytes, errors, retries, mismatches, timeouts;
         /* The background scavenger: its bytes on the network and their
-         * bound now; times it was held to one range (demand recent or
-         * round trips above their floor) with room in the full bound;
+         * bound now; times it was refused a range while its bound was
+         * held to one range (demand recent or round trips above their
+         * floor);
          * completions that saw a queue; the most background bytes on the
          * network when a demand request was sent. */
         uint64_t bg_inflight_bytes, bg_budget, bg_shrinks, delays, demand_bg_ahead_max;
