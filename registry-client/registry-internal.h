@@ -157,5 +157,9 @@ int reg_mirror_blame(struct registry *reg, const struct digest *d);
 /* Where blob d came from, in buf ("HOST (mirror)"), or NULL if unknown. */
 const char *reg_mirror_served_by(struct registry *reg, const struct digest *d, char *buf, size_t len);
 
+/* Blob uploads (registry-upload.c): the source's blob_put_fd and blob_mount. */
+int reg_blob_put_fd(struct blob_source *s, const struct digest *d, int fd, uint64_t size);
+int reg_blob_mount(struct blob_source *s, const struct digest *d, const struct image_ref *from);
+
 /* Record a failure description (thread-safe). Returns r. */
 int reg_fail(struct registry *reg, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

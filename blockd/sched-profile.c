@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The fetch scheduler's boot-profile lists (sched.h): set, located in
+ * the packs, cancelled, and done when every entry is local. */
+#include "sched-internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/util.h"
+
+void sched_pflist_put(struct sched_pflist *l) {
+        if (l && --l->refs == 0)
+                free(l);
+}
+
+/* Log the end of a profile list once. Caller holds the lock. */
+void sched_profile_check_done(struct sched_export *se) {
+        char sz[32];
+
+        if (se->pf_logged || !se->pf_n || se->pf_pos < se->pf_n || se->pf_pending)
+                return;
+        se->pf_logged = true;
+        log_info("Export %s: prefetch done: %llu of %zu chunks, %llu fetched (%s) in %.2f s", se->name,
+                 (unsigned long long) MIN(se->pf_done, (uint64_t) se->pf_n), se->pf_n,
+                 (unsigned long long) se->st.chunks[SCHED_PROFILE],
+                 format_size(se->st.bytes[SCHED_PROFILE], sz, sizeof sz), (double) (now_ns() - se->pf_t0) / 1e9);
+}
+
+/* Where logical chunk i of se's image lies; its stored length, 0 if none. */
+static uint64_t profile_locate(uint64_t i, uint32_t *pack, uint64_t *offset, void *u) {
+        const struct blkindex *x = ((struct sched_export *) u)->x;
+        const struct blkindex_chunk *c;
+
+        if (i >= x->n_map || x->map[i] == BLKINDEX_ZERO)
+                return 0;
+        c = &x->chunks[x->map[i]];
+        *pack = c->pack;
+        *offset = c->offset;
+        return c->stored_len;
+}
+
+int sched_profile_set(struct sched_export *se, const uint64_t *chunks, size_t n) {
+        struct sched *s = se->s;
+        struct sched_pflist *l = malloc(sizeof *l + MAX(n, (size_t) 1) * sizeof l->v[0]);
+        int r;
+
+        if (!l)
+                return -ENOMEM;
+        l->refs = 1;
+        l->n = n;
+        if (n)
+                memcpy(l->v, chunks, n * sizeof *chunks);
+        r = sched_profile_batch(l->v, n, s->o.profile_batch, profile_locate, se);
+        if (r < 0) {
+                free(l);
+                return r;
+        }
+        pthread_mutex_lock(&s->lock);
+        sched_pflist_put(se->pf);
+        se->pf = l;
+        se->pf_n = n;
+        se->pf_pos = 0;
+        se->pf_done = 0;
+        se->pf_pending = 0;
+        se->pf_gen++;
+        se->pf_t0 = now_ns();
+        se->pf_logged = false;
+        pthread_cond_signal(&s->wake);
+        pthread_mutex_unlock(&s->lock);
+        return 0;
+}
+
+void sched_profile_cancel(struct sched_export *se) {
+        struct sched *s;
+
+        if (!se)
+                return;
+        s = se->s;
+        pthread_mutex_lock(&s->lock);
+        se->pf_n = se->pf_pos;
+        se->pf_pending = 0;
+        se->pf_gen++;
+        se->pf_logged = true;
+        pthread_mutex_unlock(&s->lock);
+}
