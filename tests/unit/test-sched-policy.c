@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The fetch scheduler's pure parts: the class gate, the token bucket, the
+ * bandwidth-delay controller and scavenger bound, the profile batching.
+ * (The scheduler whole is test-sched.c.) Orders and counts only.
+ */
+#undef NDEBUG
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blockd/sched-bdp.h"
+#include "blockd/sched-policy.h"
+#include "blockd/sched.h"
+#include "common/cleanup.h"
+#include "common/util.h"
+
+#define CS (64u << 10)
+#define MS 1000000ull
+
+static void test_gate(void) {
+        struct sched_gate g = { .window = 4, .background_on = true, .hold_ns = 10 * MS };
+        uint64_t wake = 0;
+
+        assert(sched_gate_allows(&g, SCHED_DEMAND, 1, &wake));
+        assert(sched_gate_allows(&g, SCHED_PROFILE, 1, &wake));
+        assert(sched_gate_allows(&g, SCHED_BACKGROUND, 1, &wake));
+        /* The window bounds profile and background, never demand. */
+        g.nondemand_inflight = 4;
+        assert(sched_gate_allows(&g, SCHED_DEMAND, 1, &wake));
+        assert(!sched_gate_allows(&g, SCHED_PROFILE, 1, &wake));
+        assert(!sched_gate_allows(&g, SCHED_BACKGROUND, 1, &wake));
+        g.nondemand_inflight = 0;
+        /* Demand ready: profile and background wait. */
+        g.demand_ready = 1;
+        g.demand_active = 1;
+        assert(!sched_gate_allows(&g, SCHED_PROFILE, 1, &wake));
+        assert(!sched_gate_allows(&g, SCHED_BACKGROUND, 1, &wake));
+        /* Demand in flight (not ready): profile goes, background yields. */
+        g.demand_ready = 0;
+        assert(sched_gate_allows(&g, SCHED_PROFILE, 1, &wake));
+        assert(!sched_gate_allows(&g, SCHED_BACKGROUND, 1, &wake));
+        /* Demand over, but recent: background waits out the hold. */
+        g.demand_active = 0;
+        g.last_demand_ns = 100 * MS;
+        wake = 0;
+        assert(!sched_gate_allows(&g, SCHED_BACKGROUND, 105 * MS, &wake));
+        assert(wake == 110 * MS);
+        assert(sched_gate_allows(&g, SCHED_BACKGROUND, 110 * MS, &wake));
+        g.background_on = false;
+        assert(!sched_gate_allows(&g, SCHED_BACKGROUND, 200 * MS, &wake));
+
+        /* Token bucket: 1 MB/s, burst 100 kB; a 300 kB request at once, then a wait. */
+        struct tbucket b;
+        tbucket_init(&b, 1000000, 100000, 0);
+        assert(tbucket_ready_at(&b, 0) == 0);
+        tbucket_take(&b, 300000, 0);
+        uint64_t at = tbucket_ready_at(&b, 0);
+        assert(at >= 199 * MS && at <= 201 * MS);
+        assert(tbucket_ready_at(&b, 100 * MS) != 0);
+        assert(tbucket_ready_at(&b, 201 * MS) == 0);
+        /* Unlimited. */
+        tbucket_init(&b, 0, 0, 0);
+        tbucket_take(&b, 1 << 30, 0);
+        assert(tbucket_ready_at(&b, 0) == 0);
+}
+
+/*
+ * A link of bw bytes/s and round trip rtt, shared equally by the requests
+ * whose first byte has arrived (rtt after they were sent), fed by a
+ * sender that keeps min(window, limit) requests of about req bytes (0.5
+ * to 1.5 times, so that they do not move in lockstep) in flight;
+ * simulated for secs from *t (ns), which it advances. Returns the
+ * window at the end; *ret_tput the throughput of the last second.
+ */
+static unsigned simulate(struct bdp *b, double bw, double rtt, uint64_t req, unsigned limit, double secs, uint64_t *t,
+                         double *ret_tput) {
+        struct {
+                bool used;
+                struct bdp_send s;
+                double start, left;
+        } q[128] = { 0 };
+        const double dt = MAX(MIN(rtt, (double) req / bw) / 20, 2e-6);
+        double done_last = 0;
+        unsigned steps = (unsigned) (secs / dt), rng = 12345;
+
+        assert(limit <= 128);
+        for (unsigned step = 0; step < steps; step++) {
+                double now = step * dt;
+                uint64_t now_ns = *t + (uint64_t) (now * 1e9);
+                unsigned n = 0, active = 0;
+
+                for (unsigned i = 0; i < limit; i++)
+                        n += q[i].used;
+                for (unsigned i = 0; i < limit && n < MIN(bdp_window(b), limit); i++)
+                        if (!q[i].used) {
+                                q[i].used = true;
+                                q[i].start = now;
+                                rng = rng * 1103515245 + 12345;
+                                q[i].left = (double) req * (0.5 + (double) (rng >> 16 & 1023) / 1024);
+                                bdp_on_send(b, now_ns, (uint64_t) q[i].left, &q[i].s);
+                                n++;
+                        }
+                for (unsigned i = 0; i < limit; i++)
+                        active += q[i].used && now - q[i].start >= rtt;
+                for (unsigned i = 0; i < limit && active; i++) {
+                        if (!q[i].used || now - q[i].start < rtt)
+                                continue;
+                        q[i].left -= bw * dt / active;
+                        if (q[i].left <= 0) {
+                                q[i].used = false;
+                                bdp_on_done(b, &q[i].s, now_ns, true);
+                                if (now >= secs - 1)
+                                        done_last += (double) q[i].s.bytes;
+                        }
+                }
+        }
+        *t += (uint64_t) (secs * 1e9);
+        for (unsigned i = 0; i < limit; i++)
+                if (q[i].used)
+                        bdp_on_done(b, &q[i].s, *t, false);
+        *ret_tput = done_last;
+        return bdp_window(b);
+}
+
+static void test_bdp(void) {
+        struct bdp b;
+        uint64_t t = 1;
+        unsigned w;
+        double tput;
+
+        bdp_init(&b, NULL);
+        assert(bdp_window(&b) == 8 && bdp_bandwidth(&b) == 0);
+        /* 10 Gbit/s, 10 ms, 512 KiB requests: the pipe holds about 24;
+         * the window grows past that and the link is kept busy. */
+        w = simulate(&b, 1.25e9, 0.010, 512 << 10, 128, 4, &t, &tput);
+        assert(w >= 26 && w <= 64);
+        assert(tput > 0.9 * 1.25e9);
+        assert(bdp_rtt(&b) >= 0.010 && bdp_rtt(&b) < 0.015);
+        assert(bdp_bandwidth(&b) > 1.1e9 && bdp_bandwidth(&b) < 1.4e9);
+        /* 1 Gbit/s, 0.2 ms, 4 MiB requests: a few are enough. */
+        bdp_init(&b, NULL);
+        t = 1;
+        w = simulate(&b, 1.25e8, 0.0002, 4 << 20, 128, 4, &t, &tput);
+        assert(w <= 8);
+        assert(tput > 0.9 * 1.25e8);
+        /* 1 Gbit/s, 20 ms, 256 KiB requests: about 10 fill it. */
+        bdp_init(&b, &(struct bdp_options) { .min_window = 1, .max_window = 100 });
+        t = 1;
+        w = simulate(&b, 1.25e8, 0.020, 256 << 10, 100, 4, &t, &tput);
+        assert(w >= 10 && w <= 30);
+        assert(tput > 0.9 * 1.25e8);
+        /* The bandwidth drops tenfold: the window follows. */
+        w = simulate(&b, 1.25e7, 0.020, 256 << 10, 100, 12, &t, &tput);
+        assert(w <= 6);
+        assert(tput > 0.9 * 1.25e7);
+        /* The limits hold. */
+        bdp_init(&b, &(struct bdp_options) { .min_window = 3, .max_window = 5 });
+        t = 1;
+        assert(simulate(&b, 1.25e9, 0.050, 64 << 10, 64, 2, &t, &tput) == 5);
+        bdp_init(&b, &(struct bdp_options) { .min_window = 12, .max_window = 20 });
+        t = 1;
+        assert(simulate(&b, 1.25e9, 0.00001, 4 << 20, 64, 2, &t, &tput) == 12);
+}
+
+/* The background scavenger: its bound in the gate (demand and profile
+ * never see it), its size from the estimates, its shrinking, and the
+ * delay signal. */
+static void test_scavenger(void) {
+        struct sched_gate g = { .window = 64, .background_on = true, .hold_ns = 10 * MS, .bg_budget = 1 << 20 };
+        struct bdp_send sd;
+        uint64_t wake = 0, t = 1, full;
+        struct bdp b;
+        double tput;
+
+        g.bg_inflight_bytes = (1 << 20) - 1;
+        assert(sched_gate_allows(&g, SCHED_BACKGROUND, 1, &wake));
+        g.bg_inflight_bytes = 1 << 20;
+        assert(!sched_gate_allows(&g, SCHED_BACKGROUND, 1, &wake));
+        assert(sched_gate_allows(&g, SCHED_DEMAND, 1, &wake));
+        assert(sched_gate_allows(&g, SCHED_PROFILE, 1, &wake));
+        g.bg_budget = 0;        /* no bound */
+        assert(sched_gate_allows(&g, SCHED_BACKGROUND, 1, &wake));
+
+        /* Before any estimate: one range, shrunk or not. */
+        bdp_init(&b, NULL);
+        assert(bdp_scavenger_budget(&b, 256 << 10, 16 << 20, false) == 256 << 10);
+        assert(bdp_scavenger_budget(&b, 256 << 10, 16 << 20, true) == 256 << 10);
+        assert(!bdp_delayed(&b, t));
+        /* 1 Gbit/s, 2 ms, 256 KiB requests: about one product (the round
+         * trip counts a request's transfer) plus a range; shrunk, a range. */
+        simulate(&b, 1.25e8, 0.002, 256 << 10, 128, 3, &t, &tput);
+        full = bdp_scavenger_budget(&b, 256 << 10, 16 << 20, false);
+        assert(bdp_bytes(&b) >= 250000 && bdp_bytes(&b) <= 2000000);
+        assert(full == bdp_bytes(&b) + (256 << 10));
+        assert(bdp_scavenger_budget(&b, 256 << 10, 16 << 20, true) == 256 << 10);
+        assert(bdp_scavenger_budget(&b, 256 << 10, 100000, false) == 100000 + (256 << 10));
+        /* A request alone on the link that takes ten round trips: a queue
+         * grew; the signal lasts 8 round trips (20 ms at least), then goes. */
+        assert(!bdp_delayed(&b, t));
+        bdp_on_send(&b, t, 4096, &sd);
+        t += (uint64_t) (10 * bdp_rtt(&b) * 1e9);
+        bdp_on_done(&b, &sd, t, true);
+        assert(b.delays == 1 && bdp_delayed(&b, t) && bdp_delayed(&b, t + 19 * MS));
+        assert(!bdp_delayed(&b, t + (uint64_t) (8 * bdp_rtt(&b) * 1e9) + 20 * MS));
+        /* One that took about a round trip: none. */
+        bdp_on_send(&b, t, 4096, &sd);
+        t += (uint64_t) (bdp_rtt(&b) * 1e9);
+        bdp_on_done(&b, &sd, t, true);
+        assert(b.delays == 1);
+}
+
+/* Profile batches: inside each, runs of chunks that lie end to end in a
+ * pack, in pack order, the runs by their first position in the list;
+ * zero chunks and repeats last; the batches in their order. */
+static uint64_t fake_locate(uint64_t i, uint32_t *pack, uint64_t *offset, void *u) {
+        (void) u;
+        if (i >= 1000)
+                return 0;               /* a zero chunk */
+        *pack = (uint32_t) (i / 100);
+        *offset = (i % 100) * 10;
+        return 10;
+}
+
+static void test_profile_batch(void) {
+        uint64_t v[] = { 205, 3, 1000, 4, 3, 101, 2, 7, 1, 6 };
+        const uint64_t want[] = { 205, 3, 4, 1000, 3, 101, 1, 2, 7, 6 };
+        uint64_t one[] = { 9, 8, 7 };
+
+        /* Batches of 40 bytes (4 data chunks): [205 3 1000 4 3] [101 2 7 1] [6]. */
+        assert(sched_profile_batch(v, 10, 40, fake_locate, NULL) == 0);
+        for (unsigned p = 0; p < 10; p++)
+                assert(v[p] == want[p]);
+        /* Batches of one chunk leave the order alone; so does batch 0. */
+        assert(sched_profile_batch(one, 3, 1, fake_locate, NULL) == 0);
+        assert(one[0] == 9 && one[1] == 8 && one[2] == 7);
+        assert(sched_profile_batch(one, 3, 0, fake_locate, NULL) == 0);
+        assert(one[0] == 9 && one[1] == 8 && one[2] == 7);
+}
+
+int main(void) {
+        test_gate();
+        test_bdp();
+        test_scavenger();
+        test_profile_batch();
+        printf("ok\n");
+        return 0;
+}
