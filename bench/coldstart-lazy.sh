@@ -66,11 +66,7 @@ blockd=$build/blockd/blockd
 linkem=$build/bench/linkem
 trace_py=$here/bench/lazy-trace.py
 requires docker-registry
-nbd_python=
-for p in python3 /usr/bin/python3; do
-        if "$p" -c 'import nbd' 2>/dev/null; then nbd_python=$p; break; fi
-done
-[ -n "$nbd_python" ] || skip "python3-libnbd is not installed"
+requires_nbd_python
 W=$T
 
 # --- The registry, the image, the trace, the link -----------------------------
@@ -109,7 +105,7 @@ learn_first() {
                 --pidfile "$W/blockd.pid" --background off --export "ws=$REF" >"$W/learn.log" 2>&1 &
         local bpid=$!
         wait_file 60 "$W/blockd.pid" || fail "blockd did not start: $(tail -3 "$W/learn.log")"
-        "$nbd_python" "$trace_py" replay "nbd+unix:///ws?socket=$W/nbd.sock" "$W/boot.trace" "$qd" >/dev/null
+        "$NBD_PYTHON" "$trace_py" replay "nbd+unix:///ws?socket=$W/nbd.sock" "$W/boot.trace" "$qd" >/dev/null
         stop_pid "$bpid" blockd
         grep -q "learned its first reads" "$W/learn.log" || fail "the first start learned nothing: $(tail -3 "$W/learn.log")"
         rm -rf "$1/chunks" "$W/blockd.pid"
@@ -143,7 +139,7 @@ run() {
         cleanup_fn "kill $bpid; wait $bpid"
         wait_file 60 "$W/blockd.pid" || fail "blockd did not start: $(tail -3 "$W/blockd.log")"
         t_ready=$(python3 -c "print('%.3f' % ($(date +%s.%N) - $t0))")
-        read -r boot _ _ < <("$nbd_python" "$trace_py" replay "nbd+unix:///ws?socket=$W/nbd.sock" "$W/boot.trace" "$qd")
+        read -r boot _ _ < <("$NBD_PYTHON" "$trace_py" replay "nbd+unix:///ws?socket=$W/nbd.sock" "$W/boot.trace" "$qd")
         "$hb" stats --control "$W/control.sock" --json >"$W/stats.json"
         local at_boot_fetched at_boot_req needed waits wait_s
         at_boot_fetched=$(field bytes_fetched)

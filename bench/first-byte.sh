@@ -38,11 +38,7 @@ done
 hb=$build/cli/hocus-blk
 blockd=${BLOCKD_BIN:-$build/blockd/blockd}
 requires docker-registry
-nbd_python=
-for p in python3 /usr/bin/python3; do
-        if "$p" -c 'import nbd' 2>/dev/null; then nbd_python=$p; break; fi
-done
-[ -n "$nbd_python" ] || skip "python3-libnbd is not installed"
+requires_nbd_python
 
 start_registry reg
 port=${REGISTRY#*:}
@@ -100,7 +96,7 @@ for n in $(seq "$runs"); do
                 --control "$T/control.sock" --pidfile "$T/blockd.pid" --fetch-log "$T/fetch.log" \
                 --export "ws=$REF,profile=none" >"$T/blockd.log" 2>&1 &
         bpid=$!
-        line=$("$nbd_python" "$T/reads.py" "nbd+unix:///ws?socket=$T/nbd.sock" "$T/fetch.log" \
+        line=$("$NBD_PYTHON" "$T/reads.py" "nbd+unix:///ws?socket=$T/nbd.sock" "$T/fetch.log" \
                 $((stream_mib << 20)) $((size_mib << 20))) || fail "the reads failed: $(tail -3 "$T/blockd.log")"
         fetch=$("$hb" stats --control "$T/control.sock" --json | python3 -c 'import json, sys
 f = json.load(sys.stdin)["fetch"]
