@@ -41,12 +41,9 @@ lines = [dict(kv.split("=", 1) for kv in l.split()[1:]) for l in open(sys.argv[2
 print(" ".join(l["chunks"] for l in sorted(lines, key=lambda l: float(l["start"])) if l["class"] == sys.argv[1]))
 PY
 }
+prefetch_ended() { [ "$(blockd_stat ws prefetch_active)" = False ]; }
 prefetch_settled() {
-        local deadline=$((SECONDS + 120))
-        until [ "$(blockd_stat ws prefetch_active)" = False ]; do
-                [ "$SECONDS" -lt "$deadline" ] || fail "the prefetch did not end: $(tail -3 "$T/blockd.log")"
-                sleep 0.1
-        done
+        wait_for 120 prefetch_ended || fail "the prefetch did not end: $(tail -3 "$T/blockd.log")"
 }
 start() {       # start LOG [EXPORT OPTIONS]: a blockd with an empty chunk store
         rm -rf "$T/cache/chunks"
