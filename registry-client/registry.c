@@ -10,9 +10,9 @@
  *   blob_stat      HEAD /v2/R/blobs/D
  *   blob_read      GET  /v2/R/blobs/D with Range (206; a 200 is skipped
  *                  through to the offset), redirects followed
- *   blob_put_fd    POST /v2/R/blobs/uploads/ then PUT ?digest= (monolithic)
+ *   blob_put_fd    (registry-upload.c) POST /v2/R/blobs/uploads/ then PUT ?digest= (monolithic)
  *                  or PATCHes of UPLOAD_CHUNK bytes then PUT (large blobs)
- *   blob_mount     POST /v2/R/blobs/uploads/?mount=D&from=R2 (201 = done)
+ *   blob_mount     (registry-upload.c) POST ...?mount=D&from=R2 (201 = done)
  *   referrers_get  GET  /v2/R/referrers/D, falling back to the tag sha256-HEX
  *
  * Every request goes through reg_req (registry-req.c) for authentication.
