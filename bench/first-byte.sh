@@ -4,12 +4,20 @@
 # in flight (issue 13, demand isolation). docker-registry on loopback
 # behind bench/linkem (default 1 Gbit/s, 2 ms RTT); an image of random
 # bytes (what the link carries is what the registry stores) in 256 KiB
-# chunks; blockd from an empty chunk store, --background on, no profile.
+# chunks; blockd from an empty chunk store, --background on, no profile
+# (--profile: a published one of 64 single chunks across the image, looked
+# up at attach).
 # Per run:
 #   attach   s from blockd's start until its NBD export answers (the
 #            manifest and index transfer)
 #   first    ms of the first 4 KiB read, issued at once after attach
 #            (the stream may already be starting)
+#   ttfb     ms from blockd's start to that read's bytes: attach + first
+#   blockd's own breakdown (hocus-blk stats --json), in ms: a_reg (GET
+#   /v2/), a_man (manifest), a_idx (index fetched, verified, decoded),
+#   a_all (the attach whole; the rest of attach is process start and
+#   listeners), fr (the attach's start to the first read's bytes), lk
+#   (the attach's end to the profile lookup's end; -1 without one)
 #   stream   ms of a 4 KiB read of a chunk far ahead of the stream,
 #            issued once the stream has fetched STREAM_MIB
 #   stream-n the same, 8 serial reads, each its own chunk: the median
@@ -17,7 +25,7 @@
 # whatever is in flight. Medians of RUNS.
 #
 # usage: bench/first-byte.sh [--build DIR] [--runs N] [--link DELAY:RATE]
-#            [--size MIB] [--stream-mib MIB]
+#            [--size MIB] [--stream-mib MIB] [--profile]
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/bench/lib.sh"
 build=$here/build
@@ -25,6 +33,7 @@ runs=5
 link=1ms:1gbit
 size_mib=1024
 stream_mib=64
+profile=none
 while [ $# -gt 0 ]; do
         case $1 in
         --build) build=$2; shift 2 ;;
@@ -32,7 +41,8 @@ while [ $# -gt 0 ]; do
         --link) link=$2; shift 2 ;;
         --size) size_mib=$2; shift 2 ;;
         --stream-mib) stream_mib=$2; shift 2 ;;
-        *) echo "usage: bench/first-byte.sh [--build DIR] [--runs N] [--link DELAY:RATE] [--size MIB] [--stream-mib MIB]" >&2; exit 2 ;;
+        --profile) profile=auto; shift ;;
+        *) echo "usage: bench/first-byte.sh [--build DIR] [--runs N] [--link DELAY:RATE] [--size MIB] [--stream-mib MIB] [--profile]" >&2; exit 2 ;;
         esac
 done
 hb=$build/cli/hocus-blk
@@ -45,6 +55,16 @@ port=${REGISTRY#*:}
 head -c $((size_mib << 20)) /dev/urandom >"$T/disk.img"
 "$hb" push --plain-http --quiet --chunk-size 256K "$T/disk.img" "docker://127.0.0.1:$port/bench/fb:v1" >/dev/null
 rm -f "$T/disk.img"
+if [ "$profile" = auto ]; then
+        python3 - "$T/boot.prf" $((size_mib << 20)) <<'PY'
+import struct, sys
+cs, size = 262144, int(sys.argv[2])
+ranges = [((size // cs) * k // 64 * cs, cs) for k in range(64)]
+body = b"".join(struct.pack("<QII", off, ln, i) for i, (off, ln) in enumerate(ranges))
+open(sys.argv[1], "wb").write(b"HOCUSPRF" + struct.pack("<IIIIQ", 1, 0, cs, len(ranges), 0) + body)
+PY
+        "$hb" profile push --plain-http "docker://127.0.0.1:$port/bench/fb:v1" "$T/boot.prf" >/dev/null
+fi
 start_linkem "$build/bench/linkem" "$port" "${link%%:*}" "${link#*:}" "$T/linkem.json"
 REF=docker://127.0.0.1:$LINKEM_PORT/bench/fb:v1
 rtt_ms=$(calc "2000 * $(delay_s "${link%%:*}")" %.3f)
@@ -81,12 +101,12 @@ while bg_bytes() < stream_bytes and time.monotonic() < deadline:
     time.sleep(0.01)
 # Far ahead of the stream: the last quarter of the image.
 stream = [timed(size - (k * 37 + 5) * cs) for k in range(1, 10)]
-print("attach=%.3f first=%.2f stream=%.2f stream_n=%.2f" % (
-    attach, first, stream[0], sorted(stream[1:])[len(stream[1:]) // 2]))
+print("attach=%.3f first=%.2f ttfb=%.1f stream=%.2f stream_n=%.2f" % (
+    attach, first, attach * 1000 + first, stream[0], sorted(stream[1:])[len(stream[1:]) // 2]))
 h.shutdown()
 PY
 
-echo "# bench/first-byte.sh: image $size_mib MiB random, 256 KiB chunks, link $link (RTT $rtt_ms ms), stream in flight after $stream_mib MiB, $(nproc) CPUs, load $(loadavg)"
+echo "# bench/first-byte.sh: image $size_mib MiB random, 256 KiB chunks, profile $profile, link $link (RTT $rtt_ms ms), stream in flight after $stream_mib MiB, $(nproc) CPUs, load $(loadavg)"
 for n in $(seq "$runs"); do
         rm -rf "$T/cache" "$T/fetch.log" "$T/blockd.pid"
         : >"$T/fetch.log"
@@ -94,14 +114,19 @@ for n in $(seq "$runs"); do
         T_START=$(python3 -c 'import time; print(time.monotonic())')
         "$blockd" --cache "$T/cache" --plain-http --state-dir none --nbd-socket "$T/nbd.sock" \
                 --control "$T/control.sock" --pidfile "$T/blockd.pid" --fetch-log "$T/fetch.log" \
-                --export "ws=$REF,profile=none" >"$T/blockd.log" 2>&1 &
+                --export "ws=$REF,profile=$profile" >"$T/blockd.log" 2>&1 &
         bpid=$!
         line=$("$NBD_PYTHON" "$T/reads.py" "nbd+unix:///ws?socket=$T/nbd.sock" "$T/fetch.log" \
                 $((stream_mib << 20)) $((size_mib << 20))) || fail "the reads failed: $(tail -3 "$T/blockd.log")"
         fetch=$("$hb" stats --control "$T/control.sock" --json | python3 -c 'import json, sys
-f = json.load(sys.stdin)["fetch"]
+j = json.load(sys.stdin)
+f, e = j["fetch"], j["exports"][0]
 for k in ("bg_budget", "bg_shrinks", "delays", "demand_bg_ahead_max"):
     f.setdefault(k, -1)         # a blockd from before the scavenger
+ms = lambda k: e[k] * 1e3 if k in e else -1     # a blockd from before the breakdown
+print("a_reg=%.1f a_man=%.1f a_idx=%.1f a_all=%.1f fr=%.1f lk=%.1f" % (
+    ms("attach_connect_s"), ms("attach_manifest_s"), ms("attach_index_s"), ms("attach_s"), ms("first_read_s"),
+    ms("profile_lookup_s") if e.get("profile_lookup_s") else -1), end=" ")
 print("bw=%.0fMB/s rtt=%.2fms bg_budget=%d bg_shrinks=%d delays=%d demand_bg_ahead_max=%d" % (
     f["bandwidth"] / 1e6, f["rtt_s"] * 1e3, f["bg_budget"], f["bg_shrinks"], f["delays"],
     f["demand_bg_ahead_max"]))')
@@ -112,7 +137,8 @@ python3 - "$T/results" "$rtt_ms" <<'PY'
 import statistics, sys
 rows = [dict(kv.split("=", 1) for kv in l.split()) for l in open(sys.argv[1])]
 rtt = float(sys.argv[2])
-for k, unit in (("attach", "s"), ("first", "ms"), ("stream", "ms"), ("stream_n", "ms")):
+for k, unit in (("attach", "s"), ("first", "ms"), ("ttfb", "ms"), ("stream", "ms"), ("stream_n", "ms"),
+                ("a_reg", "ms"), ("a_man", "ms"), ("a_idx", "ms"), ("a_all", "ms"), ("fr", "ms"), ("lk", "ms")):
     v = statistics.median(float(r[k]) for r in rows)
     extra = " = %.1f RTT" % (v / rtt) if unit == "ms" and rtt else ""
     print("%-9s median %.3f %s%s" % (k, v, unit, extra))

@@ -40,6 +40,7 @@ struct export {
         bool learning;                  /* atomic */
         uint64_t learn_until_ns;        /* immutable once learning */
         struct readahead *ra;           /* readahead for demand misses (readahead.h) */
+        uint64_t open_ns, attached_ns;  /* now_ns() when export_open began and ended */
 };
 
 static inline int count_result(struct export *e, int r) {

@@ -85,6 +85,7 @@ int export_open(const struct export_config *cfg, const struct export_env *env, s
         struct export *e;
         struct digest pin;
         char why[512] = "";
+        uint64_t t0 = now_ns();
         int r;
 
         if (!export_name_valid(cfg->name))
@@ -118,12 +119,15 @@ int export_open(const struct export_config *cfg, const struct export_env *env, s
                         err_set(err, errlen, r, "cannot open '%s': %s", cfg->ref, strerror(-r));
                 goto fail;
         }
+        e->st.attach_connect_ns = now_ns() - t0;
         r = image_open_at(e->src, env->store, cfg->manifest ? &pin : NULL, &e->img, why, sizeof why);
         if (r < 0) {
                 err_set(err, errlen, r, "%s", why[0] ? why : strerror(-r));
                 goto fail;
         }
         e->x = e->img->index;
+        e->st.attach_manifest_ns = e->img->manifest_ns;
+        e->st.attach_index_ns = e->img->index_ns;
         e->verified = calloc((size_t) e->x->n_chunks + 1, sizeof *e->verified);
         if (!e->verified) {
                 r = -ENOMEM;
@@ -149,6 +153,9 @@ int export_open(const struct export_config *cfg, const struct export_env *env, s
                         goto fail;
                 }
         }
+        e->open_ns = t0;
+        e->attached_ns = now_ns();
+        e->st.attach_ns = e->attached_ns - t0;
         *ret = e;
         return 0;
 fail:
@@ -436,6 +443,15 @@ int export_read_start(struct export *e, uint64_t off, uint64_t len, struct expor
         return 0;
 }
 
+/* The first read's bytes are ready: how long after the attach began. */
+static void note_first_read(struct export *e) {
+        uint64_t zero = 0;
+
+        if (__atomic_load_n(&e->st.first_read_ns, __ATOMIC_RELAXED) == 0)
+                (void) __atomic_compare_exchange_n(&e->st.first_read_ns, &zero, MAX(now_ns() - e->open_ns, (uint64_t) 1), false,
+                                                   __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
 int export_read_next(struct export_read *rd, struct export_seg *segs, unsigned max) {
         const bool nowait = rd->flags & EXPORT_READ_NOWAIT;
         uint64_t start = rd->off;
@@ -454,6 +470,8 @@ int export_read_next(struct export_read *rd, struct export_seg *segs, unsigned m
         } else if (hits) {
                 STAT_ADD(rd->e, cache_hits, hits);
         }
+        if (r >= 0 && rd->off >= rd->end)
+                note_first_read(rd->e);
         return r;
 }
 
@@ -531,6 +549,8 @@ int export_pread(struct export *e, void *buf, size_t len, uint64_t off) {
         r = read_into(e, buf, len, off, true);
         if (r < 0)
                 STAT_ADD(e, errors, 1);
+        else
+                note_first_read(e);
         return r;
 }
 
@@ -661,6 +681,16 @@ int export_prefetch(struct export *e, const uint64_t *chunks, size_t n, bool lea
         if (r >= 0)
                 __atomic_store_n(&e->st.prefetch_learned, learned, __ATOMIC_RELAXED);
         return r;
+}
+
+void export_profile_lookup(struct export *e, bool running) {
+        __atomic_store_n(&e->st.profile_lookup, running, __ATOMIC_RELEASE);
+        if (!running)
+                __atomic_store_n(&e->st.profile_lookup_ns, MAX(now_ns() - e->attached_ns, (uint64_t) 1), __ATOMIC_RELAXED);
+}
+
+bool export_profile_lookup_running(struct export *e) {
+        return __atomic_load_n(&e->st.profile_lookup, __ATOMIC_ACQUIRE);
 }
 
 void export_prefetch_cancel(struct export *e) {

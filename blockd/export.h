@@ -212,6 +212,11 @@ int export_learn_start(struct export *e, uint64_t window_ns);
  * 0 or -errno.
  */
 int export_prefetch(struct export *e, const uint64_t *chunks, size_t n, bool learned);
+/* The boot profile is being looked for (running), or the lookup ended:
+ * the stats show it ("profile_lookup", and how long it took after the
+ * attach, "profile_lookup_s"). Reads are served meanwhile. */
+void export_profile_lookup(struct export *e, bool running);
+bool export_profile_lookup_running(struct export *e);
 /* Forget the prefetch list (requests in flight complete). */
 void export_prefetch_cancel(struct export *e);
 /* Start the background stream (blockd --background): every chunk not

@@ -42,6 +42,8 @@ struct exports {
         bool save_failed;
         pthread_t retry_thread;
         bool stopping;
+        unsigned lookups;               /* profile lookups running (lookup_main) */
+        pthread_cond_t lookups_done;    /* signalled when lookups drops to 0 */
 };
 
 static void entry_free(struct entry *en) {
@@ -114,25 +116,13 @@ static int open_entry(struct exports *x, const struct state_export *se, bool pin
         return export_open(&cfg, &x->env, ret, err, errlen);
 }
 
-/* After an export is in the table: its profile (the published one found
- * is noted, so that a start without the registry finds it locally), then
- * the background stream. */
-static void started(struct exports *x, struct export *e, const char *profile, const char *known_blob) {
-        struct profile_prefetch_info info = { 0 };
+/* The published profile found for e is noted in its entry, so that a
+ * start without the registry finds it locally. */
+static void note_profile_blob(struct exports *x, struct export *e, const struct digest *blob) {
         char ds[DIGEST_STRING_MAX];
         bool changed = false;
 
-        pthread_mutex_lock(&x->lock);
-        exports_attached_fn fn = x->attached;
-        void *ud = x->attached_userdata;
-        pthread_mutex_unlock(&x->lock);
-        if (fn)
-                fn(ud, e);
-        (void) profile_prefetch_attach(e, profile, known_blob, &info);
-        export_background_start(e);     /* after the profile, which goes first */
-        if (!info.has_blob)
-                return;
-        digest_to_string(&info.blob, ds);
+        digest_to_string(blob, ds);
         pthread_mutex_lock(&x->lock);
         for (struct entry *en = x->head; en; en = en->next)
                 if (en->e == e && (!en->se.profile_blob || strcmp(en->se.profile_blob, ds) != 0)) {
@@ -146,6 +136,95 @@ static void started(struct exports *x, struct export *e, const char *profile, co
         pthread_mutex_unlock(&x->lock);
         if (changed)
                 save(x);
+}
+
+struct lookup {
+        struct exports *x;
+        struct export *e;               /* a reference */
+        char *profile, *known_blob;
+};
+
+static void lookup_free(struct lookup *l) {
+        export_unref(l->e);
+        free(l->profile);
+        free(l->known_blob);
+        free(l);
+}
+
+/* The boot profile (profile-find.h), then the background stream, which
+ * goes after it. The export serves reads meanwhile: a lookup of several
+ * round trips (referrers, the tag fallback, the profile blob) is not in
+ * the way of the first read. */
+static void lookup_run(struct exports *x, struct export *e, const char *profile, const char *known_blob) {
+        struct profile_prefetch_info info = { 0 };
+
+        (void) profile_prefetch_attach(e, profile, known_blob, &info);
+        export_profile_lookup(e, false);
+        export_background_start(e);
+        if (info.has_blob)
+                note_profile_blob(x, e, &info.blob);
+}
+
+static void *lookup_main(void *arg) {
+        struct lookup *l = arg;
+        struct exports *x = l->x;
+
+        lookup_run(x, l->e, l->profile, l->known_blob);
+        lookup_free(l);
+        pthread_mutex_lock(&x->lock);
+        if (--x->lookups == 0)
+                pthread_cond_broadcast(&x->lookups_done);
+        pthread_mutex_unlock(&x->lock);
+        return NULL;
+}
+
+/* After an export is in the table: its vhost-user socket, its learning,
+ * then its profile and the background stream, looked for on a thread of
+ * their own (here, if one cannot be started). */
+static void started(struct exports *x, struct export *e, const char *profile, const char *known_blob) {
+        struct lookup *l;
+        pthread_attr_t attr;
+        pthread_t t;
+        int r = -ENOMEM;
+
+        pthread_mutex_lock(&x->lock);
+        exports_attached_fn fn = x->attached;
+        void *ud = x->attached_userdata;
+        pthread_mutex_unlock(&x->lock);
+        if (fn)
+                fn(ud, e);
+        profile_learn_attach(e, profile);
+        if (profile && !strcmp(profile, "none")) {
+                export_background_start(e);
+                return;
+        }
+        export_profile_lookup(e, true);
+        l = calloc(1, sizeof *l);
+        if (l) {
+                l->x = x;
+                l->e = export_ref(e);
+                l->profile = profile ? strdup(profile) : NULL;
+                l->known_blob = known_blob ? strdup(known_blob) : NULL;
+        }
+        if (l && (!profile || l->profile) && (!known_blob || l->known_blob)) {
+                pthread_mutex_lock(&x->lock);
+                x->lookups++;
+                pthread_mutex_unlock(&x->lock);
+                pthread_attr_init(&attr);
+                pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+                r = -pthread_create(&t, &attr, lookup_main, l);
+                pthread_attr_destroy(&attr);
+                if (r >= 0)
+                        return;
+                pthread_mutex_lock(&x->lock);
+                x->lookups--;
+                pthread_mutex_unlock(&x->lock);
+        }
+        if (l)
+                lookup_free(l);
+        log_warning_errno(r, "Export %s: cannot start a thread for the profile lookup (%m); looking here",
+                          export_name(e));
+        lookup_run(x, e, profile, known_blob);
 }
 
 /* The pin of an attached entry: the manifest it opened. Caller holds the lock. */
@@ -256,9 +335,11 @@ int exports_new(const struct export_env *env, struct exports **ret) {
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
         pthread_cond_init(&x->cond, &ca);
         pthread_condattr_destroy(&ca);
+        pthread_cond_init(&x->lookups_done, NULL);
         r = -pthread_create(&x->retry_thread, NULL, retry_main, x);
         if (r < 0) {
                 pthread_cond_destroy(&x->cond);
+                pthread_cond_destroy(&x->lookups_done);
                 pthread_mutex_destroy(&x->lock);
                 pthread_mutex_destroy(&x->save_lock);
                 free(x);
@@ -299,6 +380,11 @@ int exports_free(struct exports *x) {
         pthread_cond_broadcast(&x->cond);
         pthread_mutex_unlock(&x->lock);
         pthread_join(x->retry_thread, NULL);
+        /* Lookups end within the request timeout; they use the table. */
+        pthread_mutex_lock(&x->lock);
+        while (x->lookups)
+                pthread_cond_wait(&x->lookups_done, &x->lock);
+        pthread_mutex_unlock(&x->lock);
         while (x->head) {
                 struct entry *en = x->head;
 
@@ -315,6 +401,7 @@ int exports_free(struct exports *x) {
                 entry_free(en);
         }
         pthread_cond_destroy(&x->cond);
+        pthread_cond_destroy(&x->lookups_done);
         pthread_mutex_destroy(&x->lock);
         pthread_mutex_destroy(&x->save_lock);
         free(x);
@@ -430,6 +517,10 @@ static void drain(struct exports *x, struct export *e, const char *name, unsigne
                 }
                 usleep(10 * 1000);
         }
+        /* A profile lookup still running holds a reference: it ends
+         * within the request timeout. */
+        while (export_profile_lookup_running(e))
+                usleep(10 * 1000);
         /* The last connections drop their references as they close. Wait
          * to hold the last one, so that the overlay is closed (and its
          * lock released) when we return. */

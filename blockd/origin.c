@@ -74,22 +74,19 @@ static void note(struct origin *o, int r) {
                 log_info("Registry of %s reachable again", o->self->ref->text);
 }
 
-/* One connection attempt (not under the lock). 0 when connected. A probe
- * with a single try first: the source's own retries (seconds, for
- * requests) would only delay a start with the registry down. */
+/* One connection attempt (not under the lock). 0 when connected. Its
+ * GET /v2/ is tried once: the source's own retries (seconds, for
+ * requests) would only delay a start with the registry down; the origin
+ * retries in the background instead. One source, one ping: the
+ * connection (and a token) it made serves the manifest and the index. */
 static int try_connect(struct origin *o) {
-        struct source_options probe_opts = o->opts;
+        struct source_options opts = o->opts;
         struct blob_source *s = NULL;
         char err[512] = "";
         int r;
 
-        probe_opts.max_attempts = 1;
-        r = source_open(o->self->ref->text, &probe_opts, &s, err, sizeof err);
-        if (r >= 0 && o->opts.max_attempts != 1) {
-                source_free(s);
-                s = NULL;
-                r = source_open(o->self->ref->text, &o->opts, &s, err, sizeof err);
-        }
+        opts.ping_once = true;
+        r = source_open(o->self->ref->text, &opts, &s, err, sizeof err);
         pthread_mutex_lock(&o->lock);
         o->connecting = false;
         if (r >= 0) {

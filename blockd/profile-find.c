@@ -89,6 +89,16 @@ static int find_learned(struct export *e, struct profile **ret, struct profile_p
         return 0;
 }
 
+void profile_learn_attach(struct export *e, const char *how) {
+        int r;
+
+        if (how && !strcmp(how, "none"))
+                return;
+        r = export_learn_start(e, PROFILE_LEARN_WINDOW_NS);
+        if (r < 0)
+                log_warning_errno(r, "Export %s: cannot learn its first reads: %m", export_name(e));
+}
+
 int profile_prefetch_attach(struct export *e, const char *how, const char *known_blob,
                             struct profile_prefetch_info *ret) {
         struct profile_prefetch_info info = { 0 };
@@ -100,9 +110,6 @@ int profile_prefetch_attach(struct export *e, const char *how, const char *known
 
         if (how && !strcmp(how, "none"))
                 return 0;
-        r = export_learn_start(e, PROFILE_LEARN_WINDOW_NS);
-        if (r < 0)
-                log_warning_errno(r, "Export %s: cannot learn its first reads: %m", export_name(e));
         if (how && strcmp(how, "auto") != 0) {
                 r = profile_load(how, &p, why, sizeof why);
                 if (r < 0)

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Finding an export's boot profile and prefetching in its order, at
- * attach time: right after the manifest and the index, before the first
- * reader asks (the profile class of fetches, through export_prefetch()).
+ * attach time: right after the manifest and the index, beside the first
+ * reads (the profile class of fetches, through export_prefetch()): the
+ * export answers reads while the lookup runs.
  *
  * Where the profile comes from (export_config.profile):
  *   NULL or "auto"  the image's published profile: the newest referrer with
@@ -37,6 +38,10 @@ struct profile_prefetch_info {
         struct digest blob;
 };
 
+/* At attach, before the export serves its first read: learn its first
+ * reads (profile-learn.h), unless how is "none". The lookup
+ * (profile_prefetch_attach) may come later: the export serves meanwhile. */
+void profile_learn_attach(struct export *e, const char *how);
 /* Returns 1 when a prefetch was started, 0 when there is no profile
  * (or how is "none"), -errno when one was named but is unusable.
  * known_blob: "sha256:..." of the published profile found at an earlier

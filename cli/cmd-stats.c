@@ -79,6 +79,21 @@ static void print_export(struct json_object *e, bool first) {
         printf("  overlay      %s data, %s zeroed\n", format_size(st.overlay_data_bytes, a, sizeof a),
                format_size(st.overlay_zero_bytes, b, sizeof b));
         printf("  clients      %llu, errors %llu\n", U(st.clients), U(st.errors));
+        if (st.attach_ns) {
+                char lookup[64];
+
+                if (st.profile_lookup)
+                        snprintf(lookup, sizeof lookup, "running");
+                else if (st.profile_lookup_ns)
+                        snprintf(lookup, sizeof lookup, "done %.3f s after it", (double) st.profile_lookup_ns / 1e9);
+                else
+                        snprintf(lookup, sizeof lookup, "none");
+                printf("  attach       %.3f s (registry %.3f, manifest %.3f, index %.3f); first read %.3f s after "
+                       "its start; profile lookup %s\n",
+                       (double) st.attach_ns / 1e9, (double) st.attach_connect_ns / 1e9,
+                       (double) st.attach_manifest_ns / 1e9, (double) st.attach_index_ns / 1e9,
+                       (double) st.first_read_ns / 1e9, lookup);
+        }
         if (st.prefetch_queued)
                 printf("  prefetch     %llu of %llu %s chunks done%s, %llu fetched (%s)\n", U(st.prefetch_done),
                        U(st.prefetch_queued), st.prefetch_learned ? "learned profile" : "profile",

@@ -11,6 +11,7 @@
 #include "common/cleanup.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/util.h"
 
 void image_free(struct image *img) {
         if (!img)
@@ -113,6 +114,7 @@ int image_open_at(struct blob_source *src, struct chunkstore *meta, const struct
         _cleanup_free_ char *mt = NULL, *body = NULL;
         _cleanup_free_ void *idx = NULL;
         struct image *img;
+        uint64_t t0 = now_ns(), t1;
         char why[256];
         size_t len;
         int r;
@@ -125,6 +127,8 @@ int image_open_at(struct blob_source *src, struct chunkstore *meta, const struct
                 return -ENOMEM;
         img->src = src;
         img->manifest_size = len;
+        t1 = now_ns();
+        img->manifest_ns = t1 - t0;
         digest_compute(body, len, &img->manifest_digest);
 
         r = image_manifest_parse(mt, body, len, &img->manifest, why, sizeof why);
@@ -150,6 +154,7 @@ int image_open_at(struct blob_source *src, struct chunkstore *meta, const struct
                 err_set(err, errlen, r, "%s: %s", src->ref->text, why);
                 goto fail;
         }
+        img->index_ns = now_ns() - t1;
         *ret = img;
         return 0;
 fail:

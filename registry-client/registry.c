@@ -283,7 +283,7 @@ static int reg_blob_stat(struct blob_source *s, const struct digest *d, uint64_t
         q = reg_req_new(reg, "HEAD", path, reg->push, what);
         if (!q)
                 return -ENOMEM;
-        q->h->retry_ok = true;
+        q->h->retry_ok = !reg->opts.ping_once;
         q->h->follow = true;
         r = reg_req_run(q);
         if (r == 0) {
@@ -483,7 +483,7 @@ int registry_ping(struct registry *reg) {
                 reg_req_free(q);
                 return -ENOMEM;
         }
-        q->h->retry_ok = true;
+        q->h->retry_ok = !reg->opts.ping_once;
         q->h->follow = true;
         r = reg_req_run(q);
         if (r == -ENOENT)

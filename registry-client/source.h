@@ -121,6 +121,9 @@ struct source_options {
         unsigned stall_timeout_s;       /* docker://: a transfer below 1 byte/s this long fails; 0 = 30 */
         unsigned max_attempts;          /* docker://: tries per request (retries + 1); 0 = 5 */
         unsigned max_connections;       /* docker://: per host; 0 = 16 */
+        bool ping_once;                 /* docker://: the GET /v2/ opening sends is tried once, not
+                                         * max_attempts times (blockd retries a registry that is
+                                         * down in the background) */
         /* docker://: every request made while opening and reading whole
          * objects (GET /v2/, manifests, index, profile, referrers, HEAD)
          * ends within this, retries included: -ETIMEDOUT, described as

@@ -376,6 +376,16 @@ blockd_stat() {
                 python3 -c 'import json,sys; print(json.load(sys.stdin)["exports"][0][sys.argv[1]])' "$2"
 }
 
+# wait_profile_lookup NAME [CONTROL]: until blockd has looked for export
+# NAME's boot profile (it looks after the attach, while the export serves).
+wait_profile_lookup() {
+        local deadline=$((SECONDS + 120))
+        until [ "$(blockd_stat "$1" profile_lookup "${2:-}")" = False ]; do
+                [ "$SECONDS" -lt "$deadline" ] || fail "export $1: the profile lookup did not end"
+                sleep 0.05
+        done
+}
+
 # requires_nbd_python: set NBD_PYTHON to a python3 that has libnbd's
 # bindings (Debian: python3-libnbd, which also provides nbdsh); skip if none.
 requires_nbd_python() {

@@ -111,7 +111,20 @@
         X(mirror_reads, COUNTER, COUNT, "mirror_reads", "hocus_blk_export_mirror_reads_total", NULL,                 \
           "Registry requests a mirror answered (registries.conf).")                                                  \
         X(mirror_skips, COUNTER, COUNT, "mirror_skips", "hocus_blk_export_mirror_skips_total", NULL,                 \
-          "Times a registry mirror was put aside for a while after failing or serving wrong bytes.")
+          "Times a registry mirror was put aside for a while after failing or serving wrong bytes.")               \
+        X(attach_ns, GAUGE, NS, "attach_s", NULL, NULL,                                                              \
+          "Time the attach took until the export could answer: registry, manifest, index.")                        \
+        X(attach_connect_ns, GAUGE, NS, "attach_connect_s", NULL, NULL,                                              \
+          "Of the attach: reaching the registry (GET /v2/, a token if it wants one).")                              \
+        X(attach_manifest_ns, GAUGE, NS, "attach_manifest_s", NULL, NULL, "Of the attach: the manifest.")            \
+        X(attach_index_ns, GAUGE, NS, "attach_index_s", NULL, NULL,                                                  \
+          "Of the attach: the index blob (fetched or local, verified, decoded).")                                   \
+        X(first_read_ns, GAUGE, NS, "first_read_s", NULL, NULL,                                                      \
+          "From the attach's start until the bytes of the first read were ready (0: no read yet).")                \
+        X(profile_lookup, GAUGE, FLAG, "profile_lookup", NULL, NULL,                                                 \
+          "1 while the boot profile is looked for after the attach (reads are served meanwhile).")                 \
+        X(profile_lookup_ns, GAUGE, NS, "profile_lookup_s", NULL, NULL,                                              \
+          "From the end of the attach until its boot profile was found (or none) and its prefetch started.")
 
 #define EXPORT_COUNTER_FIELD_(field, kind, unit, json, prom, label, help) uint64_t field;
 

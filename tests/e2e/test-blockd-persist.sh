@@ -84,6 +84,7 @@ hb detach --control "$CTL" ws
 hb attach --control "$CTL" ws "$REF" >/dev/null
 [ "$(ls_field ws manifest)" = "$PIN" ] || fail "attach again: another manifest"
 [ -s "$T/state/exports.json" ] || fail "no state file after attach"
+wait_profile_lookup ws "$CTL"
 grep -q '"profile_blob"' "$T/state/exports.json" || fail "the profile found is not in the state: $(cat "$T/state/exports.json")"
 
 # 2. kill -9 and start again: the export is back, pinned, byte-identical.
@@ -101,6 +102,7 @@ wait "$REGISTRY_PID" 2>/dev/null || true
 kill9_blockd
 start_blockd "${BLOCKD_ARGS[@]}" --export "fresh=docker://$REGISTRY/other:v1"
 [ "$(ls_field ws state)" = offline ] || fail "state with the registry down: $(ls_field ws state)"
+wait_profile_lookup ws "$CTL"
 grep -q "Export ws: boot profile from the local copy of sha256:" "$T/blockd.log" ||
         fail "the profile was not found locally with the registry down"
 [ "$(ls_field ws manifest)" = "$PIN" ] || fail "offline: ls shows $(ls_field ws manifest), not $PIN"

@@ -43,6 +43,7 @@ PY
 }
 prefetch_ended() { [ "$(blockd_stat ws prefetch_active)" = False ]; }
 prefetch_settled() {
+        wait_profile_lookup ws
         wait_for 120 prefetch_ended || fail "the prefetch did not end: $(tail -3 "$T/blockd.log")"
 }
 start() {       # start LOG [EXPORT OPTIONS]: a blockd with an empty chunk store
@@ -53,6 +54,7 @@ start() {       # start LOG [EXPORT OPTIONS]: a blockd with an empty chunk store
 
 # 1. A cold attach, nothing published: nothing prefetched, the first reads learned.
 start "$T/fetch1.log"
+wait_profile_lookup ws
 grep -q "none learned yet" "$T/blockd.log" || fail "the first attach found a profile: $(grep -i profile "$T/blockd.log")"
 reads 200 10 100+1
 [ "$(blockd_stat ws learning)" = True ] || fail "the attach is not learning"

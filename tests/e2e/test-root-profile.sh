@@ -32,7 +32,7 @@ W2='cat "$HOCUS_BLK_MOUNT"/bin/* >/dev/null'
 # wait_prefetch DIR: until the mount's prefetch is done (bounded).
 wait_prefetch() {
         local deadline=$((SECONDS + 60))
-        until [ "$(mount_stat "$1" prefetch_active)" = False ] &&
+        until [ "$(mount_stat "$1" profile_lookup)" = False ] && [ "$(mount_stat "$1" prefetch_active)" = False ] &&
                 [ "$(mount_stat "$1" prefetch_done)" = "$(mount_stat "$1" prefetch_queued)" ]; do
                 [ "$SECONDS" -lt "$deadline" ] || fail "prefetch did not finish"
                 sleep 0.1

@@ -11,7 +11,9 @@ answer back, except where a fault matches "METHOD PATH":
                                  body, close), "stall" (headers, half the
                                  body, then silence), or "flip" (the whole
                                  answer, with the byte in the middle of the
-                                 body xor 0xff). COUNT times (0 = always),
+                                 body xor 0xff), or "hold" (forwarded once
+                                 --release FILE exists: a request held
+                                 back). COUNT times (0 = always),
                                  default 1; REGEX default ".*".
   --ignore-range REGEX           drop the Range header: upstream answers 200
   --redirect-blobs               answer blob GETs with 307 to a second
@@ -20,11 +22,13 @@ answer back, except where a fault matches "METHOD PATH":
                                  an Authorization header
   --rate BYTES                   send response bodies at about BYTES/s
   --release FILE                 a stall ends (the connection closes) once
-                                 FILE exists, not after an hour: a test
-                                 decides the order, not a clock
+                                 FILE exists, not after an hour, and a held
+                                 request goes on: a test decides the order,
+                                 not a clock
   --latency MS                   wait before forwarding each request
 
---log gets one line per request: "METHOD PATH STATUS auth=yes|no [fault]";
+--log gets one line per request: "METHOD PATH STATUS auth=yes|no [fault]"
+(a held request also one when it is held: "METHOD PATH - held");
 the storage listener logs "storage GET PATH auth=yes|no".
 """
 import argparse
@@ -136,6 +140,11 @@ def main():
                 fault = None
             else:
                 fault = take_fault(what)
+            if fault == "hold":
+                log("%s - held" % what)
+                end = time.monotonic() + 3600
+                while time.monotonic() < end and not (a.release and os.path.exists(a.release)):
+                    time.sleep(0.05)
             if fault == "reset":
                 log("%s - auth=%s reset" % (what, auth))
                 self.close_connection = True

@@ -26,6 +26,8 @@ static const char *const json_keys[] = {
         "background_chunks", "readahead_issued", "readahead_used", "readahead_wasted", "bytes_needed",
         "hydrated_bytes", "image_bytes", "demand_waits", "demand_wait_s", "demand_failures", "fetch_errors",
         "digest_mismatches", "cache_full_events", "reverify_failures", "mirror_reads", "mirror_skips",
+        "attach_s", "attach_connect_s", "attach_manifest_s", "attach_index_s", "first_read_s", "profile_lookup",
+        "profile_lookup_s",
 };
 
 static const char *const families[] = {
