@@ -120,6 +120,8 @@ void export_get_stats(struct export *e, struct export_stats *ret) {
                 source_get_stats(e->src, &sst);
                 ret->mirror_reads = sst.mirror_reads;
                 ret->mirror_skips = sst.mirror_skips;
+                ret->http_connections = sst.connections;
+                ret->http_demand_connections = sst.demand_connections;
         }
         pthread_mutex_lock(&e->profile_lock);
         ret->recording = __atomic_load_n(&e->recording, __ATOMIC_ACQUIRE);

@@ -351,6 +351,8 @@ int main(int argc, char **argv) {
         /* Attaching (GET /v2/, manifest, index, profile) waits no longer
          * than a read would. */
         d.source.request_timeout_ns = arg.sched.fetch_timeout_ns ?: SCHED_FETCH_TIMEOUT_DEFAULT_NS;
+        /* Demand reads on connections of their own, opened by the attach. */
+        d.source.demand_conns = true;
         d.cache_dir = common_cache_dir(&arg.common);
         r = chunkstore_open(d.cache_dir, arg.cache_max, &d.store);
         if (r < 0) {

@@ -225,6 +225,9 @@ static void o_aio_done(struct source_aio *a, int r) {
 
         if (r != -ECANCELED)
                 note(oa->o, r);
+        outer->local_port = a->local_port;
+        outer->protocol = a->protocol;
+        outer->demand_conn = a->demand_conn;
         /* oa stays valid until the caller's done returned: a cancel may
          * come until then. */
         outer->done(outer, r);
@@ -243,7 +246,7 @@ static int o_blob_read_async(struct blob_source *s, struct source_aio *a) {
         oa->o = o;
         oa->aio = (struct source_aio) {
                 .digest = a->digest, .off = a->off, .buf = a->buf, .len = a->len,
-                .deadline_ns = a->deadline_ns, .done = o_aio_done, .userdata = oa,
+                .deadline_ns = a->deadline_ns, .demand = a->demand, .done = o_aio_done, .userdata = oa,
         };
         a->backend = oa;
         pthread_mutex_lock(&o->lock);

@@ -26,7 +26,7 @@
 #define RETRY_MAX_NS (2 * NS)
 #define LOG_LINE_MAX 4096
 
-void sched_on_fetched(void *userdata, int r) {
+void sched_on_fetched(void *userdata, int r, const struct fetch_conn *conn) {
         struct sched_range *rg = userdata;
         struct sched *s = rg->s;
         uint64_t now = now_ns();
@@ -34,6 +34,8 @@ void sched_on_fetched(void *userdata, int r) {
 
         pthread_mutex_lock(&s->lock);
         rg->r = r;
+        if (conn)
+                rg->conn = *conn;
         rg->t1 = now;
         bdp_on_done(&s->bdp, &rg->bs, now, r == 0);
         /* The request slot is free (the window counts the network): the
@@ -117,6 +119,12 @@ static void fetch_log(struct sched *s, const struct sched_range *rg, const uint6
                                  rg->pack, (unsigned long long) rg->off, (unsigned long long) rg->len,
                                  (double) (rg->t0 - s->t0) / 1e9, (double) (rg->t1 - s->t0) / 1e9, res,
                                  (unsigned long long) rg->bg_ahead, (unsigned long long) rg->bg_budget);
+        /* The connection (our port: one per TCP connection) and whether
+         * it was one of the demand connections (source_options.demand_conns). */
+        if (rg->conn.local_port && pos + 96 < sizeof line)
+                pos += (size_t) snprintf(line + pos, sizeof line - pos, " conn=%s:%u proto=%s",
+                                         rg->conn.demand ? "demand" : "shared", rg->conn.local_port,
+                                         rg->conn.protocol ?: "-");
         if (n_bad && pos + 64 < sizeof line) {
                 pos += (size_t) snprintf(line + pos, sizeof line - pos, " bad=");
                 append_chunks(line, sizeof line, &pos, bad, n_bad);

@@ -106,6 +106,7 @@ struct sched_range {
         struct bdp_send bs;
         uint64_t bg_ahead;              /* background bytes on the network when it was sent */
         uint64_t bg_budget;             /* the scavenger's bound then */
+        struct fetch_conn conn;         /* the connection it went on (fetch log) */
         struct sched_range *next;       /* decode queue */
         unsigned n;
         struct sched_job *jobs[];       /* by offset; one reference each */
@@ -238,5 +239,5 @@ void sched_background_failed(struct sched_export *se, uint64_t first_failed, uin
 void sched_cache_full(struct sched *s, struct sched_export *se, uint64_t first_unstored, bool background);
 
 /* sched-decode.c */
-void sched_on_fetched(void *userdata, int r);
+void sched_on_fetched(void *userdata, int r, const struct fetch_conn *conn);
 void *sched_decoder_main(void *arg);

@@ -109,7 +109,7 @@ static void queue_push(struct bulk *b, struct brange *rg) {
         pthread_cond_broadcast(&b->cond);
 }
 
-static void on_fetched(void *userdata, int r) {
+static void on_fetched(void *userdata, int r, const struct fetch_conn *conn) {
         struct brange *rg = userdata;
         struct bulk *b = rg->b;
 
@@ -391,7 +391,7 @@ static int fetch_list(struct bulk *b, struct progress *prog) {
                         next++;
                         submitted = true;
                         pthread_mutex_unlock(&b->lock);
-                        id = fetcher_submit(fetcher, &x->packs[rg->pack].digest, rg->off, rg->buf, rg->len, 0,
+                        id = fetcher_submit(fetcher, &x->packs[rg->pack].digest, rg->off, rg->buf, rg->len, 0, 0,
                                             on_fetched, rg);
                         pthread_mutex_lock(&b->lock);
                         if (id < 0) {

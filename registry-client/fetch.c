@@ -85,14 +85,34 @@ static void list_unlink(struct list *l, struct fetch_item *it) {
         l->n--;
 }
 
+/* Put it before pos (NULL: at the end). */
+static void list_insert_before(struct list *l, struct fetch_item *pos, struct fetch_item *it) {
+        if (!pos) {
+                list_append(l, it);
+                return;
+        }
+        it->next = pos;
+        it->prev = pos->prev;
+        if (pos->prev)
+                pos->prev->next = it;
+        else
+                l->head = it;
+        pos->prev = it;
+        l->n++;
+}
+
 static void pump(struct fetcher *f);
 
 /* Report an item's result and free it. Called without f->lock; the item
  * is already off every list and counted in f->completing. */
 static int report(struct fetch_item *it, int r) {
+        struct fetch_conn conn = {
+                .local_port = it->aio.local_port, .protocol = it->aio.protocol, .demand = it->aio.demand_conn,
+        };
+
         if (it->cancel_requested && r == 0)
                 r = -ECANCELED;
-        it->done(it->userdata, r);
+        it->done(it->userdata, r, &conn);
         free(it);
         return r;
 }
@@ -285,8 +305,8 @@ int fetcher_new(struct blob_source *src, const struct fetch_options *o, struct f
 }
 
 int64_t fetcher_submit(struct fetcher *f, const struct digest *d, uint64_t off, void *buf, size_t len,
-                       uint64_t deadline_ns, fetch_done_fn done, void *userdata) {
-        struct fetch_item *it;
+                       uint64_t deadline_ns, unsigned flags, fetch_done_fn done, void *userdata) {
+        struct fetch_item *it, *pos = NULL;
         int64_t id;
 
         if (len == 0 || !done)
@@ -300,6 +320,7 @@ int64_t fetcher_submit(struct fetcher *f, const struct digest *d, uint64_t off, 
         it->aio.buf = buf;
         it->aio.len = len;
         it->aio.deadline_ns = deadline_ns;
+        it->aio.demand = flags & FETCH_DEMAND;
         it->aio.done = aio_done;
         it->aio.userdata = it;
         it->done = done;
@@ -312,7 +333,11 @@ int64_t fetcher_submit(struct fetcher *f, const struct digest *d, uint64_t off, 
         }
         id = (int64_t) (it->id = f->next_id++);
         it->state = ITEM_QUEUED;
-        list_append(&f->queue, it);
+        /* Demand goes after the demand already queued, before the rest. */
+        if (it->aio.demand)
+                for (pos = f->queue.head; pos && pos->aio.demand; pos = pos->next)
+                        ;
+        list_insert_before(&f->queue, pos, it);
         f->stats.submitted++;
         pthread_mutex_unlock(&f->lock);
         pump(f);

@@ -6,8 +6,10 @@
  * For docker:// sources the reads are HTTP Range GETs multiplexed by the
  * registry's curl multi engine (source_blob_read_async); for sources
  * without asynchronous reads (oci:) a small pool of threads does preads.
- * Requests start in submission order (FIFO); priorities are the
- * scheduler's business, above this.
+ * Requests start in submission order (FIFO), demand ones (FETCH_DEMAND)
+ * before any other still queued; other priorities are the scheduler's
+ * business, above this. A demand read goes on the source's demand
+ * connections when it has them (source_options.demand_conns).
  *
  * The bytes are not verified here: a range is part of a pack, and
  * whoever decodes the chunks in it verifies each against its digest
@@ -22,6 +24,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,9 +33,21 @@
 
 struct fetcher;
 
+/* The connection a read's last attempt used (for logs); zeros when the
+ * source has no network or never connected. */
+struct fetch_conn {
+        unsigned local_port;            /* our TCP port */
+        const char *protocol;           /* "HTTP/2", "HTTP/1.1", or NULL (static) */
+        bool demand;                    /* one of the source's demand connections */
+};
+
 /* r: 0 (buf holds the len bytes), -ECANCELED, -ETIMEDOUT (deadline), or
- * the source's -errno (already retried by the source where that makes sense). */
-typedef void (*fetch_done_fn)(void *userdata, int r);
+ * the source's -errno (already retried by the source where that makes
+ * sense). conn is valid during the call (never NULL). */
+typedef void (*fetch_done_fn)(void *userdata, int r, const struct fetch_conn *conn);
+
+/* fetcher_submit flags */
+#define FETCH_DEMAND 1u                 /* a reader waits: ahead of the queue, on demand connections */
 
 struct fetch_options {
         unsigned max_inflight;          /* requests in flight at once; 0 = 16 */
@@ -55,11 +70,12 @@ void fetcher_free(struct fetcher *f);
  * Queue a read of len (> 0) bytes of blob d at off into buf, which stays
  * valid and untouched by the caller until done is called. deadline_ns is
  * absolute (now_ns() clock), 0 for none: a read not finished by then
- * fails with -ETIMEDOUT, queued or in flight. Returns an id (> 0) for
- * fetcher_cancel, or -errno (then done is never called).
+ * fails with -ETIMEDOUT, queued or in flight. flags: FETCH_DEMAND or 0.
+ * Returns an id (> 0) for fetcher_cancel, or -errno (then done is never
+ * called).
  */
 int64_t fetcher_submit(struct fetcher *f, const struct digest *d, uint64_t off, void *buf, size_t len,
-                       uint64_t deadline_ns, fetch_done_fn done, void *userdata);
+                       uint64_t deadline_ns, unsigned flags, fetch_done_fn done, void *userdata);
 
 /* Cancel a read: a queued one completes with -ECANCELED at once (from
  * this call's thread, after the call dropped its locks); an in-flight one

@@ -73,6 +73,8 @@ void http_req_reset(struct http_req *r) {
         r->internal_err = 0;
         r->cancelled = false;
         r->errbuf[0] = 0;
+        r->local_port = 0;
+        r->http_version = 0;
 }
 
 void http_req_free(struct http_req *r) {

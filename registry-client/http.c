@@ -151,7 +151,7 @@ static void list_remove(struct http_req **head, struct http_req *r) {
                 }
 }
 
-static const char *version_name(long v) {
+const char *http_version_name(long v) {
         switch (v) {
         case CURL_HTTP_VERSION_1_0:
                 return "HTTP/1.0";
@@ -162,7 +162,7 @@ static const char *version_name(long v) {
         case CURL_HTTP_VERSION_3:
                 return "HTTP/3";
         default:
-                return "HTTP";
+                return NULL;
         }
 }
 
@@ -179,7 +179,8 @@ static void finish(struct http_engine *e, struct http_req *r, int err) {
                         if (r->easy)
                                 curl_easy_getinfo(r->easy, CURLINFO_HTTP_VERSION, &v);
                         log_debug("http: %s %s -> %ld, %zu bytes, %.1f ms, attempt %u, %s", r->method, r->url,
-                                  r->status, r->dst ? r->dst_got : r->resp_len, ms, r->attempts, version_name(v));
+                                  r->status, r->dst ? r->dst_got : r->resp_len, ms, r->attempts,
+                                  http_version_name(v) ?: "HTTP");
                 }
         }
         if (r->done)
@@ -233,6 +234,8 @@ static void completed(struct http_engine *e, struct http_req *r, CURLcode cc) {
         curl_easy_getinfo(r->easy, CURLINFO_SIZE_DOWNLOAD_T, &down);
         curl_easy_getinfo(r->easy, CURLINFO_SIZE_UPLOAD_T, &up);
         curl_easy_getinfo(r->easy, CURLINFO_HTTP_VERSION, &version);
+        curl_easy_getinfo(r->easy, CURLINFO_LOCAL_PORT, &r->local_port);
+        r->http_version = version;
         pthread_mutex_lock(&e->lock);
         e->stats.connections += (uint64_t) conns;
         e->stats.bytes_down += (uint64_t) down;

@@ -13,6 +13,10 @@
  * max_attempts or the request's deadline. Redirects are followed for GET
  * and HEAD; libcurl sends credentials only to the host they were set for.
  *
+ * A registry source may run two engines of the same code: their connection
+ * pools are separate, so requests of one never queue on the other's
+ * connections (registry.c keeps one for reads a reader waits for).
+ *
  * Locking: e->lock guards the submission and cancel queues and the stats;
  * everything else is touched by the engine thread only.
  */
@@ -88,6 +92,8 @@ struct http_req {
         int64_t content_length;         /* -1 unknown */
         char errbuf[CURL_ERROR_SIZE];
         unsigned attempts;
+        long local_port;                /* the last attempt's connection: our TCP port (0 = none) */
+        long http_version;              /* and its CURL_HTTP_VERSION_* (0 = none) */
 
         /* Engine-private. */
         uint64_t id;
@@ -108,6 +114,9 @@ int http_engine_new(const struct http_config *c, struct http_engine **ret);
  * -ECANCELED), then stops the thread. */
 void http_engine_free(struct http_engine *e);
 void http_engine_stats(struct http_engine *e, struct http_stats *ret);
+
+/* "HTTP/2", "HTTP/1.1", ... for a CURL_HTTP_VERSION_*; NULL for 0 or unknown. */
+const char *http_version_name(long v);
 
 /* A new request (body_fd -1, content_length -1). */
 struct http_req *http_req_new(const char *method, const char *url);

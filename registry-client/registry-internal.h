@@ -56,6 +56,10 @@ struct reg_served {
 
 struct registry {
         struct http_engine *http;
+        /* With source_options.demand_conns: a second engine, whose
+         * connections carry only requests a caller waits for (reg_req.demand)
+         * and so never queue behind range reads of the other; NULL without. */
+        struct http_engine *http_demand;
         char *base;             /* "https://host:port" */
         char *host;             /* "host:port" as in the reference */
         char *repo;
@@ -103,6 +107,7 @@ struct reg_req {
         char *used_token;       /* the token sent with the last attempt */
         atomic_bool cancelled;
         bool no_auth;           /* send as is (the first ping) */
+        bool demand;            /* a caller waits: the endpoint's demand engine, if it has one */
         int r;
         void (*done)(struct reg_req *q);
         void *userdata;
@@ -113,6 +118,9 @@ struct reg_req {
  * path starts with "http", for that absolute URL. push: needs push scope. */
 struct reg_req *reg_req_new(struct registry *reg, const char *method, const char *path, bool push, const char *what);
 void reg_req_free(struct reg_req *q);
+/* The engine q goes out on (and is cancelled on): the demand engine for a
+ * demand request of an endpoint that has one, else the other. */
+struct http_engine *reg_req_engine(const struct reg_req *q, const struct registry *reg);
 /* Submit; q->done runs on the engine thread with q->r set (0 or -errno;
  * a non-2xx status is already mapped, and described in reg->last_error). */
 void reg_req_submit(struct reg_req *q);

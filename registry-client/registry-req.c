@@ -105,6 +105,10 @@ int reg_credentials(struct registry *reg) {
         return reg->creds_r;
 }
 
+struct http_engine *reg_req_engine(const struct reg_req *q, const struct registry *reg) {
+        return q->demand && reg->http_demand ? reg->http_demand : reg->http;
+}
+
 /* ---- completion ------------------------------------------------------- */
 
 static const char *host_of(const struct registry *reg) {
@@ -299,7 +303,7 @@ static void reg_req_submit_to(struct reg_req *q) {
         go = prepare_locked(q);
         pthread_mutex_unlock(&reg->lock);
         if (go)
-                http_submit(reg->http, q->h);
+                http_submit(reg_req_engine(q, reg), q->h);
 }
 
 /* A 401: learn from the challenge and decide whether another round can
@@ -565,7 +569,9 @@ static void token_fetch_start(struct registry *reg, struct reg_req *q) {
         f->waiters = q;
         f->next = reg->fetches;
         reg->fetches = f;
-        http_submit(reg->http, f->h);
+        /* On the waiting request's engine: a token a demand read needs
+         * does not queue behind range reads either. */
+        http_submit(reg_req_engine(q, reg), f->h);
 }
 
 /* ---- synchronous use and cancel ----------------------------------------- */
@@ -582,6 +588,7 @@ int reg_req_run(struct reg_req *q) {
         http_wait_init(&w);
         q->done = run_done;
         q->userdata = &w;
+        q->demand = true;       /* the caller waits */
         if (limit && !q->h->deadline_ns)
                 q->h->deadline_ns = now_ns() + limit;
         reg_req_submit(q);
@@ -605,5 +612,5 @@ int reg_req_run(struct reg_req *q) {
 
 void reg_req_cancel(struct reg_req *q) {
         atomic_store(&q->cancelled, true);
-        http_cancel_req(__atomic_load_n(&q->reg, __ATOMIC_ACQUIRE)->http, q->h);
+        http_cancel_req(reg_req_engine(q, __atomic_load_n(&q->reg, __ATOMIC_ACQUIRE)), q->h);
 }

@@ -340,6 +340,9 @@ static void aio_done(struct reg_req *q) {
         struct source_aio *a = q->userdata;
 
         note_range(q->reg, q);
+        a->local_port = q->h->local_port > 0 ? (unsigned) q->h->local_port : 0;
+        a->protocol = http_version_name(q->h->http_version);
+        a->demand_conn = q->reg->http_demand && reg_req_engine(q, q->reg) == q->reg->http_demand;
         a->done(a, q->r);
         reg_req_free(q);
 }
@@ -354,6 +357,7 @@ static int reg_blob_read_async(struct blob_source *s, struct source_aio *a) {
         if (!q)
                 return -ENOMEM;
         q->h->deadline_ns = a->deadline_ns;
+        q->demand = a->demand;
         q->done = aio_done;
         q->userdata = a;
         a->backend = q;
@@ -368,35 +372,43 @@ static void reg_blob_read_cancel(struct blob_source *s, struct source_aio *a) {
 
 /* ---- the rest of the source --------------------------------------------- */
 
-static void reg_stats(struct blob_source *s, struct source_stats *ret) {
-        struct registry *reg = s->priv;
+/* Add an engine's counters to ret (demand: it is a demand engine).
+ * Returns the engine's last HTTP version. */
+static long add_engine_stats(struct http_engine *e, bool demand, struct source_stats *ret) {
         struct http_stats st;
 
-        http_engine_stats(reg->http, &st);
-        ret->requests = st.requests;
-        ret->retries = st.retries;
-        ret->connections = st.connections;
-        ret->bytes_down = st.bytes_down;
-        ret->bytes_up = st.bytes_up;
+        if (!e)
+                return 0;
+        http_engine_stats(e, &st);
+        ret->requests += st.requests;
+        ret->retries += st.retries;
+        ret->connections += st.connections;
+        ret->bytes_down += st.bytes_down;
+        ret->bytes_up += st.bytes_up;
+        if (demand) {
+                ret->demand_requests += st.requests;
+                ret->demand_connections += st.connections;
+        }
+        return st.http_version;
+}
+
+static void reg_stats(struct blob_source *s, struct source_stats *ret) {
+        struct registry *reg = s->priv;
+        long version, demand_version;
+
+        *ret = (struct source_stats) { 0 };
+        version = add_engine_stats(reg->http, false, ret);
+        demand_version = add_engine_stats(reg->http_demand, true, ret);
         /* Mirrors' traffic is the source's too. */
         for (size_t i = 0; i < reg->n_mirrors; i++) {
-                struct http_stats ms;
-
-                http_engine_stats(reg->mirrors[i].reg->http, &ms);
-                ret->requests += ms.requests;
-                ret->retries += ms.retries;
-                ret->connections += ms.connections;
-                ret->bytes_down += ms.bytes_down;
-                ret->bytes_up += ms.bytes_up;
+                (void) add_engine_stats(reg->mirrors[i].reg->http, false, ret);
+                (void) add_engine_stats(reg->mirrors[i].reg->http_demand, true, ret);
         }
         pthread_mutex_lock(&reg->lock);
         ret->mirror_reads = reg->mirror_reads;
         ret->mirror_skips = reg->mirror_skips;
         pthread_mutex_unlock(&reg->lock);
-        ret->protocol = st.http_version == CURL_HTTP_VERSION_2_0 ? "HTTP/2"
-                        : st.http_version == CURL_HTTP_VERSION_1_1 ? "HTTP/1.1"
-                        : st.http_version == CURL_HTTP_VERSION_1_0 ? "HTTP/1.0"
-                                                                    : NULL;
+        ret->protocol = http_version_name(version ?: demand_version);
 }
 
 static int reg_blob_bad(struct blob_source *s, const struct digest *d) {
@@ -424,6 +436,7 @@ void registry_endpoint_free(struct registry *reg) {
         if (!reg)
                 return;
         reg_mirrors_free(reg);
+        http_engine_free(reg->http_demand);
         http_engine_free(reg->http);
         for (unsigned i = 0; i < REG_TOKENS_MAX; i++) {
                 if (reg->tokens[i].value) {
@@ -546,6 +559,9 @@ int registry_endpoint_new(const struct source_options *o, const char *host, cons
                 goto fail;
         reg->client_cert = tls.client_cert != NULL;
         r = http_engine_new(&hc, &reg->http);
+        /* The demand engine: the same code and settings, its own pool. */
+        if (r >= 0 && o->demand_conns && !reg->push)
+                r = http_engine_new(&hc, &reg->http_demand);
         registry_tls_done(&tls);
         if (r < 0)
                 goto fail;

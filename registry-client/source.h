@@ -25,8 +25,10 @@ struct blob_source;
 struct source_stats {
         uint64_t requests;              /* HTTP requests sent, retries included */
         uint64_t retries;
-        uint64_t connections;           /* new connections opened */
+        uint64_t connections;           /* new connections opened (demand ones included) */
         uint64_t bytes_down, bytes_up;  /* body bytes */
+        uint64_t demand_requests;       /* of the requests: on the demand connections (demand_conns) */
+        uint64_t demand_connections;    /* of the connections: demand ones */
         const char *protocol;           /* "HTTP/2", "HTTP/1.1", or NULL (static) */
         uint64_t mirror_reads;          /* requests a registry mirror answered */
         uint64_t mirror_skips;          /* times a mirror was put aside after failing */
@@ -45,6 +47,11 @@ struct source_aio {
         void *buf;
         size_t len;
         uint64_t deadline_ns;           /* now_ns() clock; 0 = none; past it: -ETIMEDOUT */
+        bool demand;                    /* a reader waits: on the demand connections, if the source has them */
+        /* Set before done, for logs: the connection the last attempt used. */
+        unsigned local_port;            /* our TCP port; 0 = none (no network, or never connected) */
+        const char *protocol;           /* "HTTP/2", "HTTP/1.1", or NULL (static) */
+        bool demand_conn;               /* it was one of the demand connections */
         void (*done)(struct source_aio *a, int r);
         void *userdata;
         void *backend;                  /* the backend's, while in flight */
@@ -124,6 +131,13 @@ struct source_options {
         bool ping_once;                 /* docker://: the GET /v2/ opening sends is tried once, not
                                          * max_attempts times (blockd retries a registry that is
                                          * down in the background) */
+        /* docker://: a second pool of connections (engine) for requests a
+         * caller waits for: demand range reads (source_aio.demand) and
+         * every synchronous request (ping, manifests, index, profile), so
+         * the demand connection is open and warm before the first read,
+         * and no demand request queues behind other range reads on one
+         * HTTP/2 connection or for an HTTP/1.1 slot. blockd sets it. */
+        bool demand_conns;
         /* docker://: every request made while opening and reading whole
          * objects (GET /v2/, manifests, index, profile, referrers, HEAD)
          * ends within this, retries included: -ETIMEDOUT, described as

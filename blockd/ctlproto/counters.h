@@ -124,7 +124,12 @@
         X(profile_lookup, GAUGE, FLAG, "profile_lookup", NULL, NULL,                                                 \
           "1 while the boot profile is looked for after the attach (reads are served meanwhile).")                 \
         X(profile_lookup_ns, GAUGE, NS, "profile_lookup_s", NULL, NULL,                                              \
-          "From the end of the attach until its boot profile was found (or none) and its prefetch started.")
+          "From the end of the attach until its boot profile was found (or none) and its prefetch started.") \
+        X(http_connections, COUNTER, COUNT, "http_connections", "hocus_blk_export_http_connections_total", NULL,     \
+          "HTTP connections the export's registry source opened (demand ones included).")                           \
+        X(http_demand_connections, COUNTER, COUNT, "http_demand_connections",                                      \
+          "hocus_blk_export_http_demand_connections_total", NULL,                                                    \
+          "Of them, connections that carry only demand reads and the attach's requests, never a prefetch.")
 
 #define EXPORT_COUNTER_FIELD_(field, kind, unit, json, prom, label, help) uint64_t field;
 

@@ -28,6 +28,7 @@ static const char *const json_keys[] = {
         "digest_mismatches", "cache_full_events", "reverify_failures", "mirror_reads", "mirror_skips",
         "attach_s", "attach_connect_s", "attach_manifest_s", "attach_index_s", "first_read_s", "profile_lookup",
         "profile_lookup_s",
+        "http_connections", "http_demand_connections",
 };
 
 static const char *const families[] = {
@@ -44,6 +45,7 @@ static const char *const families[] = {
         "hocus_blk_export_fetch_errors_total", "hocus_blk_export_digest_mismatches_total",
         "hocus_blk_export_cache_full_events_total", "hocus_blk_export_reverify_failures_total",
         "hocus_blk_export_mirror_reads_total", "hocus_blk_export_mirror_skips_total",
+        "hocus_blk_export_http_connections_total", "hocus_blk_export_http_demand_connections_total",
 };
 
 static bool ends_with(const char *s, const char *suffix) {
