@@ -22,10 +22,13 @@
 #            issued once the stream has fetched STREAM_MIB
 #   stream-n the same, 8 serial reads, each its own chunk: the median
 # and the RTTs these are worth. The goal: a read within 3 round trips,
-# whatever is in flight. Medians of RUNS.
+# whatever is in flight. Medians of RUNS. --tls: the registry speaks TLS
+# (Basic auth), so curl negotiates HTTP/2 and multiplexes each connection
+# pool onto one connection (where demand and prefetch would share one
+# connection without blockd's demand connections).
 #
 # usage: bench/first-byte.sh [--build DIR] [--runs N] [--link DELAY:RATE]
-#            [--size MIB] [--stream-mib MIB] [--profile]
+#            [--size MIB] [--stream-mib MIB] [--profile] [--tls]
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/bench/lib.sh"
 build=$here/build
@@ -34,6 +37,7 @@ link=1ms:1gbit
 size_mib=1024
 stream_mib=64
 profile=none
+tls=
 while [ $# -gt 0 ]; do
         case $1 in
         --build) build=$2; shift 2 ;;
@@ -42,7 +46,8 @@ while [ $# -gt 0 ]; do
         --size) size_mib=$2; shift 2 ;;
         --stream-mib) stream_mib=$2; shift 2 ;;
         --profile) profile=auto; shift ;;
-        *) echo "usage: bench/first-byte.sh [--build DIR] [--runs N] [--link DELAY:RATE] [--size MIB] [--stream-mib MIB] [--profile]" >&2; exit 2 ;;
+        --tls) tls=1; shift ;;
+        *) echo "usage: bench/first-byte.sh [--build DIR] [--runs N] [--link DELAY:RATE] [--size MIB] [--stream-mib MIB] [--profile] [--tls]" >&2; exit 2 ;;
         esac
 done
 hb=$build/cli/hocus-blk
@@ -50,10 +55,16 @@ blockd=${BLOCKD_BIN:-$build/blockd/blockd}
 requires docker-registry
 requires_nbd_python
 
-start_registry reg
+if [ -n "$tls" ]; then
+        start_tls_registry reg bench b3nch-pa55
+        access=(--ca-file "$CA_FILE" --creds bench:b3nch-pa55)
+else
+        start_registry reg
+        access=(--plain-http)
+fi
 port=${REGISTRY#*:}
 head -c $((size_mib << 20)) /dev/urandom >"$T/disk.img"
-"$hb" push --plain-http --quiet --chunk-size 256K "$T/disk.img" "docker://127.0.0.1:$port/bench/fb:v1" >/dev/null
+"$hb" push "${access[@]}" --quiet --chunk-size 256K "$T/disk.img" "docker://127.0.0.1:$port/bench/fb:v1" >/dev/null
 rm -f "$T/disk.img"
 if [ "$profile" = auto ]; then
         python3 - "$T/boot.prf" $((size_mib << 20)) <<'PY'
@@ -63,7 +74,7 @@ ranges = [((size // cs) * k // 64 * cs, cs) for k in range(64)]
 body = b"".join(struct.pack("<QII", off, ln, i) for i, (off, ln) in enumerate(ranges))
 open(sys.argv[1], "wb").write(b"HOCUSPRF" + struct.pack("<IIIIQ", 1, 0, cs, len(ranges), 0) + body)
 PY
-        "$hb" profile push --plain-http "docker://127.0.0.1:$port/bench/fb:v1" "$T/boot.prf" >/dev/null
+        "$hb" profile push "${access[@]}" "docker://127.0.0.1:$port/bench/fb:v1" "$T/boot.prf" >/dev/null
 fi
 start_linkem "$build/bench/linkem" "$port" "${link%%:*}" "${link#*:}" "$T/linkem.json"
 REF=docker://127.0.0.1:$LINKEM_PORT/bench/fb:v1
@@ -106,13 +117,13 @@ print("attach=%.3f first=%.2f ttfb=%.1f stream=%.2f stream_n=%.2f" % (
 h.shutdown()
 PY
 
-echo "# bench/first-byte.sh: image $size_mib MiB random, 256 KiB chunks, profile $profile, link $link (RTT $rtt_ms ms), stream in flight after $stream_mib MiB, $(nproc) CPUs, load $(loadavg)"
+echo "# bench/first-byte.sh: image $size_mib MiB random, 256 KiB chunks, profile $profile, link $link (RTT $rtt_ms ms)${tls:+, TLS}, stream in flight after $stream_mib MiB, $(nproc) CPUs, load $(loadavg)"
 for n in $(seq "$runs"); do
         rm -rf "$T/cache" "$T/fetch.log" "$T/blockd.pid"
         : >"$T/fetch.log"
         export T_START
         T_START=$(python3 -c 'import time; print(time.monotonic())')
-        "$blockd" --cache "$T/cache" --plain-http --state-dir none --nbd-socket "$T/nbd.sock" \
+        "$blockd" --cache "$T/cache" "${access[@]}" --state-dir none --nbd-socket "$T/nbd.sock" \
                 --control "$T/control.sock" --pidfile "$T/blockd.pid" --fetch-log "$T/fetch.log" \
                 --export "ws=$REF,profile=$profile" >"$T/blockd.log" 2>&1 &
         bpid=$!
