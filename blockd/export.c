@@ -133,7 +133,7 @@ int export_open(const struct export_config *cfg, const struct export_env *env, s
                 r = -ENOMEM;
                 goto fail;
         }
-        r = readahead_new(e->x->n_map, &e->ra);
+        r = readahead_new(e->x, &e->ra);
         if (r < 0)
                 goto fail;
         if (!e->env.sched) {
@@ -232,6 +232,8 @@ unsigned export_clients(const struct export *e) {
 
 /* --- Reading --- */
 
+_Static_assert(RA_MAX <= SCHED_AHEAD_MAX, "a readahead plan fits sched_demand's ahead list");
+
 /* One piece [off, off+n) of unique chunk k (n within the chunk): an fd
  * segment on the store entry, or, after a miss, a memory segment with the
  * bytes the fetch verified. A miss fetches, with logical chunk i, the
@@ -266,7 +268,9 @@ static int chunk_seg(struct export_read *rd, uint64_t i, uint32_t k, uint64_t in
                 uint32_t stamp = __atomic_load_n(vstamp, __ATOMIC_RELAXED);
                 struct sched_buf *buf;
                 struct chunkfd *h;
-                uint64_t hinted, want;
+                struct ra_plan plan;
+                struct sched_ahead ahead;
+                uint64_t hinted;
                 int r;
 
                 r = chunkfd_get(e->env.fds, &c->digest, c->raw_len, &stamp, &h);
@@ -296,14 +300,24 @@ static int chunk_seg(struct export_read *rd, uint64_t i, uint32_t k, uint64_t in
                         return r;
                 /* The rest of the read, and what the access pattern and
                  * the link's room add to it (readahead.h). */
-                want = n_after < RA_MAX ? readahead_miss(e->ra, i, i + n_after, sched_readahead_room(e->se)) : n_after;
-                r = sched_demand(e->se, i, want, &buf, &hinted);
+                plan.n = 0;
+                plan.cluster = false;
+                if (n_after < RA_MAX) {
+                        /* The room beyond the read: with it, one range
+                         * when it is one run in a pack. */
+                        uint64_t room = sched_readahead_room(e->se);
+
+                        room = room > n_after + 1 ? room - n_after - 1 : 0;
+                        readahead_miss(e->ra, i, i + n_after, room, &plan);
+                }
+                ahead = (struct sched_ahead) { .chunks = plan.chunks, .n = plan.n };
+                r = sched_demand(e->se, i, n_after, &ahead, &buf, &hinted);
                 if (r == -EAGAIN)
                         continue;       /* the store has it after all: look again */
                 if (r < 0)
                         return r;
-                if (want > n_after)
-                        readahead_fetched(e->ra, i, i + n_after, hinted);
+                if (ahead.fetched)
+                        readahead_fetched(e->ra, &plan, ahead.fetched);
                 if (hinted) {
                         rd->hint_base = i + 1;
                         rd->hint_mask = hinted;

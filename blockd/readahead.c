@@ -6,38 +6,95 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "chunkstore/coalesce.h"
 #include "common/cleanup.h"
 
+/* A stream, in logical chunks and in pack ranks (positions in pack order). */
 struct ra_stream {
         bool live;
         uint64_t lo;                    /* the first chunk of its last miss */
         uint64_t next;                  /* the chunk after the stream's last read */
         uint64_t end;                   /* the last chunk read ahead (next - 1: none) */
+        uint64_t rlo, rnext, rend;      /* the same in pack ranks */
         unsigned window;                /* chunks to read ahead at its next miss */
         uint64_t used_at;               /* LRU tick */
 };
 
+struct ra_region {
+        uint64_t region;                /* logical chunk / RA_REGION */
+        unsigned misses;                /* 0: the slot is free */
+        bool fetched;                   /* its cluster was read ahead */
+        uint64_t used_at;
+};
+
 struct readahead {
         pthread_mutex_t lock;
-        uint64_t n_map;
-        uint64_t *ahead;                /* atomic bits per logical chunk: read ahead, not read yet */
+        const struct blkindex *x;
+        uint32_t *order;                /* unique chunks by (pack, offset); NULL: the table is in that order */
+        uint32_t *rank;                 /* each unique chunk's position in order (NULL: likewise) */
+        uint64_t *first;                /* each unique chunk's first logical chunk (UINT64_MAX: none) */
+        uint64_t *ahead;                /* atomic bits per unique chunk: read ahead, not read yet */
         struct ra_stream st[RA_STREAMS];
+        struct ra_region rg[RA_REGIONS];
+        uint32_t cl_chunks[RA_MAX];     /* what the last cluster fetched (unique chunks) */
+        unsigned cl_n;
+        unsigned cl_window;             /* chunks a cluster reads ahead, 0: backed off */
+        unsigned cl_skipped;            /* clusters skipped while backed off */
         uint64_t tick;
         uint64_t issued, used;          /* atomic */
 };
 
-int readahead_new(uint64_t n_map, struct readahead **ret) {
+static bool chunk_before(const struct blkindex_chunk *a, const struct blkindex_chunk *b) {
+        return a->pack < b->pack || (a->pack == b->pack && a->offset < b->offset);
+}
+
+/* Pack order: most indexes list their chunks in it already (a push
+ * appends them to its packs in table order); others get a sorted copy. */
+static int pack_order(struct readahead *ra) {
+        const struct blkindex *x = ra->x;
+        bool sorted = true;
+
+        for (uint32_t k = 1; k < x->n_chunks && sorted; k++)
+                sorted = !chunk_before(&x->chunks[k], &x->chunks[k - 1]);
+        if (sorted)
+                return 0;
+        ra->order = malloc((size_t) x->n_chunks * sizeof *ra->order);
+        ra->rank = malloc((size_t) x->n_chunks * sizeof *ra->rank);
+        if (!ra->order || !ra->rank)
+                return -ENOMEM;
+        for (uint32_t k = 0; k < x->n_chunks; k++)
+                ra->order[k] = k;
+        coalesce_sort(x, ra->order, x->n_chunks);
+        for (uint32_t r = 0; r < x->n_chunks; r++)
+                ra->rank[ra->order[r]] = r;
+        return 0;
+}
+
+int readahead_new(const struct blkindex *x, struct readahead **ret) {
         struct readahead *ra = calloc(1, sizeof *ra);
+        int r;
 
         if (!ra)
                 return -ENOMEM;
-        ra->n_map = n_map;
-        ra->ahead = calloc(DIV_ROUND_UP(n_map, 64) + 1, sizeof(uint64_t));
-        if (!ra->ahead) {
-                free(ra);
+        pthread_mutex_init(&ra->lock, NULL);
+        ra->x = x;
+        ra->cl_window = RA_REGION;
+        ra->first = malloc(MAX(x->n_chunks, 1u) * sizeof *ra->first);
+        ra->ahead = calloc(DIV_ROUND_UP(x->n_chunks, 64) + 1, sizeof(uint64_t));
+        if (!ra->first || !ra->ahead) {
+                readahead_free(ra);
                 return -ENOMEM;
         }
-        pthread_mutex_init(&ra->lock, NULL);
+        for (uint32_t k = 0; k < x->n_chunks; k++)
+                ra->first[k] = UINT64_MAX;
+        for (uint64_t i = x->n_map; i-- > 0;)
+                if (x->map[i] != BLKINDEX_ZERO)
+                        ra->first[x->map[i]] = i;
+        r = pack_order(ra);
+        if (r < 0) {
+                readahead_free(ra);
+                return r;
+        }
         *ret = ra;
         return 0;
 }
@@ -46,27 +103,136 @@ void readahead_free(struct readahead *ra) {
         if (!ra)
                 return;
         pthread_mutex_destroy(&ra->lock);
+        free(ra->order);
+        free(ra->rank);
+        free(ra->first);
         free(ra->ahead);
         free(ra);
 }
 
-static bool is_ahead(struct readahead *ra, uint64_t c) {
-        return __atomic_load_n(&ra->ahead[c / 64], __ATOMIC_RELAXED) & (UINT64_C(1) << (c % 64));
+static uint64_t rank_of(const struct readahead *ra, uint32_t k) {
+        return ra->rank ? ra->rank[k] : k;
 }
 
-/* Chunks read ahead in [from, to) that nobody read. */
-static unsigned unread(struct readahead *ra, uint64_t from, uint64_t to) {
+static uint32_t at_rank(const struct readahead *ra, uint64_t r) {
+        return ra->order ? ra->order[r] : (uint32_t) r;
+}
+
+static bool is_ahead(struct readahead *ra, uint32_t k) {
+        return __atomic_load_n(&ra->ahead[k / 64], __ATOMIC_RELAXED) & (UINT64_C(1) << (k % 64));
+}
+
+/* Chunks read ahead in logical [from, to) that nobody read. */
+static unsigned unread_logical(struct readahead *ra, uint64_t from, uint64_t to) {
         unsigned n = 0;
 
-        for (uint64_t c = from; c < to && c < ra->n_map; c++)
-                n += is_ahead(ra, c);
+        for (uint64_t c = from; c < to && c < ra->x->n_map; c++)
+                if (ra->x->map[c] != BLKINDEX_ZERO)
+                        n += is_ahead(ra, ra->x->map[c]);
         return n;
 }
 
-uint64_t readahead_miss(struct readahead *ra, uint64_t i, uint64_t last, uint64_t room) {
-        struct ra_stream *s = NULL, *lru = &ra->st[0];
-        uint64_t ahead = 0;
+/* The same in pack ranks [from, to). */
+static unsigned unread_ranks(struct readahead *ra, uint64_t from, uint64_t to) {
+        unsigned n = 0;
 
+        for (uint64_t q = from; q < to && q < ra->x->n_chunks; q++)
+                n += is_ahead(ra, at_rank(ra, q));
+        return n;
+}
+
+/* The last pack rank of a read of chunks i..last whose first chunk has
+ * rank r: the highest of its chunks' ranks that follow r as closely as
+ * the read is long (a read of chunks stored in its order ends there;
+ * a duplicate stored earlier, or a chunk stored far away, does not). */
+static uint64_t read_rank_end(const struct readahead *ra, uint64_t i, uint64_t last, uint64_t r) {
+        uint64_t rhi = r;
+
+        for (uint64_t c = i + 1; c <= last && c <= i + RA_MAX; c++) {
+                uint32_t k = ra->x->map[c];
+                uint64_t rc;
+
+                if (k == BLKINDEX_ZERO)
+                        continue;
+                rc = rank_of(ra, k);
+                if (rc > rhi && rc <= r + (last - i))
+                        rhi = rc;
+        }
+        return rhi;
+}
+
+/* The last cluster: was what it fetched read? Then the window grows
+ * back, else it shrinks. Caller holds the lock. */
+static void cluster_judge(struct readahead *ra) {
+        unsigned unread = 0;
+
+        if (!ra->cl_n)
+                return;
+        for (unsigned b = 0; b < ra->cl_n; b++)
+                unread += is_ahead(ra, ra->cl_chunks[b]);
+        if (unread * 2 > ra->cl_n)
+                ra->cl_window /= 2;
+        else
+                ra->cl_window = ra->cl_window ? MIN(ra->cl_window * 2, (unsigned) RA_REGION) : RA_MIN;
+        ra->cl_n = 0;
+}
+
+/* A miss that continues no stream: count it for its region, and the
+ * region's RA_CLUSTER_MISSES-th fetches the rest of the region, nearest
+ * first. Caller holds the lock. */
+static void cluster_miss(struct readahead *ra, uint64_t i, uint64_t room, struct ra_plan *plan) {
+        const struct blkindex *x = ra->x;
+        const uint64_t reg = i / RA_REGION, lo = reg * RA_REGION, hi = MIN(lo + RA_REGION, x->n_map);
+        struct ra_region *g = NULL, *lru = &ra->rg[0];
+        uint64_t n_max;
+
+        for (unsigned m = 0; m < RA_REGIONS; m++) {
+                struct ra_region *t = &ra->rg[m];
+
+                if (t->misses && t->region == reg) {
+                        g = t;
+                        break;
+                }
+                if (!t->misses || (lru->misses && t->used_at < lru->used_at))
+                        lru = t;
+        }
+        if (!g) {
+                g = lru;
+                *g = (struct ra_region) { .region = reg };
+        }
+        g->misses++;
+        g->used_at = ra->tick;
+        if (g->fetched || g->misses < RA_CLUSTER_MISSES || !room)
+                return;
+        cluster_judge(ra);
+        g->fetched = true;
+        n_max = ra->cl_window;
+        if (!n_max) {
+                /* Backed off: now and then one small cluster, to see
+                 * whether the pattern came back. */
+                if (++ra->cl_skipped < RA_CLUSTER_PROBE)
+                        return;
+                ra->cl_skipped = 0;
+                n_max = RA_MIN;
+        }
+        n_max = MIN(n_max, room);
+        for (uint64_t d = 1; d < RA_REGION && plan->n < n_max; d++) {
+                if (i + d < hi && x->map[i + d] != BLKINDEX_ZERO)
+                        plan->chunks[plan->n++] = i + d;
+                if (plan->n < n_max && i >= lo + d && x->map[i - d] != BLKINDEX_ZERO)
+                        plan->chunks[plan->n++] = i - d;
+        }
+        plan->cluster = plan->n > 0;
+}
+
+void readahead_miss(struct readahead *ra, uint64_t i, uint64_t last, uint64_t room, struct ra_plan *plan) {
+        const struct blkindex *x = ra->x;
+        struct ra_stream *s = NULL, *lru = &ra->st[0];
+        const uint64_t r = rank_of(ra, x->map[i]), rhi = read_rank_end(ra, i, last, r);
+        bool in_pack = false;
+
+        plan->n = 0;
+        plan->cluster = false;
         readahead_hit(ra, i);   /* read ahead, still in flight: used all the same */
         pthread_mutex_lock(&ra->lock);
         ra->tick++;
@@ -74,11 +240,16 @@ uint64_t readahead_miss(struct readahead *ra, uint64_t i, uint64_t last, uint64_
                 struct ra_stream *t = &ra->st[m];
 
                 if (t->live && i >= t->lo && i < t->next) {
-                        /* A later chunk of the read that missed (or of
-                         * what it read ahead): already asked for. */
+                        /* A later chunk of the read that missed: already
+                         * asked for. */
                         t->used_at = ra->tick;
                         pthread_mutex_unlock(&ra->lock);
-                        return last - i;
+                        return;
+                }
+                if (t->live && r >= t->rnext && r <= t->rend + 1 + RA_GAP) {
+                        s = t;
+                        in_pack = true;
+                        break;
                 }
                 if (t->live && i >= t->next && i <= t->end + 1 + RA_GAP) {
                         s = t;
@@ -90,43 +261,72 @@ uint64_t readahead_miss(struct readahead *ra, uint64_t i, uint64_t last, uint64_
         if (s) {
                 /* Skipped what it read ahead: the pattern is not this
                  * sequential; else the window worked (or was too small). */
-                if (unread(ra, s->next, MIN(i, s->end + 1)))
+                unsigned unread = in_pack ? unread_ranks(ra, s->rnext, MIN(r, s->rend + 1))
+                                          : unread_logical(ra, s->next, MIN(i, s->end + 1));
+                uint64_t ahead;
+
+                if (unread)
                         s->window /= 2;
                 else
                         s->window = s->window ? MIN(s->window * 2, (unsigned) RA_MAX) : RA_MIN;
                 ahead = MIN((uint64_t) s->window, room);
+                if (in_pack) {
+                        /* The next stored chunks, each by the first
+                         * logical chunk that uses it. */
+                        for (uint64_t q = MAX(rhi, s->rend) + 1; q <= rhi + ahead && q < x->n_chunks; q++) {
+                                uint64_t c = ra->first[at_rank(ra, q)];
+
+                                if (c != UINT64_MAX)
+                                        plan->chunks[plan->n++] = c;
+                        }
+                        s->rend = MAX(s->rend, rhi + ahead);
+                        s->end = last;
+                } else {
+                        for (uint64_t c = MAX(last, s->end) + 1; c <= last + ahead && c < x->n_map; c++)
+                                if (x->map[c] != BLKINDEX_ZERO)
+                                        plan->chunks[plan->n++] = c;
+                        s->end = MAX(s->end, last + ahead);
+                        s->rend = rhi;
+                }
         } else {
                 s = lru;
-                *s = (struct ra_stream) { .live = true };
+                *s = (struct ra_stream) { .live = true, .end = last, .rend = rhi };
+                cluster_miss(ra, i, room, plan);
         }
-        if (last - i >= RA_MAX)
-                ahead = 0;
-        else
-                ahead = MIN(ahead, RA_MAX - (last - i));
-        ahead = MIN(ahead, ra->n_map - 1 - last);
         s->lo = i;
         s->next = last + 1;
-        s->end = last + ahead;
+        s->rlo = r;
+        s->rnext = rhi + 1;
         s->used_at = ra->tick;
         pthread_mutex_unlock(&ra->lock);
-        return last - i + ahead;
 }
 
-void readahead_fetched(struct readahead *ra, uint64_t i, uint64_t last, uint64_t fetched) {
-        for (unsigned b = 0; b < 64; b++) {
-                uint64_t c = i + 1 + b;
+void readahead_fetched(struct readahead *ra, const struct ra_plan *plan, uint64_t fetched) {
+        if (plan->cluster)
+                pthread_mutex_lock(&ra->lock);
+        for (unsigned b = 0; b < plan->n && b < 64; b++) {
+                uint32_t k = ra->x->map[plan->chunks[b]];
+                uint64_t bit = UINT64_C(1) << (k % 64);
 
-                if (c <= last || !(fetched & (UINT64_C(1) << b)))
+                if (!(fetched & (UINT64_C(1) << b)) || k == BLKINDEX_ZERO)
                         continue;
-                if (!(__atomic_fetch_or(&ra->ahead[c / 64], UINT64_C(1) << (c % 64), __ATOMIC_RELAXED) &
-                      (UINT64_C(1) << (c % 64))))
+                if (!(__atomic_fetch_or(&ra->ahead[k / 64], bit, __ATOMIC_RELAXED) & bit))
                         __atomic_fetch_add(&ra->issued, 1, __ATOMIC_RELAXED);
+                if (plan->cluster && ra->cl_n < RA_MAX)
+                        ra->cl_chunks[ra->cl_n++] = k;
         }
+        if (plan->cluster)
+                pthread_mutex_unlock(&ra->lock);
 }
 
 void readahead_hit(struct readahead *ra, uint64_t i) {
-        uint64_t bit = UINT64_C(1) << (i % 64), *w = &ra->ahead[i / 64];
+        uint32_t k = ra->x->map[i];
+        uint64_t bit, *w;
 
+        if (k == BLKINDEX_ZERO)
+                return;
+        bit = UINT64_C(1) << (k % 64);
+        w = &ra->ahead[k / 64];
         if ((__atomic_load_n(w, __ATOMIC_RELAXED) & bit) && (__atomic_fetch_and(w, ~bit, __ATOMIC_RELAXED) & bit))
                 __atomic_fetch_add(&ra->used, 1, __ATOMIC_RELAXED);
 }

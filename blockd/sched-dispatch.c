@@ -171,9 +171,9 @@ static void launch_demand(struct sched *s, struct sched_job *head, uint64_t now)
         struct sched_range *rg;
         size_t n = 0, h = 0, lo, hi;
 
-        /* head is the first queued job that may start, so it comes first. */
-        for (struct sched_job *j = head; j && n < SCHED_RANGE_CHUNKS; j = j->qnext)
-                if (j == head || (j->se == se && j->not_before <= now && x->chunks[j->k].pack == pack))
+        cand[n++] = head;
+        for (struct sched_job *j = s->dq_head; j && n < SCHED_RANGE_CHUNKS; j = j->qnext)
+                if (j != head && j->se == se && j->not_before <= now && x->chunks[j->k].pack == pack)
                         cand[n++] = j;
         qsort_r(cand, n, sizeof *cand, cmp_job_offset, (void *) x);
         for (size_t m = 0; m < n; m++) {
@@ -201,13 +201,17 @@ static void launch_demand(struct sched *s, struct sched_job *head, uint64_t now)
         launch(s, rg);
 }
 
+/* A job a reader waits for first, then the ones nobody waits for (the
+ * rest of a read, readahead): a chunk read ahead never delays a read. */
 static bool start_demand(struct sched *s, uint64_t now) {
-        for (struct sched_job *j = s->dq_head; j; j = j->qnext) {
-                if (j->not_before > now || j->se->removing || j->se->net_inflight >= j->se->cap)
-                        continue;
-                launch_demand(s, j, now);
-                return true;
-        }
+        for (int waited = 1; waited >= 0; waited--)
+                for (struct sched_job *j = s->dq_head; j; j = j->qnext) {
+                        if ((j->waiters > 0) != waited || j->not_before > now || j->se->removing ||
+                            j->se->net_inflight >= j->se->cap)
+                                continue;
+                        launch_demand(s, j, now);
+                        return true;
+                }
         return false;
 }
 

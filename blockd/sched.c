@@ -358,19 +358,53 @@ static unsigned collect_hints(struct sched_export *se, uint64_t i, uint64_t n_af
         return n;
 }
 
-int sched_demand(struct sched_export *se, uint64_t i, uint64_t n_after, struct sched_buf **ret, uint64_t *ret_hinted) {
+/* Of ahead's chunks, those worth fetching too, after the n found among
+ * the read's (and not the same unique chunks, nor i's): appended to ret,
+ * ret_k; their bits in ahead->fetched. Unlocked (store lookups). */
+static unsigned collect_ahead(struct sched_export *se, uint32_t k_i, struct sched_ahead *ahead, unsigned n,
+                              uint64_t *ret, uint32_t *ret_k) {
+        const struct blkindex *x = se->x;
+        const unsigned n_read = n;
+
+        for (unsigned b = 0; b < ahead->n && b < SCHED_AHEAD_MAX; b++) {
+                uint64_t h = ahead->chunks[b];
+                uint32_t k;
+                bool dup = false;
+
+                if (h >= x->n_map || (k = x->map[h]) == BLKINDEX_ZERO || k == k_i || sched_is_present(se, k))
+                        continue;
+                for (unsigned m = 0; m < n_read && !dup; m++)
+                        dup = ret_k[m] == k;
+                if (dup)
+                        continue;
+                if (chunkstore_has(se->s->store, &x->chunks[k].digest) > 0) {
+                        sched_mark_present(se, k);
+                        continue;
+                }
+                ret[n] = h;
+                ret_k[n++] = k;
+                ahead->fetched |= UINT64_C(1) << b;
+        }
+        return n;
+}
+
+int sched_demand(struct sched_export *se, uint64_t i, uint64_t n_after, struct sched_ahead *ahead,
+                 struct sched_buf **ret, uint64_t *ret_hinted) {
         struct sched *s = se->s;
         const uint32_t k = se->x->map[i];
         const struct digest *d = &se->x->chunks[k].digest;
         const uint64_t t0 = now_ns(), deadline = t0 + s->o.fetch_timeout_ns;
-        uint64_t hints[SCHED_HINTS_MAX];
-        uint32_t hint_k[SCHED_HINTS_MAX];
+        uint64_t hints[SCHED_HINTS_MAX + SCHED_AHEAD_MAX];
+        uint32_t hint_k[SCHED_HINTS_MAX + SCHED_AHEAD_MAX];
         struct sched_job *j;
         unsigned n_hints;
+        bool full;
         uint64_t seq;
         int r, last_err = 0;
 
         assert(k != BLKINDEX_ZERO);
+        if (ahead)
+                ahead->fetched = 0;
         mark_needed(se, k);
         pthread_mutex_lock(&s->lock);
         seq = s->done_seq;
@@ -383,12 +417,15 @@ int sched_demand(struct sched_export *se, uint64_t i, uint64_t n_after, struct s
         }
         /* Chunks fetched ahead are kept in the store; a full one would
          * drop them, and each would be fetched again when read. */
-        n_hints = n_after && !chunkstore_full(s->store) ? collect_hints(se, i, n_after, hints, hint_k) : 0;
+        full = (n_after || (ahead && ahead->n)) && chunkstore_full(s->store);
+        n_hints = n_after && !full ? collect_hints(se, i, n_after, hints, hint_k) : 0;
         if (ret_hinted) {
                 *ret_hinted = 0;
                 for (unsigned h = 0; h < n_hints; h++)
                         *ret_hinted |= UINT64_C(1) << (hints[h] - i - 1);
         }
+        if (ahead && !full)
+                n_hints = collect_ahead(se, k, ahead, n_hints, hints, hint_k);
 
         pthread_mutex_lock(&s->lock);
         for (;;) {

@@ -106,22 +106,33 @@ struct sched_buf;
 const void *sched_buf_data(const struct sched_buf *b);
 void sched_buf_put(struct sched_buf *b);
 
+/* Chunks a demand miss fetches beyond its read (readahead.h decides). */
+#define SCHED_AHEAD_MAX 64
+struct sched_ahead {
+        const uint64_t *chunks;         /* logical chunks, any order, at most SCHED_AHEAD_MAX */
+        unsigned n;
+        uint64_t fetched;               /* out: bit b, chunks[b] was fetched (not zero, not
+                                         * local, not one of the read's) */
+};
+
 /*
  * A reader needs logical chunk i (not zero, and not in the store: the
  * caller just looked) and waits for it. The missing ones among the next
  * n_after logical chunks (the rest of the read; at most 64 are looked at)
- * are fetched at demand priority too, in the same range requests where
- * they are adjacent, without being waited for here; *ret_hinted (may be
- * NULL) gets a bit for each (bit b: chunk i + 1 + b), so that the reader
- * does not count them as store hits when it finds them there. Returns 0
- * with *ret holding the chunk, -EAGAIN when the store has it after all
- * (look again), -EIO when the fetch failed or the fetch timeout passed,
- * -ENOMEM.
+ * and among ahead's (may be NULL) are fetched at demand priority too, in
+ * the same range requests where they are adjacent in a pack, without
+ * being waited for here (and after any job a reader waits for);
+ * *ret_hinted (may be NULL) gets a bit for each of the read's (bit b:
+ * chunk i + 1 + b), so that the reader does not count them as store hits
+ * when it finds them there. Returns 0 with *ret holding the chunk,
+ * -EAGAIN when the store has it after all (look again), -EIO when the
+ * fetch failed or the fetch timeout passed, -ENOMEM.
  */
-int sched_demand(struct sched_export *se, uint64_t i, uint64_t n_after, struct sched_buf **ret, uint64_t *ret_hinted);
+int sched_demand(struct sched_export *se, uint64_t i, uint64_t n_after, struct sched_ahead *ahead,
+                 struct sched_buf **ret, uint64_t *ret_hinted);
 
-/* Logical chunks a demand miss of se may fetch ahead of the read
- * (readahead.h), as sched_demand's n_after: none while demand is queued
+/* Chunks a demand miss of se may fetch ahead of the read (readahead.h,
+ * sched_demand's ahead): none while demand is queued
  * or the window is full, else what the link carries in about two round
  * trips (2 x bandwidth x rtt), and one range (range_max) at least: on an
  * idle link the bandwidth estimate is only what reads asked of it. */

@@ -209,9 +209,10 @@ static struct chunkstore *store_new(void) {
         return cs;
 }
 
-static int demand(struct sched_export *se, uint64_t i, uint64_t n_after, uint64_t *hinted) {
+static int demand_ahead(struct sched_export *se, uint64_t i, uint64_t n_after, struct sched_ahead *ahead,
+                        uint64_t *hinted) {
         struct sched_buf *b = NULL;
-        int r = sched_demand(se, i, n_after, &b, hinted);
+        int r = sched_demand(se, i, n_after, ahead, &b, hinted);
 
         if (r == 0) {
                 assert(!memcmp(sched_buf_data(b), chunk_data[i], CS));
@@ -220,9 +221,14 @@ static int demand(struct sched_export *se, uint64_t i, uint64_t n_after, uint64_
         return r;
 }
 
+static int demand(struct sched_export *se, uint64_t i, uint64_t n_after, uint64_t *hinted) {
+        return demand_ahead(se, i, n_after, NULL, hinted);
+}
+
 struct reader {
         struct sched_export *se;
         uint64_t i;
+        struct sched_ahead *ahead;      /* NULL: none */
         int r;
         pthread_t t;
 };
@@ -230,7 +236,7 @@ struct reader {
 static void *reader_main(void *arg) {
         struct reader *rd = arg;
 
-        rd->r = demand(rd->se, rd->i, 0, NULL);
+        rd->r = demand_ahead(rd->se, rd->i, 0, rd->ahead, NULL);
         return NULL;
 }
 
@@ -274,6 +280,34 @@ static void test_demand_coalesced(void) {
         sched_free(s);
         img_free(&m);
         chunkstore_free(cs);
+}
+
+/* A miss fetches the chunks readahead lists with it, in one request where
+ * they follow it in the pack whatever their logical numbers. */
+static void test_demand_ahead(void) {
+        struct chunkstore *cs = store_new();
+        struct sched *s;
+        struct sched_export *se;
+        struct img m;
+        /* Reversed pack: 20, 19, 18, 17, 16, (15 is zero) 14 ... */
+        const uint64_t list[] = { 19, 18, 17, 16, 15, 20 };
+        struct sched_ahead ahead = { .chunks = list, .n = 6 };
+
+        img_make(&m, true);
+        assert(sched_new(cs, &(struct sched_options) { .background = false }, &s) == 0);
+        assert(sched_export_add(s, "a", &m.image, &m.src, 0, &se) == 0);
+        assert(demand_ahead(se, 20, 0, &ahead, NULL) == 0);
+        assert(ahead.fetched == 0xf);   /* not the zero chunk, not the chunk read */
+        assert(fake_reads(&m.fake) == 1);
+        assert(m.fake.reads[0].off == pack_off(&m, 20) && m.fake.reads[0].len == 5 * (uint64_t) CS);
+        /* Local (or on their way) now: listed again, not fetched again. */
+        assert(demand_ahead(se, 21, 0, &ahead, NULL) == 0);
+        assert(fake_reads(&m.fake) == 2);
+        sched_export_remove(se);
+        sched_free(s);
+        img_free(&m);
+        chunkstore_free(cs);
+
 }
 
 /* Many readers of one chunk, of two exports: one fetch. */
@@ -560,6 +594,7 @@ int main(void) {
         snprintf(store_dir, sizeof store_dir, "%s/store", dir);
         fill_data();
         test_demand_coalesced();
+        test_demand_ahead();
         test_shared_fetch();
         test_demand_first();
         test_background_settles();
