@@ -97,6 +97,8 @@ void export_get_stats(struct export *e, struct export_stats *ret) {
         ret->prefetch_active = ss.profile_active;
         ret->prefetch_fetched = ss.chunks[SCHED_PROFILE];
         ret->prefetch_bytes = ss.bytes[SCHED_PROFILE];
+        ret->prefetch_gap_chunks = ss.profile_gap_chunks;
+        ret->prefetch_gap_waste_bytes = ss.profile_gap_waste;
         ret->profile_bytes = ss.bytes[SCHED_PROFILE];
         ret->demand_requests = ss.requests[SCHED_DEMAND];
         ret->profile_requests = ss.requests[SCHED_PROFILE];

@@ -155,7 +155,9 @@ static const struct opt tuning_options[] = {
         { "background", OPT_BACKGROUND, "off|on|RATE",
           "after demand reads and the boot profile, fetch the rest\n"
           "of every export until it is fully local (default on,\n"
-          "or $HOCUS_BLK_BACKGROUND; RATE caps it, in bytes/s: 50M)",
+          "or $HOCUS_BLK_BACKGROUND; RATE caps it, in bytes/s: 50M;\n"
+          "off: a boot-profile prefetch reads through gaps between\n"
+          "its chunks of 16 KiB at most, not up to 1 MiB)",
           0 },
         { "fetch-timeout", OPT_FETCH_TIMEOUT, "SECONDS",
           "a read of data not local yet fails with EIO when the\n"

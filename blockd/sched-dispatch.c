@@ -238,20 +238,58 @@ static uint64_t cursor_range_max(struct sched *s, enum sched_class cls) {
 
 struct scan {
         unsigned n;
-        uint64_t len;
-        uint64_t pos[SCHED_RANGE_CHUNKS];       /* cursor positions */
+        uint64_t len;                           /* from the first chunk's offset to the last's end */
+        uint64_t pos[SCHED_RANGE_CHUNKS];       /* cursor positions (a gap's: the entry after it) */
         uint64_t i[SCHED_RANGE_CHUNKS];         /* logical chunks */
         uint32_t k[SCHED_RANGE_CHUNKS];         /* unique chunks */
+        bool gap[SCHED_RANGE_CHUNKS];           /* read through a gap, not the list's */
 };
 
 /*
+ * A profile range reads through the gap [from, c's offset) of its pack to
+ * c, list position p: the missing chunks that lie in it join the range
+ * (at position p); local ones are read and dropped. False, sc as it was,
+ * when they do not fit or the store lookups of this step run out.
+ * Unlocked.
+ */
+static bool scan_gap(struct sched_export *se, uint64_t from, const struct blkindex_chunk *c, uint64_t p,
+                     struct scan *sc, unsigned *checks) {
+        uint32_t ks[SCHED_RANGE_CHUNKS];
+        const unsigned n0 = sc->n;
+        int n = sched_profile_gap_chunks(se, c->pack, from, c->offset, ks, SCHED_RANGE_CHUNKS - 1 - n0);
+
+        if (n < 0)
+                return false;
+        for (int m = 0; m < n; m++) {
+                uint32_t k = ks[m];
+
+                if (sched_is_present(se, k))
+                        continue;
+                if ((*checks)++ == SCHED_SCAN_CHECKS) {
+                        sc->n = n0;
+                        return false;
+                }
+                if (chunkstore_has(se->s->store, &se->x->chunks[k].digest) > 0) {
+                        sched_mark_present(se, k);
+                        continue;
+                }
+                sc->pos[sc->n] = p;
+                sc->i[sc->n] = se->pk_first[k];
+                sc->k[sc->n] = k;
+                sc->gap[sc->n++] = true;
+        }
+        return true;
+}
+
+/*
  * Scan from position p (unlocked): skip what is zero or local, collect the
- * next run of missing chunks that are adjacent in one pack, up to
- * range_max; with !fetch only look (and mark what is local). Returns the
- * position after what was scanned.
+ * next run of missing chunks that are adjacent in one pack, or (a profile
+ * list) at most gap bytes apart (scan_gap), up to range_max; with !fetch
+ * only look (and mark what is local). Returns the position after what
+ * was scanned.
  */
 static uint64_t scan(struct sched_export *se, const struct sched_pflist *list, uint64_t p, uint64_t end,
-                     uint64_t range_max, bool fetch, struct scan *sc) {
+                     uint64_t range_max, uint64_t gap, bool fetch, struct scan *sc) {
         const struct blkindex *x = se->x;
         unsigned steps = 0, checks = 0;
 
@@ -268,9 +306,13 @@ static uint64_t scan(struct sched_export *se, const struct sched_pflist *list, u
                 }
                 c = &x->chunks[k];
                 if (sc->n) {
-                        const struct blkindex_chunk *last = &x->chunks[sc->k[sc->n - 1]];
-                        if (c->pack != last->pack || c->offset != last->offset + last->stored_len ||
-                            sc->len + c->stored_len > range_max)
+                        const struct blkindex_chunk *first = &x->chunks[sc->k[0]], *last = &x->chunks[sc->k[sc->n - 1]];
+                        uint64_t last_end = last->offset + last->stored_len;
+
+                        if (c->pack != last->pack || c->offset < last_end || c->offset - last_end > gap ||
+                            c->offset + c->stored_len - first->offset > range_max)
+                                break;
+                        if (c->offset > last_end && !scan_gap(se, last_end, c, p, sc, &checks))
                                 break;
                 }
                 if (checks++ == SCHED_SCAN_CHECKS)
@@ -283,14 +325,32 @@ static uint64_t scan(struct sched_export *se, const struct sched_pflist *list, u
                 if (fetch) {
                         sc->pos[sc->n] = p;
                         sc->i[sc->n] = i;
-                        sc->k[sc->n++] = k;
-                        sc->len += c->stored_len;
+                        sc->k[sc->n] = k;
+                        sc->gap[sc->n++] = false;
+                        sc->len = c->offset + c->stored_len - x->chunks[sc->k[0]].offset;
                 }
                 p++;
                 if (sc->len >= range_max)
                         break;
         }
+        /* A gap's chunks without the entry after them: not worth a range. */
+        while (sc->n && sc->gap[sc->n - 1])
+                sc->n--;
         return p;
+}
+
+/* A profile range's chunks read through gaps, and the bytes it reads
+ * that none of its chunks needs. */
+static void count_gaps(struct sched_export *se, const struct sched_range *rg, const struct scan *sc) {
+        const struct blkindex *x = se->x;
+        const struct blkindex_chunk *a = &x->chunks[rg->jobs[0]->k], *b = &x->chunks[rg->jobs[rg->n - 1]->k];
+        uint64_t need = 0;
+
+        for (unsigned m = 0; m < rg->n; m++) {
+                need += x->chunks[rg->jobs[m]->k].stored_len;
+                se->st.profile_gap_chunks += sc->gap[m];
+        }
+        se->st.profile_gap_waste += b->offset + b->stored_len - a->offset - need;
 }
 
 /*
@@ -304,7 +364,8 @@ static bool cursor_step(struct sched *s, struct sched_export *se, enum sched_cla
         const uint64_t gen = se->pf_gen, from = profile ? se->pf_pos : se->bg_pos, seq = s->done_seq;
         const uint64_t end = profile ? se->pf_n : se->x->n_map;
         const uint64_t range_max = cursor_range_max(s, cls);
-        uint64_t to, noted = 0;
+        const uint64_t gap = profile ? sched_profile_gap(bdp_bytes(&s->bdp), s->o.background) : 0;
+        uint64_t to, noted = 0, listed = 0;
         struct sched_range *rg;
         struct scan *sc;
 
@@ -317,7 +378,7 @@ static bool cursor_step(struct sched *s, struct sched_export *se, enum sched_cla
                 list->refs++;
         se->busy++;
         pthread_mutex_unlock(&s->lock);
-        to = scan(se, list, from, end, range_max, fetch, sc);
+        to = scan(se, list, from, end, range_max, gap, fetch, sc);
         pthread_mutex_lock(&s->lock);
         se->busy--;
         sched_pflist_put(list);
@@ -332,7 +393,8 @@ static bool cursor_step(struct sched *s, struct sched_export *se, enum sched_cla
         }
 
         /* A chunk someone fetches already ends the run: the first one is
-         * credited when that fetch ends, later ones are scanned again. So
+         * credited when that fetch ends, later ones are scanned again
+         * (from the list entry after the gap, for a gap's chunk). So
          * does one stored while we scanned (scanned again: found). */
         for (unsigned m = 0; m < sc->n; m++) {
                 const struct digest *d = &se->x->chunks[sc->k[m]].digest;
@@ -355,9 +417,13 @@ static bool cursor_step(struct sched *s, struct sched_export *se, enum sched_cla
                 sc->n = m;
                 break;
         }
+        while (sc->n && sc->gap[sc->n - 1])
+                sc->n--;
+        for (unsigned m = 0; m < sc->n; m++)
+                listed += !sc->gap[m];
         if (profile) {
                 /* Positions skipped (zero, local) are done now. */
-                se->pf_done += to - from - sc->n - noted;
+                se->pf_done += to - from - listed - noted;
                 se->pf_pos = to;
         } else {
                 se->bg_pos = to;
@@ -382,17 +448,20 @@ static bool cursor_step(struct sched *s, struct sched_export *se, enum sched_cla
                         }
                         j->inflight = true;
                         j->refs++;
-                        if (profile) {
+                        if (profile && !sc->gap[m]) {
                                 j->profile_own = true;
                                 j->pf_gen = gen;
                                 se->pf_pending++;
                         }
                         rg->jobs[m] = j;
                 }
-                if (rg->n)
+                if (rg->n) {
+                        if (profile)
+                                count_gaps(se, rg, sc);
                         launch(s, rg);
-                else
+                } else {
                         free(rg);
+                }
         }
         if (profile)
                 sched_profile_check_done(se);

@@ -143,6 +143,12 @@ struct sched_export {
         unsigned pf_pending;            /* positions waiting for a fetch to end */
         uint64_t pf_t0;
         bool pf_logged;
+        /* The pack order of the unique chunks, for profile ranges that
+         * read through gaps (sched_profile_gap_chunks): built with the
+         * first list, immutable from then on (read without the lock). */
+        bool pk_ready;
+        uint32_t *pk_order;             /* by (pack, offset); NULL: the table is in that order */
+        uint64_t *pk_first;             /* each unique chunk's first logical chunk */
 
         /* Background cursor (logical order). */
         uint64_t bg_pos;
@@ -229,8 +235,19 @@ bool sched_stored_since(const struct sched *s, const struct digest *d, uint64_t 
 uint64_t sched_jitter(struct sched *s, uint64_t d);
 struct sched_buf *sched_buf_new(size_t len);
 
+/* sched-profile.c */
 void sched_pflist_put(struct sched_pflist *l);
 void sched_profile_check_done(struct sched_export *se);
+/* The list and the pack order, at removal. */
+void sched_profile_free(struct sched_export *se);
+/*
+ * The unique chunks of se that lie wholly in [from, to) of pack (a gap a
+ * profile range reads through), in pack order, into out (max at most);
+ * returns how many, or -1 when there are more than max. Unlocked (the
+ * pack order is immutable once the list that needs it is set).
+ */
+int sched_profile_gap_chunks(const struct sched_export *se, uint32_t pack, uint64_t from, uint64_t to, uint32_t *out,
+                             unsigned max);
 void sched_requeue(struct sched *s, struct sched_job *j, uint64_t not_before);
 
 /* sched-dispatch.c */

@@ -72,6 +72,13 @@ bool sched_gate_allows(const struct sched_gate *g, enum sched_class c, uint64_t 
         }
 }
 
+uint64_t sched_profile_gap(uint64_t bdp_bytes, bool background) {
+        uint64_t gap = bdp_bytes ? MIN(MAX(bdp_bytes, (uint64_t) SCHED_PROFILE_GAP_MIN), (uint64_t) SCHED_PROFILE_GAP_MAX)
+                                 : SCHED_PROFILE_GAP_UNKNOWN;
+
+        return background ? gap : MIN(gap, (uint64_t) SCHED_PROFILE_GAP_TINY);
+}
+
 struct pf_entry {
         uint32_t pack;
         uint64_t offset, len;
@@ -102,21 +109,28 @@ static bool pf_repeat(const struct pf_entry *e, size_t p) {
         return p > 0 && e[p].len && e[p].pack == e[p - 1].pack && e[p].offset == e[p - 1].offset;
 }
 
+/* Whether b starts at most gap bytes after a ends, in a's pack. */
+static bool pf_near(const struct pf_entry *a, const struct pf_entry *b, uint64_t gap) {
+        uint64_t end = a->offset + a->len;
+
+        return b->pack == a->pack && b->offset >= end && b->offset - end <= gap;
+}
+
 /*
- * Order one batch e[0..n) into v: the runs of chunks that lie end to end
- * in a pack, each in pack order, the runs by the first position any of
- * their chunks has in the list; then the entries with nothing to fetch;
- * then the repeats of a chunk (which would cut a run in two).
+ * Order one batch e[0..n) into v: the runs of chunks that lie in a pack
+ * at most gap bytes apart, each in pack order, the runs by the first
+ * position any of their chunks has in the list; then the entries with
+ * nothing to fetch; then the repeats of a chunk (which would cut a run
+ * in two).
  */
-static void pf_sort_batch(struct pf_entry *e, size_t n, uint64_t *v) {
+static void pf_sort_batch(struct pf_entry *e, size_t n, uint64_t gap, uint64_t *v) {
         size_t out = 0, run = 0;
 
         qsort(e, n, sizeof *e, pf_cmp_location);
         for (size_t p = 0; p <= n; p++) {
                 size_t first = SIZE_MAX;
 
-                if (p < n && p > run && e[p].len &&
-                    (pf_repeat(e, p) || (e[p].pack == e[p - 1].pack && e[p].offset == e[p - 1].offset + e[p - 1].len)))
+                if (p < n && p > run && e[p].len && (pf_repeat(e, p) || pf_near(&e[p - 1], &e[p], gap)))
                         continue;
                 /* e[run..p) is one run (or one entry without data). */
                 for (size_t q = run; q < p; q++)
@@ -135,7 +149,7 @@ static void pf_sort_batch(struct pf_entry *e, size_t n, uint64_t *v) {
                         v[out++] = e[p].i;
 }
 
-int sched_profile_batch(uint64_t *v, size_t n, uint64_t batch,
+int sched_profile_batch(uint64_t *v, size_t n, uint64_t batch, uint64_t gap,
                         uint64_t (*locate)(uint64_t i, uint32_t *pack, uint64_t *offset, void *u), void *u) {
         _cleanup_free_ struct pf_entry *e = NULL;
         size_t start = 0;
@@ -158,7 +172,7 @@ int sched_profile_batch(uint64_t *v, size_t n, uint64_t batch,
                 e[p].i = v[p];
                 bytes += len;
                 if (bytes >= batch || p == n - 1) {
-                        pf_sort_batch(e + start, p + 1 - start, v + start);
+                        pf_sort_batch(e + start, p + 1 - start, gap, v + start);
                         start = p + 1;
                         bytes = 0;
                 }

@@ -68,17 +68,37 @@ struct sched_gate {
 bool sched_gate_allows(const struct sched_gate *g, enum sched_class c, uint64_t now_ns, uint64_t *ret_wake_ns);
 
 /*
- * Reorder a profile list (logical chunk numbers, in first-read order) so
- * that chunks lying end to end in a pack but apart in the list become one
- * range request, without fetching any chunk later than the list says: in
- * batches of `batch` stored bytes (in list order), each run of the
- * batch's chunks that lie end to end in a pack is put together in pack
- * order, at the place of its chunk that comes first in the list. Entries
- * with nothing to fetch (locate() returns 0: a zero chunk, out of range)
- * and repeats of a chunk (the same pack and offset again, which would cut
- * a run in two) go to the end of their batch. locate(i) gives chunk i's
- * pack and offset and returns its stored length. batch 0: no change.
- * Returns 0 or -ENOMEM.
+ * The gap of stored bytes a profile range may read through to join two
+ * chunks of the profile that lie apart in one pack: what the link moves
+ * in the time a separate request costs (bdp_bytes: bandwidth x (round
+ * trip + the source's per-request time), sched-bdp.h), within
+ * SCHED_PROFILE_GAP_MIN..SCHED_PROFILE_GAP_MAX, SCHED_PROFILE_GAP_UNKNOWN
+ * before there is an estimate (bdp_bytes 0). The chunks in the gap are
+ * the image's: they are fetched, verified and stored like any other (the
+ * background stream would fetch them anyway). With the background stream
+ * off (the user asked for nothing beyond what is read and the profile)
+ * SCHED_PROFILE_GAP_TINY at most. sched_profile_gap(UINT64_MAX, ...) is
+ * the largest it can be.
  */
-int sched_profile_batch(uint64_t *v, size_t n, uint64_t batch,
+#define SCHED_PROFILE_GAP_MIN (64u << 10)
+#define SCHED_PROFILE_GAP_MAX (1u << 20)
+#define SCHED_PROFILE_GAP_UNKNOWN (256u << 10)
+#define SCHED_PROFILE_GAP_TINY (16u << 10)
+uint64_t sched_profile_gap(uint64_t bdp_bytes, bool background);
+
+/*
+ * Reorder a profile list (logical chunk numbers, in first-read order) so
+ * that chunks close to each other in a pack but apart in the list become
+ * one range request, without fetching any chunk later than the list
+ * says: in batches of `batch` stored bytes (in list order), each run of
+ * the batch's chunks that lie in a pack with at most `gap` bytes between
+ * one and the next (0: end to end) is put together in pack order, at the
+ * place of its chunk that comes first in the list. Entries with nothing
+ * to fetch (locate() returns 0: a zero chunk, out of range) and repeats
+ * of a chunk (the same pack and offset again, which would cut a run in
+ * two) go to the end of their batch. locate(i) gives chunk i's pack and
+ * offset and returns its stored length. batch 0: no change. Returns 0 or
+ * -ENOMEM.
+ */
+int sched_profile_batch(uint64_t *v, size_t n, uint64_t batch, uint64_t gap,
                         uint64_t (*locate)(uint64_t i, uint32_t *pack, uint64_t *offset, void *u), void *u);

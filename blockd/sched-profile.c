@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The fetch scheduler's boot-profile lists (sched.h): set, located in
- * the packs, cancelled, and done when every entry is local. */
+ * the packs, cancelled, and done when every entry is local; and the
+ * image's pack order, for profile ranges that read through a gap between
+ * two of the list's chunks (sched_profile_gap in sched-policy.h). */
 #include "sched-internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "chunkstore/coalesce.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -22,10 +25,11 @@ void sched_profile_check_done(struct sched_export *se) {
         if (se->pf_logged || !se->pf_n || se->pf_pos < se->pf_n || se->pf_pending)
                 return;
         se->pf_logged = true;
-        log_info("Export %s: prefetch done: %llu of %zu chunks, %llu fetched (%s) in %.2f s", se->name,
-                 (unsigned long long) MIN(se->pf_done, (uint64_t) se->pf_n), se->pf_n,
-                 (unsigned long long) se->st.chunks[SCHED_PROFILE],
-                 format_size(se->st.bytes[SCHED_PROFILE], sz, sizeof sz), (double) (now_ns() - se->pf_t0) / 1e9);
+        log_info("Export %s: prefetch done: %llu of %zu chunks, %llu fetched (%llu of them in gaps read through, %s in %llu requests) in %.2f s",
+                 se->name, (unsigned long long) MIN(se->pf_done, (uint64_t) se->pf_n), se->pf_n,
+                 (unsigned long long) se->st.chunks[SCHED_PROFILE], (unsigned long long) se->st.profile_gap_chunks,
+                 format_size(se->st.bytes[SCHED_PROFILE], sz, sizeof sz),
+                 (unsigned long long) se->st.requests[SCHED_PROFILE], (double) (now_ns() - se->pf_t0) / 1e9);
 }
 
 /* Where logical chunk i of se's image lies; its stored length, 0 if none. */
@@ -41,9 +45,82 @@ static uint64_t profile_locate(uint64_t i, uint32_t *pack, uint64_t *offset, voi
         return c->stored_len;
 }
 
+static bool chunk_before(const struct blkindex_chunk *a, const struct blkindex_chunk *b) {
+        return a->pack < b->pack || (a->pack == b->pack && a->offset < b->offset);
+}
+
+/* se's pack order (NULL when the table is in it already) and each unique
+ * chunk's first logical chunk (for the fetch log). 0 or -ENOMEM. */
+static int packorder_build(const struct blkindex *x, uint32_t **ret_order, uint64_t **ret_first) {
+        _cleanup_free_ uint32_t *order = NULL;
+        _cleanup_free_ uint64_t *first = malloc(MAX(x->n_chunks, 1u) * sizeof *first);
+        bool sorted = true;
+
+        if (!first)
+                return -ENOMEM;
+        for (uint32_t k = 0; k < x->n_chunks; k++)
+                first[k] = UINT64_MAX;
+        for (uint64_t i = x->n_map; i-- > 0;)
+                if (x->map[i] != BLKINDEX_ZERO)
+                        first[x->map[i]] = i;
+        for (uint32_t k = 1; k < x->n_chunks && sorted; k++)
+                sorted = !chunk_before(&x->chunks[k], &x->chunks[k - 1]);
+        if (!sorted) {
+                order = malloc((size_t) x->n_chunks * sizeof *order);
+                if (!order)
+                        return -ENOMEM;
+                for (uint32_t k = 0; k < x->n_chunks; k++)
+                        order[k] = k;
+                coalesce_sort(x, order, x->n_chunks);
+        }
+        *ret_order = TAKE_PTR(order);
+        *ret_first = TAKE_PTR(first);
+        return 0;
+}
+
+int sched_profile_gap_chunks(const struct sched_export *se, uint32_t pack, uint64_t from, uint64_t to, uint32_t *out,
+                             unsigned max) {
+        const struct blkindex *x = se->x;
+        const struct blkindex_chunk key = { .pack = pack, .offset = from };
+        uint32_t lo = 0, hi = x->n_chunks;
+        unsigned n = 0;
+
+        /* The first chunk at or after (pack, from). */
+        while (lo < hi) {
+                uint32_t mid = lo + (hi - lo) / 2;
+
+                if (chunk_before(&x->chunks[se->pk_order ? se->pk_order[mid] : mid], &key))
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        for (uint32_t r = lo; r < x->n_chunks; r++) {
+                uint32_t k = se->pk_order ? se->pk_order[r] : r;
+                const struct blkindex_chunk *c = &x->chunks[k];
+
+                if (c->pack != pack || c->offset >= to)
+                        break;
+                if (c->offset + c->stored_len > to || se->pk_first[k] == UINT64_MAX)
+                        continue;       /* overlaps the next chunk; or no logical chunk uses it */
+                if (n == max)
+                        return -1;
+                out[n++] = k;
+        }
+        return (int) n;
+}
+
+void sched_profile_free(struct sched_export *se) {
+        sched_pflist_put(se->pf);
+        free(se->pk_order);
+        free(se->pk_first);
+}
+
 int sched_profile_set(struct sched_export *se, const uint64_t *chunks, size_t n) {
         struct sched *s = se->s;
         struct sched_pflist *l = malloc(sizeof *l + MAX(n, (size_t) 1) * sizeof l->v[0]);
+        _cleanup_free_ uint32_t *order = NULL;
+        _cleanup_free_ uint64_t *first = NULL;
+        bool ready;
         int r;
 
         if (!l)
@@ -52,12 +129,23 @@ int sched_profile_set(struct sched_export *se, const uint64_t *chunks, size_t n)
         l->n = n;
         if (n)
                 memcpy(l->v, chunks, n * sizeof *chunks);
-        r = sched_profile_batch(l->v, n, s->o.profile_batch, profile_locate, se);
+        r = sched_profile_batch(l->v, n, s->o.profile_batch, sched_profile_gap(UINT64_MAX, s->o.background),
+                                profile_locate, se);
+        pthread_mutex_lock(&s->lock);
+        ready = se->pk_ready;
+        pthread_mutex_unlock(&s->lock);
+        if (r >= 0 && !ready)
+                r = packorder_build(se->x, &order, &first);
         if (r < 0) {
                 free(l);
                 return r;
         }
         pthread_mutex_lock(&s->lock);
+        if (!se->pk_ready) {
+                se->pk_order = TAKE_PTR(order);
+                se->pk_first = TAKE_PTR(first);
+                se->pk_ready = true;
+        }
         sched_pflist_put(se->pf);
         se->pf = l;
         se->pf_n = n;

@@ -651,7 +651,7 @@ void sched_export_remove(struct sched_export *se) {
         s->n_exports--;
         pthread_mutex_unlock(&s->lock);
 
-        sched_pflist_put(se->pf);
+        sched_profile_free(se);
         free(se->present);
         free(se->needed);
         free(se->name);

@@ -177,6 +177,12 @@ struct sched_export_stats {
         /* Profile: positions of the list, positions done (skipped, fetched,
          * failed, or fetched by someone else), 1 while any is left. */
         uint64_t profile_queued, profile_done, profile_active;
+        /* Profile ranges that read through a gap between two of the
+         * list's chunks (sched_profile_gap): the chunks in the gaps they
+         * fetched (counted in chunks[SCHED_PROFILE] too), and the bytes
+         * they read that no chunk of theirs needed (chunks local
+         * already, bytes of no chunk). */
+        uint64_t profile_gap_chunks, profile_gap_waste;
         uint64_t bg_state;              /* enum sched_bg_state */
         uint64_t bg_position;           /* the background cursor (logical chunk) */
 };

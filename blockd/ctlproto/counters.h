@@ -60,6 +60,10 @@
           "Chunks fetched by the boot-profile prefetch (before a reader asked).")                                    \
         X(prefetch_bytes, COUNTER, BYTES, "prefetch_bytes", "hocus_blk_export_prefetched_bytes_total", NULL,         \
           "Stored bytes fetched by the boot-profile prefetch.")                                                      \
+        X(prefetch_gap_chunks, COUNTER, CHUNKS, "prefetch_gap_chunks", NULL, NULL,                                   \
+          "Chunks the prefetch fetched in gaps its ranges read through (in prefetch_fetched too).")                  \
+        X(prefetch_gap_waste_bytes, COUNTER, BYTES, "prefetch_gap_waste_bytes", NULL, NULL,                          \
+          "Bytes of gaps prefetch ranges read through that no chunk needed (local already, or no chunk's).")         \
         X(prefetch_active, GAUGE, FLAG, "prefetch_active", NULL, NULL, "1 while a prefetch list is worked through.") \
         X(recording, GAUGE, FLAG, "recording", NULL, NULL, "1 while the export's boot profile is recorded.")         \
         X(recorded_entries, GAUGE, COUNT, "recorded_entries", NULL, NULL, "Profile entries recorded so far.")        \

@@ -21,7 +21,7 @@ static const char *const json_keys[] = {
         "reads", "writes", "trims", "zeroes", "flushes", "block_status", "bytes_read", "bytes_written",
         "cache_hits", "cache_misses", "bytes_fetched", "errors", "clients", "overlay_data_bytes",
         "overlay_zero_bytes", "prefetch_queued", "prefetch_done", "prefetch_fetched", "prefetch_bytes",
-        "prefetch_active", "recording", "recorded_entries", "learning", "learned_entries", "prefetch_learned",
+        "prefetch_gap_chunks", "prefetch_gap_waste_bytes", "prefetch_active", "recording", "recorded_entries", "learning", "learned_entries", "prefetch_learned",
         "demand_requests", "profile_requests", "background_requests", "demand_bytes", "background_bytes",
         "background_chunks", "readahead_issued", "readahead_used", "readahead_wasted", "bytes_needed",
         "hydrated_bytes", "image_bytes", "demand_waits", "demand_wait_s", "demand_failures", "fetch_errors",

@@ -229,14 +229,72 @@ static void test_profile_batch(void) {
         uint64_t one[] = { 9, 8, 7 };
 
         /* Batches of 40 bytes (4 data chunks): [205 3 1000 4 3] [101 2 7 1] [6]. */
-        assert(sched_profile_batch(v, 10, 40, fake_locate, NULL) == 0);
+        assert(sched_profile_batch(v, 10, 40, 0, fake_locate, NULL) == 0);
         for (unsigned p = 0; p < 10; p++)
                 assert(v[p] == want[p]);
         /* Batches of one chunk leave the order alone; so does batch 0. */
-        assert(sched_profile_batch(one, 3, 1, fake_locate, NULL) == 0);
+        assert(sched_profile_batch(one, 3, 1, 0, fake_locate, NULL) == 0);
         assert(one[0] == 9 && one[1] == 8 && one[2] == 7);
-        assert(sched_profile_batch(one, 3, 0, fake_locate, NULL) == 0);
+        assert(sched_profile_batch(one, 3, 0, 0, fake_locate, NULL) == 0);
         assert(one[0] == 9 && one[1] == 8 && one[2] == 7);
+}
+
+/* Runs across gaps: chunks at most gap bytes apart in a pack are one run
+ * (so that the cursor finds them next to each other in the list), in
+ * pack order at the place of the first; farther ones and other packs
+ * stay apart. */
+static void test_profile_batch_gaps(void) {
+        /* Offsets (10-byte chunks): 3@30 5@50 9@90 1@10 107@70 (pack 1). */
+        uint64_t v[] = { 9, 107, 3, 1, 5 };
+        const uint64_t ten[] = { 9, 107, 1, 3, 5 }, thirty[] = { 1, 3, 5, 9, 107 };
+        uint64_t w[5];
+
+        /* Gap 0: none lies end to end with another: the order stays. */
+        memcpy(w, v, sizeof v);
+        assert(sched_profile_batch(w, 5, 1000, 0, fake_locate, NULL) == 0);
+        assert(!memcmp(w, v, sizeof w));
+        /* Gap 10: 1, 3, 5 are a run at the place of 3 (position 2); 9 is
+         * 30 past 5's end. */
+        memcpy(w, v, sizeof v);
+        assert(sched_profile_batch(w, 5, 1000, 10, fake_locate, NULL) == 0);
+        assert(!memcmp(w, ten, sizeof w));
+        /* Gap 30: 1, 3, 5, 9 are one run at the place of 9 (the first). */
+        memcpy(w, v, sizeof v);
+        assert(sched_profile_batch(w, 5, 1000, 30, fake_locate, NULL) == 0);
+        assert(!memcmp(w, thirty, sizeof w));
+}
+
+/* The gap a profile range reads through: the bandwidth-delay product,
+ * bounded; a default before there is one; tiny without the background
+ * stream. */
+static void test_profile_gap(void) {
+        struct bdp b;
+        uint64_t t = 1;
+        double tput;
+
+        assert(sched_profile_gap(0, true) == SCHED_PROFILE_GAP_UNKNOWN);
+        assert(sched_profile_gap(1000, true) == SCHED_PROFILE_GAP_MIN);
+        assert(sched_profile_gap(300000, true) == 300000);
+        assert(sched_profile_gap(100 << 20, true) == SCHED_PROFILE_GAP_MAX);
+        assert(sched_profile_gap(UINT64_MAX, true) == SCHED_PROFILE_GAP_MAX);
+        assert(SCHED_PROFILE_GAP_MIN <= SCHED_PROFILE_GAP_UNKNOWN && SCHED_PROFILE_GAP_UNKNOWN <= SCHED_PROFILE_GAP_MAX);
+        /* Background off: tiny gaps only, whatever the link. */
+        assert(sched_profile_gap(0, false) == SCHED_PROFILE_GAP_TINY);
+        assert(sched_profile_gap(300000, false) == SCHED_PROFILE_GAP_TINY);
+        assert(sched_profile_gap(UINT64_MAX, false) == SCHED_PROFILE_GAP_TINY);
+        assert(SCHED_PROFILE_GAP_TINY < SCHED_PROFILE_GAP_MIN);
+        /* From the estimates: 1 Gbit/s at 2 ms with 256 KiB requests moves
+         * 250 KB a round trip (and the round trip counts a request's
+         * transfer): what bdp_bytes says, within the bounds. */
+        bdp_init(&b, NULL);
+        simulate(&b, 1.25e8, 0.002, 256 << 10, 128, 3, &t, &tput);
+        assert(sched_profile_gap(bdp_bytes(&b), true) >= 250000);
+        assert(sched_profile_gap(bdp_bytes(&b), true) == MIN(bdp_bytes(&b), (uint64_t) SCHED_PROFILE_GAP_MAX));
+        /* 10 Gbit/s at 10 ms: 12.5 MB a round trip, 1 MiB at most. */
+        bdp_init(&b, NULL);
+        t = 1;
+        simulate(&b, 1.25e9, 0.010, 1 << 20, 128, 3, &t, &tput);
+        assert(sched_profile_gap(bdp_bytes(&b), true) == SCHED_PROFILE_GAP_MAX);
 }
 
 int main(void) {
@@ -244,6 +302,8 @@ int main(void) {
         test_bdp();
         test_scavenger();
         test_profile_batch();
+        test_profile_batch_gaps();
+        test_profile_gap();
         printf("ok\n");
         return 0;
 }

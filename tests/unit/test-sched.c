@@ -492,6 +492,61 @@ static void test_profile_batched(void) {
         chunkstore_free(cs);
 }
 
+/* Whether the store holds logical chunk i's bytes. */
+static bool stored(struct chunkstore *cs, uint64_t i) {
+        struct digest d;
+
+        digest_compute(chunk_data[i], CS, &d);
+        return chunkstore_has(cs, &d) > 0;
+}
+
+/* Profile chunks a gap apart in the pack: with the background stream on,
+ * a range reads through a one-chunk gap (whatever the link: 64 KiB is
+ * the least gap read through) and stores the chunk in it, but never
+ * through 29 chunks (1.8 MiB: more than a profile range holds); a chunk
+ * local already in a gap is read and counted as waste. With the stream
+ * off, no gap of a chunk is read through. */
+static void test_profile_gaps(bool background) {
+        struct chunkstore *cs = store_new();
+        struct sched *s;
+        struct sched_export *se;
+        struct sched_export_stats st;
+        struct img m;
+        /* In the pack: 3, [4], 5 ... 29 chunks ... 40, [41], 42. */
+        const uint64_t list[] = { 3, 5, 40, 42 };
+
+        img_make(&m, false);
+        assert(sched_new(cs, &(struct sched_options) { .background = background, .min_window = 1, .max_window = 1 },
+                         &s) == 0);
+        assert(sched_export_add(s, "a", &m.image, &m.src, 0, &se) == 0);
+        /* Chunk 4 is local before the profile starts. */
+        assert(demand(se, 4, 0, NULL) == 0);
+        assert(fake_reads(&m.fake) == 1);
+        assert(sched_profile_set(se, list, 4) == 0);
+        profile_wait(se, &st);
+        assert(st.profile_queued == 4 && st.profile_done == 4);
+        if (background) {
+                assert(st.requests[SCHED_PROFILE] == 2 && fake_reads(&m.fake) == 3);
+                assert(m.fake.reads[1].off == pack_off(&m, 3) && m.fake.reads[1].len == 3 * (uint64_t) CS);
+                assert(m.fake.reads[2].off == pack_off(&m, 40) && m.fake.reads[2].len == 3 * (uint64_t) CS);
+                assert(st.chunks[SCHED_PROFILE] == 5 && st.profile_gap_chunks == 1);
+                assert(st.profile_gap_waste == CS);
+                assert(stored(cs, 41));
+        } else {
+                assert(st.requests[SCHED_PROFILE] == 4 && fake_reads(&m.fake) == 5);
+                for (unsigned r = 1; r < 5; r++)
+                        assert(m.fake.reads[r].off == pack_off(&m, list[r - 1]) && m.fake.reads[r].len == CS);
+                assert(st.chunks[SCHED_PROFILE] == 4 && st.profile_gap_chunks == 0 && st.profile_gap_waste == 0);
+                assert(!stored(cs, 41));
+        }
+        for (unsigned p = 0; p < 4; p++)
+                assert(stored(cs, list[p]));
+        sched_export_remove(se);
+        sched_free(s);
+        img_free(&m);
+        chunkstore_free(cs);
+}
+
 /* A flipped byte: the chunk is fetched again, the reader gets it right;
  * a source that keeps failing ends in -EIO at the fetch timeout, and a
  * source that comes back serves again. */
@@ -600,6 +655,8 @@ int main(void) {
         test_background_settles();
         test_profile();
         test_profile_batched();
+        test_profile_gaps(true);
+        test_profile_gaps(false);
         test_faults();
         test_remove_while_shared();
 
