@@ -264,6 +264,7 @@ static struct json_object *cmd_list(struct control *ctl, struct json_object *req
                         add_u64(fo, "bg_budget", ss.bg_budget);
                         add_u64(fo, "bg_shrinks", ss.bg_shrinks);
                         add_u64(fo, "delays", ss.delays);
+                        add_u64(fo, "delays_forgiven", ss.delays_forgiven);
                         add_u64(fo, "demand_bg_ahead_max", ss.demand_bg_ahead_max);
                         json_object_object_add(o, "fetch", fo);
                 }

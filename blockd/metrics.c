@@ -168,6 +168,12 @@ int metrics_render(const struct metrics_sources *d, char **ret, size_t *ret_len)
                        "Fetched chunks that did not match their digest.", ss.mismatches);
                 metric(f, "hocus_blk_fetch_timeouts_total", "counter", "Reads that failed at the fetch timeout.",
                        ss.timeouts);
+                metric(f, "hocus_blk_fetch_delays_total", "counter",
+                       "Completions whose latency the link does not explain (the background stream shrinks).",
+                       ss.delays);
+                metric(f, "hocus_blk_fetch_delays_forgiven_total", "counter",
+                       "Completions that would have counted as delays but for CPU stall during their lifetime.",
+                       ss.delays_forgiven);
         }
 
         export_metrics(f, &rows);

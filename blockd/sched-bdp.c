@@ -32,9 +32,11 @@ void bdp_init(struct bdp *b, const struct bdp_options *o) {
         b->window = MIN(MAX(b->o.initial_window, b->o.min_window), b->o.max_window);
 }
 
-void bdp_on_send(struct bdp *b, uint64_t now_ns, uint64_t bytes, struct bdp_send *ret) {
+void bdp_on_send(struct bdp *b, uint64_t now_ns, uint64_t stall_ns, uint64_t bytes, struct bdp_send *ret) {
         b->sent += bytes;
-        *ret = (struct bdp_send) { .t_ns = now_ns, .ahead = b->inflight, .sent = b->sent, .bytes = bytes };
+        *ret = (struct bdp_send) {
+                .t_ns = now_ns, .stall_ns = stall_ns, .ahead = b->inflight, .sent = b->sent, .bytes = bytes
+        };
         if (!b->first_ns)
                 b->first_ns = now_ns;
         b->inflight += bytes;
@@ -81,7 +83,28 @@ static double throughput(struct bdp *b, uint64_t now_ns, uint64_t bytes) {
         return now_ns > start ? (double) sum / ((double) (now_ns - start) / 1e9) : 0;
 }
 
-void bdp_on_done(struct bdp *b, const struct bdp_send *s, uint64_t now_ns, bool ok) {
+/* Latency that neither the round trip nor the bytes that shared the link
+ * with the request (ahead of it, sent during its lifetime) at the link's
+ * rate explain, beyond the tolerance: a queue (a delay), unless the CPU
+ * stall during its lifetime explains it (forgiven). */
+static void delay_check(struct bdp *b, const struct bdp_send *s, uint64_t now_ns, uint64_t stall_ns, double elapsed) {
+        double excess, stall = stall_ns > s->stall_ns ? (double) (stall_ns - s->stall_ns) / 1e9 : 0;
+        double tolerance = MAX(b->rtt_est, BDP_DELAY_MIN_S);
+
+        if (b->rtt_est <= 0 || b->bw_est <= 0)
+                return;
+        excess = elapsed - (b->rtt_est + (double) (s->ahead + (b->sent - s->sent)) / b->bw_est);
+        if (excess <= tolerance)
+                return;
+        if (excess - stall <= tolerance) {
+                b->forgiven++;
+                return;
+        }
+        b->delayed_ns = now_ns;
+        b->delays++;
+}
+
+void bdp_on_done(struct bdp *b, const struct bdp_send *s, uint64_t now_ns, uint64_t stall_ns, bool ok) {
         uint64_t bw_id = now_ns / BW_SLOT_NS + 1, rtt_id = now_ns / RTT_SLOT_NS + 1;
         double elapsed, target;
 
@@ -96,15 +119,7 @@ void bdp_on_done(struct bdp *b, const struct bdp_send *s, uint64_t now_ns, bool 
         slot_add(b->bw, BDP_BW_SLOTS, bw_id, throughput(b, now_ns, s->bytes), 1);
         if (s->ahead + (b->sent - s->sent) <= MAX(b->o.min_window, 2u) * s->bytes)
                 slot_add(b->rtt, BDP_RTT_SLOTS, rtt_id, MAX(elapsed, RTT_FLOOR_S), -1);
-        /* Latency that neither the round trip nor the bytes that shared
-         * the link with it (ahead of it, sent during its lifetime) at the
-         * link's rate explain: a queue. */
-        if (b->rtt_est > 0 && b->bw_est > 0 &&
-            elapsed - (b->rtt_est + (double) (s->ahead + (b->sent - s->sent)) / b->bw_est) >
-                    MAX(b->rtt_est, BDP_DELAY_MIN_S)) {
-                b->delayed_ns = now_ns;
-                b->delays++;
-        }
+        delay_check(b, s, now_ns, stall_ns, elapsed);
         b->bw_est = slot_best(b->bw, BDP_BW_SLOTS, bw_id, 1);
         b->rtt_est = slot_best(b->rtt, BDP_RTT_SLOTS, rtt_id, -1);
         if (b->rtt_est > 0)

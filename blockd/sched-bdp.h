@@ -41,9 +41,15 @@
  * it (ahead of it, sent during its lifetime, at the estimated bandwidth)
  * explain by more than a round trip (and BDP_DELAY_MIN_S) means a queue
  * grew somewhere: the round trip rose above its floor, and the scavenger
- * shrinks for a while (bdp_delayed).
+ * shrinks for a while (bdp_delayed). Latency that CPU waits explain is
+ * not such a queue: the caller passes a clock of CPU stall beside the
+ * time (cpu-stall.h: how long some task waited for a CPU), and the stall
+ * during a request's lifetime is taken off what is left unexplained; a
+ * completion that would have been a delay but for it is counted in
+ * `forgiven`, not `delays`. A clock that stands still (no pressure
+ * information) forgives nothing.
  *
- * Pure: the caller passes the time and serialises the calls.
+ * Pure: the caller passes the time and the stall and serialises the calls.
  */
 #pragma once
 
@@ -79,6 +85,7 @@ struct bdp {
         double rtt_held;        /* the last estimate, when the filter is empty */
         uint64_t delayed_ns;    /* the last completion that saw a queue, 0 = none */
         uint64_t delays;        /* completions that saw a queue */
+        uint64_t forgiven;      /* would have, but CPU stall explains their latency */
         unsigned window;
         uint64_t samples;
 };
@@ -86,16 +93,19 @@ struct bdp {
 /* What a request remembers from when it was sent. */
 struct bdp_send {
         uint64_t t_ns;
+        uint64_t stall_ns;      /* the CPU stall clock when it was sent */
         uint64_t ahead;         /* bytes in flight when it was sent */
-        uint64_t sent;          /* b->sent after it was sent */         /* bytes in flight before it */
+        uint64_t sent;          /* b->sent after it was sent */
         uint64_t bytes;
 };
 
 void bdp_init(struct bdp *b, const struct bdp_options *o);
-/* A request of bytes is sent now. */
-void bdp_on_send(struct bdp *b, uint64_t now_ns, uint64_t bytes, struct bdp_send *ret);
-/* It ended at now_ns; ok: successfully (only those are samples). */
-void bdp_on_done(struct bdp *b, const struct bdp_send *s, uint64_t now_ns, bool ok);
+/* A request of bytes is sent now; stall_ns: the CPU stall clock now
+ * (cpu-stall.h; any clock that only counts up, 0 without one). */
+void bdp_on_send(struct bdp *b, uint64_t now_ns, uint64_t stall_ns, uint64_t bytes, struct bdp_send *ret);
+/* It ended at now_ns, the stall clock at stall_ns; ok: successfully (only
+ * those are samples). */
+void bdp_on_done(struct bdp *b, const struct bdp_send *s, uint64_t now_ns, uint64_t stall_ns, bool ok);
 /* Requests to keep in flight now. */
 unsigned bdp_window(const struct bdp *b);
 /* Estimated bandwidth (bytes/s) and round trip (s); 0 when unknown. */

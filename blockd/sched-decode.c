@@ -37,7 +37,7 @@ void sched_on_fetched(void *userdata, int r, const struct fetch_conn *conn) {
         if (conn)
                 rg->conn = *conn;
         rg->t1 = now;
-        bdp_on_done(&s->bdp, &rg->bs, now, r == 0);
+        bdp_on_done(&s->bdp, &rg->bs, now, cpu_stall_ns(&s->stall, now), r == 0);
         /* The request slot is free (the window counts the network): the
          * range waits for a decoder now. */
         s->inflight[rg->cls]--;

@@ -127,7 +127,7 @@ static void launch(struct sched *s, struct sched_range *rg) {
         }
         s->inflight[rg->cls]++;
         rg->t0 = now;
-        bdp_on_send(&s->bdp, now, rg->len, &rg->bs);
+        bdp_on_send(&s->bdp, now, cpu_stall_ns(&s->stall, now), rg->len, &rg->bs);
         /* Large ranges reuse buffers: a fresh multi-MiB malloc is a fresh
          * mapping, and faulting its pages in costs more than the copy. */
         rg->pooled = rg->len > s->o.range_max / 2 && rg->len <= s->o.range_max;

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "blockd/chunkfd.h"
+#include "blockd/cpu-stall.h"
 #include "blockd/sched-bdp.h"
 #include "blockd/sched-policy.h"
 #include "blockd/sched.h"
@@ -196,6 +197,7 @@ struct sched {
         struct sched_export *exports;
         unsigned n_exports, rr;         /* round robin between exports */
         struct bdp bdp;
+        struct cpu_stall stall;         /* beside the time, for bdp (cpu-stall.h) */
         struct tbucket tb;
         struct sched_range *dec_head[2], *dec_tail[2];  /* [0] urgent */
         void *pool[SCHED_BUF_POOL];

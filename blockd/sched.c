@@ -686,6 +686,7 @@ void sched_get_stats(struct sched *s, struct sched_stats *ret) {
         ret->bandwidth = bdp_bandwidth(&s->bdp);
         ret->rtt = bdp_rtt(&s->bdp);
         ret->delays = s->bdp.delays;
+        ret->delays_forgiven = s->bdp.forgiven;
         ret->bg_inflight_bytes = s->bg_net_bytes;
         ret->bg_budget = s->bg_budget;
         pthread_mutex_unlock(&s->lock);
@@ -721,6 +722,10 @@ int sched_new(struct chunkstore *store, const struct sched_options *o, struct sc
         s->rng = s->t0 | 1;
         bdp_init(&s->bdp, &(struct bdp_options) { .min_window = s->o.min_window, .max_window = s->o.max_window });
         tbucket_init(&s->tb, s->o.background_rate, s->bg_range_max, s->t0);
+        r = cpu_stall_open(&s->stall, NULL);
+        if (r < 0)
+                log_debug_errno(r, "No CPU pressure information (%s): round trips above their floor count as "
+                                "queues even when CPU waits explain them: %m", CPU_STALL_PATH);
         pthread_mutex_init(&s->lock, NULL);
         pthread_mutex_init(&s->log_lock, NULL);
         cond_init_mono(&s->wake);
@@ -758,6 +763,7 @@ fail_decoders:
 fail:
         if (s->log_fd >= 0)
                 close(s->log_fd);
+        cpu_stall_close(&s->stall);
         free(s);
         return r;
 }
@@ -785,6 +791,7 @@ void sched_free(struct sched *s) {
                 free(s->pool[--s->n_pool]);
         if (s->log_fd >= 0)
                 close(s->log_fd);
+        cpu_stall_close(&s->stall);
         pthread_mutex_destroy(&s->lock);
         pthread_mutex_destroy(&s->log_lock);
         pthread_cond_destroy(&s->wake);

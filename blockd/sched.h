@@ -201,9 +201,10 @@ struct sched_stats {
          * bound now; times it was refused a range while its bound was
          * held to one range (demand recent or round trips above their
          * floor);
-         * completions that saw a queue; the most background bytes on the
-         * network when a demand request was sent. */
-        uint64_t bg_inflight_bytes, bg_budget, bg_shrinks, delays, demand_bg_ahead_max;
+         * completions that saw a queue; those that would have but for the
+         * CPU stall during their lifetime (sched-bdp.h); the most
+         * background bytes on the network when a demand request was sent. */
+        uint64_t bg_inflight_bytes, bg_budget, bg_shrinks, delays, delays_forgiven, demand_bg_ahead_max;
 };
 
 void sched_get_stats(struct sched *s, struct sched_stats *ret);

@@ -99,7 +99,7 @@ static unsigned simulate(struct bdp *b, double bw, double rtt, uint64_t req, uns
                                 q[i].start = now;
                                 rng = rng * 1103515245 + 12345;
                                 q[i].left = (double) req * (0.5 + (double) (rng >> 16 & 1023) / 1024);
-                                bdp_on_send(b, now_ns, (uint64_t) q[i].left, &q[i].s);
+                                bdp_on_send(b, now_ns, 0, (uint64_t) q[i].left, &q[i].s);
                                 n++;
                         }
                 for (unsigned i = 0; i < limit; i++)
@@ -110,7 +110,7 @@ static unsigned simulate(struct bdp *b, double bw, double rtt, uint64_t req, uns
                         q[i].left -= bw * dt / active;
                         if (q[i].left <= 0) {
                                 q[i].used = false;
-                                bdp_on_done(b, &q[i].s, now_ns, true);
+                                bdp_on_done(b, &q[i].s, now_ns, 0, true);
                                 if (now >= secs - 1)
                                         done_last += (double) q[i].s.bytes;
                         }
@@ -119,7 +119,7 @@ static unsigned simulate(struct bdp *b, double bw, double rtt, uint64_t req, uns
         *t += (uint64_t) (secs * 1e9);
         for (unsigned i = 0; i < limit; i++)
                 if (q[i].used)
-                        bdp_on_done(b, &q[i].s, *t, false);
+                        bdp_on_done(b, &q[i].s, *t, 0, false);
         *ret_tput = done_last;
         return bdp_window(b);
 }
@@ -199,16 +199,77 @@ static void test_scavenger(void) {
         /* A request alone on the link that takes ten round trips: a queue
          * grew; the signal lasts 8 round trips (20 ms at least), then goes. */
         assert(!bdp_delayed(&b, t));
-        bdp_on_send(&b, t, 4096, &sd);
+        bdp_on_send(&b, t, 0, 4096, &sd);
         t += (uint64_t) (10 * bdp_rtt(&b) * 1e9);
-        bdp_on_done(&b, &sd, t, true);
+        bdp_on_done(&b, &sd, t, 0, true);
         assert(b.delays == 1 && bdp_delayed(&b, t) && bdp_delayed(&b, t + 19 * MS));
         assert(!bdp_delayed(&b, t + (uint64_t) (8 * bdp_rtt(&b) * 1e9) + 20 * MS));
         /* One that took about a round trip: none. */
-        bdp_on_send(&b, t, 4096, &sd);
+        bdp_on_send(&b, t, 0, 4096, &sd);
         t += (uint64_t) (bdp_rtt(&b) * 1e9);
-        bdp_on_done(&b, &sd, t, true);
-        assert(b.delays == 1);
+        bdp_on_done(&b, &sd, t, 0, true);
+        assert(b.delays == 1 && b.forgiven == 0);
+}
+
+/* One request of 4 KiB alone on the link, sent at *t with the CPU stall
+ * clock at *stall, that takes lat ns while the clock advances by
+ * stalled ns. */
+static void lone_request(struct bdp *b, uint64_t *t, uint64_t *stall, uint64_t lat, uint64_t stalled) {
+        struct bdp_send sd;
+
+        bdp_on_send(b, *t, *stall, 4096, &sd);
+        *t += lat;
+        *stall += stalled;
+        bdp_on_done(b, &sd, *t, *stall, true);
+}
+
+/* The delay signal with CPU stall beside the time: the same latency the
+ * link does not explain is a delay without stall and forgiven with as
+ * much stall during the request's lifetime (the scavenger does not
+ * shrink); a queue on the link larger than the stall still counts. */
+static void test_stall_filter(void) {
+        struct bdp_send sd;
+        uint64_t t = 1, stall = 7 * MS, lat, rtt_ns, quiet;
+        struct bdp b;
+        double tput;
+
+        bdp_init(&b, NULL);
+        simulate(&b, 1.25e8, 0.002, 256 << 10, 128, 3, &t, &tput);
+        rtt_ns = (uint64_t) (bdp_rtt(&b) * 1e9);
+        lat = 10 * rtt_ns;      /* about 9 round trips unexplained */
+        quiet = 8 * rtt_ns + 20 * MS;   /* the signal's hold */
+        assert(b.delays == 0 && b.forgiven == 0);
+        /* No stall: a delay. */
+        lone_request(&b, &t, &stall, lat, 0);
+        assert(b.delays == 1 && b.forgiven == 0 && bdp_delayed(&b, t));
+        t += quiet;
+        assert(!bdp_delayed(&b, t));
+        /* The same latency, the stall clock advancing as much: forgiven. */
+        lone_request(&b, &t, &stall, lat, lat);
+        assert(b.delays == 1 && b.forgiven == 1 && !bdp_delayed(&b, t));
+        /* Stall for all but half a round trip of it (within the
+         * tolerance, a round trip): forgiven. */
+        lone_request(&b, &t, &stall, lat, lat - 3 * rtt_ns / 2);
+        assert(b.delays == 1 && b.forgiven == 2 && !bdp_delayed(&b, t));
+        /* A real queue on the link: 9 round trips unexplained, 2 of them
+         * CPU stall; the other 7 still count. */
+        lone_request(&b, &t, &stall, lat, 2 * rtt_ns);
+        assert(b.delays == 2 && b.forgiven == 2 && bdp_delayed(&b, t));
+        t += quiet;
+        /* A request the link explains is neither, stall or not. */
+        lone_request(&b, &t, &stall, rtt_ns, rtt_ns);
+        lone_request(&b, &t, &stall, rtt_ns, 0);
+        assert(b.delays == 2 && b.forgiven == 2 && !bdp_delayed(&b, t));
+        /* A clock that stands still (no pressure information) gives
+         * today's signal; one read in the other order (it went back)
+         * forgives nothing either. */
+        lone_request(&b, &t, &stall, lat, 0);
+        assert(b.delays == 3 && b.forgiven == 2);
+        t += quiet;
+        bdp_on_send(&b, t, stall + lat, 4096, &sd);
+        t += lat;
+        bdp_on_done(&b, &sd, t, stall, true);
+        assert(b.delays == 4 && b.forgiven == 2);
 }
 
 /* Profile batches: inside each, runs of chunks that lie end to end in a
@@ -301,6 +362,7 @@ int main(void) {
         test_gate();
         test_bdp();
         test_scavenger();
+        test_stall_filter();
         test_profile_batch();
         test_profile_batch_gaps();
         test_profile_gap();
