@@ -50,6 +50,23 @@ while [ $# -gt 0 ]; do
         *) echo "usage: bench/first-byte.sh [--build DIR] [--runs N] [--link DELAY:RATE] [--size MIB] [--stream-mib MIB] [--profile] [--tls]" >&2; exit 2 ;;
         esac
 done
+for v in "$runs" "$size_mib" "$stream_mib"; do
+        case $v in
+        '' | *[!0-9]* | 0) echo "bench/first-byte.sh: --runs, --size and --stream-mib take positive integers, not '$v'" >&2; exit 2 ;;
+        esac
+done
+# The reads (reads.py): the first at the middle plus 17 chunks; the nine
+# far ahead of the stream at size - (37k + 5) chunks, k = 1..9, so the
+# farthest from the end is 338 chunks (84.5 MiB) before it, and all must
+# lie beyond the first STREAM_MIB the stream fetches: the image must be
+# larger than STREAM_MIB + 84.5 MiB.
+min_mib=$((stream_mib + 338 * 256 / 1024 + 1))
+if [ "$size_mib" -lt "$min_mib" ]; then
+        echo "bench/first-byte.sh: --size $size_mib is too small for --stream-mib $stream_mib: its reads of a chunk" \
+                "ahead of the stream lie up to 84.5 MiB before the image's end, beyond the first $stream_mib MiB;" \
+                "give --size $min_mib or more (or a smaller --stream-mib)" >&2
+        exit 2
+fi
 hb=$build/cli/hocus-blk
 blockd=${BLOCKD_BIN:-$build/blockd/blockd}
 requires docker-registry
@@ -132,15 +149,15 @@ for n in $(seq "$runs"); do
         fetch=$("$hb" stats --control "$T/control.sock" --json | python3 -c 'import json, sys
 j = json.load(sys.stdin)
 f, e = j["fetch"], j["exports"][0]
-for k in ("bg_budget", "bg_shrinks", "delays", "demand_bg_ahead_max"):
-    f.setdefault(k, -1)         # a blockd from before the scavenger
+for k in ("bg_budget", "bg_shrinks", "delays", "delays_forgiven", "demand_bg_ahead_max"):
+    f.setdefault(k, -1)         # a blockd from before the scavenger (or the CPU stall filter)
 ms = lambda k: e[k] * 1e3 if k in e else -1     # a blockd from before the breakdown
 print("a_reg=%.1f a_man=%.1f a_idx=%.1f a_all=%.1f fr=%.1f lk=%.1f" % (
     ms("attach_connect_s"), ms("attach_manifest_s"), ms("attach_index_s"), ms("attach_s"), ms("first_read_s"),
     ms("profile_lookup_s") if e.get("profile_lookup_s") else -1), end=" ")
-print("bw=%.0fMB/s rtt=%.2fms bg_budget=%d bg_shrinks=%d delays=%d demand_bg_ahead_max=%d" % (
+print("bw=%.0fMB/s rtt=%.2fms bg_budget=%d bg_shrinks=%d delays=%d forgiven=%d demand_bg_ahead_max=%d" % (
     f["bandwidth"] / 1e6, f["rtt_s"] * 1e3, f["bg_budget"], f["bg_shrinks"], f["delays"],
-    f["demand_bg_ahead_max"]))')
+    f["delays_forgiven"], f["demand_bg_ahead_max"]))')
         kill "$bpid"; wait "$bpid" || true
         echo "run=$n $line $fetch" | tee -a "$T/results"
 done
