@@ -660,14 +660,16 @@ int export_record_get(struct export *e, bool stop, struct profile **ret) {
         return r;
 }
 
-int export_learn_start(struct export *e, uint64_t window_ns) {
+int export_learn_start(struct export *e) {
         int r = 0;
 
+        if (!e->env.learn_window_ns)
+                return 0;
         pthread_mutex_lock(&e->profile_lock);
         if (!e->learn_rec) {
                 r = profile_rec_new(e->x->image_size, e->x->chunk_size, &e->learn_rec);
                 if (r >= 0) {
-                        e->learn_until_ns = now_ns() + window_ns;
+                        e->learn_until_ns = now_ns() + e->env.learn_window_ns;
                         __atomic_store_n(&e->learning, true, __ATOMIC_RELEASE);
                 }
         }

@@ -49,6 +49,9 @@ struct export_env {
         /* The fetch scheduler all exports share (sched.h); NULL: the
          * export makes its own, with the defaults. */
         struct sched *sched;
+        /* How long an attach learns its first reads (profile-learn.h,
+         * --learn-window); 0: it learns nothing. */
+        uint64_t learn_window_ns;
 };
 
 struct export_config {
@@ -196,11 +199,12 @@ int export_record_start(struct export *e);
 /* What was recorded so far as a profile (caller frees with profile_free);
  * stop: turn recording off. -ENODATA if recording never started. */
 int export_record_get(struct export *e, bool stop, struct profile **ret);
-/* Learn this attach's first reads for window_ns from now (profile-learn.h;
- * a recorder of its own, beside the one export_record_* drive); what was
- * learned is kept when the export is freed, if the attach fetched
- * anything. Once per export. 0 or -errno. */
-int export_learn_start(struct export *e, uint64_t window_ns);
+/* Learn this attach's first reads for the env's learn_window_ns from now
+ * (profile-learn.h; a recorder of its own, beside the one export_record_*
+ * drive; none when the window is 0); what was learned is kept when the
+ * export is freed, if the attach fetched anything. Once per export. 0 or
+ * -errno. */
+int export_learn_start(struct export *e);
 
 /*
  * Fetch logical chunks into the local store in the given order (the

@@ -375,7 +375,8 @@ int main(int argc, char **argv) {
         }
         sched_set_fd_cache(d.sched, d.fds);
         {
-                struct export_env env = { .store = d.store, .fds = d.fds, .source = &d.source, .sched = d.sched };
+                struct export_env env = { .store = d.store, .fds = d.fds, .source = &d.source, .sched = d.sched,
+                                          .learn_window_ns = arg.learn_window_ns };
                 struct vhostfe_exports vx = { .get = get_export };
                 r = exports_new(&env, &d.exports);
                 if (r < 0)

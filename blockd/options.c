@@ -9,6 +9,7 @@
 
 #include "blockd/chunkfd.h"
 #include "blockd/options.h"
+#include "blockd/profile-learn.h"
 #include "common/err.h"
 #include "common/cleanup.h"
 #include "common/log.h"
@@ -22,6 +23,7 @@ struct blockd_args arg = {
         .nbd_limits = NBDSRV_LIMITS_DEFAULT,
         .sched = { .background = true },
         .scrub_rate = CHUNKFD_SCRUB_RATE_DEFAULT,
+        .learn_window_ns = PROFILE_LEARN_WINDOW_NS,
 };
 
 enum {
@@ -62,6 +64,7 @@ enum {
         OPT_CONTROL_IDLE_TIMEOUT,
         OPT_SCRUB_RATE,
         OPT_VHOST_USER_BLK,
+        OPT_LEARN_WINDOW,
 };
 
 static const struct opt serving_options[] = {
@@ -162,6 +165,12 @@ static const struct opt tuning_options[] = {
         { "fetch-timeout", OPT_FETCH_TIMEOUT, "SECONDS",
           "a read of data not local yet fails with EIO when the\n"
           "registry has not delivered it by then (default 30)",
+          0 },
+        { "learn-window", OPT_LEARN_WINDOW, "SECONDS",
+          "an attach learns the reads of its first SECONDS\n"
+          "(default 120; 0 learns nothing); if it was cold, the\n"
+          "next cold start of the image on this host prefetches\n"
+          "them when no profile is published",
           0 },
         { "threads", OPT_THREADS, "N", "threads per NBD connection (default 16)", 0 },
         { "nbd-max-connections", OPT_NBD_MAX_CONNECTIONS, "N", "NBD connections open at once (default 1024)", 0 },
@@ -399,6 +408,15 @@ static int blockd_option_set(void *ctx, int id, const char *value, char *err, si
                         return err_set(err, errlen, -EINVAL, "wants seconds (0.1 to 86400), not '%s'", value);
                 }
                 a->sched.fetch_timeout_ns = (uint64_t) (v * 1e9);
+                return 0;
+        }
+        case OPT_LEARN_WINDOW: {
+                char *end;
+                double v = strtod(value, &end);
+                if (end == value || *end || !(v >= 0 && v <= 86400))
+                        return err_set(err, errlen, -EINVAL, "wants seconds (0 to 86400; 0 learns nothing), not '%s'",
+                                       value);
+                a->learn_window_ns = (uint64_t) (v * 1e9);
                 return 0;
         }
         case OPT_STATE_DIR:

@@ -35,6 +35,7 @@ struct blockd_args {
         unsigned fd_cache;         /* 0: automatic */
         bool sendfile;
         uint64_t scrub_rate;       /* bytes/s; 0: off */
+        uint64_t learn_window_ns;  /* --learn-window; 0: learn nothing */
         unsigned poll_us;
         struct nbdsrv_limits nbd_limits;
         struct export_config *exports;  /* the command line's, then the config file's */

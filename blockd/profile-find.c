@@ -11,7 +11,6 @@
 #include "chunkstore/profile.h"
 #include "common/cleanup.h"
 #include "common/log.h"
-#include "blockd/profile-learn.h"
 #include "common/util.h"
 #include "registry-client/profile-artifact.h"
 
@@ -94,7 +93,7 @@ void profile_learn_attach(struct export *e, const char *how) {
 
         if (how && !strcmp(how, "none"))
                 return;
-        r = export_learn_start(e, PROFILE_LEARN_WINDOW_NS);
+        r = export_learn_start(e);
         if (r < 0)
                 log_warning_errno(r, "Export %s: cannot learn its first reads: %m", export_name(e));
 }

@@ -4,7 +4,8 @@
  * once per host, not once per boot.
  *
  * Every attach whose profile is not "none" learns its first reads for
- * PROFILE_LEARN_WINDOW_NS: export.c runs a second profile recorder
+ * blockd's --learn-window (default PROFILE_LEARN_WINDOW_NS; 0: it learns
+ * nothing, and what was learned before stays): export.c runs a second profile recorder
  * (profile-rec.h, the one `hocus-blk record` uses) beside the one the
  * record command drives. When the export is freed (detach, update,
  * shutdown), what it learned is kept in the chunk store's directory by
@@ -27,7 +28,7 @@
 #include "chunkstore/profile.h"
 #include "chunkstore/store.h"
 
-#define PROFILE_LEARN_WINDOW_NS (120 * 1000000000ull)
+#define PROFILE_LEARN_WINDOW_NS (120 * 1000000000ull)   /* --learn-window's default */
 
 /* The attach of export name (image manifest m) learned p and fetched
  * `fetched` chunks for it: keep p if the attach was cold. Logs. */

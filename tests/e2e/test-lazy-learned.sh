@@ -5,7 +5,8 @@
 # that order before any read, so those reads fetch nothing; a published
 # profile takes precedence over the learned one; profile=none neither uses
 # nor learns one; `hocus-blk profile push REF --learned` publishes the
-# learned profile merged with the published one. Counts, not times.
+# learned profile merged with the published one; --learn-window 0 learns
+# nothing. Counts, not times.
 . "$TESTS_DIR/functions.sh"
 requires docker-registry curl
 requires_nbd_python
@@ -46,10 +47,12 @@ prefetch_settled() {
         wait_profile_lookup ws
         wait_for 120 prefetch_ended || fail "the prefetch did not end: $(tail -3 "$T/blockd.log")"
 }
-start() {       # start LOG [EXPORT OPTIONS]: a blockd with an empty chunk store
+start() {       # start LOG [EXPORT OPTIONS [BLOCKD OPTIONS...]]: a blockd with an empty chunk store
+        local log=$1 opts=${2:-}
+        shift $(($# < 2 ? $# : 2))
         rm -rf "$T/cache/chunks"
         start_blockd --nbd-socket "$T/nbd.sock" --control "$T/control.sock" --plain-http --background off \
-                --fetch-log "$1" --export "ws=$REF${2:-}"
+                --fetch-log "$log" --export "ws=$REF$opts" "$@"
 }
 
 # 1. A cold attach, nothing published: nothing prefetched, the first reads learned.
@@ -114,6 +117,18 @@ start "$T/fetch5.log"
 prefetch_settled
 [ "$(blockd_stat ws prefetch_fetched)" = 6 ] || fail "the merged profile prefetched $(blockd_stat ws prefetch_fetched) chunks, not 6"
 stop_blockd
+
+# 6. --learn-window 0: a cold attach learns nothing (the reads that
+# learned 3 entries in 1, and one more), and keeps the profile learned before.
+learned=$(cat "$T/cache/learned/"* | md5sum)
+start "$T/fetch6.log" "" --learn-window 0
+reads 200 10 100+1 30
+[ "$(blockd_stat ws learning)" = False ] || fail "--learn-window 0 learns"
+[ "$(blockd_stat ws learned_entries)" = 0 ] || fail "--learn-window 0 learned $(blockd_stat ws learned_entries) entries"
+stop_blockd
+[ "$(cat "$T/cache/learned/"* | md5sum)" = "$learned" ] || fail "--learn-window 0 changed the profile learned before"
+expect_fail "learn-window.*wants seconds" "$BLOCKD" --learn-window -1 --version
+expect_fail "learn-window.*wants seconds" "$BLOCKD" --learn-window 1x --version
 
 # Bad input: push --learned for an image this cache never learned.
 expect_fail "No profile learned" hb profile push --plain-http --cache "$T/other-cache" "$REF" --learned
