@@ -9,7 +9,7 @@
 
 #define BW_SLOT_NS 250000000ull         /* 250 ms */
 #define TP_SLOT_NS 50000000ull          /* 50 ms */
-#define RTT_SLOT_NS 1000000000ull       /* 1 s */
+#define RTT_SLOT_NS 1000000000ull       /* 1 s (and the capacity's and lone-request rate's slots) */
 #define RTT_FLOOR_S 20e-6
 #define BDP_DELAY_MIN_S 2e-3            /* queueing below this is timer and scheduling noise */
 #define DELAY_HOLD_RTTS 8
@@ -83,17 +83,19 @@ static double throughput(struct bdp *b, uint64_t now_ns, uint64_t bytes) {
         return now_ns > start ? (double) sum / ((double) (now_ns - start) / 1e9) : 0;
 }
 
-/* Latency that neither the round trip nor the bytes that shared the link
- * with the request (ahead of it, sent during its lifetime) at the link's
- * rate explain, beyond the tolerance: a queue (a delay), unless the CPU
- * stall during its lifetime explains it (forgiven). */
+/* Latency that neither the round trip, its own transfer at the rate of a
+ * request alone (the bandwidth until there is one), nor the bytes that
+ * shared the link with the request (ahead of it, sent during its
+ * lifetime) at the link's rate explain, beyond the tolerance: a queue (a
+ * delay), unless the CPU stall during its lifetime explains it (forgiven). */
 static void delay_check(struct bdp *b, const struct bdp_send *s, uint64_t now_ns, uint64_t stall_ns, double elapsed) {
         double excess, stall = stall_ns > s->stall_ns ? (double) (stall_ns - s->stall_ns) / 1e9 : 0;
         double tolerance = MAX(b->rtt_est, BDP_DELAY_MIN_S);
+        double own = (double) s->bytes / (b->stream_est > 0 ? b->stream_est : MAX(b->bw_est, 1.0));
 
         if (b->rtt_est <= 0 || b->bw_est <= 0)
                 return;
-        excess = elapsed - (b->rtt_est + (double) (s->ahead + (b->sent - s->sent)) / b->bw_est);
+        excess = elapsed - (b->rtt_est + own + (double) (s->ahead + (b->sent - s->sent)) / b->bw_est);
         if (excess <= tolerance)
                 return;
         if (excess - stall <= tolerance) {
@@ -106,7 +108,7 @@ static void delay_check(struct bdp *b, const struct bdp_send *s, uint64_t now_ns
 
 void bdp_on_done(struct bdp *b, const struct bdp_send *s, uint64_t now_ns, uint64_t stall_ns, bool ok) {
         uint64_t bw_id = now_ns / BW_SLOT_NS + 1, rtt_id = now_ns / RTT_SLOT_NS + 1;
-        double elapsed, target;
+        double elapsed, target, tp, x;
 
         b->inflight -= MIN(b->inflight, s->bytes);
         if (!ok)
@@ -116,12 +118,23 @@ void bdp_on_done(struct bdp *b, const struct bdp_send *s, uint64_t now_ns, uint6
         if (now_ns <= s->t_ns)
                 return;
         elapsed = (double) (now_ns - s->t_ns) / 1e9;
-        slot_add(b->bw, BDP_BW_SLOTS, bw_id, throughput(b, now_ns, s->bytes), 1);
-        if (s->ahead + (b->sent - s->sent) <= MAX(b->o.min_window, 2u) * s->bytes)
+        tp = throughput(b, now_ns, s->bytes);
+        slot_add(b->bw, BDP_BW_SLOTS, bw_id, tp, 1);
+        slot_add(b->cap, BDP_CAP_SLOTS, rtt_id, tp, 1);
+        if (s->ahead + (b->sent - s->sent) <= MAX(b->o.min_window, 2u) * s->bytes) {
                 slot_add(b->rtt, BDP_RTT_SLOTS, rtt_id, MAX(elapsed, RTT_FLOOR_S), -1);
+                if (s->bytes >= BDP_STREAM_MIN)
+                        slot_add(b->stream, BDP_RTT_SLOTS, rtt_id, (double) s->bytes / elapsed, 1);
+        }
         delay_check(b, s, now_ns, stall_ns, elapsed);
         b->bw_est = slot_best(b->bw, BDP_BW_SLOTS, bw_id, 1);
         b->rtt_est = slot_best(b->rtt, BDP_RTT_SLOTS, rtt_id, -1);
+        /* Held when their filters empty: a link kept busy gives no lone
+         * request, a quiet one no throughput. */
+        if ((x = slot_best(b->stream, BDP_RTT_SLOTS, rtt_id, 1)) > 0)
+                b->stream_est = x;
+        if ((x = slot_best(b->cap, BDP_CAP_SLOTS, rtt_id, 1)) > 0)
+                b->cap_est = x;
         if (b->rtt_est > 0)
                 b->rtt_held = b->rtt_est;
         else
@@ -165,8 +178,41 @@ uint64_t bdp_bytes(const struct bdp *b) {
         return (uint64_t) MAX(bdp - b->avg_request, bdp / 2);
 }
 
-uint64_t bdp_scavenger_budget(const struct bdp *b, uint64_t range, uint64_t max_bdp, bool shrink) {
-        if (shrink)
-                return range;
-        return MIN(bdp_bytes(b), max_bdp) + range;
+double bdp_capacity(const struct bdp *b) {
+        /* A request alone got stream_est: the link carries that much at
+         * least, however little the scavenger has asked of it. */
+        return MAX(b->cap_est, b->stream_est);
+}
+
+uint64_t bdp_scavenger_max(const struct bdp *b, uint64_t range, double queue_s, uint64_t max_bytes) {
+        double alone = b->stream_est > 0 ? MAX(b->rtt_est, (double) range / b->stream_est) : b->rtt_est;
+        double bytes = bdp_capacity(b) * (alone + queue_s);
+
+        return MAX(range, MIN((uint64_t) bytes, max_bytes));
+}
+
+uint64_t bdp_scavenger_budget(struct bdp *b, uint64_t now_ns, uint64_t range, uint64_t max, bool demand) {
+        bool delayed = bdp_delayed(b, now_ns);
+
+        if (delayed && b->sc_cut_ns != b->delayed_ns) {
+                b->sc_cut_ns = b->delayed_ns;
+                b->sc_thresh = MAX(b->sc_budget / 2, 2 * range);
+        }
+        if (demand || delayed)
+                b->sc_budget = range;
+        else
+                b->sc_budget = MIN(MAX(b->sc_budget, range), MAX(max, range));
+        return b->sc_budget;
+}
+
+void bdp_scavenger_on_done(struct bdp *b, uint64_t now_ns, uint64_t bytes, uint64_t ahead, uint64_t budget,
+                           uint64_t range, bool ok) {
+        uint64_t cur = MAX(b->sc_budget, range);
+
+        if (!ok || bdp_delayed(b, now_ns) || ahead + bytes + range <= budget)
+                return;
+        if (!b->sc_thresh || cur < b->sc_thresh)
+                b->sc_budget = cur + bytes;
+        else
+                b->sc_budget = cur + MAX((uint64_t) ((double) range * (double) bytes / (double) cur), 1);
 }

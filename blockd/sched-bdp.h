@@ -32,17 +32,28 @@
  *   estimate to grow (a window that only just fills the pipe cannot
  *   measure more than it already has).
  *
- * The background class is a scavenger on top of that (bdp_scavenger_budget):
- * its bytes in flight stay near one bandwidth-delay product (bdp_bytes:
- * bandwidth x round trip, less the one average request's transfer that
- * the round trip counts, half of it at most), plus one range to keep the
- * link busy and probe for more bandwidth. A completion whose
- * latency exceeds what the round trip and the bytes sharing the link with
- * it (ahead of it, sent during its lifetime, at the estimated bandwidth)
- * explain by more than a round trip (and BDP_DELAY_MIN_S) means a queue
- * grew somewhere: the round trip rose above its floor, and the scavenger
- * shrinks for a while (bdp_delayed). Latency that CPU waits explain is
- * not such a queue: the caller passes a clock of CPU stall beside the
+ * The background class is a scavenger on top of that, probing for room
+ * as LEDBAT and TCP do (bdp_scavenger_budget, bdp_scavenger_on_done): its
+ * bound on bytes in flight starts at one range and grows with each of
+ * its completions that found the bound full and no delay lately, by the
+ * completion's bytes (doubling per round trip) up to a threshold, by a
+ * range per round trip above it; it falls to one range the moment demand
+ * is recent, or a completion saw a queue (then the threshold halves).
+ * The bound stays within bdp_scavenger_max: what the link carries at its
+ * capacity (the best throughput of the last 10 s, every class, or a lone
+ * request's rate if more: the
+ * scavenger's own throughput is what it allowed, so a bound of bandwidth
+ * x round trip would only ever confirm itself) during a range's latency
+ * alone (server time included, which the round trip of small requests
+ * leaves out) plus a bounded queue. A completion whose
+ * latency exceeds what the round trip, its own transfer at the rate a
+ * request alone gets (the best bytes / latency of a lone request of
+ * BDP_STREAM_MIN or more in the last 10 s) and the bytes sharing the link
+ * with it (ahead of it, sent during its lifetime, at the estimated
+ * bandwidth) explain by more than a round trip (and BDP_DELAY_MIN_S) means
+ * a queue grew somewhere: the round trip rose above its floor, and the
+ * scavenger shrinks for a while (bdp_delayed). Latency that CPU waits
+ * explain is not such a queue: the caller passes a clock of CPU stall beside the
  * time (cpu-stall.h: how long some task waited for a CPU), and the stall
  * during a request's lifetime is taken off what is left unexplained; a
  * completion that would have been a delay but for it is counted in
@@ -58,7 +69,9 @@
 
 #define BDP_BW_SLOTS 8          /* 8 x 250 ms: the bandwidth max filter */
 #define BDP_TP_SLOTS 20         /* 20 x 50 ms: bytes completed, for throughput */
-#define BDP_RTT_SLOTS 10        /* 10 x 1 s: the rtt min filter */
+#define BDP_RTT_SLOTS 10        /* 10 x 1 s: the rtt min filter, the lone-request rate max filter */
+#define BDP_CAP_SLOTS 10        /* 10 x 1 s: the capacity max filter */
+#define BDP_STREAM_MIN (64u << 10) /* requests smaller than this give no lone-request rate */
 
 struct bdp_options {
         unsigned min_window;    /* 0 = 2 */
@@ -80,9 +93,16 @@ struct bdp {
         struct bdp_slot tp[BDP_TP_SLOTS];
         struct bdp_slot bw[BDP_BW_SLOTS];
         struct bdp_slot rtt[BDP_RTT_SLOTS];
+        struct bdp_slot stream[BDP_RTT_SLOTS];
+        struct bdp_slot cap[BDP_CAP_SLOTS];
         double avg_request;     /* EWMA of request bytes */
         double bw_est, rtt_est; /* bytes/s, seconds (0: no estimate yet) */
         double rtt_held;        /* the last estimate, when the filter is empty */
+        double cap_est;         /* bytes/s: the best throughput of 10 s (held) */
+        double stream_est;      /* bytes/s: a lone request's bytes / latency, the best of 10 s (held) */
+        uint64_t sc_budget;     /* the scavenger's bound (bytes; below a range: a range) */
+        uint64_t sc_thresh;     /* it doubles up to here, then grows a range per round trip; 0 = no limit */
+        uint64_t sc_cut_ns;     /* the delay it last halved the threshold for */
         uint64_t delayed_ns;    /* the last completion that saw a queue, 0 = none */
         uint64_t delays;        /* completions that saw a queue */
         uint64_t forgiven;      /* would have, but CPU stall explains their latency */
@@ -115,15 +135,37 @@ double bdp_rtt(const struct bdp *b);
  * 8 round trips, 20 ms at least). */
 bool bdp_delayed(const struct bdp *b, uint64_t now_ns);
 
-/*
- * The scavenger's bound, in bytes in flight, for ranges of at most range
- * bytes: one bandwidth-delay product (bdp_bytes, at most max_bdp) plus
- * one range; shrink (demand is
- * recent, or the round trip rose): the range alone. Before any estimate:
- * one range.
- */
-uint64_t bdp_scavenger_budget(const struct bdp *b, uint64_t range, uint64_t max_bdp, bool shrink);
 /* The bandwidth-delay product, in bytes: bandwidth x round trip less an
  * average request (at least half of bandwidth x round trip); 0 when
  * unknown. */
 uint64_t bdp_bytes(const struct bdp *b);
+/* The link's capacity (bytes/s): the best throughput of the last 10 s,
+ * every class, or the rate a request alone got if that is more; 0 when
+ * unknown. */
+double bdp_capacity(const struct bdp *b);
+
+/*
+ * The scavenger's bound at most, in bytes in flight, for ranges of range
+ * bytes: the capacity x (a range's latency alone + queue_s), within
+ * [range, max_bytes] (range before any estimate). With a queue_s near
+ * that latency, a bound the capacity estimate holds back still doubles
+ * what the link is asked for, and so the estimate, until the link is full.
+ */
+uint64_t bdp_scavenger_max(const struct bdp *b, uint64_t range, double queue_s, uint64_t max_bytes);
+/*
+ * The scavenger's bound now (updates it): one range while demand is
+ * recent or a completion saw a queue (bdp_delayed; the first time for
+ * each such completion the growth threshold becomes half the bound, two
+ * ranges at least); else what bdp_scavenger_on_done grew it to, within
+ * [range, max].
+ */
+uint64_t bdp_scavenger_budget(struct bdp *b, uint64_t now_ns, uint64_t range, uint64_t max, bool demand);
+/*
+ * A background range of bytes ended at now_ns (after bdp_on_done); ahead:
+ * the background bytes in flight when it was sent, budget: the bound then.
+ * If it ended well, no delay is recent, and it was sent with the bound
+ * full (no room for another range beside it), the bound grows: by bytes
+ * below the threshold, by range x bytes / bound above.
+ */
+void bdp_scavenger_on_done(struct bdp *b, uint64_t now_ns, uint64_t bytes, uint64_t ahead, uint64_t budget,
+                           uint64_t range, bool ok);

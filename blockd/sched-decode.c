@@ -38,6 +38,8 @@ void sched_on_fetched(void *userdata, int r, const struct fetch_conn *conn) {
                 rg->conn = *conn;
         rg->t1 = now;
         bdp_on_done(&s->bdp, &rg->bs, now, cpu_stall_ns(&s->stall, now), r == 0);
+        if (rg->cls == SCHED_BACKGROUND)
+                bdp_scavenger_on_done(&s->bdp, now, rg->len, rg->bg_ahead, rg->bg_budget, s->bg_range, r == 0);
         /* The request slot is free (the window counts the network): the
          * range waits for a decoder now. */
         s->inflight[rg->cls]--;

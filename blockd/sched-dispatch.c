@@ -33,27 +33,26 @@
 
 /*
  * The background scavenger's range size and bound for now (s->bg_range,
- * s->bg_budget; *ret_full: the bound were it not shrunk): ranges of one
- * bandwidth-delay product (within SCHED_BG_RANGE_MIN ..
- * SCHED_PREFETCH_RANGE_MAX, and the rate cap's bg_range_max), that
- * product (at most SCHED_BG_BDP_MAX and SCHED_BG_QUEUE_NS of the link)
- * plus one range in flight, one range while demand is recent or the
+ * s->bg_budget; returns whether the bound is held to one range): ranges
+ * of what the link carries in SCHED_BG_QUEUE_NS at its capacity (within
+ * SCHED_BG_RANGE_MIN .. SCHED_PREFETCH_RANGE_MAX, and the rate cap's
+ * bg_range_max); the bound probes for room (bdp_scavenger_budget) up to
+ * the capacity x (a range's latency + SCHED_BG_QUEUE_NS), at most
+ * SCHED_BG_BDP_MAX, and is one range while demand is recent or the
  * round trip rose above its floor.
  */
-static void scavenger_fill(struct sched *s, uint64_t now, bool demand_active, uint64_t *ret_full) {
-        bool shrink = demand_active || bdp_delayed(&s->bdp, now) ||
-                      (s->last_demand_ns && now < s->last_demand_ns + SCHED_DEMAND_RECENT_NS);
-        uint64_t max_bdp = MIN((uint64_t) SCHED_BG_BDP_MAX,
-                               (uint64_t) (bdp_bandwidth(&s->bdp) * (double) SCHED_BG_QUEUE_NS / 1e9));
-        uint64_t range = MIN(MIN(bdp_bytes(&s->bdp), max_bdp), (uint64_t) SCHED_PREFETCH_RANGE_MAX);
+static bool scavenger_fill(struct sched *s, uint64_t now, bool demand_active) {
+        bool demand = demand_active || (s->last_demand_ns && now < s->last_demand_ns + SCHED_DEMAND_RECENT_NS);
+        uint64_t range = (uint64_t) (bdp_capacity(&s->bdp) * (double) SCHED_BG_QUEUE_NS / 1e9), max;
 
-        range = MIN(MAX(range, (uint64_t) SCHED_BG_RANGE_MIN), s->bg_range_max);
+        range = MIN(MAX(MIN(range, (uint64_t) SCHED_PREFETCH_RANGE_MAX), (uint64_t) SCHED_BG_RANGE_MIN), s->bg_range_max);
+        max = bdp_scavenger_max(&s->bdp, range, (double) SCHED_BG_QUEUE_NS / 1e9, SCHED_BG_BDP_MAX);
         s->bg_range = range;
-        *ret_full = bdp_scavenger_budget(&s->bdp, range, max_bdp, false);
-        s->bg_budget = shrink ? bdp_scavenger_budget(&s->bdp, range, max_bdp, true) : *ret_full;
+        s->bg_budget = bdp_scavenger_budget(&s->bdp, now, range, max, demand);
+        return demand || bdp_delayed(&s->bdp, now);
 }
 
-static void gate_fill(struct sched *s, uint64_t now, struct sched_gate *g, uint64_t *wake, uint64_t *ret_full) {
+static void gate_fill(struct sched *s, uint64_t now, struct sched_gate *g, uint64_t *wake, bool *ret_shrunk) {
         unsigned ready = 0;
         uint64_t hold = (uint64_t) (2 * bdp_rtt(&s->bdp) * 1e9);
 
@@ -69,10 +68,11 @@ static void gate_fill(struct sched *s, uint64_t now, struct sched_gate *g, uint6
                 .last_demand_ns = s->last_demand_ns,
                 .hold_ns = MIN(MAX(hold, HOLD_MIN_NS), HOLD_MAX_NS),
                 .nondemand_inflight = s->inflight[SCHED_PROFILE] + s->inflight[SCHED_BACKGROUND],
+                .profile_inflight = s->inflight[SCHED_PROFILE],
                 .window = bdp_window(&s->bdp),
                 .background_on = s->o.background,
         };
-        scavenger_fill(s, now, g->demand_active > 0, ret_full);
+        *ret_shrunk = scavenger_fill(s, now, g->demand_active > 0);
         g->bg_inflight_bytes = s->bg_net_bytes;
         g->bg_budget = s->bg_budget;
 }
@@ -590,7 +590,7 @@ static bool settled(struct sched_export *se, uint64_t now, uint64_t *wake) {
         return true;
 }
 
-static bool start_background(struct sched *s, const struct sched_gate *g, uint64_t full, uint64_t now,
+static bool start_background(struct sched *s, const struct sched_gate *g, bool shrunk, uint64_t now,
                              uint64_t *wake) {
         uint64_t at;
 
@@ -601,7 +601,7 @@ static bool start_background(struct sched *s, const struct sched_gate *g, uint64
                  * whatever else refused it (demand in flight is the usual
                  * reason then), so an idle machine counts it as a loaded
                  * one does. */
-                if (g->background_on && g->bg_budget < full)
+                if (g->background_on && shrunk)
                         s->st.bg_shrinks++;
                 return false;
         }
@@ -682,15 +682,16 @@ void *sched_dispatcher_main(void *arg) {
 
         pthread_mutex_lock(&s->lock);
         while (!s->stopping) {
-                uint64_t now = now_ns(), wake = UINT64_MAX, full;
+                uint64_t now = now_ns(), wake = UINT64_MAX;
                 struct sched_gate g;
+                bool shrunk;
 
                 if (start_demand(s, now))
                         continue;
-                gate_fill(s, now, &g, &wake, &full);
+                gate_fill(s, now, &g, &wake, &shrunk);
                 if (start_profile(s, &g, now, &wake))
                         continue;
-                if (start_background(s, &g, full, now, &wake))
+                if (start_background(s, &g, shrunk, now, &wake))
                         continue;
                 if (survey(s))
                         continue;

@@ -39,13 +39,13 @@
 /* Profile and background ranges: at most this (a demand read that needs
  * a chunk of one waits for 1 MiB at most: 8.4 ms at 1 Gbit/s), background
  * ones at least SCHED_BG_RANGE_MIN while the budget has room (per-request
- * costs), in between one bandwidth-delay product. */
+ * costs), in between what the link carries in SCHED_BG_QUEUE_NS. */
 #define SCHED_PREFETCH_RANGE_MAX (1u << 20)
 #define SCHED_BG_RANGE_MIN (256u << 10)
-#define SCHED_BG_BDP_MAX (16u << 20)    /* the scavenger's bandwidth-delay product, at most */
-#define SCHED_BG_QUEUE_NS (10 * 1000000ull) /* and at most what the link carries in this long: the
-                                             * round trip counts the transfers of requests that
-                                             * shared the link, which can make it large */
+#define SCHED_BG_BDP_MAX (16u << 20)    /* the scavenger's bytes in flight, at most */
+#define SCHED_BG_QUEUE_NS (10 * 1000000ull) /* and at most what the link carries at its capacity
+                                             * during a range's latency alone and this long: the
+                                             * queue a demand read may find */
 #define SCHED_DEMAND_RECENT_NS (1000 * 1000000ull) /* the scavenger shrinks this long after demand */
 #define SCHED_BACKLOG_MAX 8             /* fetched ranges awaiting the decoders, before profile
                                          * and background wait (memory: 4 MiB each) */

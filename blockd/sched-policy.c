@@ -56,10 +56,10 @@ bool sched_gate_allows(const struct sched_gate *g, enum sched_class c, uint64_t 
         case SCHED_DEMAND:
                 return true;
         case SCHED_PROFILE:
-                return g->demand_ready == 0 && g->nondemand_inflight < g->window;
+                return g->demand_ready == 0 && g->profile_inflight < g->window;
         case SCHED_BACKGROUND:
-                if (!g->background_on || g->demand_ready || g->demand_active ||
-                    g->nondemand_inflight >= g->window || (g->bg_budget && g->bg_inflight_bytes >= g->bg_budget))
+                if (!g->background_on || g->demand_ready || g->demand_active || g->profile_inflight >= g->window ||
+                    (g->bg_budget ? g->bg_inflight_bytes >= g->bg_budget : g->nondemand_inflight >= g->window))
                         return false;
                 until = g->last_demand_ns + g->hold_ns;
                 if (g->last_demand_ns && now_ns < until) {

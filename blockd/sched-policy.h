@@ -7,15 +7,20 @@
  *   free request slot, however many prefetch or background requests are
  *   in flight: it never waits behind them;
  * - profile (boot ranges) starts while no demand request is ready to
- *   start, within the bandwidth-delay window (sched-bdp.h);
+ *   start, its requests in flight within the bandwidth-delay window
+ *   (sched-bdp.h; background ranges do not count: the scavenger yields);
  * - background starts only when no demand is queued, in flight or
  *   waited for, and none has been for `hold` (a boot reads in bursts:
  *   background must not slip a large range between two of its reads),
- *   within the window, within its rate cap (a token bucket), and as a
- *   scavenger: while its bytes in flight are below bg_budget
- *   (bdp_scavenger_budget: about one bandwidth-delay product, one range
- *   while demand is recent or the round trip rose above its floor), so
- *   that a demand read shares the link with little.
+ *   while the profile's requests leave room in the window, within its
+ *   rate cap (a token bucket), and as a scavenger: while its bytes in
+ *   flight are below bg_budget (bdp_scavenger_budget: probing for room
+ *   up to the link's capacity x a range's latency and a bounded queue,
+ *   one range while demand is recent or the round trip rose above its
+ *   floor), so that a demand read shares the link with little. With a
+ *   bound, the window does not count its requests (the window's round
+ *   trip, that of small requests, leaves the server's time out); without
+ *   one (0) it does.
  */
 #pragma once
 
@@ -53,6 +58,7 @@ struct sched_gate {
         uint64_t last_demand_ns;        /* when demand was last active */
         uint64_t hold_ns;               /* background waits this long after demand */
         unsigned nondemand_inflight;    /* profile + background requests in flight */
+        unsigned profile_inflight;      /* of which profile */
         unsigned window;                /* bdp_window() */
         uint64_t bg_inflight_bytes;     /* background bytes on the network */
         uint64_t bg_budget;             /* the scavenger's bound on them; 0 = none */

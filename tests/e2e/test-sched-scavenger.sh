@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
-# Demand isolation (issue 13): with blockd fetching through bench/linkem
-# (100 Mbit/s, 2 ms RTT) from docker-registry, a boot profile of one long
+# Demand isolation (issue 13), the scavenger both ways, with blockd
+# fetching through bench/linkem from docker-registry.
+# First nothing else wants the link (1 Gbit/s, 2 ms RTT, no profile, no
+# reads): the stream's bound grows beyond one range, so that it hydrates
+# at the link's rate rather than one range at a time; the fetch log shows
+# ranges sent with two ranges (512 KiB) or more of background already in
+# flight (before its probing, the bound was the throughput it allowed
+# itself x the round trip of small requests: about one range).
+# Then (100 Mbit/s, 2 ms RTT) a boot profile of one long
 # run and the background stream on, reads of chunks far ahead of the
 # stream are fetched at once while the stream is in flight, and the fetch
 # log and counters show the bounds:
@@ -15,7 +22,10 @@
 # - the demand ranges never waited for a connection: fewer requests were
 #   in flight than the registry's 16 connections (curl does not pipeline
 #   HTTP/1.1, so each went out on a connection with nothing outstanding);
-# - the scavenger shrank (held to one range) while demand was recent.
+# - the scavenger shrank (held to one range) while demand was recent: the
+#   background ranges sent while a demand range was in flight or had
+#   ended less than half a second before (demand is recent for 1 s) had a
+#   bound of one range (256 KiB: on this link a range is its least).
 # Orders, counts and bytes only; the reads are bounded in number.
 . "$TESTS_DIR/functions.sh"
 requires docker-registry curl
@@ -33,6 +43,33 @@ LK_PID=$!
 cleanup_fn "kill $LK_PID; wait $LK_PID"
 wait_for 10 test -s "$T/linkem.port" || fail "linkem did not start: $(cat "$T/linkem.log")"
 REF=docker://127.0.0.1:$(cat "$T/linkem.port")/scav/ws:v1
+
+# Nothing else wants the link: the stream alone, to the end.
+"$LINKEM" --connect "$REGISTRY" --delay 1ms --rate 1gbit --port-file "$T/linkem-fast.port" \
+        >/dev/null 2>"$T/linkem-fast.log" &
+LKF_PID=$!
+cleanup_fn "kill $LKF_PID; wait $LKF_PID"
+wait_for 10 test -s "$T/linkem-fast.port" || fail "linkem did not start: $(cat "$T/linkem-fast.log")"
+HOCUS_BLK_CACHE=$T/cache-idle start_blockd --nbd-socket "$T/nbd-idle.sock" --control "$T/control-idle.sock" \
+        --plain-http --fetch-log "$T/fetch-idle.log" \
+        --export "ws=docker://127.0.0.1:$(cat "$T/linkem-fast.port")/scav/ws:v1"
+bg_done() { [ "$(blockd_stat ws background "$T/control-idle.sock")" = done ]; }
+wait_for 300 bg_done || fail "the stream did not finish: $(blockd_stat ws background "$T/control-idle.sock")"
+stop_blockd
+python3 - "$T/fetch-idle.log" <<'PY'
+import sys
+R = 262144
+lines = [dict(kv.split("=", 1) for kv in l.split()[1:]) for l in open(sys.argv[1])]
+bg = [l for l in lines if l["class"] == "background"]
+assert bg and len(bg) == len(lines), "not the stream alone: %d of %d requests" % (len(bg), len(lines))
+for l in bg:
+    assert int(l["bg_ahead"]) < int(l["bg_budget"]), "a background range sent with its bound reached: %s" % l
+deep = [l for l in bg if int(l["bg_ahead"]) >= 2 * R]
+print("stream alone: %d ranges, %d sent with 512 KiB or more ahead, bound up to %d" % (
+    len(bg), len(deep), max(int(l["bg_budget"]) for l in bg)))
+assert len(deep) >= 5, "the stream kept less than three ranges in flight with the link to itself: " \
+    "%d ranges sent with two ranges ahead, bound up to %d" % (len(deep), max(int(l["bg_budget"]) for l in bg))
+PY
 
 # The profile: chunks 20-59, one run of 10 MiB in one pack.
 python3 - "$T/boot.prf" <<'PY'
@@ -104,8 +141,14 @@ for d in demand:
         last = max(live_bg, key=lambda l: l["start"])
         assert ahead <= last["bg_budget"] + 262144, "background in flight beyond its bound: %d > %d" % (ahead, last["bg_budget"])
     assert d["bg_ahead"] <= 2 * MIB, "%d background bytes in flight when a demand range went out" % d["bg_ahead"]
-print("profile ranges %d (largest %d), background %d (largest %d), demand %d: background in flight at their start at most %d bytes" % (
-    len(prof), max(l["bytes"] for l in prof), len(bg), max(l["bytes"] for l in bg), len(demand),
+recent = [l for l in bg if any(d["start"] <= l["start"] <= d["end"] + 0.5 for d in demand)]
+assert recent, "no background range went out while demand was recent: the test shows nothing"
+for l in recent:
+    assert l["bg_budget"] == 262144, "a background range sent while demand was recent with a bound of %d: %s" % (
+        l["bg_budget"], l)
+print("profile ranges %d (largest %d), background %d (largest %d, %d while demand was recent), demand %d: "
+      "background in flight at their start at most %d bytes" % (
+    len(prof), max(l["bytes"] for l in prof), len(bg), max(l["bytes"] for l in bg), len(recent), len(demand),
     max(d["bg_ahead"] for d in demand)))
 PY
 echo ok

@@ -28,8 +28,18 @@ static void test_gate(void) {
         assert(sched_gate_allows(&g, SCHED_BACKGROUND, 1, &wake));
         /* The window bounds profile and background, never demand. */
         g.nondemand_inflight = 4;
+        g.profile_inflight = 4;
         assert(sched_gate_allows(&g, SCHED_DEMAND, 1, &wake));
         assert(!sched_gate_allows(&g, SCHED_PROFILE, 1, &wake));
+        assert(!sched_gate_allows(&g, SCHED_BACKGROUND, 1, &wake));
+        g.bg_budget = 1 << 20;
+        assert(!sched_gate_allows(&g, SCHED_BACKGROUND, 1, &wake));
+        /* Background requests fill the window: profile still goes;
+         * background goes on within its byte bound, if it has one. */
+        g.profile_inflight = 0;
+        assert(sched_gate_allows(&g, SCHED_PROFILE, 1, &wake));
+        assert(sched_gate_allows(&g, SCHED_BACKGROUND, 1, &wake));
+        g.bg_budget = 0;
         assert(!sched_gate_allows(&g, SCHED_BACKGROUND, 1, &wake));
         g.nondemand_inflight = 0;
         /* Demand ready: profile and background wait. */
@@ -173,6 +183,7 @@ static void test_scavenger(void) {
         uint64_t wake = 0, t = 1, full;
         struct bdp b;
         double tput;
+        const uint64_t R = 256 << 10;
 
         g.bg_inflight_bytes = (1 << 20) - 1;
         assert(sched_gate_allows(&g, SCHED_BACKGROUND, 1, &wake));
@@ -183,19 +194,21 @@ static void test_scavenger(void) {
         g.bg_budget = 0;        /* no bound */
         assert(sched_gate_allows(&g, SCHED_BACKGROUND, 1, &wake));
 
-        /* Before any estimate: one range, shrunk or not. */
+        /* Before any estimate: one range, demand or not. */
         bdp_init(&b, NULL);
-        assert(bdp_scavenger_budget(&b, 256 << 10, 16 << 20, false) == 256 << 10);
-        assert(bdp_scavenger_budget(&b, 256 << 10, 16 << 20, true) == 256 << 10);
+        assert(bdp_scavenger_max(&b, R, 0.010, 16 << 20) == R);
+        assert(bdp_scavenger_budget(&b, t, R, R, false) == R);
+        assert(bdp_scavenger_budget(&b, t, R, R, true) == R);
         assert(!bdp_delayed(&b, t));
-        /* 1 Gbit/s, 2 ms, 256 KiB requests: about one product (the round
-         * trip counts a request's transfer) plus a range; shrunk, a range. */
-        simulate(&b, 1.25e8, 0.002, 256 << 10, 128, 3, &t, &tput);
-        full = bdp_scavenger_budget(&b, 256 << 10, 16 << 20, false);
-        assert(bdp_bytes(&b) >= 250000 && bdp_bytes(&b) <= 2000000);
-        assert(full == bdp_bytes(&b) + (256 << 10));
-        assert(bdp_scavenger_budget(&b, 256 << 10, 16 << 20, true) == 256 << 10);
-        assert(bdp_scavenger_budget(&b, 256 << 10, 100000, false) == 100000 + (256 << 10));
+        /* 1 Gbit/s, 2 ms, 256 KiB requests: the capacity is the link's;
+         * the bound at most what it carries in a range's latency and the
+         * queue, within [range, max_bytes]. */
+        simulate(&b, 1.25e8, 0.002, R, 128, 3, &t, &tput);
+        assert(bdp_capacity(&b) > 1.0e8 && bdp_capacity(&b) < 1.4e8);
+        full = bdp_scavenger_max(&b, R, 0.010, 16 << 20);
+        assert(full >= 1.0e8 * 0.012 && full <= 1.4e8 * 0.030);
+        assert(bdp_scavenger_max(&b, R, 0.010, 100000) == R);
+        assert(bdp_scavenger_max(&b, R, 0.010, 1 << 20) == 1 << 20);
         /* A request alone on the link that takes ten round trips: a queue
          * grew; the signal lasts 8 round trips (20 ms at least), then goes. */
         assert(!bdp_delayed(&b, t));
@@ -270,6 +283,140 @@ static void test_stall_filter(void) {
         t += lat;
         bdp_on_done(&b, &sd, t, stall, true);
         assert(b.delays == 4 && b.forgiven == 2);
+}
+
+/*
+ * The scavenger alone on a link of m->bw bytes/s and round trip m->rtt,
+ * behind a server that spends m->srv s on each request and serves each
+ * at m->srv_rate bytes/s at most (requests in parallel share the link
+ * equally beyond that): its bytes in flight kept within its bound (ranges
+ * of m->range, cut to what the bound has left, 4 KiB at least; one
+ * request in ten a 4 KiB one, a chunk alone in its run), demand recent or
+ * not throughout. Simulated for secs from *t (ns), which it advances.
+ * Returns the bytes completed in the last second; *ret_max the largest
+ * bound it had.
+ */
+struct scav_link {
+        double bw, rtt, srv, srv_rate;
+        uint64_t range;
+};
+
+static double scavenge(struct bdp *b, const struct scav_link *m, double secs, bool demand, uint64_t *t,
+                       uint64_t *ret_max) {
+        struct {
+                bool used;
+                struct bdp_send s;
+                double start, left;
+                uint64_t ahead, budget;
+        } q[64] = { 0 };
+        const double dt = 20e-6;
+        unsigned steps = (unsigned) (secs / dt), sent = 0;
+        uint64_t inflight = 0, max = 0;
+        double done_last = 0;
+
+        for (unsigned step = 0; step < steps; step++) {
+                double now = step * dt;
+                uint64_t now_ns = *t + (uint64_t) (now * 1e9), budget;
+                unsigned active = 0;
+
+                budget = bdp_scavenger_budget(b, now_ns, m->range, bdp_scavenger_max(b, m->range, 0.010, 16 << 20),
+                                              demand);
+                max = MAX(max, budget);
+                for (unsigned i = 0; i < 64 && inflight < budget; i++) {
+                        uint64_t len = MAX(MIN(m->range, budget - inflight), 4096u);
+
+                        if (q[i].used)
+                                continue;
+                        if (++sent % 10 == 0)
+                                len = 4096;
+                        q[i].used = true;
+                        q[i].start = now;
+                        q[i].left = (double) len;
+                        q[i].ahead = inflight;
+                        q[i].budget = budget;
+                        bdp_on_send(b, now_ns, 0, len, &q[i].s);
+                        inflight += len;
+                }
+                for (unsigned i = 0; i < 64; i++)
+                        active += q[i].used && now - q[i].start >= m->rtt + m->srv;
+                for (unsigned i = 0; i < 64 && active; i++) {
+                        if (!q[i].used || now - q[i].start < m->rtt + m->srv)
+                                continue;
+                        q[i].left -= MIN(m->srv_rate, m->bw / active) * dt;
+                        if (q[i].left > 0)
+                                continue;
+                        q[i].used = false;
+                        inflight -= q[i].s.bytes;
+                        bdp_on_done(b, &q[i].s, now_ns, 0, true);
+                        bdp_scavenger_on_done(b, now_ns, q[i].s.bytes, q[i].ahead, q[i].budget, m->range, true);
+                        if (now >= secs - 1)
+                                done_last += (double) q[i].s.bytes;
+                }
+        }
+        *t += (uint64_t) (secs * 1e9);
+        for (unsigned i = 0; i < 64; i++)
+                if (q[i].used)
+                        bdp_on_done(b, &q[i].s, *t, 0, false);
+        *ret_max = max;
+        return done_last;
+}
+
+/* The scavenger probes: at 1 Gbit/s and 2 ms behind a server that takes
+ * 1 ms and serves a request at 60 MB/s at most (so that a range alone
+ * takes 3 ms more than a 4 KiB request, and one range at a time gets a
+ * third of the link), its bound grows from one range while no demand is
+ * recent and no completion sees a queue, until the link is near full; it
+ * is one range the moment demand is recent, grows again after; a delay
+ * cuts it to one range too, halves its threshold, and stops its growth
+ * while it lasts. */
+static void test_scavenger_probe(void) {
+        const struct scav_link m = { .bw = 1.25e8, .rtt = 0.002, .srv = 0.001, .srv_rate = 6e7, .range = 256 << 10 };
+        uint64_t t = 1, max, before;
+        struct bdp_send sd;
+        struct bdp b;
+        double got;
+
+        bdp_init(&b, NULL);
+        /* Small requests alone first: their round trip (3 ms) leaves out
+         * what a range costs the server. */
+        for (int i = 0; i < 3; i++) {
+                bdp_on_send(&b, t, 0, 4096, &sd);
+                t += (uint64_t) ((m.rtt + m.srv + 4096 / m.srv_rate) * 1e9);
+                bdp_on_done(&b, &sd, t, 0, true);
+        }
+        got = scavenge(&b, &m, 6, false, &t, &max);
+        assert(got >= 0.85 * m.bw);
+        assert(max >= 8 * m.range);
+        assert(b.delays == 0);  /* a range alone is no queue, though it takes longer than a small request */
+        assert(bdp_capacity(&b) >= 0.85 * m.bw && bdp_capacity(&b) <= 1.1 * m.bw);
+        /* Demand: one range at once; none grows while it is recent. */
+        before = bdp_scavenger_budget(&b, t, m.range, 16 << 20, false);
+        assert(before >= 4 * m.range);
+        assert(bdp_scavenger_budget(&b, t, m.range, 16 << 20, true) == m.range);
+        got = scavenge(&b, &m, 1, true, &t, &max);
+        assert(max == m.range && got <= 0.5 * m.bw);
+        /* Demand over: it grows again. */
+        got = scavenge(&b, &m, 2, false, &t, &max);
+        assert(max >= 4 * m.range && got >= 0.85 * m.bw);
+        /* A 4 KiB request alone that takes ten round trips: a queue; one
+         * range, the threshold half the bound (two ranges at least), no
+         * growth while the signal lasts, growth after. */
+        before = bdp_scavenger_budget(&b, t, m.range, 16 << 20, false);
+        bdp_on_send(&b, t, 0, 4096, &sd);
+        t += (uint64_t) (10 * bdp_rtt(&b) * 1e9);
+        bdp_on_done(&b, &sd, t, 0, true);
+        assert(bdp_delayed(&b, t));
+        assert(bdp_scavenger_budget(&b, t, m.range, 16 << 20, false) == m.range);
+        assert(b.sc_thresh == MAX(before / 2, 2 * m.range));
+        bdp_scavenger_on_done(&b, t, m.range, 0, m.range, m.range, true);
+        assert(bdp_scavenger_budget(&b, t, m.range, 16 << 20, false) == m.range);
+        t += 200 * MS;
+        assert(!bdp_delayed(&b, t));
+        bdp_scavenger_on_done(&b, t, m.range, 0, m.range, m.range, true);
+        assert(bdp_scavenger_budget(&b, t, m.range, 16 << 20, false) == 2 * m.range);
+        /* Not sent with the bound full: no growth. */
+        bdp_scavenger_on_done(&b, t, 4096, 0, 2 * m.range, m.range, true);
+        assert(bdp_scavenger_budget(&b, t, m.range, 16 << 20, false) == 2 * m.range);
 }
 
 /* Profile batches: inside each, runs of chunks that lie end to end in a
@@ -363,6 +510,7 @@ int main(void) {
         test_bdp();
         test_scavenger();
         test_stall_filter();
+        test_scavenger_probe();
         test_profile_batch();
         test_profile_batch_gaps();
         test_profile_gap();
