@@ -266,6 +266,15 @@ static struct json_object *cmd_list(struct control *ctl, struct json_object *req
                         add_u64(fo, "delays", ss.delays);
                         add_u64(fo, "delays_forgiven", ss.delays_forgiven);
                         add_u64(fo, "demand_bg_ahead_max", ss.demand_bg_ahead_max);
+                        add_u64(fo, "write_behind_queued", ss.wb.queued);
+                        add_u64(fo, "write_behind_queued_bytes", ss.wb.queued_bytes);
+                        add_u64(fo, "write_behind_max_bytes", ss.wb.max_bytes);
+                        add_u64(fo, "write_behind_deferred", ss.wb.deferred);
+                        add_u64(fo, "write_behind_stored", ss.wb.stored);
+                        add_u64(fo, "write_behind_flushed", ss.wb.flushed);
+                        add_u64(fo, "write_behind_failed", ss.wb.failed);
+                        add_u64(fo, "write_behind_inline", ss.wb.full);
+                        add_u64(fo, "write_behind_hits", ss.wb.hits);
                         json_object_object_add(o, "fetch", fo);
                 }
                 add_u64(o, "uptime_s", (now_ns() - d->start_ns) / 1000000000ull);

@@ -174,6 +174,15 @@ int metrics_render(const struct metrics_sources *d, char **ret, size_t *ret_len)
                 metric(f, "hocus_blk_fetch_delays_forgiven_total", "counter",
                        "Completions that would have counted as delays but for CPU stall during their lifetime.",
                        ss.delays_forgiven);
+                metric(f, "hocus_blk_write_behind_queued", "gauge",
+                       "Verified chunks whose store insert waits for an idle CPU.", ss.wb.queued);
+                metric(f, "hocus_blk_write_behind_queued_bytes", "gauge", "Their bytes.", ss.wb.queued_bytes);
+                metric(f, "hocus_blk_write_behind_deferred_total", "counter",
+                       "Chunk store inserts written behind (queued).", ss.wb.deferred);
+                metric(f, "hocus_blk_write_behind_inline_total", "counter",
+                       "Chunk store inserts done inline: the write-behind queue was full.", ss.wb.full);
+                metric(f, "hocus_blk_write_behind_hits_total", "counter",
+                       "Reads served from a chunk whose store insert was still queued.", ss.wb.hits);
         }
 
         export_metrics(f, &rows);

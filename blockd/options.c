@@ -21,7 +21,7 @@ struct blockd_args arg = {
         .sendfile = true,
         .poll_us = 50,
         .nbd_limits = NBDSRV_LIMITS_DEFAULT,
-        .sched = { .background = true },
+        .sched = { .background = true, .write_behind = WRITE_BEHIND_DEFAULT },
         .scrub_rate = CHUNKFD_SCRUB_RATE_DEFAULT,
         .learn_window_ns = PROFILE_LEARN_WINDOW_NS,
 };
@@ -63,6 +63,7 @@ enum {
         OPT_CONFIG,
         OPT_CONTROL_IDLE_TIMEOUT,
         OPT_SCRUB_RATE,
+        OPT_WRITE_BEHIND,
         OPT_VHOST_USER_BLK,
         OPT_LEARN_WINDOW,
 };
@@ -200,6 +201,12 @@ static const struct opt tuning_options[] = {
           "hash open chunk store entries again, round robin, at\n"
           "SIZE bytes/s, for damage no stamp shows (default 4M,\n"
           "or $HOCUS_BLK_SCRUB_RATE; 0 turns it off)",
+          0 },
+        { "write-behind", OPT_WRITE_BEHIND, "SIZE|off",
+          "store fetched chunks when the CPU is idle: up to SIZE\n"
+          "of verified chunks wait for their store insert, served\n"
+          "from memory meanwhile, and are stored before detach or\n"
+          "exit (default 128M; off: stored as they arrive)",
           0 },
         { "no-sendfile", OPT_NO_SENDFILE, NULL, "copy cached data through user space", 0 },
         { "poll-us", OPT_POLL_US, "N",
@@ -431,6 +438,15 @@ static int blockd_option_set(void *ctx, int id, const char *value, char *err, si
                 return parse_uint(value, 1, 4096, &a->metrics_max_clients, err, errlen);
         case OPT_CONTROL_IDLE_TIMEOUT:
                 return parse_uint(value, 1, 86400, &a->control_idle_timeout_s, err, errlen);
+        case OPT_WRITE_BEHIND:
+                if (strcmp(value, "off") == 0) {
+                        a->sched.write_behind = 0;
+                        return 0;
+                }
+                if (parse_size(value, &a->sched.write_behind) < 0 || a->sched.write_behind < (1u << 20))
+                        return err_set(err, errlen, -EINVAL, "wants off or a size of at least 1M such as 128M, not '%s'",
+                                       value);
+                return 0;
         case OPT_SCRUB_RATE:
                 if (parse_size(value, &a->scrub_rate) < 0)
                         return err_set(err, errlen, -EINVAL, "wants a rate in bytes/s such as 4M, or 0 (off), not '%s'", value);

@@ -3,7 +3,9 @@
  * What happens when a range request ends. The fetcher's completion
  * (a backend thread, which must not block) only records the result and
  * queues the range; decoder threads then decode, verify and store each
- * chunk (bulk_chunk_store, the bulk engine's own step), and end its job:
+ * chunk (bulk_chunk_store, the bulk engine's own step; with write-behind
+ * the store insert is queued for an idle CPU, write-behind.h), and end
+ * its job:
  * readers get the bytes, a chunk that did not match its digest is queued
  * again (SCHED_MAX_BAD fetches at most), a failed fetch is retried while
  * a reader still waits. Ranges a reader waits for are decoded first.
@@ -204,6 +206,7 @@ static void finish_range(struct sched *s, struct sched_range *rg) {
                 const struct sched_job *j = rg->jobs[m];
                 const struct blkindex_chunk *c = &se->x->chunks[j->k];
                 int r, fd = -EBADF;
+                bool behind;
 
                 /* Read without the lock: immutable while the job is in flight. */
                 is[m] = j->i;
@@ -215,8 +218,16 @@ static void finish_range(struct sched *s, struct sched_range *rg) {
                         res[m] = -ENOMEM;
                         continue;
                 }
-                res[m] = bulk_chunk_store(s->store, c, (const uint8_t *) rg->buf + (c->offset - rg->off),
-                                          bufs[m]->data, &r, s->fds ? &fd : NULL);
+                /* Verified, its store insert written behind: served from
+                 * bufs[m] until it is in the store (write-behind.h). A full
+                 * queue, or a full store (its ENOSPC path), inserts here. */
+                behind = s->wb && !chunkstore_full(s->store);
+                res[m] = bulk_chunk_store(behind ? NULL : s->store, c,
+                                          (const uint8_t *) rg->buf + (c->offset - rg->off), bufs[m]->data, &r,
+                                          s->fds ? &fd : NULL);
+                if (res[m] == 0 && behind && write_behind_push(s->wb, &c->digest, bufs[m]) == -ENOBUFS)
+                        r = chunkstore_put_verified_fd(s->store, &c->digest, bufs[m]->data, c->raw_len,
+                                                       s->fds ? &fd : NULL);
                 /* Kept open as verified before readers hear of it. */
                 if (fd >= 0)
                         chunkfd_adopt(s->fds, &c->digest, TAKE_FD(fd));

@@ -400,7 +400,7 @@ static bool cursor_step(struct sched *s, struct sched_export *se, enum sched_cla
                 const struct digest *d = &se->x->chunks[sc->k[m]].digest;
                 struct sched_job *j = sched_job_lookup(s, d);
 
-                if (!j && sched_stored_since(s, d, seq)) {
+                if (!j && sched_local_since(se, sc->k[m], seq)) {
                         to = sc->pos[m];
                         sc->n = m;
                         break;

@@ -173,6 +173,7 @@ struct sched_export {
 struct sched {
         struct chunkstore *store;
         struct chunkfd_cache *fds;      /* where stored chunks are kept open (NULL: not) */
+        struct write_behind *wb;        /* store inserts deferred to an idle CPU (NULL: inline) */
         struct sched_options o;
         uint64_t bg_range_max;          /* range_max, smaller under a rate cap */
         uint64_t t0;
@@ -234,6 +235,7 @@ static inline bool sched_is_present(const struct sched_export *se, uint32_t k) {
 }
 void sched_complete(struct sched *s, struct sched_job *j, int r, struct sched_buf *buf);
 bool sched_stored_since(const struct sched *s, const struct digest *d, uint64_t seq);
+bool sched_local_since(struct sched_export *se, uint32_t k, uint64_t seq);
 uint64_t sched_jitter(struct sched *s, uint64_t d);
 struct sched_buf *sched_buf_new(size_t len);
 

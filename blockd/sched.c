@@ -93,13 +93,17 @@ struct sched_buf *sched_buf_new(size_t len) {
         return b;
 }
 
-static struct sched_buf *buf_ref(struct sched_buf *b) {
+struct sched_buf *sched_buf_ref(struct sched_buf *b) {
         __atomic_fetch_add(&b->refs, 1, __ATOMIC_RELAXED);
         return b;
 }
 
 const void *sched_buf_data(const struct sched_buf *b) {
         return b->data;
+}
+
+size_t sched_buf_len(const struct sched_buf *b) {
+        return b->len;
 }
 
 void sched_buf_put(struct sched_buf *b) {
@@ -306,6 +310,21 @@ bool sched_stored_since(const struct sched *s, const struct digest *d, uint64_t 
         return false;
 }
 
+/* Whether unique chunk k of se is local since done_seq was seq: stored by
+ * a job since, or queued for the store (write-behind; then noted present,
+ * so a cursor does not stop at it again). Caller holds the lock. */
+bool sched_local_since(struct sched_export *se, uint32_t k, uint64_t seq) {
+        struct sched *s = se->s;
+        const struct digest *d = &se->x->chunks[k].digest;
+
+        if (sched_stored_since(s, d, seq))
+                return true;
+        if (!s->wb || !write_behind_has(s->wb, d))
+                return false;
+        sched_mark_present(se, k);
+        return true;
+}
+
 /* --- Readers --- */
 
 /* Queue a demand job for logical chunk i of se unless one exists, or the
@@ -315,7 +334,7 @@ static int demand_queue(struct sched *s, struct sched_export *se, uint64_t i, ui
                         struct sched_job **ret) {
         struct sched_job *j = sched_job_lookup(s, &se->x->chunks[k].digest);
 
-        if (!j && sched_stored_since(s, &se->x->chunks[k].digest, seq)) {
+        if (!j && sched_local_since(se, k, seq)) {
                 if (ret)
                         *ret = NULL;
                 return 0;
@@ -405,10 +424,18 @@ int sched_demand(struct sched_export *se, uint64_t i, uint64_t n_after, struct s
         assert(k != BLKINDEX_ZERO);
         if (ahead)
                 ahead->fetched = 0;
+        if (ret_hinted)
+                *ret_hinted = 0;
         mark_needed(se, k);
         pthread_mutex_lock(&s->lock);
         seq = s->done_seq;
         j = sched_job_lookup(s, d);
+        /* Verified, its store insert still queued: served from memory. */
+        if (!j && s->wb && (*ret = write_behind_get(s->wb, d, true))) {
+                pthread_mutex_unlock(&s->lock);
+                sched_mark_present(se, k);
+                return 0;
+        }
         pthread_mutex_unlock(&s->lock);
         if (!j && chunkstore_has(s->store, d) > 0) {
                 /* Stored by someone else since the caller looked. */
@@ -432,6 +459,10 @@ int sched_demand(struct sched_export *se, uint64_t i, uint64_t n_after, struct s
                 struct timespec ts;
                 uint64_t now;
 
+                if (!sched_job_lookup(s, d) && s->wb && (*ret = write_behind_get(s->wb, d, true))) {
+                        pthread_mutex_unlock(&s->lock);
+                        return 0;
+                }
                 r = demand_queue(s, se, i, k, seq, &j);
                 for (unsigned h = 0; r >= 0 && h < n_hints; h++)
                         r = demand_queue(s, se, hints[h], hint_k[h], seq, NULL);
@@ -465,7 +496,7 @@ int sched_demand(struct sched_export *se, uint64_t i, uint64_t n_after, struct s
                 } else {
                         r = j->result;
                         if (r == 0)
-                                *ret = buf_ref(j->buf);
+                                *ret = sched_buf_ref(j->buf);
                 }
                 sched_job_unref(j);
                 /* The export that fetched it went away: fetch it ourselves. */
@@ -651,6 +682,8 @@ void sched_export_remove(struct sched_export *se) {
         s->n_exports--;
         pthread_mutex_unlock(&s->lock);
 
+        /* Detached: what it fetched is in the store. */
+        sched_flush(s);
         sched_profile_free(se);
         free(se->present);
         free(se->needed);
@@ -690,6 +723,8 @@ void sched_get_stats(struct sched *s, struct sched_stats *ret) {
         ret->bg_inflight_bytes = s->bg_net_bytes;
         ret->bg_budget = s->bg_budget;
         pthread_mutex_unlock(&s->lock);
+        if (s->wb)
+                write_behind_get_stats(s->wb, &ret->wb);
 }
 
 /* --- The scheduler --- */
@@ -738,6 +773,11 @@ int sched_new(struct chunkstore *store, const struct sched_options *o, struct sc
                         goto fail;
                 }
         }
+        if (s->o.write_behind) {
+                r = write_behind_new(store, NULL, s->o.write_behind, true, &s->wb);
+                if (r < 0)
+                        goto fail;
+        }
         want = s->o.decoders ? s->o.decoders : (unsigned) MIN(MAX(ncpu, 2L), 4L);
         want = MIN(want, (unsigned) ARRAY_SIZE(s->decoders));
         for (; s->n_decoders < want; s->n_decoders++)
@@ -761,6 +801,7 @@ fail_decoders:
         for (unsigned i = 0; i < s->n_decoders; i++)
                 pthread_join(s->decoders[i], NULL);
 fail:
+        write_behind_free(s->wb);
         if (s->log_fd >= 0)
                 close(s->log_fd);
         cpu_stall_close(&s->stall);
@@ -770,6 +811,13 @@ fail:
 
 void sched_set_fd_cache(struct sched *s, struct chunkfd_cache *fds) {
         s->fds = fds;
+        if (s->wb)
+                write_behind_set_fd_cache(s->wb, fds);
+}
+
+void sched_flush(struct sched *s) {
+        if (s)
+                write_behind_flush(s->wb);
 }
 
 void sched_free(struct sched *s) {
@@ -787,6 +835,8 @@ void sched_free(struct sched *s) {
         pthread_mutex_unlock(&s->lock);
         for (unsigned i = 0; i < s->n_decoders; i++)
                 pthread_join(s->decoders[i], NULL);
+        /* The decoders are gone: nothing is queued after this flush. */
+        write_behind_free(s->wb);
         while (s->n_pool)
                 free(s->pool[--s->n_pool]);
         if (s->log_fd >= 0)

@@ -47,6 +47,7 @@
 #include <stdint.h>
 
 #include "blockd/sched-policy.h"
+#include "blockd/write-behind.h"
 #include "chunkstore/store.h"
 #include "registry-client/image.h"
 
@@ -64,13 +65,18 @@ struct sched_options {
                                          * bytes (see sched_profile_batch), 0 = 2 x range_max */
         unsigned min_window, max_window; /* requests in flight (profile + background); 0 = 2, 64 */
         unsigned decoders;              /* 0 = number of CPUs, 2..4 */
+        uint64_t write_behind;          /* bytes of verified chunks whose store insert may wait
+                                         * for an idle CPU (write-behind.h); 0 = inserted inline */
         const char *fetch_log;          /* append one line per request here; NULL = none */
 };
 
 /* The store is borrowed and must outlive the scheduler. */
 int sched_new(struct chunkstore *store, const struct sched_options *o, struct sched **ret);
-/* Every export must have been removed. NULL is fine. */
+/* Every export must have been removed. Chunks whose store insert was
+ * written behind are in the store when it returns. NULL is fine. */
 void sched_free(struct sched *s);
+/* Store every chunk written behind so far (write_behind_flush). */
+void sched_flush(struct sched *s);
 /* Keep every chunk the decoders store open in fds, as verified
  * (chunkfd_adopt): a read of a chunk fetched a moment ago is then neither
  * an open nor a second hash. fds is borrowed; set before exports. */
@@ -97,13 +103,15 @@ void sched_background_start(struct sched_export *se);
  * once the stream has begun. */
 void sched_export_note_read(struct sched_export *se);
 /* Cancel what is queued or in flight for it, wait for its requests to
- * end, free. Readers of other exports that waited for one of its
+ * end, store what was written behind (sched_flush), free. Readers of other exports that waited for one of its
  * fetches fetch again through their own export. NULL is fine. */
 void sched_export_remove(struct sched_export *se);
 
 /* Verified bytes of one chunk, shared by the readers that waited for it. */
 struct sched_buf;
 const void *sched_buf_data(const struct sched_buf *b);
+size_t sched_buf_len(const struct sched_buf *b);
+struct sched_buf *sched_buf_ref(struct sched_buf *b);
 void sched_buf_put(struct sched_buf *b);
 
 /* Chunks a demand miss fetches beyond its read (readahead.h decides). */
@@ -205,6 +213,7 @@ struct sched_stats {
          * CPU stall during their lifetime (sched-bdp.h); the most
          * background bytes on the network when a demand request was sent. */
         uint64_t bg_inflight_bytes, bg_budget, bg_shrinks, delays, delays_forgiven, demand_bg_ahead_max;
+        struct write_behind_stats wb;   /* all 0 without write-behind */
 };
 
 void sched_get_stats(struct sched *s, struct sched_stats *ret);
