@@ -488,11 +488,19 @@ assert_no_leftovers() {
 # ---- the lazy engine: hydration, the chunk store, the fetch log -----------
 
 # wait_hydrated NAME [CONTROL] [SECONDS]: until blockd's background stream
-# has every chunk of export NAME local (bounded; default 120 s).
+# has every chunk of export NAME local and blockd's write-behind queue is
+# empty (every fetched chunk in the store; bounded; default 120 s).
 wait_hydrated() {
         local deadline=$((SECONDS + ${3:-120})) state
         until state=$(blockd_stat "$1" background "${2:-$T/control.sock}") && [ "$state" = done ]; do
                 [ "$SECONDS" -lt "$deadline" ] || fail "export $1 not hydrated (background $state, $(blockd_stat "$1" hydration_pct "${2:-$T/control.sock}")%)"
+                sleep 0.1
+        done
+        # ... and stored: a chunk whose insert is written behind is local first.
+        until state=$(hb stats --control "${2:-$T/control.sock}" --json |
+                python3 -c 'import json,sys; print(json.load(sys.stdin)["fetch"]["write_behind_queued"])') &&
+                [ "$state" = 0 ]; do
+                [ "$SECONDS" -lt "$deadline" ] || fail "export $1: $state chunks still wait for their store insert"
                 sleep 0.1
         done
 }
