@@ -39,6 +39,7 @@ struct entry {
         struct sched_buf *buf;          /* the table's reference; released when reaped */
         size_t len;
         _Atomic int state;
+        uint64_t seq;                   /* its push's number */
         int fd;                         /* once STORED: on the new store entry, or -EBADF */
         int result;                     /* once STORED: the insert's */
         _Atomic unsigned refs;
@@ -59,7 +60,9 @@ struct write_behind {
         _Atomic(struct entry *) incoming;
         _Atomic(struct entry *) done;
         sem_t work;                     /* a push, or stop */
-        sem_t stored_sem;               /* an entry stored while a flush waits */
+        pthread_mutex_t flush_lock;     /* with flush_cond: an entry stored while a flush waits */
+        pthread_cond_t flush_cond;
+        uint64_t seq;                   /* pushes (lock) */
         _Atomic unsigned flushers;
         _Atomic bool stop;
         pthread_t writer;
@@ -110,9 +113,13 @@ static void store_one(struct write_behind *wb, struct entry *e, bool flush) {
         atomic_fetch_add(r < 0 ? &wb->failed : flush ? &wb->flushed : &wb->stored, 1);
         atomic_store(&e->state, STORED);
         push_list(&wb->done, e, true);
-        /* e may be gone now. */
-        if (atomic_load(&wb->flushers))
-                sem_post(&wb->stored_sem);
+        /* e may be gone now. A flush waits for what others store; only
+         * flushes take this lock, never a serving thread. */
+        if (atomic_load(&wb->flushers)) {
+                pthread_mutex_lock(&wb->flush_lock);
+                pthread_cond_broadcast(&wb->flush_cond);
+                pthread_mutex_unlock(&wb->flush_lock);
+        }
 }
 
 static bool claim(struct entry *e) {
@@ -206,7 +213,8 @@ int write_behind_new(struct chunkstore *store, struct chunkfd_cache *fds, uint64
         wb->max_bytes = max_bytes;
         pthread_mutex_init(&wb->lock, NULL);
         sem_init(&wb->work, 0, 0);
-        sem_init(&wb->stored_sem, 0, 0);
+        pthread_mutex_init(&wb->flush_lock, NULL);
+        pthread_cond_init(&wb->flush_cond, NULL);
         /* Tests: the writer stores nothing, only flushes do (a chunk read
          * while still queued, deterministically). */
         if (getenv("HOCUS_BLK_WRITE_BEHIND_HOLD")) {
@@ -231,7 +239,8 @@ int write_behind_new(struct chunkstore *store, struct chunkfd_cache *fds, uint64
         pthread_attr_destroy(&attr);
         if (r < 0) {
                 sem_destroy(&wb->work);
-                sem_destroy(&wb->stored_sem);
+                pthread_mutex_destroy(&wb->flush_lock);
+                pthread_cond_destroy(&wb->flush_cond);
                 pthread_mutex_destroy(&wb->lock);
                 free(wb);
                 return r;
@@ -273,6 +282,7 @@ int write_behind_push(struct write_behind *wb, const struct digest *d, struct sc
         atomic_init(&e->refs, 2);
         e->hnext = wb->table[bucket(d)];
         wb->table[bucket(d)] = e;
+        e->seq = ++wb->seq;
         wb->count++;
         wb->bytes += len;
         pthread_mutex_unlock(&wb->lock);
@@ -306,54 +316,55 @@ bool write_behind_has(struct write_behind *wb, const struct digest *d) {
         return r;
 }
 
+/* Pin an entry pushed before seq `upto` that is not stored yet, one no
+ * one has claimed first. NULL when there is none. */
+static struct entry *pin_unstored(struct write_behind *wb, uint64_t upto) {
+        struct entry *found = NULL;
+
+        pthread_mutex_lock(&wb->lock);
+        for (size_t b = 0; b < BUCKETS; b++)
+                for (struct entry *e = wb->table[b]; e; e = e->hnext) {
+                        int st = atomic_load(&e->state);
+
+                        if (e->seq > upto || st == STORED)
+                                continue;
+                        if (!found || st == QUEUED)
+                                found = e;
+                        if (st == QUEUED)
+                                goto out;
+                }
+out:
+        if (found)
+                atomic_fetch_add(&found->refs, 1);
+        pthread_mutex_unlock(&wb->lock);
+        return found;
+}
+
 void write_behind_flush(struct write_behind *wb) {
-        struct entry **pinned = NULL;
-        size_t n = 0;
+        struct entry *e;
+        uint64_t upto;
 
         if (!wb)
                 return;
         atomic_fetch_add(&wb->flushers, 1);
         pthread_mutex_lock(&wb->lock);
-        pinned = wb->count ? calloc(wb->count, sizeof *pinned) : NULL;
-        for (size_t b = 0; pinned && b < BUCKETS; b++)
-                for (struct entry *e = wb->table[b]; e; e = e->hnext)
-                        if (atomic_load(&e->state) != STORED) {
-                                atomic_fetch_add(&e->refs, 1);
-                                pinned[n++] = e;
-                        }
+        upto = wb->seq;
         pthread_mutex_unlock(&wb->lock);
-        if (!pinned) {
-                /* No memory for the list (or nothing queued): wait for the writer. */
-                for (;;) {
-                        uint64_t left;
-
-                        reap(wb);
-                        pthread_mutex_lock(&wb->lock);
-                        left = wb->count;
-                        pthread_mutex_unlock(&wb->lock);
-                        if (!left)
-                                break;
-                        while (sem_wait(&wb->stored_sem) < 0 && errno == EINTR)
-                                ;
-                }
-        }
-        for (size_t m = 0; m < n; m++) {
-                if (claim(pinned[m])) {
-                        store_one(wb, pinned[m], true);         /* the pin goes with it */
-                        pinned[m] = NULL;
-                }
-        }
-        /* What the writer had begun: it posts each one it stores. */
-        for (size_t m = 0; m < n; m++) {
-                if (!pinned[m])
+        /* One at a time, so no list to allocate: a few hundred entries
+         * at most, each a walk of the table. */
+        while ((e = pin_unstored(wb, upto))) {
+                if (claim(e)) {
+                        store_one(wb, e, true);         /* the pin goes with it */
                         continue;
-                while (atomic_load(&pinned[m]->state) != STORED)
-                        while (sem_wait(&wb->stored_sem) < 0 && errno == EINTR)
-                                ;
-                entry_unref(pinned[m]);
+                }
+                /* Someone else stores it: the writer, or another flush. */
+                pthread_mutex_lock(&wb->flush_lock);
+                while (atomic_load(&e->state) != STORED)
+                        pthread_cond_wait(&wb->flush_cond, &wb->flush_lock);
+                pthread_mutex_unlock(&wb->flush_lock);
+                entry_unref(e);
         }
         atomic_fetch_sub(&wb->flushers, 1);
-        free(pinned);
         reap(wb);
 }
 
@@ -376,7 +387,8 @@ void write_behind_free(struct write_behind *wb) {
         }
         reap(wb);
         sem_destroy(&wb->work);
-        sem_destroy(&wb->stored_sem);
+        pthread_mutex_destroy(&wb->flush_lock);
+        pthread_cond_destroy(&wb->flush_cond);
         pthread_mutex_destroy(&wb->lock);
         free(wb);
 }
