@@ -527,8 +527,9 @@ def write_markdown(d, meta, rows, aims):
              "**requests**: blob GETs (registry access log) or HTTP GETs (httpd log) by then / in all. "
              "**first byte**: from the server's start until the replay's first reply (replay views). "
              "**vs nbdkit / vs qemu**: that peer's ready time over this row's in the same run (above 1: faster "
-             "than the peer). **CPU-s/GiB**: the client's CPU seconds (utime+stime of blockd, or of the peer "
-             "and nbdfuse) until ready per GiB it had fetched." % m["perfect_rtts"])
+             "than the peer). **CPU-s/GiB**: the client's CPU seconds (utime+stime of blockd, or of the peer: "
+             "nbdkit and, in the workload view, nbdfuse; qemu-storage-daemon, which is its own FUSE server) until "
+             "ready per GiB it had fetched." % m["perfect_rtts"])
     L.append("")
     for view in m["views"]:
         L.append("## %s (%s)" % (view, view_label(view)))
@@ -575,7 +576,7 @@ def write_markdown(d, meta, rows, aims):
         L.append("")
     L.append("## Where the CPU went until ready (seconds, medians; the machine has %d CPUs)" % m["host"]["cpus"])
     L.append("")
-    L.append("Server: docker-registry or httpd.py; client: blockd, or nbdkit (+ nbdfuse); the rest of the machine's busy "
+    L.append("Server: docker-registry or httpd.py; client: blockd, or nbdkit (+ nbdfuse), or qemu-storage-daemon; the rest of the machine's busy "
              "time is the start itself (chroot programs, the replay client, the kernel's loop and FUSE work), `hocus-blk "
              "pull` for (a), the harness and other users of the machine.")
     L.append("")
