@@ -380,6 +380,7 @@ def cmd_report(d):
                 row = {
                     "link": lname, "link_label": link["label"], "view": view, "scenario": scen,
                     "runs": len(rs), "ok": all(r["ok"] for r in rs),
+                    "stalled_runs": sum(1 for r in rs if r.get("stalled")),
                     "ready_s": med([r["ready_s"] for r in rs]),
                     "first_byte_s": med([r.get("first_byte_s") for r in rs]),
                     "ready_min_s": min(r["ready_s"] for r in rs), "ready_max_s": max(r["ready_s"] for r in rs),
@@ -543,7 +544,9 @@ def write_markdown(d, meta, rows, aims):
                 continue
             L.append("| %s | %s%s | **%s** | %s | %s | %s | %s-%s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | "
                      "%s / %s | %s |" % (
-                r["link_label"], SCENARIOS[r["scenario"]], "" if r["ok"] else " (WRONG OUTPUT)",
+                r["link_label"], SCENARIOS[r["scenario"]], ("" if r["ok"] else " (WRONG OUTPUT)") +
+                ("" if not r["stalled_runs"] else " (STALLED in %d of %d runs: ready is a lower bound)" % (
+                    r["stalled_runs"], r["runs"])),
                 fmt(r["ready_s"]),
                 fmt(r["first_byte_s"] * 1000 if r["first_byte_s"] is not None else None, "%.0f"),
                 fmt(r.get("speedup_vs_nbdkit"), "%.2fx"), fmt(r.get("speedup_vs_qemu"), "%.2fx"),
