@@ -25,7 +25,8 @@ start_blockd --nbd-socket "$SOCK" --control "$T/control.sock" --plain-http --bac
 vm_start cold read "$(vm_disk_nbd "$SOCK" ws ro)"
 vm_wait cold
 assert_eq "$(vm_guest_sum cold)" "$want" "cold guest's checksum"
-[ "$(store_entries)" -gt 0 ] || fail "the cold guest's reads fetched nothing"
+# (Fetched, not stored: a store insert may still wait for an idle CPU, write-behind.)
+[ "$(blockd_stat ws bytes_fetched)" -gt 0 ] || fail "the cold guest's reads fetched nothing"
 
 # Warm: the registry is gone; every byte comes from the chunk store.
 kill "$REGISTRY_PID"
