@@ -230,6 +230,7 @@ void sched_queue_push(struct sched *s, struct sched_job *j);
 void sched_queue_remove(struct sched *s, struct sched_job *j);
 int sched_note_add(struct sched_job *j, struct sched_export *se, uint32_t k, uint8_t cls);
 bool sched_mark_present(struct sched_export *se, uint32_t k);
+void sched_mark_needed(struct sched_export *se, uint32_t k);
 static inline bool sched_is_present(const struct sched_export *se, uint32_t k) {
         return __atomic_load_n(&se->present[k / 64], __ATOMIC_RELAXED) & (UINT64_C(1) << (k % 64));
 }
