@@ -44,29 +44,18 @@ struct readahead {
         uint64_t issued, used;          /* atomic */
 };
 
-static bool chunk_before(const struct blkindex_chunk *a, const struct blkindex_chunk *b) {
-        return a->pack < b->pack || (a->pack == b->pack && a->offset < b->offset);
-}
-
-/* Pack order: most indexes list their chunks in it already (a push
- * appends them to its packs in table order); others get a sorted copy. */
+/* Pack order (coalesce_pack_order) and each chunk's rank in it. */
 static int pack_order(struct readahead *ra) {
         const struct blkindex *x = ra->x;
-        bool sorted = true;
+        int r = coalesce_pack_order(x, &ra->order, &ra->first);
 
-        for (uint32_t k = 1; k < x->n_chunks && sorted; k++)
-                sorted = !chunk_before(&x->chunks[k], &x->chunks[k - 1]);
-        if (sorted)
-                return 0;
-        ra->order = malloc((size_t) x->n_chunks * sizeof *ra->order);
+        if (r < 0 || !ra->order)
+                return r;
         ra->rank = malloc((size_t) x->n_chunks * sizeof *ra->rank);
-        if (!ra->order || !ra->rank)
+        if (!ra->rank)
                 return -ENOMEM;
         for (uint32_t k = 0; k < x->n_chunks; k++)
-                ra->order[k] = k;
-        coalesce_sort(x, ra->order, x->n_chunks);
-        for (uint32_t r = 0; r < x->n_chunks; r++)
-                ra->rank[ra->order[r]] = r;
+                ra->rank[ra->order[k]] = k;
         return 0;
 }
 
@@ -79,17 +68,11 @@ int readahead_new(const struct blkindex *x, struct readahead **ret) {
         pthread_mutex_init(&ra->lock, NULL);
         ra->x = x;
         ra->cl_window = RA_REGION;
-        ra->first = malloc(MAX(x->n_chunks, 1u) * sizeof *ra->first);
         ra->ahead = calloc(DIV_ROUND_UP(x->n_chunks, 64) + 1, sizeof(uint64_t));
-        if (!ra->first || !ra->ahead) {
+        if (!ra->ahead) {
                 readahead_free(ra);
                 return -ENOMEM;
         }
-        for (uint32_t k = 0; k < x->n_chunks; k++)
-                ra->first[k] = UINT64_MAX;
-        for (uint64_t i = x->n_map; i-- > 0;)
-                if (x->map[i] != BLKINDEX_ZERO)
-                        ra->first[x->map[i]] = i;
         r = pack_order(ra);
         if (r < 0) {
                 readahead_free(ra);

@@ -45,39 +45,6 @@ static uint64_t profile_locate(uint64_t i, uint32_t *pack, uint64_t *offset, voi
         return c->stored_len;
 }
 
-static bool chunk_before(const struct blkindex_chunk *a, const struct blkindex_chunk *b) {
-        return a->pack < b->pack || (a->pack == b->pack && a->offset < b->offset);
-}
-
-/* se's pack order (NULL when the table is in it already) and each unique
- * chunk's first logical chunk (for the fetch log). 0 or -ENOMEM. */
-static int packorder_build(const struct blkindex *x, uint32_t **ret_order, uint64_t **ret_first) {
-        _cleanup_free_ uint32_t *order = NULL;
-        _cleanup_free_ uint64_t *first = malloc(MAX(x->n_chunks, 1u) * sizeof *first);
-        bool sorted = true;
-
-        if (!first)
-                return -ENOMEM;
-        for (uint32_t k = 0; k < x->n_chunks; k++)
-                first[k] = UINT64_MAX;
-        for (uint64_t i = x->n_map; i-- > 0;)
-                if (x->map[i] != BLKINDEX_ZERO)
-                        first[x->map[i]] = i;
-        for (uint32_t k = 1; k < x->n_chunks && sorted; k++)
-                sorted = !chunk_before(&x->chunks[k], &x->chunks[k - 1]);
-        if (!sorted) {
-                order = malloc((size_t) x->n_chunks * sizeof *order);
-                if (!order)
-                        return -ENOMEM;
-                for (uint32_t k = 0; k < x->n_chunks; k++)
-                        order[k] = k;
-                coalesce_sort(x, order, x->n_chunks);
-        }
-        *ret_order = TAKE_PTR(order);
-        *ret_first = TAKE_PTR(first);
-        return 0;
-}
-
 int sched_profile_gap_chunks(const struct sched_export *se, uint32_t pack, uint64_t from, uint64_t to, uint32_t *out,
                              unsigned max) {
         const struct blkindex *x = se->x;
@@ -89,7 +56,7 @@ int sched_profile_gap_chunks(const struct sched_export *se, uint32_t pack, uint6
         while (lo < hi) {
                 uint32_t mid = lo + (hi - lo) / 2;
 
-                if (chunk_before(&x->chunks[se->pk_order ? se->pk_order[mid] : mid], &key))
+                if (coalesce_chunk_before(&x->chunks[se->pk_order ? se->pk_order[mid] : mid], &key))
                         lo = mid + 1;
                 else
                         hi = mid;
@@ -135,7 +102,7 @@ int sched_profile_set(struct sched_export *se, const uint64_t *chunks, size_t n)
         ready = se->pk_ready;
         pthread_mutex_unlock(&s->lock);
         if (r >= 0 && !ready)
-                r = packorder_build(se->x, &order, &first);
+                r = coalesce_pack_order(se->x, &order, &first);
         if (r < 0) {
                 free(l);
                 return r;

@@ -19,6 +19,37 @@ void coalesce_sort(const struct blkindex *x, uint32_t *chunks, size_t n) {
         qsort_r(chunks, n, sizeof *chunks, cmp_chunk, (void *) x);
 }
 
+bool coalesce_chunk_before(const struct blkindex_chunk *a, const struct blkindex_chunk *b) {
+        return a->pack < b->pack || (a->pack == b->pack && a->offset < b->offset);
+}
+
+int coalesce_pack_order(const struct blkindex *x, uint32_t **ret_order, uint64_t **ret_first) {
+        _cleanup_free_ uint32_t *order = NULL;
+        _cleanup_free_ uint64_t *first = malloc(MAX(x->n_chunks, 1u) * sizeof *first);
+        bool sorted = true;
+
+        if (!first)
+                return -ENOMEM;
+        for (uint32_t k = 0; k < x->n_chunks; k++)
+                first[k] = UINT64_MAX;
+        for (uint64_t i = x->n_map; i-- > 0;)
+                if (x->map[i] != BLKINDEX_ZERO)
+                        first[x->map[i]] = i;
+        for (uint32_t k = 1; k < x->n_chunks && sorted; k++)
+                sorted = !coalesce_chunk_before(&x->chunks[k], &x->chunks[k - 1]);
+        if (!sorted) {
+                order = malloc((size_t) x->n_chunks * sizeof *order);
+                if (!order)
+                        return -ENOMEM;
+                for (uint32_t k = 0; k < x->n_chunks; k++)
+                        order[k] = k;
+                coalesce_sort(x, order, x->n_chunks);
+        }
+        *ret_order = TAKE_PTR(order);
+        *ret_first = TAKE_PTR(first);
+        return 0;
+}
+
 bool coalesce_extends(const struct coalesce_range *rg, const struct blkindex_chunk *c,
                       const struct coalesce_limits *l) {
         uint64_t end = rg->off + rg->len;

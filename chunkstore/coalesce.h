@@ -33,6 +33,16 @@ struct coalesce_range {
 /* Sort unique chunk numbers of x by (pack, offset). */
 void coalesce_sort(const struct blkindex *x, uint32_t *chunks, size_t n);
 
+/* Whether chunk a lies before chunk b in the packs (pack, then offset). */
+bool coalesce_chunk_before(const struct blkindex_chunk *a, const struct blkindex_chunk *b);
+
+/* The pack order of x's unique chunks and each one's first logical chunk
+ * (UINT64_MAX: no logical chunk uses it). *ret_order is NULL when the
+ * table is in pack order already (most indexes are: a push appends chunks
+ * to its packs in table order), else the chunk numbers sorted by
+ * coalesce_sort. Both malloc'd; 0 or -ENOMEM. */
+int coalesce_pack_order(const struct blkindex *x, uint32_t **ret_order, uint64_t **ret_first);
+
 /* Whether chunk c can be appended to range rg: same pack, after its end,
  * the gap at most gap_max and the whole at most range_max. */
 bool coalesce_extends(const struct coalesce_range *rg, const struct blkindex_chunk *c,
