@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The fetch scheduler's state, shared by its three files:
- *   sched.c           the API: exports, readers waiting, profile lists, stats
+ * The fetch scheduler's state, shared by its files:
+ *   sched.c           the API: exports, jobs, stats
+ *   sched-demand.c    readers: demand misses, the chunks read ahead with them
+ *   sched-profile.c   profile lists and the gaps profile ranges read through
  *   sched-dispatch.c  the dispatcher thread: which request starts next
  *   sched-decode.c    completions, decoder threads, the fetch log
  *
