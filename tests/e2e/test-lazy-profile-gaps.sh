@@ -39,25 +39,7 @@ PY
 export HOCUS_BLK_CACHE=$T/cache
 
 # profile_lines LOG: the chunks of each profile fetch, in start order.
-profile_lines() {
-        python3 - "$1" <<'PY'
-import sys
-lines = [dict(kv.split("=", 1) for kv in l.split()[1:]) for l in open(sys.argv[1])]
-print(" ".join(l["chunks"] for l in sorted(lines, key=lambda l: float(l["start"]))
-               if l["class"] == "profile" and l["result"] == "ok"))
-PY
-}
-# read.py URI IMAGE CHUNK...: read each chunk, check its bytes.
-cat >"$T/read.py" <<'PY'
-import sys, nbd
-cs = 65536
-h = nbd.NBD()
-h.connect_uri(sys.argv[1])
-img = open(sys.argv[2], "rb").read()
-for c in map(int, sys.argv[3:]):
-    assert h.pread(cs, c * cs) == img[c * cs:(c + 1) * cs], c
-h.shutdown()
-PY
+profile_lines() { python3 "$HELPERS_DIR/fetchlog.py" profile "$1"; }
 prefetch_ended() { [ "$(blockd_stat ws prefetch_queued)" = 9 ] && [ "$(blockd_stat ws prefetch_active)" = False ]; }
 start() {       # start LOG BACKGROUND: a blockd with an empty chunk store
         rm -rf "$T/cache"
@@ -78,7 +60,7 @@ echo "profile fetches: $got"
 [ "$(blockd_stat ws prefetch_gap_waste_bytes)" = 0 ] || fail "gap bytes wasted: $(blockd_stat ws prefetch_gap_waste_bytes)"
 # The gap chunks are stored, verified: reading them and the profile's
 # fetches nothing, and the bytes are the image's.
-$NBD_PYTHON "$T/read.py" "$(nbd_uri ws)" "$T/disk.img" $(seq 10 20) 100 101 102 300
+$NBD_PYTHON "$HELPERS_DIR/fetchlog.py" read "$(nbd_uri ws)" "$T/disk.img" 65536 $(seq 10 20) 100 101 102 300
 [ "$(blockd_stat ws cache_misses)" = 0 ] || fail "$(blockd_stat ws cache_misses) chunks fetched on demand after the prefetch"
 stop_blockd
 ! grep -q ' class=demand ' "$T/fetch1.log" || fail "demand fetches: $(grep ' class=demand ' "$T/fetch1.log")"
@@ -90,10 +72,10 @@ got=$(profile_lines "$T/fetch2.log")
 echo "profile fetches without the background stream: $got"
 [ "$got" = "14 10 18-20 12 16 102 300 100" ] || fail "the profile fetched '$got', not '14 10 18-20 12 16 102 300 100'"
 [ "$(blockd_stat ws prefetch_gap_chunks)" = 1 ] || fail "$(blockd_stat ws prefetch_gap_chunks) gap chunks, not 1 (19)"
-$NBD_PYTHON "$T/read.py" "$(nbd_uri ws)" "$T/disk.img" 10 12 14 16 18 19 20 100 102 300
+$NBD_PYTHON "$HELPERS_DIR/fetchlog.py" read "$(nbd_uri ws)" "$T/disk.img" 65536 10 12 14 16 18 19 20 100 102 300
 [ "$(blockd_stat ws cache_misses)" = 0 ] || fail "$(blockd_stat ws cache_misses) chunks fetched on demand after the prefetch"
 # A chunk in a large gap was not fetched: reading it is a miss.
-$NBD_PYTHON "$T/read.py" "$(nbd_uri ws)" "$T/disk.img" 11
+$NBD_PYTHON "$HELPERS_DIR/fetchlog.py" read "$(nbd_uri ws)" "$T/disk.img" 65536 11
 [ "$(blockd_stat ws cache_misses)" = 1 ] || fail "chunk 11 was fetched before it was read"
 stop_blockd
 echo ok

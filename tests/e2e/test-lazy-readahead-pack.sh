@@ -39,52 +39,29 @@ export HOCUS_BLK_CACHE=$T/cache
 start_blockd --nbd-socket "$T/nbd.sock" --control "$T/control.sock" --plain-http --background off \
         --fetch-log "$T/fetch.log" --export "ws=$REF:repacked,profile=none"
 
-cat >"$T/read.py" <<'PY'
-import sys, nbd
-cs = 262144
-h = nbd.NBD()
-h.connect_uri(sys.argv[1])
-img = open(sys.argv[2], "rb")
-for c in map(int, sys.argv[3:]):
-    img.seek(c * cs)
-    assert h.pread(cs, c * cs) == img.read(cs), c
-h.shutdown()
-PY
-reads() { $NBD_PYTHON "$T/read.py" "$(nbd_uri ws)" "$T/disk.img" "$@"; }
-# demand_log: "REQUESTS CHUNKS DUPLICATES" of the demand fetches so far.
-demand_log() {
-        python3 - "$T/fetch.log" <<'PY'
-import sys
-seen, dup, req = set(), 0, 0
-for l in open(sys.argv[1]):
-    f = dict(kv.split("=", 1) for kv in l.split()[1:])
-    if f["class"] != "demand" or f["result"] != "ok":
-        continue
-    req += 1
-    for part in f["chunks"].split(","):
-        a, _, b = part.partition("-")
-        for c in range(int(a), int(b or a) + 1):
-            dup += c in seen
-            seen.add(c)
-print(req, len(seen), dup)
-PY
-}
+reads() { $NBD_PYTHON "$HELPERS_DIR/fetchlog.py" read "$(nbd_uri ws)" "$T/disk.img" 262144 "$@"; }
+# demand_log: "REQUESTS CHUNKS DUPLICATES MAX" of the demand fetches so far.
+demand_log() { python3 "$HELPERS_DIR/fetchlog.py" demand "$T/fetch.log"; }
 ra() { echo "$(blockd_stat ws readahead_issued) $(blockd_stat ws readahead_used)"; }
 
 # 1. The boot order (pack order): 128 reads, 112 chunks (16 zero).
 reads $(cat "$T/boot.order")
-read -r req chunks dup <<<"$(demand_log)"
+read -r req chunks dup _ <<<"$(demand_log)"
 read -r issued used <<<"$(ra)"
 echo "pack order: $req requests for 112 chunks read ($chunks fetched), read ahead $issued, used $used"
 [ "$dup" = 0 ] || fail "$dup chunks fetched twice"
-[ "$req" -le 16 ] || fail "$req range requests for 112 chunks read in pack order: no readahead along the pack"
+# Without readahead along the pack every chunk is a request of its own
+# (112). How many fewer depends on how the reads and the dispatcher
+# interleave (16 on an idle machine, 36 with three such tests in parallel
+# beside a suite): half proves the windows followed the pack.
+[ "$req" -le 56 ] || fail "$req range requests for 112 chunks read in pack order: no readahead along the pack"
 [ "$used" -ge $((112 - req)) ] || fail "only $used chunks read ahead were used by $req requests for 112"
 [ $((issued - used)) -le 64 ] || fail "$((issued - used)) chunks read ahead and not used: more than a window"
 
 # 2. A cluster: region 160..175 (stored in logical order after the boot's
 # chunks), every chunk once, in no order.
 reads 169 162 174 165 160 167 173 163 175 166 161 171 164 170 168 172
-read -r req2 chunks2 dup2 <<<"$(demand_log)"
+read -r req2 chunks2 dup2 _ <<<"$(demand_log)"
 read -r issued2 used2 <<<"$(ra)"
 echo "cluster: $((req2 - req)) requests for 16 chunks, read ahead $((issued2 - issued)), used $((used2 - used))"
 [ "$dup2" = 0 ] || fail "$dup2 chunks fetched twice"
@@ -103,7 +80,7 @@ while len(out) < 24:
         out.append(c)
 print(*out)')
 reads $scattered
-read -r req3 chunks3 dup3 <<<"$(demand_log)"
+read -r req3 chunks3 dup3 _ <<<"$(demand_log)"
 read -r issued3 used3 <<<"$(ra)"
 waste=$(( (issued3 - issued2) - (used3 - used2) ))
 echo "scattered: $((req3 - req2)) requests for 24 chunks ($((chunks3 - chunks2)) fetched), read ahead $((issued3 - issued2)), unused $waste"

@@ -20,35 +20,9 @@ export HOCUS_BLK_CACHE=$T/cache
 start_blockd --nbd-socket "$T/nbd.sock" --control "$T/control.sock" --plain-http --background off \
         --fetch-log "$T/fetch.log" --export "ws=$REF,profile=none"
 
-cat >"$T/read.py" <<'PY'
-import sys, nbd
-cs = 262144
-h = nbd.NBD()
-h.connect_uri(sys.argv[1])
-img = open(sys.argv[2], "rb").read()
-for c in map(int, sys.argv[3:]):
-    assert h.pread(cs, c * cs) == img[c * cs:(c + 1) * cs], c
-h.shutdown()
-PY
-reads() { $NBD_PYTHON "$T/read.py" "$(nbd_uri ws)" "$T/disk.img" "$@"; }
+reads() { $NBD_PYTHON "$HELPERS_DIR/fetchlog.py" read "$(nbd_uri ws)" "$T/disk.img" 262144 "$@"; }
 # demand_log: "REQUESTS CHUNKS DUPLICATES MAX" of the demand fetches so far.
-demand_log() {
-        python3 - "$T/fetch.log" <<'PY'
-import sys
-seen, dup, req = set(), 0, 0
-for l in open(sys.argv[1]):
-    f = dict(kv.split("=", 1) for kv in l.split()[1:])
-    if f["class"] != "demand" or f["result"] != "ok":
-        continue
-    req += 1
-    for part in f["chunks"].split(","):
-        a, _, b = part.partition("-")
-        for c in range(int(a), int(b or a) + 1):
-            dup += c in seen
-            seen.add(c)
-print(req, len(seen), dup, max(seen) if seen else -1)
-PY
-}
+demand_log() { python3 "$HELPERS_DIR/fetchlog.py" demand "$T/fetch.log"; }
 
 # 1. In order: chunks 0..63, one read each, one at a time.
 reads $(seq 0 63)
