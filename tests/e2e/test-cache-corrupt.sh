@@ -40,8 +40,8 @@ assert_same "$T/disk.img" "$T/out.img"
 [ -e "${entries[0]}" ] || fail "an entry only touched was dropped"
 hb stats --control "$T/control.sock" ws | grep -q "2 entries changed after verification" ||
         fail "stats text: $(hb stats --control "$T/control.sock" ws)"
-curl -fsS --unix-socket "$T/control.sock" http://blockd/metrics |
-        grep -q '^hocus_blk_export_reverify_failures_total{export="ws"} 2$' || fail "no reverify metric"
+metrics=$(curl -fsS --unix-socket "$T/control.sock" http://blockd/metrics) || fail "GET /metrics failed"
+grep -q '^hocus_blk_export_reverify_failures_total{export="ws"} 2$' <<<"$metrics" || fail "no reverify metric"
 
 # Fetched again into the store: every entry there is good.
 hb cache verify >/dev/null || fail "the store holds a bad entry"

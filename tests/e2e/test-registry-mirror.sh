@@ -80,8 +80,8 @@ assert_same "$T/disk.img" "$T/out2.img"
 assert_eq "$(blockd_stat ws mirror_skips)" 1 "skips after the mirror stopped"
 assert_eq "$(blockd_stat ws mirror_reads)" "$reads" "mirror reads after it stopped"
 assert_eq "$(grep -c "Mirror $MIRROR/mirrored of $ORIGIN failed" "$T/blockd.log")" 1 "warnings about the stopped mirror"
-curl -fsS --unix-socket "$T/control.sock" http://blockd/metrics |
-        grep -q '^hocus_blk_export_mirror_skips_total{export="ws"} 1$' || fail "no mirror skips metric"
+metrics=$(curl -fsS --unix-socket "$T/control.sock" http://blockd/metrics) || fail "GET /metrics failed"
+grep -q '^hocus_blk_export_mirror_skips_total{export="ws"} 1$' <<<"$metrics" || fail "no mirror skips metric"
 stop_blockd
 
 # A mirror that serves wrong bytes of a pack: the chunk digests catch them,

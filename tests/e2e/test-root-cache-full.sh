@@ -59,8 +59,8 @@ sleep 3
 [ "$(grep -c "cannot store chunk" "$T/blockd.log")" = 0 ] || fail "a warning per chunk: $(grep -c "cannot store chunk" "$T/blockd.log")"
 [ "$(blockd_stat ws cache_full_events)" = 1 ] || fail "cache_full_events $(blockd_stat ws cache_full_events)"
 hb stats --control "$T/control.sock" ws | grep -q "1 times full" || fail "stats text: $(hb stats --control "$T/control.sock" ws)"
-curl -fsS --unix-socket "$T/control.sock" http://blockd/metrics |
-        grep -q '^hocus_blk_export_cache_full_events_total{export="ws"} 1$' || fail "no cache-full metric"
+metrics=$(curl -fsS --unix-socket "$T/control.sock" http://blockd/metrics) || fail "GET /metrics failed"
+grep -q '^hocus_blk_export_cache_full_events_total{export="ws"} 1$' <<<"$metrics" || fail "no cache-full metric"
 
 # Reads still work: what is not stored is served from the fetched bytes.
 nbdcopy "$(nbd_uri ws)" "$T/out.img"
