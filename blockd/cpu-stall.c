@@ -8,8 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/cleanup.h"
-
 int cpu_stall_parse(const char *text, uint64_t *ret_us) {
         const char *t;
         uint64_t v;
@@ -25,7 +23,8 @@ int cpu_stall_parse(const char *text, uint64_t *ret_us) {
         return 0;
 }
 
-/* Read the file again; on failure keep the last value (and stop reading). */
+/* Read the file again; on failure keep the last value (and stop reading).
+ * The caller holds c->reading, or is alone (open). */
 static int sample(struct cpu_stall *c) {
         char buf[256];
         uint64_t us;
@@ -40,10 +39,11 @@ static int sample(struct cpu_stall *c) {
         }
         if (r < 0) {
                 close(c->fd);
-                c->fd = -1;
+                __atomic_store_n(&c->fd, -1, __ATOMIC_RELAXED);
                 return r;
         }
-        c->total_ns = MAX(c->total_ns, us * 1000);
+        if (us * 1000 > __atomic_load_n(&c->total_ns, __ATOMIC_RELAXED))
+                __atomic_store_n(&c->total_ns, us * 1000, __ATOMIC_RELAXED);
         return 0;
 }
 
@@ -61,13 +61,24 @@ void cpu_stall_close(struct cpu_stall *c) {
 }
 
 bool cpu_stall_available(const struct cpu_stall *c) {
-        return c->fd >= 0;
+        return __atomic_load_n(&c->fd, __ATOMIC_RELAXED) >= 0;
+}
+
+static bool due(const struct cpu_stall *c, uint64_t now_ns) {
+        uint64_t last = __atomic_load_n(&c->read_ns, __ATOMIC_RELAXED);
+
+        return cpu_stall_available(c) && (!last || now_ns >= last + CPU_STALL_SAMPLE_NS);
 }
 
 uint64_t cpu_stall_ns(struct cpu_stall *c, uint64_t now_ns) {
-        if (c->fd >= 0 && (!c->read_ns || now_ns >= c->read_ns + CPU_STALL_SAMPLE_NS)) {
-                c->read_ns = now_ns;
-                (void) sample(c);
+        /* Looked at again once the flag is ours: another caller may have
+         * read the file (or stopped reading it) meanwhile. */
+        if (due(c, now_ns) && !__atomic_exchange_n(&c->reading, true, __ATOMIC_ACQUIRE)) {
+                if (due(c, now_ns)) {
+                        __atomic_store_n(&c->read_ns, now_ns, __ATOMIC_RELAXED);
+                        (void) sample(c);
+                }
+                __atomic_store_n(&c->reading, false, __ATOMIC_RELEASE);
         }
-        return c->total_ns;
+        return __atomic_load_n(&c->total_ns, __ATOMIC_RELAXED);
 }

@@ -23,7 +23,10 @@
  * the clock stands at 0 (no stall is ever seen: the caller behaves as if
  * there were no filter).
  *
- * Not thread-safe: the caller serialises (the scheduler's lock).
+ * Thread-safe and never blocks on another caller: the scheduler reads it
+ * before it takes its lock (a pread there would hold up every thread that
+ * waits for the lock). One caller at a time reads the file; one that
+ * finds it being read takes the last value, as between reads.
  */
 #pragma once
 
@@ -35,12 +38,14 @@
 
 struct cpu_stall {
         int fd;                 /* -1: no pressure file */
+        bool reading;           /* a caller reads the file (it alone uses fd then) */
         uint64_t read_ns;       /* when last read; 0 = never */
         uint64_t total_ns;      /* "some" total then */
 };
 
 /* Open path (NULL: CPU_STALL_PATH). Returns 0, or -errno when it cannot
- * be read or parsed (c then stands at 0; cpu_stall_close is still fine). */
+ * be read or parsed (c then stands at 0; cpu_stall_close is still fine).
+ * Open and close while no other thread uses c. */
 int cpu_stall_open(struct cpu_stall *c, const char *path);
 void cpu_stall_close(struct cpu_stall *c);
 /* Whether the clock runs (the file was there). */

@@ -121,7 +121,9 @@ struct bdp_send {
 
 void bdp_init(struct bdp *b, const struct bdp_options *o);
 /* A request of bytes is sent now; stall_ns: the CPU stall clock now
- * (cpu-stall.h; any clock that only counts up, 0 without one). */
+ * (cpu-stall.h; any clock that only counts up, 0 without one). A caller
+ * that reads the clock outside its lock may set ret->stall_ns itself
+ * afterwards, before the request can end. */
 void bdp_on_send(struct bdp *b, uint64_t now_ns, uint64_t stall_ns, uint64_t bytes, struct bdp_send *ret);
 /* It ended at now_ns, the stall clock at stall_ns; ok: successfully (only
  * those are samples). */

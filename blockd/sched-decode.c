@@ -31,7 +31,7 @@
 void sched_on_fetched(void *userdata, int r, const struct fetch_conn *conn) {
         struct sched_range *rg = userdata;
         struct sched *s = rg->s;
-        uint64_t now = now_ns();
+        uint64_t now = now_ns(), stall = cpu_stall_ns(&s->stall, now); /* a read: not under the lock */
         unsigned q;
 
         pthread_mutex_lock(&s->lock);
@@ -39,7 +39,7 @@ void sched_on_fetched(void *userdata, int r, const struct fetch_conn *conn) {
         if (conn)
                 rg->conn = *conn;
         rg->t1 = now;
-        bdp_on_done(&s->bdp, &rg->bs, now, cpu_stall_ns(&s->stall, now), r == 0);
+        bdp_on_done(&s->bdp, &rg->bs, now, stall, r == 0);
         if (rg->cls == SCHED_BACKGROUND)
                 bdp_scavenger_on_done(&s->bdp, now, rg->len, rg->bg_ahead, rg->bg_budget, s->bg_range, r == 0);
         /* The request slot is free (the window counts the network): the

@@ -127,7 +127,8 @@ static void launch(struct sched *s, struct sched_range *rg) {
         }
         s->inflight[rg->cls]++;
         rg->t0 = now;
-        bdp_on_send(&s->bdp, now, cpu_stall_ns(&s->stall, now), rg->len, &rg->bs);
+        /* The stall clock is read below, without the lock (a pread). */
+        bdp_on_send(&s->bdp, now, 0, rg->len, &rg->bs);
         /* Large ranges reuse buffers: a fresh multi-MiB malloc is a fresh
          * mapping, and faulting its pages in costs more than the copy. */
         rg->pooled = rg->len > s->o.range_max / 2 && rg->len <= s->o.range_max;
@@ -135,6 +136,8 @@ static void launch(struct sched *s, struct sched_range *rg) {
                 rg->buf = s->pool[--s->n_pool];
         pthread_mutex_unlock(&s->lock);
 
+        /* Still the send's: nothing reads it before the range is submitted. */
+        rg->bs.stall_ns = cpu_stall_ns(&s->stall, now);
         if (!rg->buf)
                 rg->buf = malloc(rg->pooled ? s->o.range_max : rg->len);
         id = rg->buf ? fetcher_submit(se->fetcher, &se->x->packs[rg->pack].digest, rg->off, rg->buf, rg->len,

@@ -200,7 +200,7 @@ struct sched {
         struct sched_export *exports;
         unsigned n_exports, rr;         /* round robin between exports */
         struct bdp bdp;
-        struct cpu_stall stall;         /* beside the time, for bdp (cpu-stall.h) */
+        struct cpu_stall stall;         /* beside the time, for bdp (cpu-stall.h); read without the lock */
         struct tbucket tb;
         struct sched_range *dec_head[2], *dec_tail[2];  /* [0] urgent */
         void *pool[SCHED_BUF_POOL];
