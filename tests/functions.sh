@@ -201,11 +201,7 @@ HELPERS_DIR=$TESTS_DIR/helpers
 
 # wait_file SECONDS PATH: wait until PATH exists (a helper's port file).
 wait_file() {
-        local deadline=$((SECONDS + $1))
-        until [ -s "$2" ]; do
-                [ "$SECONDS" -lt "$deadline" ] || return 1
-                sleep 0.05
-        done
+        wait_for "$1" test -s "$2"
 }
 
 # make_test_ca: a throwaway CA and a server certificate for 127.0.0.1 and
@@ -379,11 +375,11 @@ blockd_stat() {
 # wait_profile_lookup NAME [CONTROL]: until blockd has looked for export
 # NAME's boot profile (it looks after the attach, while the export serves).
 wait_profile_lookup() {
-        local deadline=$((SECONDS + 120))
-        until [ "$(blockd_stat "$1" profile_lookup "${2:-}")" = False ]; do
-                [ "$SECONDS" -lt "$deadline" ] || fail "export $1: the profile lookup did not end"
-                sleep 0.05
-        done
+        wait_for 120 _profile_looked_up "$1" "${2:-}" || fail "export $1: the profile lookup did not end"
+}
+
+_profile_looked_up() {
+        [ "$(blockd_stat "$1" profile_lookup "$2")" = False ]
 }
 
 # requires_nbd_python: set NBD_PYTHON to a python3 that has libnbd's
@@ -491,18 +487,25 @@ assert_no_leftovers() {
 # has every chunk of export NAME local and blockd's write-behind queue is
 # empty (every fetched chunk in the store; bounded; default 120 s).
 wait_hydrated() {
-        local deadline=$((SECONDS + ${3:-120})) state
-        until state=$(blockd_stat "$1" background "${2:-$T/control.sock}") && [ "$state" = done ]; do
-                [ "$SECONDS" -lt "$deadline" ] || fail "export $1 not hydrated (background $state, $(blockd_stat "$1" hydration_pct "${2:-$T/control.sock}")%)"
-                sleep 0.1
-        done
+        local control=${2:-$T/control.sock} deadline=$((SECONDS + ${3:-120}))
+        wait_for "${3:-120}" _hydrated "$1" "$control" ||
+                fail "export $1 not hydrated (background $(blockd_stat "$1" background "$control"), $(blockd_stat "$1" hydration_pct "$control")%)"
         # ... and stored: a chunk whose insert is written behind is local first.
-        until state=$(hb stats --control "${2:-$T/control.sock}" --json |
-                python3 -c 'import json,sys; print(json.load(sys.stdin)["fetch"]["write_behind_queued"])') &&
-                [ "$state" = 0 ]; do
-                [ "$SECONDS" -lt "$deadline" ] || fail "export $1: $state chunks still wait for their store insert"
-                sleep 0.1
-        done
+        wait_for $((deadline - SECONDS)) _write_behind_empty "$control" ||
+                fail "export $1: $(_write_behind_queued "$control") chunks still wait for their store insert"
+}
+
+_hydrated() {
+        [ "$(blockd_stat "$1" background "$2")" = done ]
+}
+
+_write_behind_queued() {
+        hb stats --control "$1" --json |
+                python3 -c 'import json,sys; print(json.load(sys.stdin)["fetch"]["write_behind_queued"])'
+}
+
+_write_behind_empty() {
+        [ "$(_write_behind_queued "$1")" = 0 ]
 }
 
 # store_entries [CACHE]: the number of entries in a chunk store.
