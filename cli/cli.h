@@ -42,6 +42,13 @@ void cli_common_help(void);
  * or -EINVAL (already logged).
  */
 int cli_common_option(int c, const char *arg);
+/*
+ * The default: of a command's option switch, what its own options leave:
+ * a common option (cli_common_option), --help (help printed) or an
+ * unknown one (a usage error for cmd). Returns 1 to go on parsing, 0
+ * after --help (the command returns 0), or -EINVAL (logged).
+ */
+int cli_other_option(const char *cmd, int c, const char *arg, void (*help)(void));
 
 /* Report an unknown option or wrong argument count; returns -EINVAL. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

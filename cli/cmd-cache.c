@@ -51,15 +51,9 @@ int cmd_cache(int argc, char **argv) {
                 case 'j':
                         json = true;
                         break;
-                case '?':
-                        return cli_usage_error("cache", "unknown option");
                 default:
-                        r = cli_common_option(c, optarg);
-                        if (r == 2) {
-                                help();
-                                return 0;
-                        }
-                        if (r < 0)
+                        r = cli_other_option("cache", c, optarg, help);
+                        if (r <= 0)
                                 return r;
                 }
         }

@@ -192,15 +192,9 @@ int cmd_export(int argc, char **argv) {
                                 return cli_usage_error("export", "--threads wants 1 to 64");
                         o.decoders = (unsigned) v;
                         break;
-                case '?':
-                        return cli_usage_error("export", "unknown option");
                 default:
-                        r = cli_common_option(c, optarg);
-                        if (r == 2) {
-                                help();
-                                return 0;
-                        }
-                        if (r < 0)
+                        r = cli_other_option("export", c, optarg, help);
+                        if (r <= 0)
                                 return r;
                 }
         }

@@ -249,15 +249,9 @@ int cmd_inspect(int argc, char **argv) {
                 case 'C':
                         chunks = true;
                         break;
-                case '?':
-                        return cli_usage_error("inspect", "unknown option");
                 default:
-                        r = cli_common_option(c, optarg);
-                        if (r == 2) {
-                                help();
-                                return 0;
-                        }
-                        if (r < 0)
+                        r = cli_other_option("inspect", c, optarg, help);
+                        if (r <= 0)
                                 return r;
                 }
         }

@@ -168,15 +168,9 @@ int cmd_login(int argc, char **argv) {
                 case 'S':
                         from_stdin = true;
                         break;
-                case '?':
-                        return cli_usage_error("login", "unknown option");
                 default:
-                        r = cli_common_option(c, optarg);
-                        if (r == 2) {
-                                login_help();
-                                return 0;
-                        }
-                        if (r < 0)
+                        r = cli_other_option("login", c, optarg, login_help);
+                        if (r <= 0)
                                 return r;
                 }
         }
@@ -243,15 +237,9 @@ int cmd_logout(int argc, char **argv) {
                 case 'A':
                         all = true;
                         break;
-                case '?':
-                        return cli_usage_error("logout", "unknown option");
                 default:
-                        r = cli_common_option(c, optarg);
-                        if (r == 2) {
-                                logout_help();
-                                return 0;
-                        }
-                        if (r < 0)
+                        r = cli_other_option("logout", c, optarg, logout_help);
+                        if (r <= 0)
                                 return r;
                 }
         }

@@ -167,16 +167,10 @@ int cmd_mount(int argc, char **argv) {
                 case OPT_NO_PROFILE:
                         profile = "none";
                         break;
-                case '?':
-                        return cli_usage_error("mount", "unknown option");
                 default:
                         forward_debug(c, optarg, fwd, &n_fwd, ARRAY_SIZE(fwd));
-                        r = cli_common_option(c, optarg);
-                        if (r == 2) {
-                                mount_help();
-                                return 0;
-                        }
-                        if (r < 0)
+                        r = cli_other_option("mount", c, optarg, mount_help);
+                        if (r <= 0)
                                 return r;
                 }
         }

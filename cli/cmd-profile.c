@@ -461,15 +461,9 @@ int cmd_profile(int argc, char **argv) {
                 case OPT_LEARNED:
                         learned = true;
                         break;
-                case '?':
-                        return cli_usage_error("profile", "unknown option");
                 default:
-                        r = cli_common_option(c, optarg);
-                        if (r == 2) {
-                                help();
-                                return 0;
-                        }
-                        if (r < 0)
+                        r = cli_other_option("profile", c, optarg, help);
+                        if (r <= 0)
                                 return r;
                 }
         }

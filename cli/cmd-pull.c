@@ -79,15 +79,9 @@ int cmd_pull(int argc, char **argv) {
                 case 'N':
                         o.flags |= BULK_FETCH_ONLY;
                         break;
-                case '?':
-                        return cli_usage_error("pull", "unknown option");
                 default:
-                        r = cli_common_option(c, optarg);
-                        if (r == 2) {
-                                help();
-                                return 0;
-                        }
-                        if (r < 0)
+                        r = cli_other_option("pull", c, optarg, help);
+                        if (r <= 0)
                                 return r;
                 }
         }

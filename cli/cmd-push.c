@@ -151,15 +151,9 @@ int cmd_push(int argc, char **argv) {
                 case 'j':
                         json = true;
                         break;
-                case '?':
-                        return cli_usage_error("push", "unknown option");
                 default:
-                        r = cli_common_option(c, optarg);
-                        if (r == 2) {
-                                help();
-                                return 0;
-                        }
-                        if (r < 0)
+                        r = cli_other_option("push", c, optarg, help);
+                        if (r <= 0)
                                 return r;
                 }
         }

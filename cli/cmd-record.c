@@ -203,8 +203,6 @@ int cmd_record(int argc, char **argv) {
                 case OPT_JSON:
                         json = true;
                         break;
-                case '?':
-                        return cli_usage_error("record", "unknown option");
                 default:
                         if (c == 'v' && n_fwd + 1 < ARRAY_SIZE(fwd))
                                 fwd[n_fwd++] = (char *) "-v";
@@ -212,12 +210,8 @@ int cmd_record(int argc, char **argv) {
                                 fwd[n_fwd++] = (char *) "-D";
                                 fwd[n_fwd++] = optarg;
                         }
-                        r = cli_common_option(c, optarg);
-                        if (r == 2) {
-                                help();
-                                return 0;
-                        }
-                        if (r < 0)
+                        r = cli_other_option("record", c, optarg, help);
+                        if (r <= 0)
                                 return r;
                 }
         }

@@ -75,15 +75,9 @@ int cmd_repack(int argc, char **argv) {
                 case OPT_JSON:
                         json = true;
                         break;
-                case '?':
-                        return cli_usage_error("repack", "unknown option");
                 default:
-                        r = cli_common_option(c, optarg);
-                        if (r == 2) {
-                                help();
-                                return 0;
-                        }
-                        if (r < 0)
+                        r = cli_other_option("repack", c, optarg, help);
+                        if (r <= 0)
                                 return r;
                 }
         }

@@ -71,6 +71,19 @@ int cli_common_option(int c, const char *arg) {
         return 1;
 }
 
+int cli_other_option(const char *cmd, int c, const char *arg, void (*help)(void)) {
+        int r;
+
+        if (c == '?')
+                return cli_usage_error(cmd, "unknown option");
+        r = cli_common_option(c, arg);
+        if (r == 2) {
+                help();
+                return 0;
+        }
+        return r < 0 ? r : 1;
+}
+
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
         char msg[512];
         va_list ap;
