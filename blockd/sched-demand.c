@@ -48,8 +48,20 @@ static int demand_queue(struct sched *s, struct sched_export *se, uint64_t i, ui
         return 0;
 }
 
-/* Logical chunks after i worth fetching with it: not zero, not known to
- * be local, not in the store. Unlocked (store lookups). */
+/* Whether unique chunk k is worth fetching: not zero, not known to be
+ * local, not in the store (one found there is known local from then on).
+ * Unlocked (a store lookup). */
+static bool missing(struct sched_export *se, uint32_t k) {
+        if (k == BLKINDEX_ZERO || sched_is_present(se, k))
+                return false;
+        if (chunkstore_has(se->s->store, &se->x->chunks[k].digest) > 0) {
+                sched_mark_present(se, k);
+                return false;
+        }
+        return true;
+}
+
+/* Logical chunks after i worth fetching with it (missing). Unlocked. */
 static unsigned collect_hints(struct sched_export *se, uint64_t i, uint64_t n_after, uint64_t *ret, uint32_t *ret_k) {
         const struct blkindex *x = se->x;
         uint64_t end = MIN(i + 1 + MIN(n_after, (uint64_t) SCHED_HINTS_MAX), x->n_map);
@@ -58,21 +70,17 @@ static unsigned collect_hints(struct sched_export *se, uint64_t i, uint64_t n_af
         for (uint64_t h = i + 1; h < end && n < SCHED_HINTS_MAX; h++) {
                 uint32_t k = x->map[h];
 
-                if (k == BLKINDEX_ZERO || sched_is_present(se, k))
+                if (!missing(se, k))
                         continue;
-                if (chunkstore_has(se->s->store, &x->chunks[k].digest) > 0) {
-                        sched_mark_present(se, k);
-                        continue;
-                }
                 ret[n] = h;
                 ret_k[n++] = k;
         }
         return n;
 }
 
-/* Of ahead's chunks, those worth fetching too, after the n found among
- * the read's (and not the same unique chunks, nor i's): appended to ret,
- * ret_k; their bits in ahead->fetched. Unlocked (store lookups). */
+/* Of ahead's chunks, those worth fetching too (missing), after the n
+ * found among the read's (and not the same unique chunks, nor i's):
+ * appended to ret, ret_k; their bits in ahead->fetched. Unlocked. */
 static unsigned collect_ahead(struct sched_export *se, uint32_t k_i, struct sched_ahead *ahead, unsigned n,
                               uint64_t *ret, uint32_t *ret_k) {
         const struct blkindex *x = se->x;
@@ -83,16 +91,12 @@ static unsigned collect_ahead(struct sched_export *se, uint32_t k_i, struct sche
                 uint32_t k;
                 bool dup = false;
 
-                if (h >= x->n_map || (k = x->map[h]) == BLKINDEX_ZERO || k == k_i || sched_is_present(se, k))
+                if (h >= x->n_map || (k = x->map[h]) == k_i)
                         continue;
                 for (unsigned m = 0; m < n_read && !dup; m++)
                         dup = ret_k[m] == k;
-                if (dup)
+                if (dup || !missing(se, k))
                         continue;
-                if (chunkstore_has(se->s->store, &x->chunks[k].digest) > 0) {
-                        sched_mark_present(se, k);
-                        continue;
-                }
                 ret[n] = h;
                 ret_k[n++] = k;
                 ahead->fetched |= UINT64_C(1) << b;
