@@ -508,6 +508,19 @@ _write_behind_empty() {
         [ "$(_write_behind_queued "$1")" = 0 ]
 }
 
+# write_profile FILE CHUNK_SIZE FIRST:COUNT...: a boot profile file
+# (docs/FORMAT.md section 6) with one entry a run of COUNT chunks from
+# chunk FIRST, in the order given (entry n's time: n).
+write_profile() {
+        python3 - "$@" <<'PY'
+import struct, sys
+path, cs = sys.argv[1], int(sys.argv[2])
+runs = [tuple(map(int, r.split(":"))) for r in sys.argv[3:]]
+body = b"".join(struct.pack("<QII", first * cs, count * cs, t) for t, (first, count) in enumerate(runs))
+open(path, "wb").write(b"HOCUSPRF" + struct.pack("<IIIIQ", 1, 0, cs, len(runs), 0) + body)
+PY
+}
+
 # store_entries [CACHE]: the number of entries in a chunk store.
 store_entries() {
         hb cache stats --cache "${1:-$HOCUS_BLK_CACHE}" --json |

@@ -66,14 +66,8 @@ assert_eq "$(jq .evicted_entries "$T/gc.json")" "$(jq .unique_chunks "$T/push.js
 assert_eq "$(jq .entries "$T/gc.json")" 0 "cache gc: entries left"
 hb pull "$L:v1" >/dev/null
 
-# A profile of chunks 3 and 10-11 (docs/FORMAT.md section 6).
-python3 - "$T/boot.prf" <<'PY'
-import struct, sys
-cs = 65536
-ranges = [(3 * cs, cs), (10 * cs, 2 * cs)]
-body = b"".join(struct.pack("<QII", off, ln, 100 * i) for i, (off, ln) in enumerate(ranges))
-open(sys.argv[1], "wb").write(b"HOCUSPRF" + struct.pack("<IIIIQ", 1, 0, cs, len(ranges), 0) + body)
-PY
+# A profile of chunks 3 and 10-11.
+write_profile "$T/boot.prf" 65536 3:1 10:2
 hb profile show "$T/boot.prf" --json >"$T/show-file.json"
 json "$T/show-file.json"
 assert_eq "$(jq .ranges "$T/show-file.json")" 2 "profile show FILE: ranges"

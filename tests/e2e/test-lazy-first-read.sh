@@ -17,13 +17,7 @@ head -c 8M /dev/urandom >"$T/disk.img"
 start_registry reg
 hb push --plain-http --chunk-size 256K --compress none "$T/disk.img" "docker://$REGISTRY/fr/ws:v1" >/dev/null
 # A published profile: chunks 4-5.
-python3 - "$T/boot.prf" <<'PY'
-import struct, sys
-cs = 262144
-ranges = [(4 * cs, 2 * cs)]
-body = b"".join(struct.pack("<QII", off, ln, 0) for off, ln in ranges)
-open(sys.argv[1], "wb").write(b"HOCUSPRF" + struct.pack("<IIIIQ", 1, 0, cs, len(ranges), 0) + body)
-PY
+write_profile "$T/boot.prf" 262144 4:2
 hb profile push --plain-http "docker://$REGISTRY/fr/ws:v1" "$T/boot.prf" >/dev/null
 
 # Every lookup request (the referrers API, then its tag fallback) is held

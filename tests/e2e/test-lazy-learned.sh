@@ -91,13 +91,7 @@ stop_blockd
 [ "$(fetched profile "$T/fetch3.log")" = "" ] || fail "profile=none fetched at profile class"
 
 # 4. A published profile wins over the learned one.
-python3 - "$T/boot.prf" <<'PY'
-import struct, sys
-cs = 262144
-ranges = [(50 * cs, 2 * cs)]
-body = b"".join(struct.pack("<QII", off, ln, 0) for off, ln in ranges)
-open(sys.argv[1], "wb").write(b"HOCUSPRF" + struct.pack("<IIIIQ", 1, 0, cs, len(ranges), 0) + body)
-PY
+write_profile "$T/boot.prf" 262144 50:2
 hb profile push --plain-http "$REF" "$T/boot.prf" >/dev/null
 start "$T/fetch4.log"
 prefetch_settled

@@ -33,14 +33,7 @@ wait_for 10 test -s "$T/linkem.port" || fail "linkem did not start: $(cat "$T/li
 REF=docker://127.0.0.1:$(cat "$T/linkem.port")/dc/ws:v1
 
 # The profile: chunks 20-59, one run of 10 MiB in one pack.
-python3 - "$T/boot.prf" <<'PY'
-import struct, sys
-cs = 262144
-ranges = [(20 * cs, 40 * cs)]
-body = b"".join(struct.pack("<QII", off, ln, i) for i, (off, ln) in enumerate(ranges))
-hdr = b"HOCUSPRF" + struct.pack("<IIIIQ", 1, 0, cs, len(ranges), 0)   # docs/FORMAT.md section 6
-open(sys.argv[1], "wb").write(hdr + body)
-PY
+write_profile "$T/boot.prf" 262144 20:40
 
 export HOCUS_BLK_CACHE=$T/cache
 start_blockd --nbd-socket "$T/nbd.sock" --control "$T/control.sock" "${AUTH[@]}" \

@@ -18,14 +18,7 @@ hb push --plain-http --chunk-size 256K --compress none "$T/disk.img" "$REF" >/de
 
 # A boot profile: chunks 200-203, then 10, then 100-101 (logical order
 # scrambled on purpose), as a profile file of byte ranges.
-python3 - "$T/boot.prf" <<'PY'
-import struct, sys
-cs = 262144
-ranges = [(200 * cs, 4 * cs), (10 * cs, cs), (100 * cs, 2 * cs)]
-body = b"".join(struct.pack("<QII", off, ln, i) for i, (off, ln) in enumerate(ranges))
-hdr = b"HOCUSPRF" + struct.pack("<IIIIQ", 1, 0, cs, len(ranges), 0)   # docs/FORMAT.md section 6
-open(sys.argv[1], "wb").write(hdr + body)
-PY
+write_profile "$T/boot.prf" 262144 200:4 10:1 100:2
 hb profile show "$T/boot.prf" >/dev/null || fail "the test's profile file is not a profile"
 
 export HOCUS_BLK_CACHE=$T/cache

@@ -72,14 +72,7 @@ assert len(deep) >= 5, "the stream kept less than three ranges in flight with th
 PY
 
 # The profile: chunks 20-59, one run of 10 MiB in one pack.
-python3 - "$T/boot.prf" <<'PY'
-import struct, sys
-cs = 262144
-ranges = [(20 * cs, 40 * cs)]
-body = b"".join(struct.pack("<QII", off, ln, i) for i, (off, ln) in enumerate(ranges))
-hdr = b"HOCUSPRF" + struct.pack("<IIIIQ", 1, 0, cs, len(ranges), 0)   # docs/FORMAT.md section 6
-open(sys.argv[1], "wb").write(hdr + body)
-PY
+write_profile "$T/boot.prf" 262144 20:40
 
 export HOCUS_BLK_CACHE=$T/cache
 start_blockd --nbd-socket "$T/nbd.sock" --control "$T/control.sock" --plain-http \
