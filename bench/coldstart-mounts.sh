@@ -5,28 +5,45 @@
 # NBD, qemu FUSE and local loop mounts of a start, the peers' servers, the
 # watch on a peer's workload start, and the wait for blockd's hydration.
 
-# nbd_mount URI: nbdfuse (multi-conn) -> loop (direct I/O) -> ext4 on
-# $W/mnt, read-only, no journal replay: what hocus-blk mount does with
-# blockd's FUSE file. Sets NB_LOOP, NB_FUSE_PID.
+# loop_mount FILE: FILE on a read-only loop device with direct I/O, its
+# ext4 mounted on $W/mnt, read-only, no journal replay. Sets NB_LOOP;
+# loop_umount undoes it.
+loop_mount() {
+        NB_LOOP=$(losetup --find --show --read-only --direct-io=on "$1")
+        mounts+=("loop:$NB_LOOP")
+        mount -o ro,noload,nosuid,nodev "$NB_LOOP" "$W/mnt"
+        mounts+=("$W/mnt")
+}
+loop_umount() {
+        umount "$W/mnt"
+        mounts_drop "$W/mnt"
+        losetup -d "$NB_LOOP" 2>/dev/null || true
+        mounts_drop "loop:$NB_LOOP"
+}
+
+# nbd_mount URI: nbdfuse (multi-conn) -> loop_mount: what hocus-blk mount
+# does with blockd's FUSE file. Sets NB_LOOP, NB_FUSE_PID.
 nbd_mount() {
         rm -f "$W/nbdfuse.pid"
         nbdfuse -r -P "$W/nbdfuse.pid" "$W/nfuse/disk" "$1" >>"$L/nbdfuse.log" 2>&1 &
         NB_FUSE_PID=$!
         mounts+=("fuse:$W/nfuse")
         wait_file 30 "$W/nbdfuse.pid"
-        NB_LOOP=$(losetup --find --show --read-only --direct-io=on "$W/nfuse/disk")
-        mounts+=("loop:$NB_LOOP")
-        mount -o ro,noload,nosuid,nodev "$NB_LOOP" "$W/mnt"
-        mounts+=("$W/mnt")
+        loop_mount "$W/nfuse/disk"
 }
 nbd_umount() {
-        umount "$W/mnt"
-        mounts_drop "$W/mnt"
-        losetup -d "$NB_LOOP" 2>/dev/null || true
-        mounts_drop "loop:$NB_LOOP"
+        loop_umount
         fusermount3 -u "$W/nfuse"
         wait "$NB_FUSE_PID" 2>/dev/null || true
         mounts_drop "fuse:$W/nfuse"
+}
+
+# peer_started: a peer daemon's pidfile is there (30 s at most): NK_PID,
+# registered for cleanup.
+peer_started() {
+        wait_file 30 "$W/peer.pid"
+        NK_PID=$(cat "$W/peer.pid")
+        pids+=("$NK_PID")
 }
 
 # nbdkit_start ARGS...: nbdkit on a Unix socket (it forks; ready at its
@@ -34,9 +51,7 @@ nbd_umount() {
 nbdkit_start() {
         rm -f "$W/peer.pid" "$W/peer.sock"
         nbdkit -r --unix "$W/peer.sock" --pidfile "$W/peer.pid" "$@" 2>>"$L/nbdkit.log"
-        wait_file 30 "$W/peer.pid"
-        NK_PID=$(cat "$W/peer.pid")
-        pids+=("$NK_PID")
+        peer_started
         NK_URI="nbd+unix:///?socket=$W/peer.sock"
 }
 
@@ -50,9 +65,7 @@ qemu_start() {
                 --nbd-server "addr.type=unix,addr.path=$W/peer.sock" \
                 --export type=nbd,id=raw,node-name=raw,name=,writable=off \
                 --pidfile "$W/peer.pid" --daemonize 2>>"$L/qemu.log"
-        wait_file 30 "$W/peer.pid"
-        NK_PID=$(cat "$W/peer.pid")
-        pids+=("$NK_PID")
+        peer_started
         NK_URI="nbd+unix:///?socket=$W/peer.sock"
 }
 nbdkit_stop() {
@@ -65,10 +78,9 @@ nbdkit_stop() {
 # qemu_mount URL: the image as a qemu user mounts it: qemu-storage-daemon
 # with the http driver on URL and its own FUSE export, which mounts itself
 # over the regular file $W/qfuse.disk (in qemu 7.2 single-threaded, a read
-# waiting in a nested poll), then loop (direct I/O) -> ext4 on $W/mnt as
-# nbd_mount does. Sets NK_PID (the daemon: HTTP client and FUSE server in
-# one, so all of the peer's CPU) and NB_LOOP; NB_FUSE_PID is empty.
-# qemu_umount undoes it.
+# waiting in a nested poll), then loop_mount. Sets NK_PID (the daemon:
+# HTTP client and FUSE server in one, so all of the peer's CPU) and
+# NB_LOOP; NB_FUSE_PID is empty. qemu_umount undoes it.
 qemu_mount() {
         rm -f "$W/peer.pid"
         : >"$W/qfuse.disk"
@@ -76,19 +88,12 @@ qemu_mount() {
         qemu-storage-daemon --blockdev "driver=http,url=$1,node-name=raw,read-only=on" \
                 --export "type=fuse,id=raw,node-name=raw,mountpoint=$W/qfuse.disk,writable=off" \
                 --pidfile "$W/peer.pid" --daemonize 2>>"$L/qemu.log"
-        wait_file 30 "$W/peer.pid"
-        NK_PID=$(cat "$W/peer.pid") NB_FUSE_PID=
-        pids+=("$NK_PID")
-        NB_LOOP=$(losetup --find --show --read-only --direct-io=on "$W/qfuse.disk")
-        mounts+=("loop:$NB_LOOP")
-        mount -o ro,noload,nosuid,nodev "$NB_LOOP" "$W/mnt"
-        mounts+=("$W/mnt")
+        peer_started
+        NB_FUSE_PID=
+        loop_mount "$W/qfuse.disk"
 }
 qemu_umount() {
-        umount "$W/mnt"
-        mounts_drop "$W/mnt"
-        losetup -d "$NB_LOOP" 2>/dev/null || true
-        mounts_drop "loop:$NB_LOOP"
+        loop_umount
         fusermount3 -u "$W/qfuse.disk"
         mounts_drop "fuse:$W/qfuse.disk"
         nbdkit_stop
