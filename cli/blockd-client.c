@@ -38,10 +38,11 @@ int blockd_call(const char *cmd, const char *control, struct json_object *req, s
         return 0;
 }
 
-int blockd_option(int c, const char *arg, const char **control, bool *json) {
+int blockd_option(const char *cmd, int c, const char *arg, const char **control, bool *json, void (*help)(void)) {
         switch (c) {
         case 'h':
-                return 2;
+                help();
+                return 0;
         case 'v':
                 log_set_level(LOG_LVL_DEBUG);
                 return 1;
@@ -53,8 +54,7 @@ int blockd_option(int c, const char *arg, const char **control, bool *json) {
                         *json = true;
                         return 1;
                 }
-                return 0;
-        default:
-                return 0;
+                break;
         }
+        return cli_usage_error(cmd, "unknown option");
 }

@@ -38,5 +38,8 @@ enum {
  */
 int blockd_call(const char *cmd, const char *control, struct json_object *req, struct json_object **ret);
 
-/* Parse the shared options; returns 1 handled, 0 not ours, 2 help, <0. */
-int blockd_option(int c, const char *arg, const char **control, bool *json);
+/* One option of a command that asks blockd (json: NULL when it has no
+ * --json): the shared ones, --help (help printed) or an unknown one (a
+ * usage error for cmd). Returns 1 to go on parsing, 0 after --help (the
+ * command returns 0), or -EINVAL (logged). */
+int blockd_option(const char *cmd, int c, const char *arg, const char **control, bool *json, void (*help)(void));

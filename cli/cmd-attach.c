@@ -119,13 +119,9 @@ int cmd_attach(int argc, char **argv) {
                         update = true;
                         continue;
                 }
-                r = blockd_option(c, optarg, &control, &json);
-                if (r == 2) {
-                        help();
-                        return 0;
-                }
+                r = blockd_option("attach", c, optarg, &control, &json, help);
                 if (r <= 0)
-                        return cli_usage_error("attach", "unknown option");
+                        return r;
         }
         if (update) {
                 if (argc - optind != 1 || overlay || vhost)

@@ -20,13 +20,9 @@ int cmd_detach(int argc, char **argv) {
         int c, r;
 
         while ((c = cli_getopt(argc, argv, "hv", options)) >= 0) {
-                r = blockd_option(c, optarg, &control, NULL);
-                if (r == 2) {
-                        help();
-                        return 0;
-                }
+                r = blockd_option("detach", c, optarg, &control, NULL, help);
                 if (r <= 0)
-                        return cli_usage_error("detach", "unknown option");
+                        return r;
         }
         if (argc - optind != 1)
                 return cli_usage_error("detach", "detach takes NAME");

@@ -38,13 +38,9 @@ int cmd_ls(int argc, char **argv) {
         int c, r;
 
         while ((c = cli_getopt(argc, argv, "hv", options)) >= 0) {
-                r = blockd_option(c, optarg, &control, &json);
-                if (r == 2) {
-                        help();
-                        return 0;
-                }
+                r = blockd_option("ls", c, optarg, &control, &json, help);
                 if (r <= 0)
-                        return cli_usage_error("ls", "unknown option");
+                        return r;
         }
         if (argc - optind != 0)
                 return cli_usage_error("ls", "ls takes no arguments");

@@ -114,13 +114,9 @@ int cmd_stats(int argc, char **argv) {
         int c, r;
 
         while ((c = cli_getopt(argc, argv, "hv", options)) >= 0) {
-                r = blockd_option(c, optarg, &control, &json);
-                if (r == 2) {
-                        help();
-                        return 0;
-                }
+                r = blockd_option("stats", c, optarg, &control, &json, help);
                 if (r <= 0)
-                        return cli_usage_error("stats", "unknown option");
+                        return r;
         }
         if (argc - optind > 1)
                 return cli_usage_error("stats", "stats takes at most one export NAME");
