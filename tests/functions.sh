@@ -143,26 +143,8 @@ start_registry() {
         local name=${1:-registry} port
         port=$(free_port)
         mkdir -p "$T/$name"
-        cat >"$T/$name.yml" <<YAML
-version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: false
-storage:
-  filesystem:
-    rootdirectory: $T/$name/data
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:$port
-${2:-}
-YAML
-        docker-registry serve "$T/$name.yml" >"$T/$name.log" 2>&1 &
-        REGISTRY_PID=$!
-        cleanup_fn "kill $REGISTRY_PID; wait $REGISTRY_PID"
-        REGISTRY=127.0.0.1:$port
-        wait_for 20 curl -fsS "http://$REGISTRY/v2/" || fail "registry did not start: $(tail -5 "$T/$name.log")"
+        _registry_yaml "$name" "$port" "${2:-}"
+        _run_registry "$name" "$port" curl -fsS "http://127.0.0.1:$port/v2/"
 }
 
 # gen_text LINE SIZE: SIZE bytes of LINE repeated, on stdout.
