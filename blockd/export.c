@@ -213,6 +213,17 @@ struct chunkstore *export_chunkstore(struct export *e) {
         return e->env.store;
 }
 
+void export_meta_sync(struct export *e) {
+        int r;
+
+        if (!e->env.store)
+                return;
+        r = image_meta_sync(e->img, e->env.store);
+        if (r < 0)
+                log_warning_errno(r, "Export %s: syncing its manifest and index to disk failed: %m; "
+                                     "after a crash they are fetched again", e->name);
+}
+
 bool export_online(struct export *e, char *why, size_t len) {
         return origin_online(e->src, why, len);
 }

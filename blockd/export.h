@@ -234,5 +234,9 @@ void export_background_start(struct export *e);
 struct blob_source *export_source(struct export *e);
 /* The chunk store (borrowed), whose metadata keeps what belongs to the image. */
 struct chunkstore *export_chunkstore(struct export *e);
+/* Make the manifest and index the attach kept locally durable (it wrote
+ * them without fsync, off the way to the first byte); after the attach,
+ * from the thread that looks the profile up. */
+void export_meta_sync(struct export *e);
 const struct image_manifest *export_image_manifest(const struct export *e);
 uint64_t export_manifest_size(const struct export *e);

@@ -151,13 +151,18 @@ static void lookup_free(struct lookup *l) {
         free(l);
 }
 
-/* The boot profile (profile-find.h), then the background stream, which
- * goes after it. The export serves reads meanwhile: a lookup of several
- * round trips (referrers, the tag fallback, the profile blob) is not in
- * the way of the first read. */
+/* The manifest and index made durable (the attach wrote them without
+ * fsync), then the boot profile (profile-find.h; none with profile
+ * "none") and the background stream, which goes after it. The export
+ * serves reads meanwhile: neither the fsyncs nor a lookup of several
+ * round trips (referrers, the tag fallback, the profile blob) is in the
+ * way of the first read. */
 static void lookup_run(struct exports *x, struct export *e, const char *profile, const char *known_blob) {
         struct profile_prefetch_info info = { 0 };
 
+        export_meta_sync(e);
+        if (profile && !strcmp(profile, "none"))
+                return;
         (void) profile_prefetch_attach(e, profile, known_blob, &info);
         export_profile_lookup(e, false);
         export_background_start(e);
@@ -194,11 +199,10 @@ static void started(struct exports *x, struct export *e, const char *profile, co
         if (fn)
                 fn(ud, e);
         profile_learn_attach(e, profile);
-        if (profile && !strcmp(profile, "none")) {
-                export_background_start(e);
-                return;
-        }
-        export_profile_lookup(e, true);
+        if (profile && !strcmp(profile, "none"))
+                export_background_start(e);     /* the thread only syncs */
+        else
+                export_profile_lookup(e, true);
         l = calloc(1, sizeof *l);
         if (l) {
                 l->x = x;

@@ -29,8 +29,10 @@ struct origin {
         struct source_options opts;
         pthread_mutex_t lock;
         pthread_cond_t cond;
-        struct blob_source *inner;      /* set once, under lock; NULL until connected */
-        bool connecting;
+        struct blob_source *inner;      /* set once, under lock; NULL until opened */
+        bool connecting;                /* an open or a probe runs */
+        bool probed;                    /* the first probe is over */
+        bool down;                      /* the last probe failed: requests fail at once */
         bool online;                    /* the last request reached the registry */
         int last_r;                     /* why not, as -errno */
         char why[512];
@@ -52,13 +54,18 @@ static bool network_error(int r) {
         }
 }
 
-/* Note the outcome of a request: log transitions between online and offline. */
+/* Note the outcome of a request: log transitions between online and
+ * offline. Probes decide while one is due or failed. */
 static void note(struct origin *o, int r) {
         bool was, now;
 
         if (r < 0 && !network_error(r))
                 return;
         pthread_mutex_lock(&o->lock);
+        if (!o->probed || o->down) {
+                pthread_mutex_unlock(&o->lock);
+                return;
+        }
         was = o->online;
         now = o->online = r >= 0;
         if (!now) {
@@ -74,55 +81,91 @@ static void note(struct origin *o, int r) {
                 log_info("Registry of %s reachable again", o->self->ref->text);
 }
 
-/* One connection attempt (not under the lock). 0 when connected. Its
- * GET /v2/ is tried once: the source's own retries (seconds, for
- * requests) would only delay a start with the registry down; the origin
- * retries in the background instead. One source, one ping: the
- * connection (and a token) it made serves the manifest and the index. */
-static int try_connect(struct origin *o) {
+/* Open the registry source: no network (ping_lazy); its GET /v2/ is
+ * the probe's. Caller holds no lock. */
+static int open_inner(struct origin *o, struct blob_source **ret, char *err, size_t errlen) {
         struct source_options opts = o->opts;
-        struct blob_source *s = NULL;
-        char err[512] = "";
-        int r;
 
         opts.ping_once = true;
-        r = source_open(o->self->ref->text, &opts, &s, err, sizeof err);
+        opts.ping_lazy = true;
+        return source_open(o->self->ref->text, &opts, ret, err, errlen);
+}
+
+/* A probe failed (or the open): requests fail at once until the next
+ * one, after a backoff. Caller holds the lock. */
+static void set_down_locked(struct origin *o, int r, const char *err) {
+        o->down = true;
+        o->online = false;
+        o->last_r = r;
+        snprintf(o->why, sizeof o->why, "%s", err && err[0] ? err : strerror(-r));
+        o->backoff_ns = o->backoff_ns ? MIN(o->backoff_ns * 2, BACKOFF_MAX_NS) : BACKOFF_MIN_NS;
+        o->next_try_ns = now_ns() + o->backoff_ns;
+}
+
+/* One probe (not under the lock; the caller set connecting): GET /v2/,
+ * tried once: the source's own retries (seconds, for requests) would
+ * only delay a start with the registry down; the origin retries in the
+ * background instead. The first runs beside the attach's requests (the
+ * manifest, the index), not before them: they wait for its verdict only
+ * when they fail. 0 when the registry is there. */
+static int try_connect(struct origin *o) {
+        struct blob_source *s;
+        char err[512] = "";
+        bool first;
+        int r = 0;
+
+        pthread_mutex_lock(&o->lock);
+        s = o->inner;
+        first = !o->probed;
+        pthread_mutex_unlock(&o->lock);
+        if (!s) {
+                r = open_inner(o, &s, err, sizeof err);
+                if (r >= 0) {
+                        pthread_mutex_lock(&o->lock);
+                        o->inner = s;
+                        pthread_mutex_unlock(&o->lock);
+                }
+        }
+        if (r >= 0)
+                r = source_probe(s, err, sizeof err);
         pthread_mutex_lock(&o->lock);
         o->connecting = false;
+        o->probed = true;
         if (r >= 0) {
-                o->inner = s;
+                o->down = false;
                 o->backoff_ns = 0;
-                pthread_cond_broadcast(&o->cond);
         } else {
-                o->last_r = r;
-                snprintf(o->why, sizeof o->why, "%s", err[0] ? err : strerror(-r));
-                o->backoff_ns = o->backoff_ns ? MIN(o->backoff_ns * 2, BACKOFF_MAX_NS) : BACKOFF_MIN_NS;
-                o->next_try_ns = now_ns() + o->backoff_ns;
+                set_down_locked(o, r, err);
         }
+        pthread_cond_broadcast(&o->cond);
         pthread_mutex_unlock(&o->lock);
         if (r >= 0)
                 note(o, 0);
+        else if (first)
+                log_warning("Registry of %s unreachable: %s; retrying in the background", o->self->ref->text, o->why);
         else
                 log_debug("origin %s: connecting failed: %s (next try in %llu ms)", o->self->ref->text,
                           err[0] ? err : strerror(-r), (unsigned long long) (o->backoff_ns / 1000000));
         return r;
 }
 
-/* The registry source, connecting first if it is time to try; NULL with
- * *ret_r set while it cannot be reached. */
-static struct blob_source *inner_get(struct origin *o, int *ret_r) {
+/* The registry source, probing first if it is down and it is time to
+ * try; NULL with *ret_r set while it cannot be reached. *ret_early: the
+ * first probe has no verdict yet. */
+static struct blob_source *inner_get(struct origin *o, int *ret_r, bool *ret_early) {
         struct blob_source *s;
         bool try = false;
 
         pthread_mutex_lock(&o->lock);
-        s = o->inner;
+        s = o->down ? NULL : o->inner;
+        *ret_early = !o->probed;
         if (!s && !o->connecting && now_ns() >= o->next_try_ns)
                 try = o->connecting = true;
         *ret_r = o->last_r;
         pthread_mutex_unlock(&o->lock);
         if (try && try_connect(o) >= 0) {
                 pthread_mutex_lock(&o->lock);
-                s = o->inner;
+                s = o->down ? NULL : o->inner;
                 pthread_mutex_unlock(&o->lock);
         }
         if (!s) {
@@ -154,14 +197,14 @@ static void *origin_thread(void *arg) {
                         pthread_mutex_lock(&o->lock);
                         continue;
                 }
-                if (!o->inner && !o->connecting && now_ns() >= o->next_try_ns) {
+                if ((o->down || !o->probed) && !o->connecting && now_ns() >= o->next_try_ns) {
                         o->connecting = true;
                         pthread_mutex_unlock(&o->lock);
                         (void) try_connect(o);
                         pthread_mutex_lock(&o->lock);
                         continue;
                 }
-                if (o->inner) {
+                if (o->probed && !o->down) {
                         pthread_cond_wait(&o->cond, &o->lock);
                 } else {
                         uint64_t t = MAX(o->next_try_ns, now_ns() + 10000000ull);
@@ -181,15 +224,36 @@ static void *origin_thread(void *arg) {
         return NULL;
 }
 
-#define FORWARD(o, call)                                          \
-        do {                                                      \
-                int _r;                                           \
-                struct blob_source *in = inner_get((o), &_r);     \
-                if (!in)                                          \
-                        return _r;                                \
-                _r = (call);                                      \
-                note((o), _r);                                    \
-                return _r;                                        \
+/* A request that failed before the first probe's verdict waits for it:
+ * with the registry down (or not a registry), the probe's failure is the
+ * one reported, as when the probe went first; with the registry there,
+ * a network failure (tried once, standing in for the probe) is worth
+ * another try. True for that try. */
+static bool first_verdict(struct origin *o, int *r) {
+        bool again;
+
+        pthread_mutex_lock(&o->lock);
+        while (!o->probed && !o->stopping)
+                pthread_cond_wait(&o->cond, &o->lock);
+        if (o->down)
+                *r = o->last_r;
+        again = !o->down && network_error(*r);
+        pthread_mutex_unlock(&o->lock);
+        return again;
+}
+
+#define FORWARD(o, call)                                                  \
+        do {                                                              \
+                int _r;                                                   \
+                bool _early;                                              \
+                struct blob_source *in = inner_get((o), &_r, &_early);    \
+                if (!in)                                                  \
+                        return _r;                                        \
+                _r = (call);                                              \
+                if (_r < 0 && _early && first_verdict((o), &_r))          \
+                        _r = (call);                                      \
+                note((o), _r);                                            \
+                return _r;                                                \
         } while (0)
 
 static int o_manifest_get(struct blob_source *s, const char *reference, char **ret_mt, char **ret_body,
@@ -250,7 +314,7 @@ static int o_blob_read_async(struct blob_source *s, struct source_aio *a) {
         };
         a->backend = oa;
         pthread_mutex_lock(&o->lock);
-        in = o->inner;
+        in = o->down ? NULL : o->inner;
         if (!in) {
                 /* Failed from the thread: never inside this call. */
                 oa->next = o->deferred;
@@ -304,7 +368,7 @@ static const char *o_describe_error(struct blob_source *s, int r, char *buf, siz
 
         pthread_mutex_lock(&o->lock);
         in = o->inner;
-        online = o->online;
+        online = o->online && !o->down;
         if (!in || !online)
                 snprintf(buf, len, "%s", o->why[0] ? o->why : strerror(-r));
         pthread_mutex_unlock(&o->lock);
@@ -404,11 +468,14 @@ int origin_open(const char *text, const struct source_options *opts, struct blob
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
         pthread_cond_init(&o->cond, &ca);
         pthread_condattr_destroy(&ca);
-        o->connecting = true;
+        /* Opened here (no network), probed at once by the thread. */
         o->online = true;
-        r = try_connect(o);
+        r = open_inner(o, &o->inner, o->why, sizeof o->why);
         if (r < 0) {
-                o->online = false;
+                char msg[sizeof o->why];
+                memcpy(msg, o->why, sizeof msg);
+                o->probed = true;
+                set_down_locked(o, r, msg);
                 log_warning("Registry of %s unreachable: %s; retrying in the background", text, o->why);
         }
         r = -pthread_create(&o->thread, NULL, origin_thread, o);
@@ -433,7 +500,11 @@ bool origin_online(struct blob_source *s, char *why, size_t len) {
                 return true;
         o = s->priv;
         pthread_mutex_lock(&o->lock);
-        online = o->inner && o->online;
+        /* Known once the first probe has its verdict (as when it went
+         * before the attach). */
+        while (!o->probed && !o->stopping)
+                pthread_cond_wait(&o->cond, &o->lock);
+        online = o->inner && o->online && !o->down;
         if (!online && why)
                 snprintf(why, len, "%s", o->why[0] ? o->why : "registry not reached yet");
         pthread_mutex_unlock(&o->lock);

@@ -36,7 +36,7 @@ static int find_published(struct export *e, struct profile **ret, struct profile
         }
         info->has_blob = true;
         info->blob = found.blob;
-        r = chunkstore_meta_put(export_chunkstore(e), &found.blob, buf, len);
+        r = chunkstore_meta_put(export_chunkstore(e), &found.blob, buf, len, 0);
         if (r < 0)
                 log_debug("Export %s: keeping profile %s locally failed: %s", export_name(e),
                           digest_to_string(&found.blob, ds), strerror(-r));

@@ -9,9 +9,13 @@
  * It lives in the chunk store's directory but is no part of the chunk
  * cache: eviction (chunkstore_gc, --cache-max) walks DIR/chunks only, so
  * what an export uses is never evicted. Blobs are small (an index is a
- * few MiB for a 100 GiB image). Writes are atomic (temp, fsync, rename)
- * and reads are verified: a blob that does not hash to its name is
- * removed and reads as missing. Safe for concurrent processes.
+ * few MiB for a 100 GiB image). Writes are atomic (temp, fsync, rename),
+ * or, with META_NOSYNC (an attach, which keeps fsyncs off the way to
+ * its first byte), atomic but durable only once chunkstore_meta_sync
+ * ran: a crash before that may leave the file missing, empty or torn.
+ * That is safe because reads are verified: a blob that does not hash to
+ * its name is removed and reads as missing (fetched again), never as
+ * wrong bytes. Safe for concurrent processes.
  */
 #pragma once
 
@@ -20,9 +24,20 @@
 #include "digest.h"
 #include "store.h"
 
-/* Store len bytes under d: -EBADMSG if they do not hash to d; an existing
- * blob is left alone (0). */
-int chunkstore_meta_put(struct chunkstore *cs, const struct digest *d, const void *buf, size_t len);
+enum {
+        /* The caller checked that the bytes hash to d (the source that
+         * fetched them verified them): not hashed again. */
+        META_VERIFIED = 1 << 0,
+        /* Atomic, not yet durable: chunkstore_meta_sync makes it so. */
+        META_NOSYNC = 1 << 1,
+};
+
+/* Store len bytes under d: -EBADMSG if they do not hash to d (unless
+ * META_VERIFIED); an existing blob is left alone (0). */
+int chunkstore_meta_put(struct chunkstore *cs, const struct digest *d, const void *buf, size_t len, unsigned flags);
+/* Make blobs d[0..n) durable (each file's fsync, then the directory's)
+ * after META_NOSYNC puts; a missing one is skipped. */
+int chunkstore_meta_sync(struct chunkstore *cs, const struct digest *d, size_t n);
 /* The blob d, verified (malloc'd, NUL-terminated after len bytes); at
  * most max bytes. -ENOENT if missing or damaged (a damaged one is
  * removed). */

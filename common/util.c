@@ -143,6 +143,10 @@ void tmp_suffix(char *buf, size_t len) {
 }
 
 int write_file_atomic(int dirfd, const char *path, const void *buf, size_t len, mode_t mode) {
+        return write_file_atomic_full(dirfd, path, buf, len, mode, true);
+}
+
+int write_file_atomic_full(int dirfd, const char *path, const void *buf, size_t len, mode_t mode, bool sync) {
         char tmp[4096], sfx[48];
         _cleanup_close_ int fd = -EBADF;
         int r;
@@ -156,7 +160,7 @@ int write_file_atomic(int dirfd, const char *path, const void *buf, size_t len, 
         r = write_all(fd, buf, len);
         if (r < 0)
                 goto out_unlink;
-        if (fsync(fd) < 0 || renameat(dirfd, tmp, dirfd, path) < 0) {
+        if ((sync && fsync(fd) < 0) || renameat(dirfd, tmp, dirfd, path) < 0) {
                 r = -errno;
                 goto out_unlink;
         }

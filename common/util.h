@@ -20,6 +20,9 @@ int read_file_all(int dirfd, const char *path, size_t max, char **ret_buf, size_
 
 /* Write a file atomically: temp file in the same directory, fsync, rename. */
 int write_file_atomic(int dirfd, const char *path, const void *buf, size_t len, mode_t mode);
+/* The same without the fsync (sync = false): readers see the whole file or
+ * none, but a crash may leave it empty or torn until the caller syncs it. */
+int write_file_atomic_full(int dirfd, const char *path, const void *buf, size_t len, mode_t mode, bool sync);
 
 /* mkdir -p, mode for new directories. */
 int mkdir_p(const char *path, mode_t mode);

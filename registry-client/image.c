@@ -41,12 +41,12 @@ static int check_packs(const struct image *img, char *err, size_t errlen) {
 
 /* The manifest: the pinned one (local copy first, else fetched by digest,
  * which the source verifies), or whatever the source's reference names
- * now. What comes from the source is kept locally when meta is given. */
+ * now; *ret_digest its digest. What comes from the source is kept
+ * locally when meta is given. */
 static int get_manifest(struct blob_source *src, struct chunkstore *meta, const struct digest *pin, char **ret_mt,
-                        char **ret_body, size_t *ret_len, char *err, size_t errlen) {
+                        char **ret_body, size_t *ret_len, struct digest *ret_digest, char *err, size_t errlen) {
         char ds[DIGEST_STRING_MAX], why_net[512];
         const char *reference = image_ref_reference(src->ref);
-        struct digest d;
         int r;
 
         if (pin && meta) {
@@ -55,12 +55,13 @@ static int get_manifest(struct blob_source *src, struct chunkstore *meta, const 
                 if (r >= 0) {
                         *ret_mt = NULL;         /* the body names it */
                         *ret_body = buf;
+                        *ret_digest = *pin;     /* meta_get verified it */
                         return 0;
                 }
         }
         if (pin)
                 reference = digest_to_string(pin, ds);
-        r = source_manifest_get(src, reference, ret_mt, ret_body, ret_len, &d);
+        r = source_manifest_get(src, reference, ret_mt, ret_body, ret_len, ret_digest);
         /* A layout says which file is missing or damaged. */
         if (r < 0 && src->ref->transport == REF_OCI_LAYOUT && source_describe_error(src, r, why_net, sizeof why_net))
                 return err_set(err, errlen, r, "%s: %s", src->ref->text, why_net);
@@ -76,10 +77,11 @@ static int get_manifest(struct blob_source *src, struct chunkstore *meta, const 
                 return err_set(err, errlen, r, "%s: cannot fetch manifest: %s", src->ref->text,
                                source_strerror(src, r, why_net, sizeof why_net));
         if (meta) {
-                digest_compute(*ret_body, *ret_len, &d);
-                r = chunkstore_meta_put(meta, &d, *ret_body, *ret_len);
+                /* ret_digest is what the body hashes to (source_manifest_get). */
+                r = chunkstore_meta_put(meta, ret_digest, *ret_body, *ret_len, META_VERIFIED | META_NOSYNC);
                 if (r < 0)
-                        log_debug("keeping manifest %s locally failed: %s", digest_to_string(&d, ds), strerror(-r));
+                        log_debug("keeping manifest %s locally failed: %s", digest_to_string(ret_digest, ds),
+                                  strerror(-r));
         }
         return 0;
 }
@@ -102,7 +104,8 @@ static int get_index(struct image *img, struct chunkstore *meta, void **ret, cha
                 return err_set(err, errlen, r, "%s: cannot fetch the index blob: %s", src->ref->text,
                                r == -EBADMSG ? "its bytes do not match its digest" : source_strerror(src, r, why, sizeof why));
         if (meta) {
-                r = chunkstore_meta_put(meta, &b->digest, *ret, b->size);
+                /* source_blob_get verified it. */
+                r = chunkstore_meta_put(meta, &b->digest, *ret, b->size, META_VERIFIED | META_NOSYNC);
                 if (r < 0)
                         log_debug("keeping the index blob locally failed: %s", strerror(-r));
         }
@@ -114,12 +117,13 @@ int image_open_at(struct blob_source *src, struct chunkstore *meta, const struct
         _cleanup_free_ char *mt = NULL, *body = NULL;
         _cleanup_free_ void *idx = NULL;
         struct image *img;
+        struct digest d;
         uint64_t t0 = now_ns(), t1;
         char why[256];
         size_t len;
         int r;
 
-        r = get_manifest(src, meta, pin, &mt, &body, &len, err, errlen);
+        r = get_manifest(src, meta, pin, &mt, &body, &len, &d, err, errlen);
         if (r < 0)
                 return r;
         img = calloc(1, sizeof *img);
@@ -129,7 +133,7 @@ int image_open_at(struct blob_source *src, struct chunkstore *meta, const struct
         img->manifest_size = len;
         t1 = now_ns();
         img->manifest_ns = t1 - t0;
-        digest_compute(body, len, &img->manifest_digest);
+        img->manifest_digest = d;
 
         r = image_manifest_parse(mt, body, len, &img->manifest, why, sizeof why);
         if (r < 0) {
@@ -160,6 +164,12 @@ int image_open_at(struct blob_source *src, struct chunkstore *meta, const struct
 fail:
         image_free(img);
         return r;
+}
+
+int image_meta_sync(const struct image *img, struct chunkstore *meta) {
+        const struct digest d[] = { img->manifest_digest, img->manifest->index.digest };
+
+        return chunkstore_meta_sync(meta, d, ARRAY_SIZE(d));
 }
 
 int image_open(struct blob_source *src, struct image **ret, char *err, size_t errlen) {

@@ -40,8 +40,11 @@ int image_open(struct blob_source *src, struct image **ret, char *err, size_t er
  * the manifest it attached); meta (optional) is the chunk store whose
  * metadata (chunkstore/meta.h) is read first and keeps what is fetched,
  * so a pinned image whose manifest and index are local opens without the
- * source.
+ * source. What it keeps is written atomically but not synced (no fsync
+ * before the first byte): image_meta_sync makes it durable.
  */
 int image_open_at(struct blob_source *src, struct chunkstore *meta, const struct digest *pin, struct image **ret,
                   char *err, size_t errlen);
+/* Make the manifest and index image_open_at kept in meta durable. */
+int image_meta_sync(const struct image *img, struct chunkstore *meta);
 void image_free(struct image *img);

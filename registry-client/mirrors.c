@@ -53,7 +53,7 @@ static void insecure_probe(struct reg_mirror *m) {
         char *base;
         int r;
 
-        r = registry_ping(mr);
+        r = registry_ping(mr, NULL, 0);
         if (r != -EPROTO)
                 return;
         if (asprintf(&base, "http://%s", mr->host) < 0)

@@ -80,6 +80,8 @@ struct registry {
         int last_errno;
         char last_error[512];
         bool warned_range;
+        bool answered;          /* atomic: a reply came (any status); with opts.ping_lazy,
+                                 * requests are tried once until then */
 
         /* Mirrors (the origin's; a mirror has none and points at its origin). */
         struct registry *origin;        /* a mirror's origin; NULL for the origin itself */
@@ -138,8 +140,9 @@ int reg_credentials(struct registry *reg);
 int registry_endpoint_new(const struct source_options *o, const char *host, const char *repo, bool insecure,
                           bool mirror, struct registry **ret, char *err, size_t errlen);
 void registry_endpoint_free(struct registry *reg);
-/* GET /v2/: reachable, the distribution API, which authentication. */
-int registry_ping(struct registry *reg);
+/* GET /v2/: reachable, the distribution API, which authentication. On
+ * failure err (may be NULL) gets the sentence. */
+int registry_ping(struct registry *reg, char *err, size_t errlen);
 
 /* ---- mirrors.c ---- */
 

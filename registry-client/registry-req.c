@@ -299,6 +299,9 @@ static void reg_req_submit_to(struct reg_req *q) {
         }
         q->h->done = on_http_done;
         q->h->userdata = q;
+        /* A lazy open's first requests stand in for its ping: tried once. */
+        if (reg->opts.ping_lazy && !__atomic_load_n(&reg->answered, __ATOMIC_ACQUIRE))
+                q->h->retry_ok = false;
         pthread_mutex_lock(&reg->lock);
         go = prepare_locked(q);
         pthread_mutex_unlock(&reg->lock);
@@ -385,6 +388,7 @@ static void on_http_done(struct http_req *h) {
                 complete(q, describe_transport(reg, h, q->what));
                 return;
         }
+        __atomic_store_n(&reg->answered, true, __ATOMIC_RELEASE);
         if (h->status == 401 && !q->no_auth && q->auth_rounds < AUTH_ROUNDS_MAX) {
                 int r = handle_401(q);
                 if (r < 0) {

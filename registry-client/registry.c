@@ -459,6 +459,8 @@ static void reg_free(struct blob_source *s) {
         registry_endpoint_free(s->priv);
 }
 
+static int reg_probe(struct blob_source *s, char *err, size_t errlen);
+
 static const struct blob_source_ops registry_ops = {
         .name = "registry",
         .manifest_get = reg_manifest_get,
@@ -474,6 +476,7 @@ static const struct blob_source_ops registry_ops = {
         .served_by = reg_served_by,
         .stats = reg_stats,
         .describe_error = reg_describe_error,
+        .probe = reg_probe,
         .free = reg_free,
 };
 
@@ -483,7 +486,7 @@ static const struct blob_source_ops registry_ops = {
  * then a second ping with credentials checks them, so a wrong password
  * fails here and not after a push has read the whole image.
  */
-int registry_ping(struct registry *reg) {
+int registry_ping(struct registry *reg, char *err, size_t errlen) {
         struct reg_req *q;
         int r;
 
@@ -499,9 +502,16 @@ int registry_ping(struct registry *reg) {
         q->h->retry_ok = !reg->opts.ping_once;
         q->h->follow = true;
         r = reg_req_run(q);
-        if (r == -ENOENT)
+        if (r == -ENOENT) {
                 r = reg_fail(reg, -EPROTONOSUPPORT, "%s does not implement the OCI distribution API (GET /v2/ answered 404)",
                              reg->host);
+                /* Not from last_error: a request beside this one may have failed since. */
+                if (err && errlen)
+                        err_set(err, errlen, r, "%s does not implement the OCI distribution API (GET /v2/ answered 404)",
+                                reg->host);
+        } else if (r < 0 && err && errlen &&
+                   !reg_describe_error(&(struct blob_source) { .priv = reg }, r, err, errlen))
+                err_set(err, errlen, r, "%m");
         if (r == 0) {
                 pthread_mutex_lock(&reg->lock);
                 if (reg->scheme == AUTH_UNKNOWN)
@@ -579,6 +589,24 @@ static bool unreachable(int r) {
                r == -ECONNRESET || r == -EPIPE;
 }
 
+/* The ping, and its verdict: with mirrors, an unreachable origin is no
+ * failure (they serve). */
+static int probe(struct registry *reg, char *err, size_t errlen) {
+        int r = registry_ping(reg, err, errlen);
+
+        if (r < 0 && reg->n_mirrors && unreachable(r)) {
+                log_debug("registry: %s is unreachable (%s); reading through its mirrors", reg->host, strerror(-r));
+                if (err && errlen)
+                        err[0] = 0;
+                r = 0;
+        }
+        return r;
+}
+
+static int reg_probe(struct blob_source *s, char *err, size_t errlen) {
+        return probe(s->priv, err, errlen);
+}
+
 int registry_open(struct image_ref *ref, const struct source_options *o, struct blob_source **ret, char *err,
                   size_t errlen) {
         _cleanup_free_ char *name = NULL, *rewritten = NULL;
@@ -632,16 +660,9 @@ int registry_open(struct image_ref *ref, const struct source_options *o, struct 
                 if (r < 0)
                         goto fail;
         }
-        r = registry_ping(reg);
-        if (r < 0 && reg->n_mirrors && unreachable(r)) {
-                log_debug("registry: %s is unreachable (%s); reading through its mirrors", reg->host, strerror(-r));
-                r = 0;
-        }
-        if (r < 0) {
-                if (err && errlen && !reg_describe_error(s, r, err, errlen))
-                        err_set(err, errlen, r, "%m");
+        r = o->ping_lazy ? 0 : probe(reg, err, errlen);
+        if (r < 0)
                 goto fail;
-        }
         s->ref = ref;
         *ret = s;
         r = 0;

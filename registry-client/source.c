@@ -236,6 +236,10 @@ void source_get_stats(struct blob_source *s, struct source_stats *ret) {
                 s->ops->stats(s, ret);
 }
 
+int source_probe(struct blob_source *s, char *err, size_t errlen) {
+        return s && s->ops->probe ? s->ops->probe(s, err, errlen) : 0;
+}
+
 const char *source_describe_error(struct blob_source *s, int r, char *buf, size_t len) {
         return s && s->ops->describe_error ? s->ops->describe_error(s, r, buf, len) : NULL;
 }

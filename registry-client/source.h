@@ -105,6 +105,10 @@ struct blob_source_ops {
         /* Optional: a sentence about the most recent failure with error r
          * (e.g. "127.0.0.1:5000: certificate not trusted ..."), or NULL. */
         const char *(*describe_error)(struct blob_source *s, int r, char *buf, size_t len);
+        /* Optional (NULL = 0): is the source there to serve? For docker://
+         * the GET /v2/ that opening sends (or skipped: ping_lazy), with the
+         * same verdict; err gets a sentence when not. */
+        int (*probe)(struct blob_source *s, char *err, size_t errlen);
         /* Must accept a half-built source. */
         void (*free)(struct blob_source *s);
 };
@@ -131,6 +135,10 @@ struct source_options {
         bool ping_once;                 /* docker://: the GET /v2/ opening sends is tried once, not
                                          * max_attempts times (blockd retries a registry that is
                                          * down in the background) */
+        bool ping_lazy;                 /* docker://: opening sends no GET /v2/ (source_probe does,
+                                         * when the caller wants it, e.g. beside its first requests);
+                                         * until the registry has answered once, requests are tried
+                                         * once, like that ping (read-only opens: blockd) */
         /* docker://: a second pool of connections (engine) for requests a
          * caller waits for: demand range reads (source_aio.demand) and
          * every synchronous request (ping, manifests, index, profile), so
@@ -182,6 +190,8 @@ const char *source_served_by(struct blob_source *s, const struct digest *d, char
 /* The most specific message for error r from this source: the backend's
  * description of its last failure, else strerror(-r). Returns buf. */
 const char *source_strerror(struct blob_source *s, int r, char *buf, size_t len);
+/* The source's verdict on whether it can serve (blob_source_ops.probe). */
+int source_probe(struct blob_source *s, char *err, size_t errlen);
 /* Just the source's own description of its last failure with r, or NULL
  * when it has none. */
 const char *source_describe_error(struct blob_source *s, int r, char *buf, size_t len);
@@ -189,6 +199,7 @@ const char *source_describe_error(struct blob_source *s, int r, char *buf, size_
 /* Implementations. */
 int oci_layout_open(struct image_ref *ref, const struct source_options *o, struct blob_source **ret);
 /* Connects (GET /v2/, and authenticates when challenged) before it
- * returns; on failure err gets a sentence saying what went wrong. */
+ * returns, unless o->ping_lazy; on failure err gets a sentence saying
+ * what went wrong. */
 int registry_open(struct image_ref *ref, const struct source_options *o, struct blob_source **ret, char *err,
                   size_t errlen);
