@@ -39,6 +39,8 @@ struct export {
         struct profile_rec *learn_rec;
         bool learning;                  /* atomic */
         uint64_t learn_until_ns;        /* immutable once learning */
+        struct coalesce_order *po;      /* the index's pack order, built once at attach and lent
+                                         * to readahead and the scheduler (coalesce.h) */
         struct readahead *ra;           /* readahead for demand misses (readahead.h) */
         uint64_t open_ns, attached_ns;  /* now_ns() when export_open began and ended */
 };

@@ -110,6 +110,7 @@ void export_get_stats(struct export *e, struct export_stats *ret) {
         ret->hydrated_bytes = ss.hydrated_bytes;
         ret->image_bytes = ss.image_bytes;
         ret->demand_waits = ss.demand_waits;
+        ret->demand_cold_waits = ss.demand_cold_waits;
         ret->demand_wait_ns = ss.demand_wait_ns;
         ret->demand_failures = ss.demand_failures;
         ret->fetch_errors = ss.fetch_errors;
@@ -128,7 +129,7 @@ void export_get_stats(struct export *e, struct export_stats *ret) {
         pthread_mutex_lock(&e->profile_lock);
         ret->recording = __atomic_load_n(&e->recording, __ATOMIC_ACQUIRE);
         ret->recorded_entries = e->rec ? profile_rec_count(e->rec) : 0;
-        readahead_counts(e->ra, &ret->readahead_issued, &ret->readahead_used);
+        readahead_counts(e->ra, &ret->readahead_issued, &ret->readahead_used, &ret->readahead_async);
         ret->readahead_wasted = ret->readahead_issued - MIN(ret->readahead_used, ret->readahead_issued);
         ret->learning = __atomic_load_n(&e->learning, __ATOMIC_ACQUIRE);
         ret->learned_entries = e->learn_rec ? profile_rec_count(e->learn_rec) : 0;

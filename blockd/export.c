@@ -15,6 +15,7 @@
 #include "blockd/profile-rec.h"
 #include "blockd/readahead.h"
 #include "blockd/sched.h"
+#include "chunkstore/coalesce.h"
 #include "common/cleanup.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -63,6 +64,7 @@ static void export_free(struct export *e) {
         profile_rec_free(e->rec);
         profile_rec_free(e->learn_rec);
         readahead_free(e->ra);
+        coalesce_order_free(e->po);     /* after both that borrowed it */
         pthread_mutex_destroy(&e->profile_lock);
         if (e->ov) {
                 int r = overlay_flush(e->ov);
@@ -133,7 +135,10 @@ int export_open(const struct export_config *cfg, const struct export_env *env, s
                 r = -ENOMEM;
                 goto fail;
         }
-        r = readahead_new(e->x, &e->ra);
+        r = coalesce_order_new(e->x, &e->po);
+        if (r < 0)
+                goto fail;
+        r = readahead_new(e->x, e->po, &e->ra);
         if (r < 0)
                 goto fail;
         if (!e->env.sched) {
@@ -143,7 +148,7 @@ int export_open(const struct export_config *cfg, const struct export_env *env, s
                 e->env.sched = e->own_sched;
         }
         r = sched_export_add(e->env.sched, e->name, e->img, e->src, env->source ? env->source->max_connections : 0,
-                             &e->se);
+                             e->po, &e->se);
         if (r < 0)
                 goto fail;
         if (cfg->overlay) {
@@ -245,6 +250,24 @@ unsigned export_clients(const struct export *e) {
 
 _Static_assert(RA_MAX <= SCHED_AHEAD_MAX, "a readahead plan fits sched_demand's ahead list");
 
+/* A read hit chunk i: when it was read ahead and reached its stream's
+ * marker, the stream's next window is fetched with nobody waiting
+ * (readahead on hit, readahead.h), so that a sequential reader does not
+ * stall at the window's end. */
+static void note_hit(struct export *e, uint64_t i) {
+        struct ra_plan plan;
+        struct sched_ahead ahead;
+
+        if (!readahead_hit(e->ra, i))
+                return;
+        readahead_async(e->ra, i, sched_readahead_room(e->se), &plan);
+        if (!plan.n)
+                return;
+        ahead = (struct sched_ahead) { .chunks = plan.chunks, .n = plan.n };
+        if (sched_readahead(e->se, &ahead) >= 0 && ahead.fetched)
+                readahead_fetched(e->ra, &plan, ahead.fetched);
+}
+
 /* One piece [off, off+n) of unique chunk k (n within the chunk): an fd
  * segment on the store entry, or, after a miss, a memory segment with the
  * bytes the fetch verified. A miss fetches, with logical chunk i, the
@@ -270,7 +293,7 @@ static int chunk_seg(struct export_read *rd, uint64_t i, uint32_t k, uint64_t in
                         .pin = h,
                 };
                 sched_note_hit(e->se, k);
-                readahead_hit(e->ra, i);
+                note_hit(e, i);
                 (*nowait_hits)++;
                 return 0;
         }
@@ -301,7 +324,7 @@ static int chunk_seg(struct export_read *rd, uint64_t i, uint32_t k, uint64_t in
                                 .pin = h,
                         };
                         sched_note_hit(e->se, k);
-                        readahead_hit(e->ra, i);
+                        note_hit(e, i);
                         if (!(i >= rd->hint_base && i - rd->hint_base < 64 &&
                               (rd->hint_mask & (UINT64_C(1) << (i - rd->hint_base)))))
                                 STAT_ADD(e, cache_hits, 1);
@@ -323,12 +346,12 @@ static int chunk_seg(struct export_read *rd, uint64_t i, uint32_t k, uint64_t in
                 }
                 ahead = (struct sched_ahead) { .chunks = plan.chunks, .n = plan.n };
                 r = sched_demand(e->se, i, n_after, &ahead, &buf, &hinted);
+                if (ahead.fetched)
+                        readahead_fetched(e->ra, &plan, ahead.fetched);
                 if (r == -EAGAIN)
                         continue;       /* the store has it after all: look again */
                 if (r < 0)
                         return r;
-                if (ahead.fetched)
-                        readahead_fetched(e->ra, &plan, ahead.fetched);
                 if (hinted) {
                         rd->hint_base = i + 1;
                         rd->hint_mask = hinted;

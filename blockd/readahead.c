@@ -12,11 +12,14 @@
 /* A stream, in logical chunks and in pack ranks (positions in pack order). */
 struct ra_stream {
         bool live;
-        uint64_t lo;                    /* the first chunk of its last miss */
+        uint64_t lo;                    /* the first chunk of its last miss (or marker hit) */
         uint64_t next;                  /* the chunk after the stream's last read */
         uint64_t end;                   /* the last chunk read ahead (next - 1: none) */
         uint64_t rlo, rnext, rend;      /* the same in pack ranks */
-        unsigned window;                /* chunks to read ahead at its next miss */
+        bool pack;                      /* it last read ahead in pack order (else logical) */
+        uint64_t mark;                  /* a hit on a chunk it read ahead at or after this (in
+                                         * its order, up to its end) reads on: UINT64_MAX none */
+        unsigned window;                /* chunks to read ahead at its next miss or marker hit */
         uint64_t used_at;               /* LRU tick */
 };
 
@@ -30,9 +33,7 @@ struct ra_region {
 struct readahead {
         pthread_mutex_t lock;
         const struct blkindex *x;
-        uint32_t *order;                /* unique chunks by (pack, offset); NULL: the table is in that order */
-        uint32_t *rank;                 /* each unique chunk's position in order (NULL: likewise) */
-        uint64_t *first;                /* each unique chunk's first logical chunk (UINT64_MAX: none) */
+        const struct coalesce_order *po; /* the pack order (borrowed) */
         uint64_t *ahead;                /* atomic bits per unique chunk: read ahead, not read yet */
         struct ra_stream st[RA_STREAMS];
         struct ra_region rg[RA_REGIONS];
@@ -41,42 +42,22 @@ struct readahead {
         unsigned cl_window;             /* chunks a cluster reads ahead, 0: backed off */
         unsigned cl_skipped;            /* clusters skipped while backed off */
         uint64_t tick;
-        uint64_t issued, used;          /* atomic */
+        uint64_t issued, used, async;   /* atomic */
 };
 
-/* Pack order (coalesce_pack_order) and each chunk's rank in it. */
-static int pack_order(struct readahead *ra) {
-        const struct blkindex *x = ra->x;
-        int r = coalesce_pack_order(x, &ra->order, &ra->first);
-
-        if (r < 0 || !ra->order)
-                return r;
-        ra->rank = malloc((size_t) x->n_chunks * sizeof *ra->rank);
-        if (!ra->rank)
-                return -ENOMEM;
-        for (uint32_t k = 0; k < x->n_chunks; k++)
-                ra->rank[ra->order[k]] = k;
-        return 0;
-}
-
-int readahead_new(const struct blkindex *x, struct readahead **ret) {
+int readahead_new(const struct blkindex *x, const struct coalesce_order *po, struct readahead **ret) {
         struct readahead *ra = calloc(1, sizeof *ra);
-        int r;
 
         if (!ra)
                 return -ENOMEM;
         pthread_mutex_init(&ra->lock, NULL);
         ra->x = x;
+        ra->po = po;
         ra->cl_window = RA_REGION;
         ra->ahead = calloc(DIV_ROUND_UP(x->n_chunks, 64) + 1, sizeof(uint64_t));
         if (!ra->ahead) {
                 readahead_free(ra);
                 return -ENOMEM;
-        }
-        r = pack_order(ra);
-        if (r < 0) {
-                readahead_free(ra);
-                return r;
         }
         *ret = ra;
         return 0;
@@ -86,19 +67,16 @@ void readahead_free(struct readahead *ra) {
         if (!ra)
                 return;
         pthread_mutex_destroy(&ra->lock);
-        free(ra->order);
-        free(ra->rank);
-        free(ra->first);
         free(ra->ahead);
         free(ra);
 }
 
 static uint64_t rank_of(const struct readahead *ra, uint32_t k) {
-        return ra->rank ? ra->rank[k] : k;
+        return coalesce_rank(ra->po, k);
 }
 
 static uint32_t at_rank(const struct readahead *ra, uint64_t r) {
-        return ra->order ? ra->order[r] : (uint32_t) r;
+        return coalesce_at_rank(ra->po, r);
 }
 
 static bool is_ahead(struct readahead *ra, uint32_t k) {
@@ -208,6 +186,74 @@ static void cluster_miss(struct readahead *ra, uint64_t i, uint64_t room, struct
         plan->cluster = plan->n > 0;
 }
 
+/* Stream s continues at a read of chunks i..last (pack ranks r..rhi) in
+ * pack order (in_pack) or logical order: its window doubles, or halves
+ * when more than slack of the chunks it read ahead before the read went
+ * unread, and what the window reaches past what it asked for already
+ * goes into plan (room chunks at most); its marker moves to the first
+ * chunk of the last half of what it has read ahead of the read. Caller
+ * holds the lock. */
+static void stream_advance(struct readahead *ra, struct ra_stream *s, bool in_pack, uint64_t i, uint64_t last,
+                           uint64_t r, uint64_t rhi, uint64_t room, unsigned slack, struct ra_plan *plan) {
+        const struct blkindex *x = ra->x;
+        /* Skipped what it read ahead: the pattern is not this
+         * sequential; else the window worked (or was too small). */
+        unsigned unread = in_pack ? unread_ranks(ra, s->rnext, MIN(r, s->rend + 1))
+                                  : unread_logical(ra, s->next, MIN(i, s->end + 1));
+        uint64_t ahead, from, to;
+
+        if (unread > slack)
+                s->window /= 2;
+        else
+                s->window = s->window ? MIN(s->window * 2, (unsigned) RA_MAX) : RA_MIN;
+        ahead = MIN((uint64_t) s->window, room);
+        if (in_pack) {
+                /* The next stored chunks, each by the first logical
+                 * chunk that uses it. */
+                for (uint64_t q = MAX(rhi, s->rend) + 1; q <= rhi + ahead && q < x->n_chunks; q++) {
+                        uint64_t c = ra->po->first[at_rank(ra, q)];
+
+                        if (c != UINT64_MAX)
+                                plan->chunks[plan->n++] = c;
+                }
+                s->rend = MAX(s->rend, rhi + ahead);
+                s->end = last;
+                from = rhi + 1;
+                to = s->rend;
+        } else {
+                for (uint64_t c = MAX(last, s->end) + 1; c <= last + ahead && c < x->n_map; c++)
+                        if (x->map[c] != BLKINDEX_ZERO)
+                                plan->chunks[plan->n++] = c;
+                s->end = MAX(s->end, last + ahead);
+                s->rend = rhi;
+                from = last + 1;
+                to = s->end;
+        }
+        s->pack = in_pack;
+        s->mark = to >= from ? from + (to - from + 1) / 2 : UINT64_MAX;
+        s->lo = i;
+        s->next = last + 1;
+        s->rlo = r;
+        s->rnext = rhi + 1;
+        s->used_at = ra->tick;
+}
+
+/* Clear chunk i's bit: true when it was read ahead and not read yet. */
+static bool take_ahead(struct readahead *ra, uint64_t i) {
+        uint32_t k = ra->x->map[i];
+        uint64_t bit, *w;
+
+        if (k == BLKINDEX_ZERO)
+                return false;
+        bit = UINT64_C(1) << (k % 64);
+        w = &ra->ahead[k / 64];
+        if ((__atomic_load_n(w, __ATOMIC_RELAXED) & bit) && (__atomic_fetch_and(w, ~bit, __ATOMIC_RELAXED) & bit)) {
+                __atomic_fetch_add(&ra->used, 1, __ATOMIC_RELAXED);
+                return true;
+        }
+        return false;
+}
+
 void readahead_miss(struct readahead *ra, uint64_t i, uint64_t last, uint64_t room, struct ra_plan *plan) {
         const struct blkindex *x = ra->x;
         struct ra_stream *s = NULL, *lru = &ra->st[0];
@@ -216,7 +262,7 @@ void readahead_miss(struct readahead *ra, uint64_t i, uint64_t last, uint64_t ro
 
         plan->n = 0;
         plan->cluster = false;
-        readahead_hit(ra, i);   /* read ahead, still in flight: used all the same */
+        take_ahead(ra, i);      /* read ahead, still in flight: used all the same */
         pthread_mutex_lock(&ra->lock);
         ra->tick++;
         for (unsigned m = 0; m < RA_STREAMS; m++) {
@@ -242,45 +288,61 @@ void readahead_miss(struct readahead *ra, uint64_t i, uint64_t last, uint64_t ro
                         lru = t;
         }
         if (s) {
-                /* Skipped what it read ahead: the pattern is not this
-                 * sequential; else the window worked (or was too small). */
-                unsigned unread = in_pack ? unread_ranks(ra, s->rnext, MIN(r, s->rend + 1))
-                                          : unread_logical(ra, s->next, MIN(i, s->end + 1));
-                uint64_t ahead;
-
-                if (unread)
-                        s->window /= 2;
-                else
-                        s->window = s->window ? MIN(s->window * 2, (unsigned) RA_MAX) : RA_MIN;
-                ahead = MIN((uint64_t) s->window, room);
-                if (in_pack) {
-                        /* The next stored chunks, each by the first
-                         * logical chunk that uses it. */
-                        for (uint64_t q = MAX(rhi, s->rend) + 1; q <= rhi + ahead && q < x->n_chunks; q++) {
-                                uint64_t c = ra->first[at_rank(ra, q)];
-
-                                if (c != UINT64_MAX)
-                                        plan->chunks[plan->n++] = c;
-                        }
-                        s->rend = MAX(s->rend, rhi + ahead);
-                        s->end = last;
-                } else {
-                        for (uint64_t c = MAX(last, s->end) + 1; c <= last + ahead && c < x->n_map; c++)
-                                if (x->map[c] != BLKINDEX_ZERO)
-                                        plan->chunks[plan->n++] = c;
-                        s->end = MAX(s->end, last + ahead);
-                        s->rend = rhi;
-                }
+                stream_advance(ra, s, in_pack, i, last, r, rhi, room, 0, plan);
         } else {
                 s = lru;
-                *s = (struct ra_stream) { .live = true, .end = last, .rend = rhi };
+                *s = (struct ra_stream) { .live = true, .end = last, .rend = rhi, .mark = UINT64_MAX };
                 cluster_miss(ra, i, room, plan);
+                s->lo = i;
+                s->next = last + 1;
+                s->rlo = r;
+                s->rnext = rhi + 1;
+                s->used_at = ra->tick;
         }
-        s->lo = i;
-        s->next = last + 1;
-        s->rlo = r;
-        s->rnext = rhi + 1;
-        s->used_at = ra->tick;
+        pthread_mutex_unlock(&ra->lock);
+}
+
+/* The stream whose marker a hit on chunk i (pack rank r) reached: at or
+ * after the marker, up to what the stream read ahead. Caller holds the lock. */
+static struct ra_stream *marked(struct readahead *ra, uint64_t i, uint64_t r) {
+        for (unsigned m = 0; m < RA_STREAMS; m++) {
+                struct ra_stream *t = &ra->st[m];
+
+                if (!t->live || t->mark == UINT64_MAX)
+                        continue;
+                if (t->pack ? r >= t->mark && r <= t->rend : i >= t->mark && i <= t->end)
+                        return t;
+        }
+        return NULL;
+}
+
+bool readahead_hit(struct readahead *ra, uint64_t i) {
+        bool at_mark;
+
+        if (!take_ahead(ra, i))
+                return false;
+        pthread_mutex_lock(&ra->lock);
+        at_mark = marked(ra, i, rank_of(ra, ra->x->map[i])) != NULL;
+        pthread_mutex_unlock(&ra->lock);
+        return at_mark;
+}
+
+void readahead_async(struct readahead *ra, uint64_t i, uint64_t room, struct ra_plan *plan) {
+        const uint64_t r = rank_of(ra, ra->x->map[i]);
+        struct ra_stream *s;
+
+        plan->n = 0;
+        plan->cluster = false;
+        if (!room)
+                return;         /* the marker stays: a later hit tries again */
+        pthread_mutex_lock(&ra->lock);
+        s = marked(ra, i, r);
+        if (s) {
+                ra->tick++;
+                stream_advance(ra, s, s->pack, i, i, r, r, room, RA_HIT_SLACK, plan);
+                if (plan->n)
+                        __atomic_fetch_add(&ra->async, 1, __ATOMIC_RELAXED);
+        }
         pthread_mutex_unlock(&ra->lock);
 }
 
@@ -302,19 +364,8 @@ void readahead_fetched(struct readahead *ra, const struct ra_plan *plan, uint64_
                 pthread_mutex_unlock(&ra->lock);
 }
 
-void readahead_hit(struct readahead *ra, uint64_t i) {
-        uint32_t k = ra->x->map[i];
-        uint64_t bit, *w;
-
-        if (k == BLKINDEX_ZERO)
-                return;
-        bit = UINT64_C(1) << (k % 64);
-        w = &ra->ahead[k / 64];
-        if ((__atomic_load_n(w, __ATOMIC_RELAXED) & bit) && (__atomic_fetch_and(w, ~bit, __ATOMIC_RELAXED) & bit))
-                __atomic_fetch_add(&ra->used, 1, __ATOMIC_RELAXED);
-}
-
-void readahead_counts(struct readahead *ra, uint64_t *ret_issued, uint64_t *ret_used) {
+void readahead_counts(struct readahead *ra, uint64_t *ret_issued, uint64_t *ret_used, uint64_t *ret_async) {
         *ret_issued = __atomic_load_n(&ra->issued, __ATOMIC_RELAXED);
         *ret_used = __atomic_load_n(&ra->used, __ATOMIC_RELAXED);
+        *ret_async = __atomic_load_n(&ra->async, __ATOMIC_RELAXED);
 }

@@ -2,8 +2,9 @@
 /*
  * Readers of the fetch scheduler (sched.h): a read that misses queues demand
  * jobs for its chunks, with the chunks readahead.c picks fetched in the same
- * range, and waits for them; sched_readahead_room says how much the link has
- * room for. The state and the lock are sched.c's (sched-internal.h).
+ * range, and waits for them; a hit at a readahead marker queues the chunks
+ * read ahead alone (sched_readahead); sched_readahead_room says how much the
+ * link has room for. The state and the lock are sched.c's (sched-internal.h).
  */
 #include "sched-internal.h"
 
@@ -104,6 +105,15 @@ static unsigned collect_ahead(struct sched_export *se, uint32_t k_i, struct sche
         return n;
 }
 
+/* The read's chunk turned out local after all (it arrived as the reader
+ * came: a chunk read ahead, in flight a moment ago): what readahead
+ * planned with it is fetched all the same, else the stream, which counts
+ * it as asked for, would find it missing one chunk at a time. */
+static void ahead_alone(struct sched_export *se, struct sched_ahead *ahead) {
+        if (ahead && ahead->n)
+                (void) sched_readahead(se, ahead);
+}
+
 int sched_demand(struct sched_export *se, uint64_t i, uint64_t n_after, struct sched_ahead *ahead,
                  struct sched_buf **ret, uint64_t *ret_hinted) {
         struct sched *s = se->s;
@@ -114,7 +124,7 @@ int sched_demand(struct sched_export *se, uint64_t i, uint64_t n_after, struct s
         uint32_t hint_k[SCHED_HINTS_MAX + SCHED_AHEAD_MAX];
         struct sched_job *j;
         unsigned n_hints;
-        bool full;
+        bool full, cold = false;
         uint64_t seq;
         int r, last_err = 0;
 
@@ -131,12 +141,14 @@ int sched_demand(struct sched_export *se, uint64_t i, uint64_t n_after, struct s
         if (!j && s->wb && (*ret = write_behind_get(s->wb, d, true))) {
                 pthread_mutex_unlock(&s->lock);
                 sched_mark_present(se, k);
+                ahead_alone(se, ahead);
                 return 0;
         }
         pthread_mutex_unlock(&s->lock);
         if (!j && chunkstore_has(s->store, d) > 0) {
                 /* Stored by someone else since the caller looked. */
                 sched_mark_present(se, k);
+                ahead_alone(se, ahead);
                 return -EAGAIN;
         }
         /* Chunks fetched ahead are kept in the store; a full one would
@@ -158,8 +170,11 @@ int sched_demand(struct sched_export *se, uint64_t i, uint64_t n_after, struct s
 
                 if (!sched_job_lookup(s, d) && s->wb && (*ret = write_behind_get(s->wb, d, true))) {
                         pthread_mutex_unlock(&s->lock);
+                        ahead_alone(se, ahead);
                         return 0;
                 }
+                /* Nobody asked for it yet: not read ahead, a whole round trip. */
+                cold = cold || !sched_job_lookup(s, d);
                 r = demand_queue(s, se, i, k, seq, &j);
                 for (unsigned h = 0; r >= 0 && h < n_hints; h++)
                         r = demand_queue(s, se, hints[h], hint_k[h], seq, NULL);
@@ -204,6 +219,7 @@ int sched_demand(struct sched_export *se, uint64_t i, uint64_t n_after, struct s
                 break;
         }
         se->st.demand_waits++;
+        se->st.demand_cold_waits += cold;
         se->st.demand_wait_ns += now_ns() - t0;
         if (r < 0) {
                 bool warn = now_ns() - se->warned_ns >= WARN_INTERVAL_NS || !se->warned_ns;
@@ -233,6 +249,33 @@ int sched_demand(struct sched_export *se, uint64_t i, uint64_t n_after, struct s
                 }
                 return -EIO;
         }
+        pthread_mutex_unlock(&s->lock);
+        return r;
+}
+
+int sched_readahead(struct sched_export *se, struct sched_ahead *ahead) {
+        struct sched *s = se->s;
+        uint64_t hints[SCHED_AHEAD_MAX];
+        uint32_t hint_k[SCHED_AHEAD_MAX];
+        unsigned n;
+        uint64_t seq;
+        int r = 0;
+
+        ahead->fetched = 0;
+        /* Chunks fetched ahead are kept in the store: a full one would
+         * drop them (as in sched_demand). */
+        if (!ahead->n || chunkstore_full(s->store))
+                return 0;
+        pthread_mutex_lock(&s->lock);
+        seq = s->done_seq;
+        pthread_mutex_unlock(&s->lock);
+        n = collect_ahead(se, BLKINDEX_ZERO, ahead, 0, hints, hint_k);
+        if (!n)
+                return 0;
+        pthread_mutex_lock(&s->lock);
+        for (unsigned h = 0; r >= 0 && h < n && !se->removing; h++)
+                r = demand_queue(s, se, hints[h], hint_k[h], seq, NULL);
+        pthread_cond_signal(&s->wake);
         pthread_mutex_unlock(&s->lock);
         return r;
 }

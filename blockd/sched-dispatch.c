@@ -277,7 +277,7 @@ static bool scan_gap(struct sched_export *se, uint64_t from, const struct blkind
                         continue;
                 }
                 sc->pos[sc->n] = p;
-                sc->i[sc->n] = se->pk_first[k];
+                sc->i[sc->n] = se->po->first[k];
                 sc->k[sc->n] = k;
                 sc->gap[sc->n++] = true;
         }

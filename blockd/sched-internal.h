@@ -23,6 +23,7 @@
 #include "blockd/sched-bdp.h"
 #include "blockd/sched-policy.h"
 #include "blockd/sched.h"
+#include "chunkstore/coalesce.h"
 #include "chunkstore/digest.h"
 #include "registry-client/fetch.h"
 
@@ -147,11 +148,10 @@ struct sched_export {
         uint64_t pf_t0;
         bool pf_logged;
         /* The pack order of the unique chunks, for profile ranges that
-         * read through gaps (sched_profile_gap_chunks): built with the
-         * first list, immutable from then on (read without the lock). */
-        bool pk_ready;
-        uint32_t *pk_order;             /* by (pack, offset); NULL: the table is in that order */
-        uint64_t *pk_first;             /* each unique chunk's first logical chunk */
+         * read through gaps (sched_profile_gap_chunks): the export's
+         * (sched_export_add), immutable (read without the lock). */
+        const struct coalesce_order *po;
+        struct coalesce_order *po_own;  /* po when none was given */
 
         /* Background cursor (logical order). */
         uint64_t bg_pos;
@@ -245,7 +245,7 @@ struct sched_buf *sched_buf_new(size_t len);
 /* sched-profile.c */
 void sched_pflist_put(struct sched_pflist *l);
 void sched_profile_check_done(struct sched_export *se);
-/* The list and the pack order, at removal. */
+/* The list, at removal. */
 void sched_profile_free(struct sched_export *se);
 /*
  * The unique chunks of se that lie wholly in [from, to) of pack (a gap a

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The fetch scheduler's boot-profile lists (sched.h): set, located in
  * the packs, cancelled, and done when every entry is local; and the
- * image's pack order, for profile ranges that read through a gap between
- * two of the list's chunks (sched_profile_gap in sched-policy.h). */
+ * chunks that lie in a gap between two of the list's chunks, for profile
+ * ranges that read through it (sched_profile_gap in sched-policy.h),
+ * found in the export's pack order (sched_export_add). */
 #include "sched-internal.h"
 
 #include <stdlib.h>
@@ -56,18 +57,18 @@ int sched_profile_gap_chunks(const struct sched_export *se, uint32_t pack, uint6
         while (lo < hi) {
                 uint32_t mid = lo + (hi - lo) / 2;
 
-                if (coalesce_chunk_before(&x->chunks[se->pk_order ? se->pk_order[mid] : mid], &key))
+                if (coalesce_chunk_before(&x->chunks[coalesce_at_rank(se->po, mid)], &key))
                         lo = mid + 1;
                 else
                         hi = mid;
         }
         for (uint32_t r = lo; r < x->n_chunks; r++) {
-                uint32_t k = se->pk_order ? se->pk_order[r] : r;
+                uint32_t k = coalesce_at_rank(se->po, r);
                 const struct blkindex_chunk *c = &x->chunks[k];
 
                 if (c->pack != pack || c->offset >= to)
                         break;
-                if (c->offset + c->stored_len > to || se->pk_first[k] == UINT64_MAX)
+                if (c->offset + c->stored_len > to || se->po->first[k] == UINT64_MAX)
                         continue;       /* overlaps the next chunk; or no logical chunk uses it */
                 if (n == max)
                         return -1;
@@ -78,16 +79,11 @@ int sched_profile_gap_chunks(const struct sched_export *se, uint32_t pack, uint6
 
 void sched_profile_free(struct sched_export *se) {
         sched_pflist_put(se->pf);
-        free(se->pk_order);
-        free(se->pk_first);
 }
 
 int sched_profile_set(struct sched_export *se, const uint64_t *chunks, size_t n) {
         struct sched *s = se->s;
         struct sched_pflist *l = malloc(sizeof *l + MAX(n, (size_t) 1) * sizeof l->v[0]);
-        _cleanup_free_ uint32_t *order = NULL;
-        _cleanup_free_ uint64_t *first = NULL;
-        bool ready;
         int r;
 
         if (!l)
@@ -98,21 +94,11 @@ int sched_profile_set(struct sched_export *se, const uint64_t *chunks, size_t n)
                 memcpy(l->v, chunks, n * sizeof *chunks);
         r = sched_profile_batch(l->v, n, s->o.profile_batch, sched_profile_gap(UINT64_MAX, s->o.background),
                                 profile_locate, se);
-        pthread_mutex_lock(&s->lock);
-        ready = se->pk_ready;
-        pthread_mutex_unlock(&s->lock);
-        if (r >= 0 && !ready)
-                r = coalesce_pack_order(se->x, &order, &first);
         if (r < 0) {
                 free(l);
                 return r;
         }
         pthread_mutex_lock(&s->lock);
-        if (!se->pk_ready) {
-                se->pk_order = TAKE_PTR(order);
-                se->pk_first = TAKE_PTR(first);
-                se->pk_ready = true;
-        }
         sched_pflist_put(se->pf);
         se->pf = l;
         se->pf_n = n;

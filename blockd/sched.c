@@ -326,7 +326,7 @@ bool sched_local_since(struct sched_export *se, uint32_t k, uint64_t seq) {
 /* --- Exports --- */
 
 int sched_export_add(struct sched *s, const char *name, struct image *img, struct blob_source *src,
-                     unsigned max_inflight, struct sched_export **ret) {
+                     unsigned max_inflight, const struct coalesce_order *po, struct sched_export **ret) {
         const bool async = src->ops->blob_read_async != NULL;
         struct sched_export *se;
         size_t words;
@@ -349,6 +349,13 @@ int sched_export_add(struct sched *s, const char *name, struct image *img, struc
                 r = -ENOMEM;
                 goto fail;
         }
+        se->po = po;
+        if (!po) {
+                r = coalesce_order_new(se->x, &se->po_own);
+                if (r < 0)
+                        goto fail;
+                se->po = se->po_own;
+        }
         for (uint32_t k = 0; k < se->x->n_chunks; k++)
                 se->st.image_bytes += se->x->chunks[k].raw_len;
         se->st.image_chunks = se->x->n_chunks;
@@ -368,6 +375,7 @@ int sched_export_add(struct sched *s, const char *name, struct image *img, struc
         *ret = se;
         return 0;
 fail:
+        coalesce_order_free(se->po_own);
         free(se->present);
         free(se->needed);
         free(se->name);
@@ -447,6 +455,7 @@ void sched_export_remove(struct sched_export *se) {
         /* Detached: what it fetched is in the store. */
         sched_flush(s);
         sched_profile_free(se);
+        coalesce_order_free(se->po_own);
         free(se->present);
         free(se->needed);
         free(se->name);

@@ -48,6 +48,7 @@
 
 #include "blockd/sched-policy.h"
 #include "blockd/write-behind.h"
+#include "chunkstore/coalesce.h"
 #include "chunkstore/store.h"
 #include "registry-client/image.h"
 
@@ -88,11 +89,12 @@ void sched_set_fd_cache(struct sched *s, struct chunkfd_cache *fds);
  * log); img and src are borrowed and must stay until sched_export_remove.
  * max_inflight: requests the source serves at once (a registry's
  * connections per host), 0 = 16 for asynchronous sources, 8 for others;
- * two of them are kept for demand. The background stream (when on)
- * starts with sched_background_start.
+ * two of them are kept for demand. po: the pack order of img's index,
+ * borrowed like img (NULL: the export builds its own). The background
+ * stream (when on) starts with sched_background_start.
  */
 int sched_export_add(struct sched *s, const char *name, struct image *img, struct blob_source *src,
-                     unsigned max_inflight, struct sched_export **ret);
+                     unsigned max_inflight, const struct coalesce_order *po, struct sched_export **ret);
 /* Let the background stream of se begin (it waits for this, so that a
  * boot profile given first goes first). Idempotent. */
 void sched_background_start(struct sched_export *se);
@@ -133,11 +135,19 @@ struct sched_ahead {
  * *ret_hinted (may be NULL) gets a bit for each of the read's (bit b:
  * chunk i + 1 + b), so that the reader does not count them as store hits
  * when it finds them there. Returns 0 with *ret holding the chunk,
- * -EAGAIN when the store has it after all (look again), -EIO when the
+ * -EAGAIN when the store has it after all (look again; ahead's chunks
+ * are fetched all the same, ahead->fetched set), -EIO when the
  * fetch failed or the fetch timeout passed, -ENOMEM.
  */
 int sched_demand(struct sched_export *se, uint64_t i, uint64_t n_after, struct sched_ahead *ahead,
                  struct sched_buf **ret, uint64_t *ret_hinted);
+
+/* Fetch ahead's chunks (the missing ones: not zero, not local; their
+ * bits in ahead->fetched) at demand priority
+ * with nobody waiting for them: behind every job a reader waits for, in
+ * range requests where they are adjacent in a pack. For readahead started
+ * by a hit (readahead_async). 0 or -ENOMEM (what was queued stays). */
+int sched_readahead(struct sched_export *se, struct sched_ahead *ahead);
 
 /* Chunks a demand miss of se may fetch ahead of the read (readahead.h,
  * sched_demand's ahead): none while demand is queued
@@ -178,6 +188,8 @@ struct sched_export_stats {
         uint64_t hydrated_chunks, image_chunks;
         uint64_t demand_waits;          /* chunk reads that waited for a fetch */
         uint64_t demand_wait_ns;        /* time they waited, in total */
+        uint64_t demand_cold_waits;     /* of the waits, those for a chunk nobody had asked for
+                                         * yet (not read ahead: a whole round trip) */
         uint64_t demand_failures;       /* chunk reads that failed (-EIO) */
         uint64_t fetch_errors;          /* range requests that failed */
         uint64_t digest_mismatches;     /* chunks whose bytes did not match their digest */

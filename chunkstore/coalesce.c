@@ -23,31 +23,46 @@ bool coalesce_chunk_before(const struct blkindex_chunk *a, const struct blkindex
         return a->pack < b->pack || (a->pack == b->pack && a->offset < b->offset);
 }
 
-int coalesce_pack_order(const struct blkindex *x, uint32_t **ret_order, uint64_t **ret_first) {
-        _cleanup_free_ uint32_t *order = NULL;
-        _cleanup_free_ uint64_t *first = malloc(MAX(x->n_chunks, 1u) * sizeof *first);
+int coalesce_order_new(const struct blkindex *x, struct coalesce_order **ret) {
+        _cleanup_free_ struct coalesce_order *o = calloc(1, sizeof *o);
         bool sorted = true;
 
-        if (!first)
+        if (!o)
+                return -ENOMEM;
+        o->first = malloc(MAX(x->n_chunks, 1u) * sizeof *o->first);
+        if (!o->first)
                 return -ENOMEM;
         for (uint32_t k = 0; k < x->n_chunks; k++)
-                first[k] = UINT64_MAX;
+                o->first[k] = UINT64_MAX;
         for (uint64_t i = x->n_map; i-- > 0;)
                 if (x->map[i] != BLKINDEX_ZERO)
-                        first[x->map[i]] = i;
+                        o->first[x->map[i]] = i;
         for (uint32_t k = 1; k < x->n_chunks && sorted; k++)
                 sorted = !coalesce_chunk_before(&x->chunks[k], &x->chunks[k - 1]);
         if (!sorted) {
-                order = malloc((size_t) x->n_chunks * sizeof *order);
-                if (!order)
+                o->order = malloc((size_t) x->n_chunks * sizeof *o->order);
+                o->rank = malloc((size_t) x->n_chunks * sizeof *o->rank);
+                if (!o->order || !o->rank) {
+                        coalesce_order_free(TAKE_PTR(o));
                         return -ENOMEM;
+                }
                 for (uint32_t k = 0; k < x->n_chunks; k++)
-                        order[k] = k;
-                coalesce_sort(x, order, x->n_chunks);
+                        o->order[k] = k;
+                coalesce_sort(x, o->order, x->n_chunks);
+                for (uint32_t r = 0; r < x->n_chunks; r++)
+                        o->rank[o->order[r]] = r;
         }
-        *ret_order = TAKE_PTR(order);
-        *ret_first = TAKE_PTR(first);
+        *ret = TAKE_PTR(o);
         return 0;
+}
+
+void coalesce_order_free(struct coalesce_order *o) {
+        if (!o)
+                return;
+        free(o->order);
+        free(o->rank);
+        free(o->first);
+        free(o);
 }
 
 bool coalesce_extends(const struct coalesce_range *rg, const struct blkindex_chunk *c,

@@ -36,12 +36,29 @@ void coalesce_sort(const struct blkindex *x, uint32_t *chunks, size_t n);
 /* Whether chunk a lies before chunk b in the packs (pack, then offset). */
 bool coalesce_chunk_before(const struct blkindex_chunk *a, const struct blkindex_chunk *b);
 
-/* The pack order of x's unique chunks and each one's first logical chunk
- * (UINT64_MAX: no logical chunk uses it). *ret_order is NULL when the
- * table is in pack order already (most indexes are: a push appends chunks
- * to its packs in table order), else the chunk numbers sorted by
- * coalesce_sort. Both malloc'd; 0 or -ENOMEM. */
-int coalesce_pack_order(const struct blkindex *x, uint32_t **ret_order, uint64_t **ret_first);
+/* The pack order of an index's unique chunks: built once per image
+ * (blockd builds it at attach and lends it to readahead and the
+ * scheduler's profile gaps), immutable after, read without a lock. */
+struct coalesce_order {
+        uint32_t *order;        /* unique chunks by (pack, offset); NULL: the table is in that
+                                 * order already (most indexes: a push appends chunks to its
+                                 * packs in table order) */
+        uint32_t *rank;         /* each unique chunk's position in order (NULL: likewise) */
+        uint64_t *first;        /* each unique chunk's first logical chunk (UINT64_MAX: none uses it) */
+};
+
+/* Sort x's unique chunks by coalesce_sort when they are not in pack order
+ * already. 0 or -ENOMEM. */
+int coalesce_order_new(const struct blkindex *x, struct coalesce_order **ret);
+void coalesce_order_free(struct coalesce_order *o);
+
+static inline uint64_t coalesce_rank(const struct coalesce_order *o, uint32_t k) {
+        return o->rank ? o->rank[k] : k;
+}
+
+static inline uint32_t coalesce_at_rank(const struct coalesce_order *o, uint64_t r) {
+        return o->order ? o->order[r] : (uint32_t) r;
+}
 
 /* Whether chunk c can be appended to range rg: same pack, after its end,
  * the gap at most gap_max and the whole at most range_max. */

@@ -52,11 +52,11 @@ static void print_fetch(const struct export_stats *st, const char *background) {
                format_size(st->hydrated_bytes, a, sizeof a), format_size(st->image_bytes, b, sizeof b), background);
         printf("  needed       %s read by clients, %s fetched in all\n", format_size(st->bytes_needed, c, sizeof c),
                format_size(st->bytes_fetched, d, sizeof d));
-        printf("  readahead    %llu chunks read ahead of misses, %llu used, %llu unused\n", U(st->readahead_issued),
-               U(st->readahead_used), U(st->readahead_wasted));
-        printf("  waited       %.3f s in %llu chunk reads; %llu failed, %llu fetch errors, %llu bad digests\n",
-               (double) st->demand_wait_ns / 1e9, U(st->demand_waits), U(st->demand_failures), U(st->fetch_errors),
-               U(st->digest_mismatches));
+        printf("  readahead    %llu chunks read ahead of reads, %llu used, %llu unused; %llu windows started by hits\n",
+               U(st->readahead_issued), U(st->readahead_used), U(st->readahead_wasted), U(st->readahead_async));
+        printf("  waited       %.3f s in %llu chunk reads (%llu for chunks not asked for yet); %llu failed, %llu fetch errors, %llu bad digests\n",
+               (double) st->demand_wait_ns / 1e9, U(st->demand_waits), U(st->demand_cold_waits), U(st->demand_failures),
+               U(st->fetch_errors), U(st->digest_mismatches));
 }
 
 /* One export of the answer, its counters decoded by the table. */

@@ -92,6 +92,8 @@
           "state=\"used\"", "Chunks read ahead of demand misses: issued, and used by a later read.")                 \
         X(readahead_wasted, GAUGE, CHUNKS, "readahead_wasted", "hocus_blk_export_readahead_unused_chunks", NULL,      \
           "Chunks read ahead that no read used (yet): issued - used.")                                              \
+        X(readahead_async, COUNTER, COUNT, "readahead_async", "hocus_blk_export_readahead_async_total", NULL,         \
+          "Readahead windows started by a hit at a stream's marker (fetched with nobody waiting).")                 \
         X(bytes_needed, COUNTER, BYTES, "bytes_needed", "hocus_blk_export_needed_bytes_total", NULL,                 \
           "Raw bytes of the distinct chunks clients read (the working set).")                                        \
         X(hydrated_bytes, GAUGE, BYTES, "hydrated_bytes", "hocus_blk_export_hydrated_bytes", NULL,                   \
@@ -100,6 +102,8 @@
           "Raw bytes of the image's unique chunks (hydrated at 100%).")                                              \
         X(demand_waits, COUNTER, COUNT, "demand_waits", "hocus_blk_export_demand_waits_total", NULL,                 \
           "Chunk reads that waited for a fetch.")                                                                    \
+        X(demand_cold_waits, COUNTER, COUNT, "demand_cold_waits", "hocus_blk_export_demand_cold_waits_total", NULL,  \
+          "Chunk reads that waited for a fetch nobody had asked for yet (not read ahead).")                          \
         X(demand_wait_ns, COUNTER, NS, "demand_wait_s", "hocus_blk_export_demand_wait_seconds_total", NULL,          \
           "Time chunk reads spent waiting for fetches.")                                                             \
         X(demand_failures, COUNTER, COUNT, "demand_failures", "hocus_blk_export_demand_failures_total", NULL,        \

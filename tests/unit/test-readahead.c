@@ -2,8 +2,10 @@
 /*
  * Readahead decisions (blockd/readahead.h), over in-memory indexes and a
  * simulated reader: a chunk read ahead is local at once (as if its fetch
- * were instant), a miss is one request (the chunk and its plan). Counts,
- * not times: misses (round trips), what was read ahead, what was used.
+ * were instant), a miss is one request (the chunk and its plan), and (with
+ * async) a hit at a stream's marker fetches the next window with nobody
+ * waiting. Counts, not times: misses (round trips), what was read ahead,
+ * what was used.
  */
 #undef NDEBUG
 #include <assert.h>
@@ -14,18 +16,22 @@
 
 #include "blockd/readahead.h"
 #include "chunkstore/blkindex.h"
+#include "chunkstore/coalesce.h"
 
 #define CS (256u << 10)
 #define N 512                   /* logical chunks */
 
 struct sim {
         struct blkindex *x;
+        struct coalesce_order *po;
         struct readahead *ra;
         bool local[N];          /* per unique chunk */
         unsigned misses;        /* requests */
         unsigned fetched_ahead;
         uint64_t room;
         bool pack_runs;         /* assert every plan is one run in the pack after the miss */
+        bool async;             /* hits at a marker read ahead (as export.c does) */
+        unsigned async_plans;
 };
 
 /*
@@ -56,36 +62,28 @@ static void sim_new(struct sim *m, unsigned zero_every, const uint32_t *pack_pos
                 m->x->chunks[n].digest.b[1] = (uint8_t) (n >> 8);
                 m->x->map[i] = n++;
         }
-        assert(readahead_new(m->x, &m->ra) == 0);
+        assert(coalesce_order_new(m->x, &m->po) == 0);
+        assert(readahead_new(m->x, m->po, &m->ra) == 0);
         m->room = RA_MAX;
 }
 
 static void sim_free(struct sim *m) {
         readahead_free(m->ra);
+        coalesce_order_free(m->po);
         blkindex_free(m->x);
 }
 
-/* A read of logical chunk i. */
-static void sim_read(struct sim *m, uint64_t i) {
-        uint32_t k = m->x->map[i];
-        struct ra_plan plan;
+/* Fetch plan (instantly): what is not local yet. k: the chunk the plan
+ * was made with (a miss), BLKINDEX_ZERO for a hit's. */
+static void sim_fetch(struct sim *m, uint32_t k, const struct ra_plan *plan) {
         uint64_t fetched = 0;
 
-        if (k == BLKINDEX_ZERO)
-                return;
-        if (m->local[k]) {
-                readahead_hit(m->ra, i);
-                return;
-        }
-        m->misses++;
-        readahead_miss(m->ra, i, i, m->room, &plan);
-        assert(plan.n <= RA_MAX && plan.n <= m->room);
-        m->local[k] = true;
-        for (unsigned b = 0; b < plan.n; b++) {
-                uint32_t kb = m->x->map[plan.chunks[b]];
+        assert(plan->n <= RA_MAX && plan->n <= m->room);
+        for (unsigned b = 0; b < plan->n; b++) {
+                uint32_t kb = m->x->map[plan->chunks[b]];
 
                 assert(kb != BLKINDEX_ZERO && kb != k);
-                if (m->pack_runs)
+                if (m->pack_runs && k != BLKINDEX_ZERO)
                         assert(m->x->chunks[kb].offset == m->x->chunks[k].offset + (uint64_t) (b + 1) * CS);
                 if (!m->local[kb]) {
                         m->local[kb] = true;
@@ -93,11 +91,35 @@ static void sim_read(struct sim *m, uint64_t i) {
                         m->fetched_ahead++;
                 }
         }
-        readahead_fetched(m->ra, &plan, fetched);
+        readahead_fetched(m->ra, plan, fetched);
+}
+
+/* A read of logical chunk i. */
+static void sim_read(struct sim *m, uint64_t i) {
+        uint32_t k = m->x->map[i];
+        struct ra_plan plan;
+
+        if (k == BLKINDEX_ZERO)
+                return;
+        if (m->local[k]) {
+                if (readahead_hit(m->ra, i) && m->async) {
+                        readahead_async(m->ra, i, m->room, &plan);
+                        m->async_plans += plan.n > 0;
+                        sim_fetch(m, BLKINDEX_ZERO, &plan);
+                }
+                return;
+        }
+        m->misses++;
+        readahead_miss(m->ra, i, i, m->room, &plan);
+        m->local[k] = true;
+        sim_fetch(m, k, &plan);
 }
 
 static void counts(struct sim *m, uint64_t *issued, uint64_t *used) {
-        readahead_counts(m->ra, issued, used);
+        uint64_t async;
+
+        readahead_counts(m->ra, issued, used, &async);
+        assert(async == m->async_plans);
         assert(*issued == m->fetched_ahead);
         assert(*used <= *issued);
 }
@@ -212,12 +234,85 @@ static void test_random_and_room(void) {
         sim_free(&m);
 }
 
+/* Readahead on hits: a stream read in order, in either order, misses
+ * only where it starts (the miss-only runs above: a miss at every
+ * window's end); every chunk read ahead is read. */
+static void test_async_in_order(void) {
+        static uint32_t pos[N], order[N];
+        struct sim m;
+        uint64_t issued, used;
+
+        sim_new(&m, 4, NULL);
+        m.async = true;
+        for (unsigned i = 0; i < N; i++)
+                sim_read(&m, i);
+        counts(&m, &issued, &used);
+        /* The first miss starts a stream, the second gives it a window. */
+        assert(m.misses == 2);
+        assert(m.async_plans >= 6);     /* windows 4, 8, 16, 32, 64, ... */
+        assert(issued == used && issued == 384 - 2);
+        sim_free(&m);
+
+        /* Repacked, read in pack order. */
+        for (uint32_t k = 0; k < N; k++) {
+                pos[k] = (k * 37) % N;
+                order[pos[k]] = k;
+        }
+        sim_new(&m, 0, pos);
+        m.async = true;
+        for (unsigned q = 0; q < 200; q++)
+                sim_read(&m, order[q]);
+        counts(&m, &issued, &used);
+        assert(m.misses == 2);
+        assert(used == 200 - 2 && issued - used <= RA_MAX);
+        sim_free(&m);
+}
+
+/* The marker: hits before it read nothing ahead; at it with no room,
+ * nothing, and it stays for the next hit; hits on chunks nobody read
+ * ahead, or a second hit on one, read nothing ahead. */
+static void test_async_marker(void) {
+        struct sim m;
+        struct ra_plan plan;
+
+        sim_new(&m, 0, NULL);
+        sim_read(&m, 0);
+        sim_read(&m, 1);        /* the window: chunks 2 and 3, marker 3 */
+        assert(m.fetched_ahead == 2 && m.local[2] && m.local[3] && !m.local[4]);
+        assert(!readahead_hit(m.ra, 2));
+        assert(readahead_hit(m.ra, 3));
+        readahead_async(m.ra, 3, 0, &plan);
+        assert(plan.n == 0);
+        readahead_async(m.ra, 3, RA_MAX, &plan);
+        assert(plan.n == 4 && plan.chunks[0] == 4 && plan.chunks[3] == 7);
+        assert(!readahead_hit(m.ra, 3));        /* read once already */
+        assert(!readahead_hit(m.ra, 100));      /* never read ahead */
+        sim_free(&m);
+
+        /* Scattered reads with readahead on hits: bounded as without. */
+        sim_new(&m, 0, NULL);
+        m.async = true;
+        for (uint64_t r = 0, c = 7; r < 100; r++) {
+                c = (c * 1103515245 + 12345) % 2147483648u;
+                sim_read(&m, (c >> 8) % N);
+        }
+        {
+                uint64_t issued, used;
+
+                counts(&m, &issued, &used);
+                assert(issued - used <= 16);
+        }
+        sim_free(&m);
+}
+
 int main(void) {
         test_plain_in_order();
         test_repacked_in_pack_order();
         test_cluster();
         test_cluster_backoff();
         test_random_and_room();
+        test_async_in_order();
+        test_async_marker();
         printf("ok\n");
         return 0;
 }

@@ -264,7 +264,7 @@ static void test_demand_coalesced(void) {
 
         img_make(&m, false);
         assert(sched_new(cs, &(struct sched_options) { .background = false }, &s) == 0);
-        assert(sched_export_add(s, "a", &m.image, &m.src, 0, &se) == 0);
+        assert(sched_export_add(s, "a", &m.image, &m.src, 0, NULL, &se) == 0);
         /* Chunks 2..9 (7 is zero): 2-6 and 8-9 are adjacent in the pack. */
         assert(demand(se, 2, 7, &hinted) == 0);
         assert(hinted == 0x7f - (1u << 4));     /* 3,4,5,6,8,9 (not zero chunk 7) */
@@ -295,7 +295,7 @@ static void test_demand_ahead(void) {
 
         img_make(&m, true);
         assert(sched_new(cs, &(struct sched_options) { .background = false }, &s) == 0);
-        assert(sched_export_add(s, "a", &m.image, &m.src, 0, &se) == 0);
+        assert(sched_export_add(s, "a", &m.image, &m.src, 0, NULL, &se) == 0);
         assert(demand_ahead(se, 20, 0, &ahead, NULL) == 0);
         assert(ahead.fetched == 0xf);   /* not the zero chunk, not the chunk read */
         assert(fake_reads(&m.fake) == 1);
@@ -321,8 +321,8 @@ static void test_shared_fetch(void) {
         img_make(&ma, false);
         img_make(&mb, true);
         assert(sched_new(cs, &(struct sched_options) { .background = false }, &s) == 0);
-        assert(sched_export_add(s, "a", &ma.image, &ma.src, 0, &a) == 0);
-        assert(sched_export_add(s, "b", &mb.image, &mb.src, 0, &b) == 0);
+        assert(sched_export_add(s, "a", &ma.image, &ma.src, 0, NULL, &a) == 0);
+        assert(sched_export_add(s, "b", &mb.image, &mb.src, 0, NULL, &b) == 0);
         fake_set(&ma.fake, true, 0);
         for (int i = 0; i < 8; i++) {
                 rd[i] = (struct reader) { .se = a, .i = 10 };
@@ -363,7 +363,7 @@ static void test_demand_first(void) {
         img_make(&m, false);
         fake_set(&m.fake, true, 0);
         assert(sched_new(cs, &(struct sched_options) { .background = true, .range_max = CS, .min_window = 1, .max_window = 1 }, &s) == 0);
-        assert(sched_export_add(s, "a", &m.image, &m.src, 3, &se) == 0);
+        assert(sched_export_add(s, "a", &m.image, &m.src, 3, NULL, &se) == 0);
         sched_background_start(se);
         fake_wait_gate(&m.fake, 1);     /* the stream's first request (chunk 0) */
         rd = (struct reader) { .se = se, .i = 60 };
@@ -400,7 +400,7 @@ static void test_background_settles(void) {
 
         img_make(&m, false);
         assert(sched_new(cs, &(struct sched_options) { .background = true }, &s) == 0);
-        assert(sched_export_add(s, "a", &m.image, &m.src, 0, &se) == 0);
+        assert(sched_export_add(s, "a", &m.image, &m.src, 0, NULL, &se) == 0);
         t0 = prev = now_ns();
         sched_export_note_read(se);
         sched_background_start(se);
@@ -450,7 +450,7 @@ static void test_profile(void) {
                          &(struct sched_options) { .background = false, .min_window = 1, .max_window = 1,
                                                    .profile_batch = 1 },
                          &s) == 0);
-        assert(sched_export_add(s, "a", &m.image, &m.src, 0, &se) == 0);
+        assert(sched_export_add(s, "a", &m.image, &m.src, 0, NULL, &se) == 0);
         assert(sched_profile_set(se, list, 7) == 0);
         profile_wait(se, &st);
         assert(st.profile_queued == 7 && st.profile_done == 7);
@@ -478,7 +478,7 @@ static void test_profile_batched(void) {
 
         img_make(&m, false);
         assert(sched_new(cs, &(struct sched_options) { .background = false, .min_window = 1, .max_window = 1 }, &s) == 0);
-        assert(sched_export_add(s, "a", &m.image, &m.src, 0, &se) == 0);
+        assert(sched_export_add(s, "a", &m.image, &m.src, 0, NULL, &se) == 0);
         assert(sched_profile_set(se, list, 6) == 0);
         profile_wait(se, &st);
         assert(st.profile_queued == 6 && st.profile_done == 6);
@@ -518,7 +518,7 @@ static void test_profile_gaps(bool background) {
         img_make(&m, false);
         assert(sched_new(cs, &(struct sched_options) { .background = background, .min_window = 1, .max_window = 1 },
                          &s) == 0);
-        assert(sched_export_add(s, "a", &m.image, &m.src, 0, &se) == 0);
+        assert(sched_export_add(s, "a", &m.image, &m.src, 0, NULL, &se) == 0);
         /* Chunk 4 is local before the profile starts. */
         assert(demand(se, 4, 0, NULL) == 0);
         assert(fake_reads(&m.fake) == 1);
@@ -559,7 +559,7 @@ static void test_faults(void) {
 
         img_make(&m, false);
         assert(sched_new(cs, &(struct sched_options) { .background = false, .fetch_timeout_ns = 300 * MS }, &s) == 0);
-        assert(sched_export_add(s, "a", &m.image, &m.src, 0, &se) == 0);
+        assert(sched_export_add(s, "a", &m.image, &m.src, 0, NULL, &se) == 0);
         m.fake.flip_at = (int64_t) pack_off(&m, 5) + 1234;
         assert(demand(se, 5, 0, NULL) == 0);
         assert(fake_reads(&m.fake) == 2);
@@ -614,8 +614,8 @@ static void test_remove_while_shared(void) {
         img_make(&ma, false);
         img_make(&mb, true);
         assert(sched_new(cs, &(struct sched_options) { .background = false }, &s) == 0);
-        assert(sched_export_add(s, "a", &ma.image, &ma.src, 0, &a) == 0);
-        assert(sched_export_add(s, "b", &mb.image, &mb.src, 0, &b) == 0);
+        assert(sched_export_add(s, "a", &ma.image, &ma.src, 0, NULL, &a) == 0);
+        assert(sched_export_add(s, "b", &mb.image, &mb.src, 0, NULL, &b) == 0);
         fake_set(&ma.fake, true, 0);
         assert(sched_profile_set(a, list, 1) == 0);
         fake_wait_gate(&ma.fake, 1);
