@@ -94,7 +94,12 @@ static int configure(struct http_engine *e, struct http_req *r) {
                 curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
         }
         curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_2TLS);
-        curl_easy_setopt(c, CURLOPT_PIPEWAIT, 1L);
+        /* Wait for a connection still coming up only where it may
+         * multiplex (TLS: ALPN tells at the handshake). Over cleartext
+         * HTTP the connection is HTTP/1.1, but libcurl would only learn
+         * that from its first reply: a request would wait behind another
+         * one's whole reply (the attach's manifest behind its GET /v2/). */
+        curl_easy_setopt(c, CURLOPT_PIPEWAIT, strncasecmp(r->url, "https://", 8) ? 0L : 1L);
         curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, r->follow ? 1L : 0L);
         curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
         /* Never send credentials to a host a redirect points at. */
