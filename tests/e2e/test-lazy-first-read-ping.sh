@@ -24,16 +24,7 @@ start_blockd --nbd-socket "$T/nbd.sock" --control "$T/control.sock" --plain-http
         --export "ws=docker://$PROXY/fp/ws:v1"
 grep -q "^GET /v2/ - held$" "$PROXY_LOG" || fail "no ping held: $(cat "$PROXY_LOG")"
 
-cat >"$T/read.py" <<'PY'
-import sys, nbd
-cs = 262144
-h = nbd.NBD()
-h.connect_uri(sys.argv[1])
-off = int(sys.argv[3]) * cs + 4096
-assert h.pread(4096, off) == open(sys.argv[2], "rb").read()[off:off + 4096]
-h.shutdown()
-PY
-$NBD_PYTHON "$T/read.py" "$(nbd_uri ws)" "$T/disk.img" 5 || fail "the first read failed"
+$NBD_PYTHON "$HELPERS_DIR/fetchlog.py" read "$(nbd_uri ws)" "$T/disk.img" 262144 5 || fail "the first read failed"
 
 # The ping is still held: nothing answered it, yet the manifest, the
 # index and the read's range were.

@@ -30,16 +30,7 @@ start_blockd --nbd-socket "$T/nbd.sock" --control "$T/control.sock" --plain-http
         --export "ws=$REF"
 wait_for 60 grep -q " held$" "$PROXY_LOG" || fail "blockd made no lookup request: $(cat "$PROXY_LOG")"
 
-cat >"$T/read.py" <<'PY'
-import sys, nbd
-cs = 262144
-h = nbd.NBD()
-h.connect_uri(sys.argv[1])
-off = int(sys.argv[3]) * cs + 4096
-assert h.pread(4096, off) == open(sys.argv[2], "rb").read()[off:off + 4096]
-h.shutdown()
-PY
-$NBD_PYTHON "$T/read.py" "$(nbd_uri ws)" "$T/disk.img" 20 || fail "the first read failed"
+$NBD_PYTHON "$HELPERS_DIR/fetchlog.py" read "$(nbd_uri ws)" "$T/disk.img" 262144 20 || fail "the first read failed"
 
 # The lookup is still held: nothing of it answered, nothing prefetched.
 [ "$(grep -c " held$" "$PROXY_LOG")" = 1 ] || fail "the lookup went on: $(cat "$PROXY_LOG")"
